@@ -1,0 +1,3 @@
+from symcheck.cli import main
+
+main()

@@ -1,0 +1,335 @@
+"""The op catalogue: the one list of ops that the parser, shape checker, sampler and every engine
+lower from.
+
+An entry says what an op *is* (name, arity, keyword arguments, shape rule, domain, kinks). It
+says nothing about derivatives: each engine owns its own rules, written by hand, so that the
+engines stay independent witnesses of each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from symcheck.ir import Call, Const, DType, KwValue, Shape, TensorType
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class OpKind(str, Enum):
+    ELEMENTWISE = "elementwise"
+    REDUCTION = "reduction"
+    MATMUL = "matmul"
+    SHAPE = "shape"
+
+
+class ShapeError(Exception):
+    """Raised by a shape rule; `arg` is the index of the offending argument (None: the call)."""
+
+    def __init__(self, message: str, arg: int | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.arg = arg
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Param:
+    """A keyword argument. `kind` is one of: axes (int, tuple of ints or None), axis (int),
+    bool, perm (tuple of ints)."""
+
+    name: str
+    kind: str
+    default: KwValue = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where an argument must lie for the op (and its derivative) to be defined."""
+
+    arg: int
+    text: str
+    predicate: Callable[[np.ndarray], np.ndarray]
+    # Range to draw an input from when it feeds this argument directly (e.g. log(x)).
+    sample_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Kink:
+    """A point where the op is continuous (or not) but has no derivative, e.g. relu at 0."""
+
+    arg: int
+    at: float
+    text: str
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    kind: OpKind
+    arity: int
+    doc: str
+    params: tuple[Param, ...] = ()
+    infix: str | None = None
+    domain: tuple[Domain, ...] = ()
+    kinks: tuple[Kink, ...] = ()
+    # False: the op's derivative is zero wherever it exists (sign, step); gradients stop here.
+    differentiable: bool = True
+    # For ops whose domain depends on the call (pow: on its exponent).
+    domain_rule: Callable[[Call], tuple[Domain, ...]] | None = field(default=None, repr=False)
+
+    def domains(self, call: Call) -> tuple[Domain, ...]:
+        return self.domain_rule(call) if self.domain_rule is not None else self.domain
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+
+# ---------------------------------------------------------------- shape rules
+
+
+def broadcast_shapes(*shapes: Shape) -> Shape:
+    """Numpy broadcasting; raises ShapeError naming the argument that does not fit."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out: list[int] = []
+    for axis in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            if -axis <= len(s) and s[axis] != 1:
+                if size not in (1, s[axis]):
+                    raise ShapeError(
+                        f"shapes {' and '.join(_fmt(s) for s in shapes)} do not broadcast "
+                        f"(axis {axis}: {size} vs {s[axis]})",
+                        hint="numpy broadcasting aligns trailing axes; sizes must match or be 1",
+                    )
+                size = s[axis]
+        out.append(size)
+    return tuple(out)
+
+
+def _fmt(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _float(*types: TensorType) -> DType:
+    return DType.FLOAT
+
+
+def _elementwise(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    return TensorType(broadcast_shapes(*(t.shape for t in types)), _float(*types))
+
+
+def _reduction(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    axes = kwargs.get("axis")
+    keep = bool(kwargs.get("keepdims"))
+    if axes is None:
+        return TensorType(tuple(1 for _ in t.shape) if keep else (), DType.FLOAT)
+    shape = tuple(1 if i in axes else d for i, d in enumerate(t.shape) if keep or i not in axes)
+    return TensorType(shape, DType.FLOAT)
+
+
+def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    a, b = types
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(
+            "matmul needs tensors, not scalars", arg=0 if a.ndim == 0 else 1, hint="use * to scale by a scalar"
+        )
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError(
+            f"matmul supports 1-D and 2-D operands, got {_fmt(a.shape)} @ {_fmt(b.shape)}",
+            arg=0 if a.ndim > 2 else 1,
+        )
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0]
+    if inner_a != inner_b:
+        raise ShapeError(
+            f"matmul shapes {_fmt(a.shape)} @ {_fmt(b.shape)} do not align: {inner_a} != {inner_b}",
+            hint="the last axis of the left operand must equal the first axis of the right; "
+            "transpose one with .T?",
+        )
+    shape = a.shape[:-1] + b.shape[1:]
+    return TensorType(shape, DType.FLOAT)
+
+
+def _transpose(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    perm = kwargs["axes"]
+    return TensorType(tuple(t.shape[i] for i in perm), t.dtype)
+
+
+def _expand_dims(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    axis = kwargs["axis"]
+    return TensorType(t.shape[:axis] + (1,) + t.shape[axis:], t.dtype)
+
+
+# ---------------------------------------------------------------- domains
+
+
+def _positive(arg: int, text: str) -> Domain:
+    return Domain(arg, text, lambda a: a > 0, sample_range=(0.2, 3.0))
+
+
+def _pow_domain(call: Call) -> tuple[Domain, ...]:
+    exponent = call.args[1]
+    if isinstance(exponent, Const):
+        if exponent.value.denominator == 1:
+            if exponent.value < 0:
+                return (Domain(0, "a negative integer power needs base != 0", lambda a: a != 0),)
+            return ()
+        return (_positive(0, "a fractional power needs base > 0"),)
+    return (_positive(0, "x^y with a tensor exponent needs x > 0"),)
+
+
+# ---------------------------------------------------------------- the catalogue
+
+AXES = Param("axis", "axes", None, "axis or tuple of axes to reduce; None reduces all")
+KEEPDIMS = Param("keepdims", "bool", False, "keep reduced axes with size 1")
+
+
+def _unary(name: str, doc: str, **extra: object) -> OpSpec:
+    return OpSpec(name, OpKind.ELEMENTWISE, 1, doc, **extra)  # type: ignore[arg-type]
+
+
+def _binary(name: str, infix: str, doc: str, **extra: object) -> OpSpec:
+    return OpSpec(name, OpKind.ELEMENTWISE, 2, doc, infix=infix, **extra)  # type: ignore[arg-type]
+
+
+CATALOGUE: tuple[OpSpec, ...] = (
+    # arithmetic (written as operators)
+    _binary("add", "+", "a + b, broadcasting"),
+    _binary("sub", "-", "a - b, broadcasting"),
+    _binary("mul", "*", "a * b, elementwise, broadcasting"),
+    _binary("div", "/", "a / b, elementwise", domain=(Domain(1, "division needs b != 0", lambda a: a != 0),)),
+    _binary("pow", "^", "a ^ b (also a ** b), elementwise, right-associative", domain_rule=_pow_domain),
+    _unary("neg", "-a"),
+    OpSpec("matmul", OpKind.MATMUL, 2, "a @ b for 1-D and 2-D operands (numpy rules)", infix="@"),
+    # elementwise functions
+    _unary("exp", "e^x"),
+    _unary("log", "natural logarithm", domain=(_positive(0, "log needs x > 0"),)),
+    _unary("sqrt", "square root", domain=(_positive(0, "sqrt needs x > 0 (its derivative is infinite at 0)"),)),
+    _unary("sin", "sine"),
+    _unary("cos", "cosine"),
+    _unary(
+        "tan",
+        "tangent",
+        domain=(Domain(0, "tan needs cos(x) != 0", lambda a: abs(_cos(a)) > 1e-3, sample_range=(-1.2, 1.2)),),
+    ),
+    _unary("tanh", "hyperbolic tangent"),
+    _unary("sigmoid", "1 / (1 + exp(-x))"),
+    _unary("relu", "max(x, 0)", kinks=(Kink(0, 0.0, "relu is not differentiable at 0"),)),
+    _unary("abs", "|x|", kinks=(Kink(0, 0.0, "abs is not differentiable at 0"),)),
+    _unary("softplus", "log(1 + exp(x))"),
+    _unary("sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)),
+    _unary(
+        "step",
+        "1 where x > 0 else 0 (relu's derivative); derivative 0",
+        differentiable=False,
+        kinks=(Kink(0, 0.0, "step jumps at 0"),),
+    ),
+    # reductions
+    OpSpec("sum", OpKind.REDUCTION, 1, "sum over axes", params=(AXES, KEEPDIMS)),
+    OpSpec("mean", OpKind.REDUCTION, 1, "mean over axes", params=(AXES, KEEPDIMS)),
+    # shape
+    OpSpec(
+        "transpose",
+        OpKind.SHAPE,
+        1,
+        "reverse the axes (x.T), or permute them with axes=(...)",
+        params=(Param("axes", "perm", None, "permutation of the axes; default reverses them"),),
+    ),
+    OpSpec(
+        "expand_dims",
+        OpKind.SHAPE,
+        1,
+        "insert an axis of size 1 at position axis",
+        params=(Param("axis", "axis", 0, "where the new axis goes"),),
+    ),
+)
+
+
+def _cos(a: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.cos(a)
+
+
+OPS: dict[str, OpSpec] = {op.name: op for op in CATALOGUE}
+
+# Names callable as functions: everything but the operator-only entries.
+OPERATOR_ONLY = frozenset({"add", "sub", "mul", "div", "neg"})
+FUNCTIONS: dict[str, OpSpec] = {name: op for name, op in OPS.items() if name not in OPERATOR_ONLY}
+
+SHAPE_RULES: dict[OpKind, Callable[[Sequence[TensorType], dict[str, KwValue]], TensorType]] = {
+    OpKind.ELEMENTWISE: _elementwise,
+    OpKind.REDUCTION: _reduction,
+    OpKind.MATMUL: _matmul,
+}
+
+
+def infer_type(op: OpSpec, types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    if op.kind is OpKind.SHAPE:
+        return _transpose(types, kwargs) if op.name == "transpose" else _expand_dims(types, kwargs)
+    return SHAPE_RULES[op.kind](types, kwargs)
+
+
+def canonical_kwargs(
+    op: OpSpec, arg_types: Sequence[TensorType], given: dict[str, KwValue]
+) -> tuple[tuple[str, KwValue], ...]:
+    """Fill defaults and normalise: axes become sorted non-negative tuples, perms full tuples.
+
+    Raises ShapeError (with arg=None) for an out-of-range or repeated axis.
+    """
+    ndim = arg_types[0].ndim if arg_types else 0
+    out: list[tuple[str, KwValue]] = []
+    for param in op.params:
+        value = given.get(param.name, param.default)
+        if param.kind == "axes" and value is not None:
+            axes = (value,) if isinstance(value, int) else tuple(value)
+            value = tuple(sorted(_norm_axis(a, ndim, param.name) for a in axes))
+            if len(set(value)) != len(value):
+                raise ShapeError(f"repeated axis in {param.name}={given[param.name]}")
+        elif param.kind == "perm":
+            if value is None:
+                value = tuple(reversed(range(ndim)))
+            else:
+                value = tuple(_norm_axis(a, ndim, param.name) for a in value)
+                if sorted(value) != list(range(ndim)):
+                    raise ShapeError(f"axes={given[param.name]} is not a permutation of {ndim} axes")
+        elif param.kind == "axis":
+            value = _norm_axis(int(value), ndim + 1, param.name)
+        elif param.kind == "bool":
+            value = bool(value)
+        out.append((param.name, value))
+    return tuple(out)
+
+
+def _norm_axis(axis: int, ndim: int, name: str) -> int:
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"{name}={axis} is out of range for a tensor with {ndim} axes")
+    return axis % ndim
+
+
+def reduced_count(in_shape: Shape, axes: tuple[int, ...] | None) -> int:
+    """How many elements a reduction folds into each output element (the N of mean's 1/N)."""
+    n = 1
+    for i, d in enumerate(in_shape):
+        if axes is None or i in axes:
+            n *= d
+    return n
+
+
+def integer_exponent(call: Call) -> int | None:
+    """The exponent of x^n when it is an integer literal (engines may use x*x... forms)."""
+    if call.op == "pow" and isinstance(call.args[1], Const) and call.args[1].value.denominator == 1:
+        return int(call.args[1].value)
+    return None
+
+
+def const_value(node: object) -> Fraction | None:
+    return node.value if isinstance(node, Const) else None

@@ -1,0 +1,482 @@
+"""Text to IR: parse (Lark, grammar in `grammar.lark`), then `bind` names and infer types.
+
+User text is only ever data here: it is tokenised by Lark and lowered node by node. Nothing is
+evaluated, no attribute other than `.T` exists, and identifiers cannot start with an underscore,
+so dunder names are a syntax error.
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from symcheck.errors import Source, Span, SymcheckError, did_you_mean
+from symcheck.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
+from symcheck.ops import FUNCTIONS, OPS, OpSpec, ShapeError, canonical_kwargs, infer_type
+
+RESERVED = frozenset({"True", "False", "None", "true", "false", "none", "T", "inf", "nan"}) | frozenset(
+    keyword.kwlist
+)
+OUTPUT_NAME = "out"
+
+
+@dataclass(frozen=True, eq=False)
+class TupleLit(Node):
+    """`(0, 1)`: only meaningful as a keyword value (axis=(0, 1))."""
+
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Statement:
+    name: str | None
+    expr: Node
+    span: Span
+
+
+@dataclass(frozen=True)
+class ParsedProgram:
+    source: Source
+    statements: tuple[Statement, ...]
+
+    def free_names(self) -> list[str]:
+        """Names used before any statement binds them: the program's inputs, in order of use."""
+        bound: set[str] = set()
+        free: list[str] = []
+        for st in self.statements:
+            for ref in _refs(st.expr):
+                if ref.name not in bound and ref.name not in free:
+                    free.append(ref.name)
+            if st.name is not None:
+                bound.add(st.name)
+        return free
+
+
+def _refs(node: Node) -> Iterable[Ref]:
+    if isinstance(node, Ref):
+        yield node
+    elif isinstance(node, Call):
+        for a in node.args:
+            yield from _refs(a)
+        for _, v in node.kwargs:
+            if isinstance(v, Node) and not _is_keyword_literal(v):
+                yield from _refs(v)
+
+
+def _is_keyword_literal(node: Node) -> bool:
+    return isinstance(node, (Const, TupleLit)) or (
+        isinstance(node, Ref) and node.name in ("True", "False", "true", "false", "None", "none")
+    )
+
+
+# ---------------------------------------------------------------- parsing
+
+
+@cache
+def _lark() -> Lark:
+    grammar = resources.files("symcheck").joinpath("grammar.lark").read_text()
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _span(meta_or_token: object) -> Span:
+    m = meta_or_token
+    return Span(m.line, m.column, m.end_line, m.end_column)  # type: ignore[attr-defined]
+
+
+_BINARY = {"add", "sub", "mul", "div", "matmul"}
+
+
+@v_args(tree=True)
+class _Lower(Transformer):
+    """Lark tree to untyped IR nodes (names unresolved)."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+
+    def _err(self, message: str, span: Span, hint: str | None = None) -> SymcheckError:
+        return SymcheckError(message, source=self.source, span=span, hint=hint)
+
+    def number(self, tree: Tree) -> Node:
+        tok: Token = tree.children[0]
+        return Const(_SPAN_OF(tree), value=Fraction(str(tok)))
+
+    def name(self, tree: Tree) -> Node:
+        tok: Token = tree.children[0]
+        return Ref(_SPAN_OF(tree), name=str(tok))
+
+    def __default__(self, data: str, children: list, meta: object) -> object:  # pragma: no cover
+        raise AssertionError(f"unhandled grammar rule {data}")
+
+    def _binary(self, tree: Tree) -> Node:
+        a, b = tree.children
+        return Call(_SPAN_OF(tree), op=tree.data, args=(a, b))
+
+    add = sub = mul = div = matmul = _binary
+
+    def pow(self, tree: Tree) -> Node:
+        base, _op, exponent = tree.children
+        return Call(_SPAN_OF(tree), op="pow", args=(base, exponent))
+
+    def neg(self, tree: Tree) -> Node:
+        (a,) = tree.children
+        if isinstance(a, Const):
+            return Const(_SPAN_OF(tree), value=-a.value)
+        return Call(_SPAN_OF(tree), op="neg", args=(a,))
+
+    def pos(self, tree: Tree) -> Node:
+        return tree.children[0]
+
+    def attribute(self, tree: Tree) -> Node:
+        obj, attr = tree.children
+        if str(attr) != "T":
+            raise self._err(
+                f"attribute access '.{attr}' is not allowed",
+                _span(attr),
+                hint="the only attribute is .T (transpose); functions are called as f(x)",
+            )
+        return Call(_SPAN_OF(tree), op="transpose", args=(obj,))
+
+    def index(self, tree: Tree) -> Node:
+        raise self._err("indexing is not supported yet", _SPAN_OF(tree), hint="reduce with sum/mean instead")
+
+    def tuple(self, tree: Tree) -> Node:
+        return TupleLit(_SPAN_OF(tree), items=tuple(c for c in tree.children if c is not None))
+
+    def call(self, tree: Tree) -> Node:
+        fname: Token = tree.children[0]
+        arglist = tree.children[1] if len(tree.children) > 1 else None
+        args: list[Node] = []
+        kwargs: list[tuple[str, Node]] = []
+        for item in arglist.children if arglist is not None else []:
+            if isinstance(item, tuple):
+                key, value = item
+                if any(k == key for k, _ in kwargs):
+                    raise self._err(f"keyword argument '{key}' given twice", value.span)
+                kwargs.append((key, value))
+            else:
+                if kwargs:
+                    raise self._err("positional argument after a keyword argument", item.span)
+                args.append(item)
+        return _RawCall(_SPAN_OF(tree), op=str(fname), args=tuple(args), kwargs=tuple(kwargs), name_span=_span(fname))
+
+    def arglist(self, tree: Tree) -> Tree:
+        return tree
+
+    def kwarg(self, tree: Tree) -> tuple[str, Node]:
+        key, value = tree.children
+        return (str(key), value)
+
+    def assign(self, tree: Tree) -> Statement:
+        name, expr = tree.children
+        return Statement(str(name), expr, _span(name))
+
+    def bare(self, tree: Tree) -> Statement:
+        (expr,) = tree.children
+        return Statement(None, expr, _SPAN_OF(tree))
+
+    def start(self, tree: Tree) -> list[Statement]:
+        return list(tree.children)
+
+
+def _SPAN_OF(tree: Tree) -> Span:  # noqa: N802 - reads like the Lark attribute it wraps
+    return _span(tree.meta)
+
+
+@dataclass(frozen=True, eq=False)
+class _RawCall(Call):
+    """A call before binding: `op` may be unknown, kwargs are unvalidated nodes."""
+
+    name_span: Span | None = None
+
+
+_EXPECTED_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "_NEWLINE": "end of line",
+    "$END": "end of input",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "POW": "'^'",
+}
+
+
+def _describe_expected(expected: Iterable[str]) -> str:
+    words = sorted({_EXPECTED_WORDS.get(e, "") for e in expected} - {""})
+    if "a name" in words or "a number" in words:
+        words = [w for w in words if w in ("a name", "a number", "'('")] or words
+    return " or ".join(words[:4]) if words else "something else"
+
+
+def parse(text: str, source: Source | None = None) -> ParsedProgram:
+    """Parse a program (one expression or `name = expr` statements) into untyped IR."""
+    source = source or Source(text)
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedCharacters as e:
+        ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
+        hint = None
+        if ch == "_":
+            hint = "names start with a letter; names with leading underscores (dunders) are not allowed"
+        elif ch in "'\"":
+            hint = "strings are not part of the language"
+        elif ch in ":{}[]":
+            hint = "only arithmetic, function calls and x.T are allowed"
+        raise SymcheckError(
+            f"unexpected character {ch!r}", source=source, span=Span.point(e.line, e.column), hint=hint
+        ) from None
+    except UnexpectedToken as e:
+        tok = e.token
+        if tok.type == "$END":
+            line, col = _end_position(text)
+            raise SymcheckError(
+                f"unexpected end of input, expected {_describe_expected(e.expected)}",
+                source=source,
+                span=Span.point(line, col),
+            ) from None
+        shown = "end of line" if tok.type == "_NEWLINE" else repr(str(tok))
+        hint = None
+        before = text[: tok.start_pos].split()[-1:] if tok.start_pos is not None else []
+        if before and before[0] in keyword.kwlist:
+            hint = f"'{before[0]}' is Python, not part of the language: no lambdas, imports or statements"
+        elif str(tok) == "=":
+            hint = "assignments are `name = expr`, one per line or separated by ';'"
+        elif str(tok) == "(" and tok.line is not None:
+            hint = "a call is name(args); is an operator missing before '('?"
+        raise SymcheckError(
+            f"unexpected {shown}, expected {_describe_expected(e.expected)}",
+            source=source,
+            span=Span(tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + 1),
+            hint=hint,
+        ) from None
+    except UnexpectedEOF as e:  # pragma: no cover - LALR reports UnexpectedToken($END)
+        line, col = _end_position(text)
+        raise SymcheckError("unexpected end of input", source=source, span=Span.point(line, col)) from e
+    except UnexpectedInput as e:  # pragma: no cover
+        raise SymcheckError(str(e), source=source) from None
+    try:
+        statements = _Lower(source).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, SymcheckError):
+            raise e.orig_exc from None
+        raise
+    if not statements:
+        raise SymcheckError("empty program", source=source, hint="write an expression such as mean(3*(x+2)^2)")
+    return ParsedProgram(source, tuple(statements))
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.rstrip("\n").split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+# ---------------------------------------------------------------- binding and types
+
+
+def check_identifier(name: str) -> None:
+    """Names become SymPy symbols and lambdify arguments: they must be plain identifiers."""
+    if not name or not (name[0].isascii() and name[0].isalpha()) or not all(
+        c.isascii() and (c.isalnum() or c == "_") for c in name
+    ):
+        raise SymcheckError(
+            f"invalid name {name!r}",
+            hint="names start with a letter and contain only letters, digits and underscores",
+        )
+    if name in RESERVED:
+        raise SymcheckError(f"{name!r} is a reserved word and cannot name a tensor")
+    if name in OPS:
+        raise SymcheckError(f"{name!r} is the name of a function and cannot name a tensor")
+
+
+def bind(parsed: ParsedProgram, inputs: Mapping[str, TensorType]) -> Program:
+    """Resolve names, validate calls and keyword arguments, and infer every node's type."""
+    for name in inputs:
+        check_identifier(name)
+    binder = _Binder(parsed.source, dict(inputs))
+    steps: list[Step] = []
+    for i, st in enumerate(parsed.statements):
+        expr = binder.node(st.expr)
+        is_last = i == len(parsed.statements) - 1
+        name = st.name if st.name is not None else OUTPUT_NAME
+        if st.name is None and not is_last:
+            raise SymcheckError(
+                "only the last line may be a bare expression",
+                source=parsed.source,
+                span=st.span,
+                hint="give this step a name: `name = ...`",
+            )
+        if st.name is not None:
+            binder.check_target(st.name, st.span)
+        step_id = binder.bind_name(name)
+        assert expr.type is not None
+        binder.scope[name] = (step_id, expr.type)
+        steps.append(Step(step_id, name, expr, st.span))
+    return Program(parsed.source, {n: InputDecl(n, t) for n, t in inputs.items()}, tuple(steps))
+
+
+class _Binder:
+    def __init__(self, source: Source, inputs: dict[str, TensorType]) -> None:
+        self.source = source
+        self.inputs = inputs
+        self.scope: dict[str, tuple[str, TensorType]] = {n: (n, t) for n, t in inputs.items()}
+        self.counts: dict[str, int] = {}
+
+    def err(self, message: str, span: Span, hint: str | None = None) -> SymcheckError:
+        return SymcheckError(message, source=self.source, span=span, hint=hint)
+
+    def check_target(self, name: str, span: Span) -> None:
+        if name in self.inputs:
+            raise self.err(f"'{name}' is an input and cannot be reassigned", span, hint="name the step differently")
+        try:
+            check_identifier(name)
+        except SymcheckError as e:
+            raise self.err(e.message, span, e.hint) from None
+
+    def bind_name(self, name: str) -> str:
+        n = self.counts.get(name, 0) + 1
+        self.counts[name] = n
+        return name if n == 1 else f"{name}#{n}"
+
+    def node(self, node: Node) -> Node:
+        if isinstance(node, Const):
+            return replace(node, type=TensorType(()))
+        if isinstance(node, Ref):
+            return self.ref(node)
+        if isinstance(node, TupleLit):
+            raise self.err("a tuple is only allowed as a keyword value, e.g. axis=(0, 1)", node.span)
+        assert isinstance(node, Call)
+        return self.call(node)
+
+    def ref(self, node: Ref) -> Node:
+        if node.name in self.scope:
+            target, t = self.scope[node.name]
+            return replace(node, target=target, type=t)
+        if node.name in FUNCTIONS:
+            raise self.err(f"'{node.name}' is a function; call it as {node.name}(...)", node.span)
+        known = list(self.scope)
+        hint = did_you_mean(node.name, known)
+        if hint is None:
+            hint = "declare it under inputs:, or bind it with `name = ...` before this line"
+        raise self.err(f"unknown name '{node.name}'", node.span, hint)
+
+    def call(self, node: Call) -> Node:
+        name_span = node.name_span if isinstance(node, _RawCall) and node.name_span else node.span
+        op = OPS.get(node.op)
+        if op is None or (isinstance(node, _RawCall) and node.op not in FUNCTIONS):
+            hint = did_you_mean(node.op, FUNCTIONS)
+            if hint is None:
+                hint = "see `symcheck ops` for the list of functions"
+            if node.op in self.scope:
+                hint = f"'{node.op}' is a tensor, not a function; use * to multiply: {node.op}*(...)"
+            raise self.err(f"unknown function '{node.op}'", name_span, hint)
+        if len(node.args) != op.arity:
+            plural = "s" if op.arity != 1 else ""
+            raise self.err(f"{op.name} takes {op.arity} argument{plural}, got {len(node.args)}", node.span)
+        args = tuple(self.node(a) for a in node.args)
+        given: dict[str, KwValue] = {}
+        for key, value in node.kwargs:
+            param = op.param(key)
+            if param is None:
+                names = [p.name for p in op.params]
+                hint = did_you_mean(key, names) or (
+                    f"{op.name} takes {', '.join(names)}" if names else f"{op.name} takes no keyword arguments"
+                )
+                raise self.err(f"{op.name} has no keyword argument '{key}'", value.span, hint)
+            given[key] = self.kwvalue(param.kind, key, value)
+        types = [a.type for a in args]
+        assert all(t is not None for t in types)
+        try:
+            kwargs = canonical_kwargs(op, types, given)  # type: ignore[arg-type]
+            result = infer_type(op, types, dict(kwargs))  # type: ignore[arg-type]
+        except ShapeError as e:
+            span = args[e.arg].span if e.arg is not None else node.span
+            raise self.err(e.args[0], span, e.hint) from None
+        return Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
+
+    def kwvalue(self, kind: str, key: str, node: Node) -> KwValue:
+        if kind == "bool":
+            if isinstance(node, Ref) and node.name in ("True", "true", "False", "false"):
+                return node.name in ("True", "true")
+            raise self.err(f"{key} must be True or False", node.span)
+        if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
+            return None
+        if kind in ("axes", "perm") and isinstance(node, TupleLit):
+            return tuple(self.integer(key, item) for item in node.items)
+        if kind == "perm":
+            raise self.err(f"{key} must be a tuple of axes, e.g. {key}=(1, 0)", node.span)
+        return self.integer(key, node)
+
+    def integer(self, key: str, node: Node) -> int:
+        if isinstance(node, Const) and node.value.denominator == 1:
+            return int(node.value)
+        raise self.err(f"{key} must be an integer literal (or a tuple of them)", node.span)
+
+
+# ---------------------------------------------------------------- printing IR back as source
+
+_PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "^"}
+
+
+def to_source(node: Node) -> str:
+    """Print an IR expression in the language (round-trips through `parse`)."""
+    return _print(node, 0)
+
+
+def _print(node: Node, parent: int) -> str:
+    if isinstance(node, Const):
+        text = format_fraction(node.value)
+        return f"({text})" if (node.value < 0 or "/" in text) and parent >= 2 else text
+    if isinstance(node, Ref):
+        return node.name
+    assert isinstance(node, Call)
+    if node.op in _INFIX:
+        prec = _PRECEDENCE[node.op]
+        a, b = node.args
+        if node.op == "pow":
+            text = f"{_print(a, prec + 1)}^{_print(b, prec)}"
+        else:
+            text = f"{_print(a, prec)} {_INFIX[node.op]} {_print(b, prec + 1)}"
+        return f"({text})" if prec < parent or (prec == parent and parent == 4) else text
+    if node.op == "neg":
+        text = f"-{_print(node.args[0], 3)}"
+        return f"({text})" if parent >= 3 else text
+    if node.op == "transpose" and node.kw("axes") == tuple(reversed(range(len(node.args[0].shape)))):
+        return f"{_print(node.args[0], 5)}.T"
+    args = [_print(a, 0) for a in node.args]
+    op = OPS[node.op]
+    for key, value in node.kwargs:
+        param = op.param(key)
+        if param is not None and value != param.default:
+            args.append(f"{key}={_kw_text(value)}")
+    return f"{node.op}({', '.join(args)})"
+
+
+def _kw_text(value: KwValue) -> str:
+    if isinstance(value, tuple):
+        return str(value[0]) if len(value) == 1 else "(" + ", ".join(str(v) for v in value) + ")"
+    return str(value)
+
+
+def format_fraction(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{value.numerator}/{value.denominator}"
+
+
+def op_spec(name: str) -> OpSpec:
+    return OPS[name]
