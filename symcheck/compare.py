@@ -1,0 +1,182 @@
+"""Comparison of engine results: tolerances, mismatch statistics, NaN/inf handling.
+
+Apart from the engines on purpose: it sees only arrays. The default tolerances follow
+`torch.testing.assert_close` per dtype; finite differences get their own row, scaled by the
+size of the reference gradient because their error is absolute, not per element.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from symcheck.engine import EngineResult
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float
+    atol: float
+    # True: atol is multiplied by max(1, max |reference|) (finite differences' error is absolute).
+    scaled: bool = False
+
+    def describe(self) -> str:
+        scale = " x max(1, |ref|)" if self.scaled else ""
+        return f"rtol {self.rtol:g}, atol {self.atol:g}{scale}"
+
+
+# Keyed by the dtype an engine computed in; torch.testing.assert_close's defaults.
+DTYPE_TOLERANCES: dict[str, Tolerance] = {
+    "float64": Tolerance(rtol=1e-7, atol=1e-7),
+    "float32": Tolerance(rtol=1.3e-6, atol=1e-5),
+    "float16": Tolerance(rtol=1e-3, atol=1e-5),
+    "bfloat16": Tolerance(rtol=1.6e-2, atol=1e-5),
+}
+# Engines whose error is not the dtype's rounding: finite differences (step-size truncation).
+ENGINE_TOLERANCES: dict[str, Tolerance] = {
+    "numeric": Tolerance(rtol=1e-6, atol=1e-7, scaled=True),
+}
+
+
+def default_tolerance(engine: str, dtype: str) -> Tolerance:
+    if engine in ENGINE_TOLERANCES:
+        return ENGINE_TOLERANCES[engine]
+    return DTYPE_TOLERANCES.get(dtype, DTYPE_TOLERANCES["float64"])
+
+
+def resolve_tolerance(engine: str, dtype: str, overrides: Mapping[str, object] | None) -> Tolerance:
+    """The default for (engine, dtype), with a case's overrides: global rtol/atol, then per engine."""
+    tol = default_tolerance(engine, dtype)
+    if not overrides:
+        return tol
+    for source in (overrides, overrides.get(engine) or {}):
+        if isinstance(source, Mapping):
+            if source.get("rtol") is not None:
+                tol = replace(tol, rtol=float(source["rtol"]))  # type: ignore[arg-type]
+            if source.get("atol") is not None:
+                tol = replace(tol, atol=float(source["atol"]))  # type: ignore[arg-type]
+    return tol
+
+
+@dataclass
+class ArrayComparison:
+    """One quantity (the value, or d out/d x) of one engine against the reference."""
+
+    what: str
+    ok: bool
+    total: int
+    mismatched: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    worst_index: tuple[int, ...] = ()
+    actual: float = 0.0
+    expected: float = 0.0
+    nonfinite: str | None = None  # "NaN at index (0, 1)": never a pass
+    allowed_abs: float = 0.0
+    tolerance: Tolerance | None = None
+
+    def summary(self) -> str:
+        if self.nonfinite:
+            return self.nonfinite
+        if self.ok:
+            return f"ok (max abs {self.max_abs:.2g}, max rel {self.max_rel:.2g})"
+        pct = 100.0 * self.mismatched / max(self.total, 1)
+        return (
+            f"Mismatched elements: {self.mismatched} / {self.total} ({pct:.1f}%); greatest absolute "
+            f"difference {self.max_abs:.6g} at index {_index(self.worst_index)} (up to {self.allowed_abs:.3g} "
+            f"allowed); greatest relative difference {self.max_rel:.6g}"
+        )
+
+
+def _index(index: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(i) for i in index) + ("," if len(index) == 1 else "") + ")"
+
+
+def compare_arrays(what: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> ArrayComparison:
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        return ArrayComparison(
+            what, False, int(expected.size), nonfinite=f"shape {actual.shape} != expected shape {expected.shape}"
+        )
+    total = int(expected.size)
+    for name, array in (("expected", expected), ("actual", actual)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            kind = "NaN" if np.isnan(array[index]) else "inf"
+            whose = "the reference" if name == "expected" else "this engine"
+            return ArrayComparison(
+                what,
+                False,
+                total,
+                mismatched=int(bad.sum()),
+                worst_index=index,
+                actual=float(actual[index]),
+                expected=float(expected[index]),
+                nonfinite=f"{kind} from {whose} at index {_index(index)} ({int(bad.sum())} of {total} elements"
+                " not finite)",
+                tolerance=tol,
+            )
+    atol = tol.atol * (max(1.0, float(np.max(np.abs(expected)))) if tol.scaled and total else 1.0)
+    diff = np.abs(actual - expected)
+    allowed = atol + tol.rtol * np.abs(expected)
+    bad = diff > allowed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(expected != 0, diff / np.abs(expected), np.where(diff == 0, 0.0, np.inf))
+    if total == 0:
+        return ArrayComparison(what, True, 0, tolerance=tol)
+    worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff - allowed)), diff.shape))
+    return ArrayComparison(
+        what,
+        ok=not bool(bad.any()),
+        total=total,
+        mismatched=int(bad.sum()),
+        max_abs=float(diff.max()),
+        max_rel=float(rel.max()),
+        worst_index=worst,
+        actual=float(actual[worst]),
+        expected=float(expected[worst]),
+        allowed_abs=float(allowed[worst]),
+        tolerance=tol,
+    )
+
+
+@dataclass
+class EngineComparison:
+    engine: str
+    reference: str
+    checks: list[ArrayComparison] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # the engine's own inconsistencies
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and not self.failures
+
+    def worst(self) -> ArrayComparison | None:
+        bad = [c for c in self.checks if not c.ok]
+        if bad:
+            return bad[0]
+        return max(self.checks, key=lambda c: c.max_rel, default=None)
+
+
+def compare_results(
+    result: EngineResult, reference: EngineResult, tol: Tolerance, output_name: str = "out"
+) -> EngineComparison:
+    """Value and every gradient of `result` against `reference` (or directional derivatives)."""
+    comparison = EngineComparison(result.engine, reference.engine, failures=list(result.failures))
+    comparison.checks.append(compare_arrays("value", result.value, reference.value, tol))
+    for name, grad in result.grads.items():
+        if name in reference.grads:
+            comparison.checks.append(compare_arrays(f"d{output_name}/d{name}", grad, reference.grads[name], tol))
+    if result.directional and reference.grads:
+        ours = np.array([d.derivative for d in result.directional])
+        theirs = np.array(
+            [sum(float(np.sum(reference.grads[n] * v)) for n, v in d.direction.items()) for d in result.directional]
+        )
+        comparison.checks.append(
+            compare_arrays(f"d{output_name} along {len(ours)} random directions", ours, theirs, tol)
+        )
+    return comparison

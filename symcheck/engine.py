@@ -1,0 +1,88 @@
+"""The interface every engine implements, and the registry of built-in engines.
+
+An engine takes the typed IR plus concrete inputs and returns the output value and the gradient
+of the (scalar) output with respect to the requested inputs. Engines are loaded lazily by name so
+that `symcheck --help` never imports torch or sympy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from symcheck.ir import Program
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot run here (a missing package, no CUDA device); the message says why."""
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    dtype: str = "float64"  # torch: float64 | float32 | float16 | bfloat16
+    device: str = "cpu"  # torch: cpu | cuda | cuda:N
+    expansion_budget: int = 256  # symbolic: most input elements to expand into SymPy symbols
+    fd_full_limit: int = 2048  # numeric: up to this many elements, difference every element
+    fd_directions: int = 8  # numeric: random directions above fd_full_limit
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Directional:
+    """A directional derivative: d/dε f(x + ε·v) at ε = 0, for one random direction v."""
+
+    direction: Mapping[str, np.ndarray]
+    derivative: float
+
+
+@dataclass
+class EngineResult:
+    engine: str
+    value: np.ndarray  # the output, as float64
+    grads: dict[str, np.ndarray]  # d out / d input, float64, one array per wrt input
+    directional: list[Directional] = field(default_factory=list)  # numeric engine on large inputs
+    closed_forms: dict[str, str] = field(default_factory=dict)  # symbolic: gradients in the language
+    exact_value: str | None = None  # symbolic: the value as an exact number, when it is one
+    notes: list[str] = field(default_factory=list)  # e.g. "expansion skipped: 10^6 elements > budget"
+    failures: list[str] = field(default_factory=list)  # the engine found itself inconsistent
+    dtype: str = "float64"  # the precision the engine computed in (picks the tolerance)
+    seconds: float = 0.0
+
+
+class Engine(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        """Evaluate `program` at `inputs`; gradients of the scalar output w.r.t. `wrt`."""
+
+
+BUILTIN_ENGINES: dict[str, str] = {
+    "symbolic": "symcheck.symbolic:SymbolicEngine",
+    "autograd": "symcheck.autograd.engine:AutogradEngine",
+    "torch": "symcheck.torch_engine:TorchEngine",
+    "numeric": "symcheck.numeric:NumericEngine",
+}
+DEFAULT_ENGINES: tuple[str, ...] = tuple(BUILTIN_ENGINES)
+
+
+def load_engine(name: str) -> Engine:
+    module_name, _, class_name = BUILTIN_ENGINES[name].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise EngineUnavailable(f"{name} engine needs a package that is not installed: {e.name}") from e
+    return getattr(module, class_name)()

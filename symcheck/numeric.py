@@ -1,0 +1,308 @@
+"""The engine-free witness: central finite differences on a plain numpy forward evaluator.
+
+This module knows how to *evaluate* every op and nothing about derivatives, so it cannot share a
+mistake with the engines that differentiate symbolically or by hand. Its forward evaluator is also
+what the sampler uses to watch op domains and kinks (through `on_call`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from symcheck.engine import Directional, Engine, EngineOptions, EngineResult
+from symcheck.errors import SymcheckError
+from symcheck.ir import Call, Const, DType, KwValue, Node, Program, Ref
+
+OnCall = Callable[[Call, list[np.ndarray], np.ndarray], None]
+Forward = Callable[[list[np.ndarray], Mapping[str, KwValue]], np.ndarray]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a non-positive number never overflows, whichever side of 0 x is on.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+# One entry per catalogue op: args in order, canonical kwargs (see symcheck.ops.canonical_kwargs).
+FORWARD: dict[str, Forward] = {
+    "add": lambda a, kw: np.add(a[0], a[1]),
+    "sub": lambda a, kw: np.subtract(a[0], a[1]),
+    "mul": lambda a, kw: np.multiply(a[0], a[1]),
+    "div": lambda a, kw: np.divide(a[0], a[1]),
+    "pow": lambda a, kw: np.power(a[0], a[1]),
+    "neg": lambda a, kw: np.negative(a[0]),
+    "matmul": lambda a, kw: np.matmul(a[0], a[1]),
+    "exp": lambda a, kw: np.exp(a[0]),
+    "log": lambda a, kw: np.log(a[0]),
+    "sqrt": lambda a, kw: np.sqrt(a[0]),
+    "sin": lambda a, kw: np.sin(a[0]),
+    "cos": lambda a, kw: np.cos(a[0]),
+    "tan": lambda a, kw: np.tan(a[0]),
+    "tanh": lambda a, kw: np.tanh(a[0]),
+    "sigmoid": lambda a, kw: _sigmoid(a[0]),
+    "relu": lambda a, kw: np.maximum(a[0], 0),
+    "abs": lambda a, kw: np.abs(a[0]),
+    "softplus": lambda a, kw: _softplus(a[0]),
+    "sign": lambda a, kw: np.sign(a[0]),
+    "step": lambda a, kw: (a[0] > 0).astype(a[0].dtype),
+    "sum": lambda a, kw: np.sum(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "mean": lambda a, kw: np.mean(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
+    "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
+}
+
+# Ops that move elements without computing on them keep integer arrays integer.
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims"})
+
+
+def forward(
+    program: Program,
+    inputs: Mapping[str, np.ndarray],
+    on_call: OnCall | None = None,
+    dtype: type[np.floating] | np.dtype = np.float64,
+) -> dict[str, np.ndarray]:
+    """Evaluate every step. Returns values keyed by step id, plus the inputs keyed by name.
+
+    Float inputs are computed in `dtype`; integer inputs stay int64 until an op computes on them.
+    Values outside an op's domain come out as NaN or inf, silently: callers decide what that means.
+    """
+    dt = np.dtype(dtype)
+    env: dict[str, np.ndarray] = {}
+    for name, decl in program.inputs.items():
+        target = dt if decl.type.dtype is DType.FLOAT else np.int64
+        env[name] = np.asarray(inputs[name], dtype=target)
+    evaluator = _Evaluator(env, dt, on_call)
+    with np.errstate(all="ignore"):
+        for step in program.steps:
+            env[step.id] = evaluator.node(step.expr)
+    return env
+
+
+@dataclass
+class _Evaluator:
+    env: dict[str, np.ndarray]
+    dtype: np.dtype
+    on_call: OnCall | None
+
+    def node(self, node: Node) -> np.ndarray:
+        if isinstance(node, Const):
+            return np.asarray(float(node.value), dtype=self.dtype)
+        if isinstance(node, Ref):
+            return self.env[node.target]
+        assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
+        args = [self.node(a) for a in node.args]
+        if node.op not in _KEEPS_DTYPE:
+            args = [a if np.issubdtype(a.dtype, np.floating) else a.astype(self.dtype) for a in args]
+        result = np.asarray(FORWARD[node.op](args, node.kwdict))
+        if result.dtype != self.dtype and np.issubdtype(result.dtype, np.floating):
+            result = result.astype(self.dtype)
+        if self.on_call is not None:
+            self.on_call(node, args, result)
+        return result
+
+
+# ---------------------------------------------------------------- the engine
+
+_EPS = float(np.finfo(np.float64).eps)
+_H_SCALE = _EPS ** (1 / 3)  # balances O(h^2) truncation against O(eps/h) rounding
+_HALVINGS = 50  # how far to shrink a step that leaves the domain before giving up
+_BACKOFF = 64.0  # then step this much further inside than the largest step that stayed in
+_RETRIES = 2
+_MAX_ELEMENT_NOTES = 5
+
+
+def _richardson(d_h: float, d_h2: float, h: float, h2: float) -> float:
+    """Cancel the h^2 term of two central differences taken with steps h and h2 (about h/2)."""
+    r2 = (h / h2) ** 2
+    return (r2 * d_h2 - d_h) / (r2 - 1)
+
+
+def _derivative(g: Callable[[float], float], h: float, exact: Callable[[float], float]) -> float | None:
+    """d/dt g(t) at t = 0 by Richardson-extrapolated central differences; None if g is not finite.
+
+    `exact(h)` turns a step into one that the perturbed point represents exactly.
+    """
+
+    def attempt(h: float) -> float | None:
+        h1, h2 = exact(h), exact(h / 2)
+        if not (h1 > 0 and h2 > 0 and h1 != h2):
+            return None
+        f = [g(h1), g(-h1), g(h2), g(-h2)]
+        if not all(np.isfinite(f)):
+            return None
+        return _richardson((f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2), h1, h2)
+
+    d = attempt(h)
+    if d is not None:
+        return d
+    # The step crossed a domain edge (log near 0, say). Find roughly how far away the edge is and
+    # difference well inside it: the extrapolated error grows like (h / distance)^4.
+    for _ in range(_HALVINGS):
+        h /= 2
+        h1 = exact(h)
+        if h1 <= 0:
+            return None
+        if np.isfinite(g(h1)) and np.isfinite(g(-h1)):
+            break
+    else:
+        return None
+    for _ in range(_RETRIES):
+        h /= _BACKOFF
+        d = attempt(h)
+        if d is not None:
+            return d
+    return None
+
+
+def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], float]) -> float | None:
+    """d f / d flat[i], perturbing `flat` (a view into the evaluation point) in place."""
+    xi = float(flat[i])
+
+    def g(t: float) -> float:
+        flat[i] = xi + t
+        try:
+            return f()
+        finally:
+            flat[i] = xi
+
+    return _derivative(g, _H_SCALE * max(1.0, abs(xi)), lambda h: (xi + h) - xi)
+
+
+def _count(n: int) -> str:
+    k = len(str(n)) - 1
+    return f"10^{k}" if n >= 1000 and n == 10**k else str(n)
+
+
+class NumericEngine(Engine):
+    name = "numeric"
+    description = "central finite differences (Richardson-extrapolated) on a numpy forward pass"
+
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        start = time.perf_counter()
+        for name in wrt:
+            if name not in program.inputs:
+                raise SymcheckError(f"cannot differentiate with respect to {name!r}: it is not an input")
+        point: dict[str, np.ndarray] = {}
+        for name, decl in program.inputs.items():
+            target = np.float64 if decl.type.dtype is DType.FLOAT else np.int64
+            point[name] = np.array(inputs[name], dtype=target)  # a copy: perturbed in place below
+        out_id = program.output.id
+        value = forward(program, point)[out_id].astype(np.float64)
+
+        def f() -> float:
+            # The output is meant to be a scalar; for a tensor output this differentiates its sum.
+            return float(np.sum(forward(program, point)[out_id]))
+
+        floats = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
+        notes: list[str] = []
+        if not np.all(np.isfinite(value)):
+            notes.append("the value is not finite at this point")
+        grads: dict[str, np.ndarray] = {}
+        directional: list[Directional] = []
+        total = sum(point[n].size for n in floats)
+        if total <= options.fd_full_limit:
+            grads = self._full(point, floats, f, notes)
+            for name in wrt:
+                if name not in grads:
+                    grads[name] = np.zeros(point[name].shape, dtype=np.float64)
+                    notes.append(f"{name} is not a float input; its gradient is reported as 0")
+        else:
+            directional = self._directional(point, floats, f, options, notes)
+            notes.insert(
+                0,
+                f"finite differences in {options.fd_directions} random directions "
+                f"({_count(total)} elements > {options.fd_full_limit})",
+            )
+        return EngineResult(
+            engine=self.name,
+            value=value,
+            grads=grads,
+            directional=directional,
+            notes=notes,
+            dtype="float64",
+            seconds=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    def _full(
+        point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], float], notes: list[str]
+    ) -> dict[str, np.ndarray]:
+        grads: dict[str, np.ndarray] = {}
+        failed: list[str] = []
+        for name in names:
+            x = point[name]
+            flat = x.reshape(-1)  # a view: writing it perturbs the point
+            grad = np.empty(x.size, dtype=np.float64)
+            for i in range(x.size):
+                d = _element_derivative(flat, i, f)
+                if d is None:
+                    grad[i] = np.nan
+                    index = ", ".join(str(int(j)) for j in np.unravel_index(i, x.shape))
+                    failed.append(f"{name}[{index}]" if x.ndim else name)
+                else:
+                    grad[i] = d
+            grads[name] = grad.reshape(x.shape)
+        if failed:
+            shown = ", ".join(failed[:_MAX_ELEMENT_NOTES])
+            more = f" and {len(failed) - _MAX_ELEMENT_NOTES} more" if len(failed) > _MAX_ELEMENT_NOTES else ""
+            notes.append(
+                f"the output is not finite on both sides of {shown}{more} at any step size tried; "
+                "gradient set to NaN there"
+            )
+        return grads
+
+    @staticmethod
+    def _directional(
+        point: dict[str, np.ndarray],
+        names: Sequence[str],
+        f: Callable[[], float],
+        options: EngineOptions,
+        notes: list[str],
+    ) -> list[Directional]:
+        rng = np.random.default_rng(options.seed)
+        base = {n: point[n].copy() for n in names}
+        flat_x = np.concatenate([base[n].reshape(-1) for n in names])
+        total = flat_x.size
+        # Scale the step so that each element moves about as far as in the element-by-element mode
+        # (a unit vector's entries are ~1/sqrt(n)); otherwise rounding swamps the difference.
+        rms_x = float(np.sqrt(np.mean(flat_x**2))) if total else 0.0
+        h = _H_SCALE * max(1.0, rms_x) * np.sqrt(total)
+        result: list[Directional] = []
+        for k in range(options.fd_directions):
+            v = rng.standard_normal(total)
+            v /= np.linalg.norm(v)
+            parts = np.split(v, np.cumsum([base[n].size for n in names])[:-1])
+            direction = {n: p.reshape(base[n].shape) for n, p in zip(names, parts, strict=True)}
+
+            def g(t: float, direction: dict[str, np.ndarray] = direction) -> float:
+                for n in names:
+                    np.add(base[n], t * direction[n], out=point[n])
+                try:
+                    return f()
+                finally:
+                    for n in names:
+                        point[n][...] = base[n]
+
+            d = _derivative(g, h, lambda t: t)
+            if d is None:
+                notes.append(
+                    f"direction {k}: the output is not finite on both sides of the point "
+                    "at any step size tried; derivative set to NaN"
+                )
+                d = float("nan")
+            result.append(Directional(direction=direction, derivative=d))
+        return result

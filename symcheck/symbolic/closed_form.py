@@ -1,0 +1,400 @@
+"""Closed-form gradients: reverse-mode differentiation of the IR into an expression.
+
+A `SymTensor` is an elementwise SymPy expression over *atoms*, each atom a tensor: an input, or a
+non-elementwise op (sum, mean, matmul, transpose, expand_dims) applied to other SymTensors. The
+elementwise parts are derived by SymPy on a generic element (one symbol per atom), so the cost
+depends on the expression, never on the tensor sizes: mean(3*(x+2)^2) at any shape is one
+`sympy.diff` of 3*(x + 2)**2 and the factor 1/N of mean.
+
+The tensor-level rules (what each atom's op does to an incoming gradient) are written by hand in
+`_vjp`; the chain rule through elementwise regions is `_through_elementwise`, written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from symcheck.ir import Call, Const, Program, Ref, Shape
+from symcheck.ops import OPS, OpKind, reduced_count
+from symcheck.symbolic.functions import NUMPY_IMPLEMENTATIONS, relu, sigmoid, softplus, step
+
+# The forward meaning of each elementwise op on SymPy expressions.
+ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**b,
+    "neg": lambda a: -a,
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tan": sympy.tan,
+    "tanh": sympy.tanh,
+    "sigmoid": sigmoid,
+    "relu": relu,
+    "abs": sympy.Abs,
+    "softplus": softplus,
+    "sign": sympy.sign,
+    "step": step,
+}
+
+
+@dataclass(frozen=True)
+class SymTensor:
+    """A tensor of `shape` whose every element is `expr`, with atoms broadcast to `shape`."""
+
+    expr: sympy.Expr
+    shape: Shape
+
+    @property
+    def key(self) -> tuple[sympy.Expr, Shape]:
+        return (self.expr, self.shape)
+
+
+@dataclass(frozen=True)
+class Atom:
+    symbol: sympy.Symbol
+    shape: Shape
+    op: str  # "input", or a non-elementwise op of the catalogue
+    args: tuple[SymTensor, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    name: str = ""  # inputs: the input's name
+
+    def kw(self, key: str) -> Any:
+        return dict(self.kwargs)[key]
+
+
+def _numpy_op(atom: Atom, args: Sequence[Any]) -> Any:
+    """An atom's op on concrete arrays (float or sympy object arrays)."""
+    if atom.op in ("sum", "mean"):
+        axes = atom.kw("axis")
+        total = np.sum(args[0], axis=axes, keepdims=atom.kw("keepdims"))
+        if atom.op == "sum":
+            return total
+        n = reduced_count(np.shape(args[0]), axes)
+        return total * (sympy.Rational(1, n) if np.asarray(args[0]).dtype == object else 1.0 / n)
+    if atom.op == "matmul":
+        return np.matmul(args[0], args[1]) if np.ndim(args[0]) and np.ndim(args[1]) else args[0] * args[1]
+    if atom.op == "transpose":
+        return np.transpose(args[0], atom.kw("axes"))
+    if atom.op == "expand_dims":
+        return np.expand_dims(args[0], atom.kw("axis"))
+    raise AssertionError(f"no numpy op for atom {atom.op}")
+
+
+@dataclass
+class Graph:
+    """The atoms of one program, in creation order (a topological order: args come first)."""
+
+    atoms: dict[sympy.Symbol, Atom] = field(default_factory=dict)
+    _by_key: dict[tuple, sympy.Symbol] = field(default_factory=dict)
+    _lambdified: dict[tuple, Callable[..., Any]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ building
+
+    def input(self, name: str, shape: Shape) -> SymTensor:
+        key = ("input", name)
+        if key not in self._by_key:
+            symbol = sympy.Symbol(name, real=True)
+            self._register(key, Atom(symbol, shape, "input", name=name))
+        return SymTensor(self._by_key[key], shape)
+
+    def atom(self, op: str, args: tuple[SymTensor, ...], shape: Shape, **kwargs: Any) -> SymTensor:
+        kw = tuple(sorted(kwargs.items()))
+        key = (op, tuple(a.key for a in args), kw)
+        if key not in self._by_key:
+            symbol = sympy.Symbol(f"_a{len(self.atoms)}", real=True)
+            self._register(key, Atom(symbol, shape, op, args, kw))
+        return SymTensor(self._by_key[key], shape)
+
+    def _register(self, key: tuple, atom: Atom) -> None:
+        self._by_key[key] = atom.symbol
+        self.atoms[atom.symbol] = atom
+
+    def atoms_of(self, t: SymTensor) -> list[Atom]:
+        return [self.atoms[s] for s in sorted(t.expr.free_symbols, key=lambda s: s.name) if s in self.atoms]
+
+    def lower(self, program: Program, env: Mapping[str, SymTensor] | None = None) -> dict[str, SymTensor]:
+        """Every input and step of `program` as a SymTensor over input atoms (steps inlined).
+
+        `env` may give some inputs a meaning already (a formula naming a program's steps).
+        """
+        env = dict(env or {})
+        for name, decl in program.inputs.items():
+            if name not in env:
+                env[name] = self.input(name, decl.type.shape)
+        for step_ in program.steps:
+            env[step_.id] = self.lower_node(step_.expr, env)
+        return env
+
+    def lower_node(self, node: object, env: Mapping[str, SymTensor]) -> SymTensor:
+        if isinstance(node, Const):
+            return SymTensor(sympy.Rational(node.value.numerator, node.value.denominator), ())
+        if isinstance(node, Ref):
+            return env[node.target]
+        assert isinstance(node, Call)
+        args = [self.lower_node(a, env) for a in node.args]
+        shape = node.shape
+        op = OPS[node.op]
+        if op.kind is OpKind.ELEMENTWISE:
+            return SymTensor(ELEMENTWISE[node.op](*(a.expr for a in args)), shape)
+        if node.op in ("sum", "mean"):
+            return self.reduce(node.op, args[0], node.kw("axis"), node.kw("keepdims"))
+        if node.op == "matmul":
+            return self.matmul(args[0], args[1])
+        if node.op == "transpose":
+            return self.transpose(args[0], node.kw("axes"))
+        if node.op == "expand_dims":
+            return self.expand_dims(args[0], node.kw("axis"))
+        raise AssertionError(f"symbolic engine has no rule for {node.op}")
+
+    # ------------------------------------------------------------ tensor ops, simplified on the way
+
+    def _constant_along(self, t: SymTensor, axes: Sequence[int]) -> bool:
+        """True when every atom of t is broadcast (absent or size 1) along `axes`."""
+        nd = len(t.shape)
+        for a in self.atoms_of(t):
+            offset = nd - len(a.shape)
+            if any(ax >= offset and a.shape[ax - offset] != 1 for ax in axes):
+                return False
+        return True
+
+    def reduce(self, op: str, t: SymTensor, axes: tuple[int, ...] | None, keepdims: bool) -> SymTensor:
+        all_axes = tuple(range(len(t.shape))) if axes is None else axes
+        out_shape = tuple(
+            1 if i in all_axes else d for i, d in enumerate(t.shape) if keepdims or i not in all_axes
+        )
+        n = reduced_count(t.shape, axes)
+        # Reducing what is constant along the axes is a multiplication, if the remaining atoms
+        # still line up with the result (they do when the reduced axes are leading or kept).
+        if self._constant_along(t, all_axes):
+            scale = n if op == "sum" else 1
+            if self._fits(t, out_shape):
+                return SymTensor(t.expr * scale, out_shape)
+            squeezed = self._squeeze(t, all_axes)
+            if squeezed is not None and self._fits(squeezed, out_shape):
+                return SymTensor(squeezed.expr * scale, out_shape)
+        return self.atom(op, (t,), out_shape, axis=axes, keepdims=keepdims)
+
+    def _squeeze(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor | None:
+        """Drop size-1 axes from each atom: sum(x, axis=1, keepdims=True) becomes sum(x, axis=1)."""
+        replacements = {}
+        for a in self.atoms_of(t):
+            if len(a.shape) != len(t.shape):
+                return None
+            if a.op in ("sum", "mean") and a.kw("keepdims") and set(axes) <= set(a.kw("axis") or ()):
+                replacements[a.symbol] = self.reduce(a.op, a.args[0], a.kw("axis"), False).expr
+            elif a.shape != ():
+                return None
+        shape = tuple(d for i, d in enumerate(t.shape) if i not in axes)
+        return SymTensor(t.expr.xreplace(replacements), shape)
+
+    def _fits(self, t: SymTensor, shape: Shape) -> bool:
+        try:
+            for a in self.atoms_of(t):
+                if np.broadcast_shapes(a.shape, shape) != shape:
+                    return False
+        except ValueError:
+            return False
+        return True
+
+    def sum_to(self, t: SymTensor, shape: Shape) -> SymTensor:
+        """Undo broadcasting: sum t (of a broadcast shape) down to `shape`."""
+        lead = len(t.shape) - len(shape)
+        kept_ones = tuple(i + lead for i, d in enumerate(shape) if d == 1 and t.shape[i + lead] != 1)
+        if kept_ones:
+            t = self.reduce("sum", t, kept_ones, True)
+        if lead:
+            t = self.reduce("sum", t, tuple(range(lead)), False)
+        return t
+
+    def matmul(self, a: SymTensor, b: SymTensor) -> SymTensor:
+        shape = a.shape[:-1] + b.shape[1:]
+        return self.atom("matmul", (a, b), shape)
+
+    def transpose(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor:
+        shape = tuple(t.shape[i] for i in axes)
+        if axes == tuple(range(len(axes))):
+            return t
+        atoms = self.atoms_of(t)
+        if all(a.shape == () for a in atoms):
+            return SymTensor(t.expr, shape)
+        if all(len(a.shape) == len(t.shape) for a in atoms):
+            # Transpose each atom: (x + 2).T is x.T + 2, which reads better.
+            return SymTensor(t.expr.xreplace({a.symbol: self._transpose_atom(a, axes) for a in atoms}), shape)
+        return self.atom("transpose", (t,), shape, axes=axes)
+
+    def _transpose_atom(self, a: Atom, axes: tuple[int, ...]) -> sympy.Expr:
+        shape = tuple(a.shape[i] for i in axes)
+        if a.op == "transpose":
+            inner = a.args[0]
+            composed = tuple(a.kw("axes")[i] for i in axes)
+            if composed == tuple(range(len(composed))):
+                return inner.expr
+            return self.atom("transpose", (inner,), shape, axes=composed).expr
+        return self.atom("transpose", (SymTensor(a.symbol, a.shape),), shape, axes=axes).expr
+
+    def expand_dims(self, t: SymTensor, axis: int) -> SymTensor:
+        shape = t.shape[:axis] + (1,) + t.shape[axis:]
+        atoms = self.atoms_of(t)
+        if all(a.shape == () for a in atoms):
+            return SymTensor(t.expr, shape)
+        if all(len(a.shape) == len(t.shape) for a in atoms) and all(self._keeps(a, axis) for a in atoms):
+            # expand_dims(sum(x, axis=1), axis=1) is sum(x, axis=1, keepdims=True)
+            return SymTensor(
+                t.expr.xreplace({a.symbol: self.reduce(a.op, a.args[0], (axis,), True).expr for a in atoms}),
+                shape,
+            )
+        return self.atom("expand_dims", (t,), shape, axis=axis)
+
+    @staticmethod
+    def _keeps(a: Atom, axis: int) -> bool:
+        return a.op in ("sum", "mean") and not a.kw("keepdims") and a.kw("axis") == (axis,)
+
+    # ------------------------------------------------------------ reverse mode
+
+    def gradients(self, out: SymTensor, wrt: Sequence[str]) -> dict[str, SymTensor]:
+        """d out / d input for each name in wrt, as SymTensors (out must be a scalar)."""
+        forward_atoms = list(self.atoms.values())
+        grads: dict[sympy.Symbol, SymTensor] = {}
+        self._through_elementwise(out, SymTensor(sympy.Integer(1), out.shape), grads)
+        for atom in reversed(forward_atoms):
+            if atom.op == "input" or atom.symbol not in grads:
+                continue
+            for arg, g_arg in zip(atom.args, self._vjp(atom, grads[atom.symbol])):
+                self._through_elementwise(arg, g_arg, grads)
+        result: dict[str, SymTensor] = {}
+        for name in wrt:
+            symbol = self._by_key[("input", name)]
+            shape = self.atoms[symbol].shape
+            result[name] = grads.get(symbol, SymTensor(sympy.Integer(0), shape))
+        return result
+
+    def _through_elementwise(self, t: SymTensor, g: SymTensor, grads: dict[sympy.Symbol, SymTensor]) -> None:
+        """The chain rule through t's elementwise expression: g * dt/da, summed back to a's shape."""
+        for atom in self.atoms_of(t):
+            local = sympy.diff(t.expr, atom.symbol)
+            if local == 0:
+                continue
+            contribution = self.sum_to(SymTensor(g.expr * local, t.shape), atom.shape)
+            previous = grads.get(atom.symbol)
+            grads[atom.symbol] = (
+                contribution if previous is None else SymTensor(previous.expr + contribution.expr, atom.shape)
+            )
+
+    def _vjp(self, atom: Atom, g: SymTensor) -> list[SymTensor]:
+        """What an atom's op does to the gradient g of its result: one SymTensor per argument."""
+        if atom.op in ("sum", "mean"):
+            (x,) = atom.args
+            axes = atom.kw("axis")
+            spread = self._unreduce(g, x.shape, axes, atom.kw("keepdims"))
+            if atom.op == "mean":
+                spread = SymTensor(spread.expr / reduced_count(x.shape, axes), spread.shape)
+            return [spread]
+        if atom.op == "matmul":
+            a, b = atom.args
+            if len(a.shape) == 2 and len(b.shape) == 2:  # (n,m)@(m,p): dA = G B^T, dB = A^T G
+                return [self.matmul(g, self.transpose(b, (1, 0))), self.matmul(self.transpose(a, (1, 0)), g)]
+            if len(a.shape) == 2:  # (n,m)@(m,): dA = outer(G, b), dB = A^T G
+                outer = self.expand_dims(g, 1)
+                return [SymTensor(outer.expr * b.expr, a.shape), self.matmul(self.transpose(a, (1, 0)), g)]
+            if len(b.shape) == 2:  # (m,)@(m,p): dA = B G, dB = outer(a, G)
+                outer = self.expand_dims(a, 1)
+                return [self.matmul(b, g), SymTensor(outer.expr * g.expr, b.shape)]
+            return [SymTensor(g.expr * b.expr, a.shape), SymTensor(g.expr * a.expr, b.shape)]  # dot product
+        if atom.op == "transpose":
+            perm = atom.kw("axes")
+            inverse = tuple(int(i) for i in np.argsort(perm))
+            return [self.transpose(g, inverse)]
+        if atom.op == "expand_dims":
+            return [self.reduce("sum", g, (atom.kw("axis"),), False)]
+        raise AssertionError(f"no gradient rule for {atom.op}")
+
+    def _unreduce(self, g: SymTensor, shape: Shape, axes: tuple[int, ...] | None, keepdims: bool) -> SymTensor:
+        """Spread the gradient of a reduction back over the reduced axes (inverse of sum's shape)."""
+        if axes is None or keepdims:
+            return SymTensor(g.expr, shape)
+        # Numpy broadcasting supplies leading axes; the others need an explicit axis of size 1.
+        prefix = 0
+        while prefix in axes:
+            prefix += 1
+        for ax in sorted(axes):
+            if ax >= prefix:
+                g = self.expand_dims(g, ax - prefix)
+        return SymTensor(g.expr, shape)
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, t: SymTensor, inputs: Mapping[str, Any], cache: dict | None = None) -> np.ndarray:
+        """t on concrete float arrays."""
+        cache = {} if cache is None else cache
+        atoms = self.atoms_of(t)
+        values = [self._atom_value(a, inputs, cache) for a in atoms]
+        key = (t.expr, tuple(a.symbol for a in atoms))
+        fn = self._lambdified.get(key)
+        if fn is None:
+            fn = sympy.lambdify(
+                [a.symbol for a in atoms], t.expr, modules=[NUMPY_IMPLEMENTATIONS, "numpy"], dummify=True
+            )
+            self._lambdified[key] = fn
+        with np.errstate(all="ignore"):
+            result = np.asarray(fn(*values), dtype=np.float64)
+        return np.broadcast_to(result, t.shape).copy()
+
+    def _atom_value(self, atom: Atom, inputs: Mapping[str, Any], cache: dict) -> Any:
+        if atom.symbol in cache:
+            return cache[atom.symbol]
+        if atom.op == "input":
+            value = np.asarray(inputs[atom.name], dtype=np.float64)
+        else:
+            args = [self.evaluate(a, inputs, cache) for a in atom.args]
+            with np.errstate(all="ignore"):
+                value = _numpy_op(atom, args)
+        cache[atom.symbol] = value
+        return value
+
+    def evaluate_exact(self, t: SymTensor, inputs: Mapping[str, np.ndarray], cache: dict | None = None) -> np.ndarray:
+        """t element by element as SymPy expressions, given object arrays of SymPy values/symbols."""
+        cache = {} if cache is None else cache
+        atoms = self.atoms_of(t)
+        values = [np.broadcast_to(self._atom_exact(a, inputs, cache), t.shape) for a in atoms]
+        out = np.empty(t.shape, dtype=object)
+        for index in np.ndindex(*t.shape):
+            out[index] = t.expr.xreplace({a.symbol: v[index] for a, v in zip(atoms, values)})
+        return out
+
+    def _atom_exact(self, atom: Atom, inputs: Mapping[str, np.ndarray], cache: dict) -> Any:
+        if atom.symbol in cache:
+            return cache[atom.symbol]
+        if atom.op == "input":
+            value = np.asarray(inputs[atom.name], dtype=object)
+        else:
+            value = np.asarray(_numpy_op(atom, [self.evaluate_exact(a, inputs, cache) for a in atom.args]), dtype=object)
+        cache[atom.symbol] = value
+        return value
+
+
+def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:
+    """The most readable of a few equivalent forms (factored first: 3/2*(x + 2))."""
+    expr = t.expr
+    candidates = []
+    try:
+        if sympy.count_ops(expr) <= 200:
+            candidates.append(sympy.factor(expr))
+        candidates.append(sympy.factor_terms(expr))
+        candidates.append(expr)
+        if sympy.count_ops(expr) <= 200:
+            candidates.append(sympy.simplify(expr))
+    except (sympy.PolynomialError, NotImplementedError, TypeError):  # pragma: no cover - SymPy corner cases
+        candidates.append(expr)
+    # On a tie the earliest wins: factored forms first.
+    best = min((c for c in candidates if accept(c)), key=sympy.count_ops, default=expr)
+    return SymTensor(best, t.shape)

@@ -1,0 +1,201 @@
+"""The symbolic engine: closed forms and expansion, each checking the other."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from symcheck.engine import Engine, EngineOptions, EngineResult
+from symcheck.ir import Program, TensorType
+from symcheck.parser import ParsedProgram, bind, parse
+from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
+from symcheck.symbolic.expansion import Expansion, evaluate_exact, expand_gradient, exact_number
+from symcheck.symbolic.printer import LanguagePrinter, printable
+
+# Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
+AGREEMENT_RTOL = 1e-9
+AGREEMENT_ATOL = 1e-12
+
+
+@dataclass
+class ClosedForm:
+    """A program's output and gradients as SymTensors, with their printed forms."""
+
+    program: Program
+    graph: Graph
+    env: dict[str, SymTensor]
+    output: SymTensor
+    grads: dict[str, SymTensor]
+    printer: LanguagePrinter
+    printed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def derive(cls, program: Program, wrt: Sequence[str]) -> ClosedForm:
+        graph = Graph()
+        env = graph.lower(program)
+        output = env[program.output.id]
+        printer = LanguagePrinter(graph)
+        raw = graph.gradients(output, list(wrt))
+        grads = {n: simplify(g, lambda e: printable(printer, e)) for n, g in raw.items()}
+        printed = {n: printer(g.expr) for n, g in grads.items()}
+        return cls(program, graph, env, output, grads, printer, printed)
+
+    def evaluate(self, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        cache: dict = {}
+        value = self.graph.evaluate(self.output, inputs, cache)
+        return value, {n: self.graph.evaluate(g, inputs, cache) for n, g in self.grads.items()}
+
+    def lower_formula(self, parsed: ParsedProgram) -> SymTensor:
+        """A user's formula (e.g. an expected gradient) over the same atoms as the closed form.
+
+        It may name inputs and the program's steps (a rebound step means its last value).
+        """
+        types: dict[str, TensorType] = {n: d.type for n, d in self.program.inputs.items()}
+        steps = {s.name: s for s in self.program.steps}
+        names = parsed.free_names()
+        for name in names:
+            if name not in types and name in steps:
+                t = steps[name].expr.type
+                assert t is not None
+                types[name] = t
+        formula = bind(parsed, {n: types[n] for n in names if n in types})
+        env = dict(self.env)
+        for name in names:
+            if name in steps and name not in self.program.inputs:
+                env[name] = self.env[steps[name].id]
+        return self.graph.lower(formula, env)[formula.output.id]
+
+    def difference(self, name: str, claimed: SymTensor) -> SymTensor:
+        """claimed - true gradient, simplified; zero when the claim is proven."""
+        true = self.grads[name]
+        return simplify(SymTensor(claimed.expr - true.expr, true.shape), lambda e: printable(self.printer, e))
+
+
+def probe_shapes(program: Program) -> dict[str, TensorType]:
+    """Small stand-in shapes: each distinct size > 1 becomes 2, 3, ... (order and equality kept)."""
+    sizes = sorted({d for decl in program.inputs.values() for d in decl.type.shape if d > 1})
+    small = {size: 2 + i for i, size in enumerate(sizes)}
+    return {
+        name: TensorType(tuple(small.get(d, d) for d in decl.type.shape), decl.type.dtype)
+        for name, decl in program.inputs.items()
+    }
+
+
+def exact_text(value: sympy.Expr) -> str | None:
+    """The exact value when it is a readable rational (27, 9/2), else None."""
+    if value.is_Rational and abs(value.q) < 10**6 and abs(value.p) < 10**15:
+        return str(value)
+    return None
+
+
+class SymbolicEngine(Engine):
+    name = "symbolic"
+    description = "SymPy: exact closed forms (size-independent) and element-by-element expansion"
+
+    def __init__(self) -> None:
+        self._closed: dict[tuple[int, tuple[str, ...]], ClosedForm] = {}
+        self._expanded: dict[tuple[int, tuple[str, ...]], Expansion] = {}
+        self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
+
+    def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
+        key = (id(program), tuple(wrt))
+        if key not in self._closed:
+            self._keep.append(program)
+            self._closed[key] = ClosedForm.derive(program, wrt)
+        return self._closed[key]
+
+    def expansion(self, program: Program, wrt: Sequence[str]) -> Expansion:
+        key = (id(program), tuple(wrt))
+        if key not in self._expanded:
+            self._keep.append(program)
+            self._expanded[key] = expand_gradient(program, list(wrt))
+        return self._expanded[key]
+
+    def run(
+        self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
+    ) -> EngineResult:
+        start = time.perf_counter()
+        closed = self.closed_form(program, wrt)
+        value, grads = closed.evaluate(inputs)
+        result = EngineResult(
+            engine=self.name, value=value, grads=grads, closed_forms=dict(closed.printed), dtype="float64"
+        )
+        elements = sum(d.type.size for d in program.inputs.values())
+        if elements <= options.expansion_budget:
+            self._use_expansion(program, inputs, wrt, result)
+        else:
+            result.notes.append(
+                f"expansion skipped: {elements} input elements > budget {options.expansion_budget}; "
+                "values and gradients are the closed form evaluated in float64"
+            )
+            try:
+                result.notes.append(self._probe(program, wrt, options))
+            except ClosedFormDisagreement as e:
+                result.failures.append(f"closed form disagrees with the expansion {e}")
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _use_expansion(
+        self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], result: EngineResult
+    ) -> None:
+        expansion = self.expansion(program, wrt)
+        subs = expansion.substitution(inputs)
+        value, exact = evaluate_exact(expansion.output, subs)
+        grads = {
+            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g) if g.size else np.zeros(g.shape)
+            for name, g in expansion.grads.items()
+        }
+        disagreements = _disagreements(result.grads, grads)
+        if disagreements:
+            result.failures.extend(f"closed form disagrees with the expansion: {d}" for d in disagreements)
+        else:
+            result.notes.append("closed form = expansion (exact, element by element) at this point")
+        result.value = np.asarray(value, dtype=np.float64)
+        result.grads = grads
+        result.exact_value = exact_text(exact)
+
+    def _probe(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
+        shapes = probe_shapes(program)
+        probe_size = sum(t.size for t in shapes.values())
+        if probe_size > options.expansion_budget:
+            return f"closed form not checked by expansion: even the probe shape has {probe_size} elements"
+        probe = bind(parse(program.source.text, program.source), shapes)
+        rng = np.random.default_rng(options.seed)
+        point = {
+            name: (rng.uniform(0.3, 1.2, t.shape) if t.dtype.value == "float" else np.zeros(t.shape, dtype=np.int64))
+            for name, t in shapes.items()
+        }
+        _, closed_grads = ClosedForm.derive(probe, wrt).evaluate(point)
+        expansion = expand_gradient(probe, list(wrt))
+        subs = expansion.substitution(point)
+        exact_grads = {
+            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g)
+            for name, g in expansion.grads.items()
+        }
+        shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
+        disagreements = _disagreements(closed_grads, exact_grads)
+        if disagreements:
+            raise ClosedFormDisagreement(f"at probe shape {shown}: {disagreements[0]}")
+        return f"closed form = expansion at probe shape ({shown})"
+
+
+class ClosedFormDisagreement(Exception):
+    """The closed form and the expansion differ: a bug in the symbolic engine itself."""
+
+
+def _disagreements(closed: Mapping[str, np.ndarray], exact: Mapping[str, np.ndarray]) -> list[str]:
+    found = []
+    for name, truth in exact.items():
+        mine = closed[name]
+        ok = np.isclose(mine, truth, rtol=AGREEMENT_RTOL, atol=AGREEMENT_ATOL, equal_nan=True)
+        if not np.all(ok):
+            index = tuple(int(i) for i in np.argwhere(~ok)[0])
+            found.append(f"d/d{name} at {index}: closed form {mine[index]!r}, expansion {truth[index]!r}")
+    return found
+
+
+__all__ = ["ClosedForm", "SymbolicEngine", "exact_number", "probe_shapes"]

@@ -1,0 +1,119 @@
+"""Expansion: the exact ground truth, the way the seed derives it by hand.
+
+Every input element becomes its own SymPy symbol (x[0, 1]), the output is built element by
+element (out = 1/4*(3*(x[0,0] + 2)^2 + ...)), and each partial derivative is `sympy.diff` of that
+one scalar. Nothing here knows a tensor-level rule (no 1/N of mean, no transposes of matmul):
+that is what makes it a check on the closed form. The cost grows with the tensor sizes, so it
+runs up to a budget of input elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import sympy
+
+from symcheck.ir import Call, Const, DType, Program, Ref
+from symcheck.ops import OPS, OpKind, reduced_count
+from symcheck.symbolic.closed_form import ELEMENTWISE
+from symcheck.symbolic.functions import ELEMENTARY
+
+# Elementary definitions replace the named functions here (see functions.py).
+_EXPANDED_ELEMENTWISE = {**ELEMENTWISE, **ELEMENTARY}
+
+
+def element_symbols(name: str, shape: tuple[int, ...], dtype: DType) -> np.ndarray:
+    """An object array of symbols x[i, j]; `name` has been validated as an identifier."""
+    out = np.empty(shape, dtype=object)
+    integer = dtype is not DType.FLOAT
+    for index in np.ndindex(*shape):
+        label = f"{name}[{', '.join(map(str, index))}]" if shape else name
+        out[index] = sympy.Symbol(label, real=True, integer=integer or None)
+    return out
+
+
+def expand(program: Program, symbols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every step of the program as an object array of scalar SymPy expressions."""
+    env: dict[str, np.ndarray] = dict(symbols)
+    for step in program.steps:
+        env[step.id] = _expand(step.expr, env)
+    return env
+
+
+def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
+    if isinstance(node, Const):
+        return np.asarray(sympy.Rational(node.value.numerator, node.value.denominator), dtype=object)
+    if isinstance(node, Ref):
+        return env[node.target]
+    assert isinstance(node, Call)
+    args = [_expand(a, env) for a in node.args]
+    op = OPS[node.op]
+    if op.kind is OpKind.ELEMENTWISE:
+        fn = np.frompyfunc(_EXPANDED_ELEMENTWISE[node.op], op.arity, 1)
+        return np.asarray(fn(*args), dtype=object)
+    if node.op in ("sum", "mean"):
+        total = np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims"))
+        if node.op == "mean":
+            total = total * sympy.Rational(1, reduced_count(args[0].shape, node.kw("axis")))
+        return np.asarray(total, dtype=object)
+    if node.op == "matmul":
+        a, b = args
+        # Written out as sums of products, as one would by hand.
+        return np.asarray(np.matmul(a, b) if a.ndim and b.ndim else a * b, dtype=object)
+    if node.op == "transpose":
+        return np.transpose(args[0], node.kw("axes"))
+    if node.op == "expand_dims":
+        return np.expand_dims(args[0], node.kw("axis"))
+    raise AssertionError(f"expansion has no rule for {node.op}")
+
+
+def exact_number(value: float | int) -> sympy.Rational:
+    """A float as the exact rational it is (0.1 is not 1/10 in binary)."""
+    return sympy.Rational(Fraction(value)) if isinstance(value, float) else sympy.Integer(int(value))
+
+
+@dataclass
+class Expansion:
+    """The expanded output and its gradient, still symbolic."""
+
+    symbols: dict[str, np.ndarray]
+    output: sympy.Expr
+    grads: dict[str, np.ndarray]
+
+    def substitution(self, point: Mapping[str, np.ndarray]) -> dict[sympy.Symbol, sympy.Rational]:
+        subs: dict[sympy.Symbol, sympy.Rational] = {}
+        for name, syms in self.symbols.items():
+            values = np.asarray(point[name])
+            for index in np.ndindex(*syms.shape):
+                subs[syms[index]] = exact_number(values[index].item())
+        return subs
+
+
+def expand_gradient(program: Program, wrt: list[str]) -> Expansion:
+    symbols = {name: element_symbols(name, d.type.shape, d.type.dtype) for name, d in program.inputs.items()}
+    env = expand(program, symbols)
+    output = env[program.output.id][()]
+    grads: dict[str, np.ndarray] = {}
+    for name in wrt:
+        syms = symbols[name]
+        g = np.empty(syms.shape, dtype=object)
+        for index in np.ndindex(*syms.shape):
+            g[index] = sympy.diff(output, syms[index])
+        grads[name] = g
+    return Expansion(symbols, output, grads)
+
+
+def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: int = 30) -> tuple[float, Any]:
+    """(float value, exact SymPy number) of expr at a point; piecewise parts resolve exactly."""
+    exact = expr.xreplace(subs)
+    if not exact.is_number:  # pragma: no cover - every symbol is substituted
+        raise AssertionError(f"not a number after substitution: {exact}")
+    value = exact.evalf(digits)
+    try:
+        return float(value), exact
+    except TypeError:  # complex or undefined (e.g. log of a negative number)
+        return float("nan"), exact

@@ -1,0 +1,99 @@
+"""SymPy functions for the ops SymPy lacks. Each owns its derivative (`fdiff`), so the chain rule
+is SymPy's, written once.
+
+`sigmoid`, `softplus`, `relu` and `step` are kept as named functions (not expanded into exp/log)
+so closed forms read like the language: d/dx softplus(x) = sigmoid(x), not exp(x)/(exp(x) + 1).
+The expansion mode uses their elementary definitions instead (`ELEMENTARY`), an independent
+check of the `fdiff` rules written here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy
+from sympy import Function, Integer, Piecewise
+
+
+class sigmoid(Function):  # noqa: N801 - SymPy functions are lower-case, and print by class name
+    """1 / (1 + exp(-x))."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        s = sigmoid(self.args[0])
+        return s * (1 - s)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_zero:
+            return sympy.Rational(1, 2)
+        return None
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+class softplus(Function):  # noqa: N801
+    """log(1 + exp(x))."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sigmoid(self.args[0])
+
+    def _eval_is_real(self) -> bool | None:
+        return self.args[0].is_real
+
+
+class step(Function):  # noqa: N801
+    """1 where x > 0, else 0: relu's derivative, with torch's convention step(0) = 0."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return Integer(1) if x > 0 else Integer(0)
+        return None
+
+
+class relu(Function):  # noqa: N801
+    """max(x, 0); its derivative at 0 is taken as 0, as torch does."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return step(self.args[0])
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return x if x > 0 else Integer(0)
+        return None
+
+
+def _elementary_relu(x: sympy.Expr) -> sympy.Expr:
+    return Piecewise((x, x > 0), (0, True))
+
+
+def _elementary_step(x: sympy.Expr) -> sympy.Expr:
+    return Piecewise((1, x > 0), (0, True))
+
+
+# Elementary definitions used by the expansion mode (see module docstring).
+ELEMENTARY: dict[str, object] = {
+    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
+    "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
+    "relu": _elementary_relu,
+    "step": _elementary_step,
+}
+
+
+def _np_sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# Numeric implementations handed to lambdify for the functions above.
+NUMPY_IMPLEMENTATIONS: dict[str, object] = {
+    "sigmoid": _np_sigmoid,
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "step": lambda x: (np.asarray(x) > 0).astype(float),
+    "relu": lambda x: np.maximum(x, 0.0),
+}

@@ -1,0 +1,177 @@
+"""Print closed forms in symcheck's own language, so a user can paste one into `expect:`.
+
+`3*(x + 2)/2` prints as `3/2*(x + 2)`, powers use `^`, and atoms print as what they stand for
+(`W @ x`, `sum(x, axis=0)`, `x.T`). SymPy functions outside the language raise `Unprintable`;
+the simplifier then keeps a form that prints.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from symcheck.symbolic.closed_form import Atom, Graph
+
+ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
+
+FUNCTION_NAMES = {
+    "exp": "exp",
+    "log": "log",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "tanh": "tanh",
+    "Abs": "abs",
+    "sign": "sign",
+    "sigmoid": "sigmoid",
+    "relu": "relu",
+    "softplus": "softplus",
+    "step": "step",
+}
+
+
+class Unprintable(Exception):
+    """The expression uses something the language cannot say (e.g. cosh, Piecewise)."""
+
+
+class LanguagePrinter:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+
+    def __call__(self, expr: sympy.Expr) -> str:
+        return self.print(expr)[0]
+
+    def print(self, e: sympy.Expr) -> tuple[str, int]:
+        if e.is_Integer:
+            return str(e), (NEG if e < 0 else ATOM)
+        if e.is_Rational:
+            return f"{e.p}/{e.q}", (NEG if e < 0 else MUL)
+        if e.is_Float:
+            text = repr(float(e))
+            return text, (NEG if e < 0 else ATOM)
+        if e is sympy.E:
+            return "exp(1)", ATOM
+        if e.is_Symbol:
+            atom = self.graph.atoms.get(e)
+            if atom is None:
+                return e.name, ATOM
+            return self.atom(atom)
+        if e.is_Add:
+            return self.add(e)
+        if e.is_Mul:
+            return self.mul(e)
+        if e.is_Pow:
+            return self.pow(e)
+        if isinstance(e, sympy.Function):
+            name = FUNCTION_NAMES.get(type(e).__name__)
+            if name is None:
+                raise Unprintable(f"{type(e).__name__} is not in the language")
+            return f"{name}({', '.join(self.print(a)[0] for a in e.args)})", ATOM
+        raise Unprintable(f"cannot print {sympy.srepr(e)}")
+
+    def wrap(self, e: sympy.Expr, min_prec: int) -> str:
+        text, prec = self.print(e)
+        return f"({text})" if prec < min_prec else text
+
+    def add(self, e: sympy.Expr) -> tuple[str, int]:
+        terms = list(e.as_ordered_terms())
+        # Lead with a positive term: 1 - tanh(x)^2 rather than -tanh(x)^2 + 1.
+        first_positive = next((i for i, t in enumerate(terms) if not t.could_extract_minus_sign()), None)
+        if first_positive:
+            terms.insert(0, terms.pop(first_positive))
+        text = self.wrap(terms[0], ADD)
+        for term in terms[1:]:
+            if term.could_extract_minus_sign():
+                text += " - " + self.wrap(-term, MUL)
+            else:
+                text += " + " + self.wrap(term, MUL)
+        return text, ADD
+
+    def mul(self, e: sympy.Expr) -> tuple[str, int]:
+        coeff, rest = e.as_coeff_Mul()
+        factors = list(sympy.Mul.make_args(rest)) if rest != 1 else []
+        if coeff < 0:
+            # Fold the sign into a sum if there is one: -(s - 1)*s reads better as (1 - s)*s.
+            for i, f in enumerate(factors):
+                if f.is_Add:
+                    factors[i] = sympy.Add(*(-t for t in f.args), evaluate=True)
+                    coeff = -coeff
+                    break
+        if coeff < 0:
+            text, prec = self.mul(-e)
+            # -a*b is (-a)*b: as an operand it groups like a product, not like a lone -a.
+            return "-" + text, (NEG if prec == ATOM else MUL)
+        numer: list[sympy.Expr] = []
+        denom: list[sympy.Expr] = []
+        for f in factors:
+            if f.is_Pow and f.exp.is_number and f.exp.is_negative:
+                denom.append(f.base ** (-f.exp))
+            else:
+                numer.append(f)
+        p, q = sympy.Rational(coeff).p, sympy.Rational(coeff).q
+        if not numer:
+            head = str(p)
+            if q != 1:
+                denom.insert(0, sympy.Integer(q))
+        else:
+            prefix = "" if coeff == 1 else (f"{p}*" if q == 1 else f"{p}/{q}*")
+            head = prefix + "*".join(self.wrap(f, POW if _is_matmul_like(self, f) else MUL + 1) for f in numer)
+            if not prefix and len(numer) == 1 and not denom:
+                return self.print(numer[0])
+        if not denom:
+            return head, MUL
+        if len(denom) == 1:
+            tail = self.wrap(denom[0], MUL + 1)
+        else:
+            tail = "(" + "*".join(self.wrap(d, MUL + 1) for d in denom) + ")"
+        return f"{head}/{tail}", MUL
+
+    def pow(self, e: sympy.Expr) -> tuple[str, int]:
+        base, exponent = e.as_base_exp()
+        if exponent == sympy.Rational(1, 2):
+            return f"sqrt({self.print(base)[0]})", ATOM
+        if exponent.is_number and exponent.is_negative:
+            return self.mul(e)
+        if exponent == sympy.Rational(-1, 2):  # pragma: no cover - handled by mul
+            return f"1/sqrt({self.print(base)[0]})", MUL
+        return f"{self.wrap(base, ATOM)}^{self.wrap(exponent, POW)}", POW
+
+    def atom(self, atom: Atom) -> tuple[str, int]:
+        if atom.op == "input":
+            return atom.name, ATOM
+        args = atom.args
+        if atom.op == "matmul":
+            left = self._tensor(args[0], MUL)
+            right = self._tensor(args[1], NEG)
+            return f"{left} @ {right}", MUL
+        if atom.op == "transpose":
+            axes = atom.kw("axes")
+            if axes == tuple(reversed(range(len(axes)))):
+                return f"{self._tensor(args[0], ATOM)}.T", ATOM
+            return f"transpose({self._tensor(args[0], 0)}, axes=({', '.join(map(str, axes))}))", ATOM
+        if atom.op == "expand_dims":
+            return f"expand_dims({self._tensor(args[0], 0)}, axis={atom.kw('axis')})", ATOM
+        if atom.op in ("sum", "mean"):
+            parts = [self._tensor(args[0], 0)]
+            axes = atom.kw("axis")
+            if axes is not None:
+                parts.append(f"axis={axes[0]}" if len(axes) == 1 else f"axis=({', '.join(map(str, axes))})")
+            if atom.kw("keepdims"):
+                parts.append("keepdims=True")
+            return f"{atom.op}({', '.join(parts)})", ATOM
+        raise Unprintable(f"no printed form for atom {atom.op}")
+
+    def _tensor(self, t: object, min_prec: int) -> str:
+        return self.wrap(t.expr, min_prec)  # type: ignore[attr-defined]
+
+
+def _is_matmul_like(printer: LanguagePrinter, f: sympy.Expr) -> bool:
+    """A matmul atom inside a product always gets parentheses: y*(W @ x), never y*W @ x."""
+    return f.is_Symbol and f in printer.graph.atoms and printer.graph.atoms[f].op == "matmul"
+
+
+def printable(printer: LanguagePrinter, expr: sympy.Expr) -> bool:
+    try:
+        printer(expr)
+    except Unprintable:
+        return False
+    return True

@@ -1,0 +1,211 @@
+"""The PyTorch engine: lowers the IR to torch ops and differentiates with torch.autograd.
+
+Torch is the reference implementation most users already trust, so its derivative rules are
+used as they are: no op is rewritten here. This is the only module in symcheck that imports
+torch; the registry in `symcheck.engine` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from symcheck.engine import Engine, EngineOptions, EngineResult, EngineUnavailable
+from symcheck.ir import Call, Const, DType, KwValue, Node, Program, Ref
+
+DTYPES: dict[str, torch.dtype] = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+Lowering = Callable[[Sequence[torch.Tensor], Mapping[str, KwValue]], torch.Tensor]
+
+
+def _reduce(fn: Callable[..., torch.Tensor]) -> Lowering:
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        (x,) = args
+        axes: tuple[int, ...] | None = kw["axis"]
+        keep = bool(kw["keepdims"])
+        if axes is None:
+            axes = tuple(range(x.ndim))
+        if not axes:
+            # torch reads dim=() as "every axis"; numpy (our semantics) reads it as "no axis".
+            return x.clone()
+        return fn(x, dim=axes, keepdim=keep)
+
+    return lower
+
+
+def _step(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    (x,) = args
+    return (x.detach() > 0).to(x.dtype)
+
+
+def _expand_dims(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    return torch.unsqueeze(args[0], kw["axis"])
+
+
+# One entry per catalogue op. `pow` with a literal exponent is special-cased in `_Lowerer.call`
+# so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
+TABLE: dict[str, Lowering] = {
+    "add": lambda a, kw: torch.add(a[0], a[1]),
+    "sub": lambda a, kw: torch.sub(a[0], a[1]),
+    "mul": lambda a, kw: torch.mul(a[0], a[1]),
+    "div": lambda a, kw: torch.div(a[0], a[1]),
+    "pow": lambda a, kw: torch.pow(a[0], a[1]),
+    "neg": lambda a, kw: torch.neg(a[0]),
+    "matmul": lambda a, kw: torch.matmul(a[0], a[1]),
+    "exp": lambda a, kw: torch.exp(a[0]),
+    "log": lambda a, kw: torch.log(a[0]),
+    "sqrt": lambda a, kw: torch.sqrt(a[0]),
+    "sin": lambda a, kw: torch.sin(a[0]),
+    "cos": lambda a, kw: torch.cos(a[0]),
+    "tan": lambda a, kw: torch.tan(a[0]),
+    "tanh": lambda a, kw: torch.tanh(a[0]),
+    "sigmoid": lambda a, kw: torch.sigmoid(a[0]),
+    "relu": lambda a, kw: torch.relu(a[0]),
+    "abs": lambda a, kw: torch.abs(a[0]),
+    "softplus": lambda a, kw: F.softplus(a[0]),
+    "sign": lambda a, kw: torch.sign(a[0]),
+    "step": _step,
+    "sum": _reduce(torch.sum),
+    "mean": _reduce(torch.mean),
+    "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
+    "expand_dims": _expand_dims,
+}
+
+# Ops that move elements without computing on them keep integer tensors integer.
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims"})
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise EngineUnavailable(
+            f"torch engine: unsupported dtype {name!r} (choose one of {', '.join(DTYPES)})"
+        ) from None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cpu":
+        return torch.device("cpu")
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match is None:
+        raise EngineUnavailable(f"torch engine: unsupported device {name!r} (use cpu, cuda or cuda:N)")
+    if not torch.cuda.is_available():
+        raise EngineUnavailable(
+            f"CUDA is not available (torch.cuda.is_available() is False), so device {name!r} cannot be used; "
+            "use --device cpu"
+        )
+    index = int(match.group(1) or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise EngineUnavailable(
+            f"torch engine: device {name!r} does not exist ({count} CUDA device(s) found)"
+        )
+    return torch.device(name)
+
+
+class _Lowerer:
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype = dtype
+        self.device = device
+        self.env: dict[str, torch.Tensor] = {}
+
+    def node(self, node: Node) -> torch.Tensor:
+        if isinstance(node, Const):
+            return torch.tensor(float(node.value), dtype=self.dtype, device=self.device)
+        if isinstance(node, Ref):
+            return self.env[node.target]
+        assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
+        return self.call(node)
+
+    def call(self, call: Call) -> torch.Tensor:
+        kw = call.kwdict
+        if call.op == "pow" and isinstance(call.args[1], Const):
+            exponent = call.args[1].value
+            number: int | float = int(exponent) if exponent.denominator == 1 else float(exponent)
+            return torch.pow(self.floating(self.node(call.args[0])), number)
+        args = [self.node(a) for a in call.args]
+        if call.op not in _KEEPS_DTYPE:
+            args = [self.floating(a) for a in args]
+        return TABLE[call.op](args, kw)
+
+    def floating(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.is_floating_point() else t.to(self.dtype)
+
+
+class TorchEngine(Engine):
+    name = "torch"
+    description = "PyTorch eager ops differentiated by torch.autograd"
+
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        dtype = resolve_dtype(options.dtype)
+        device = resolve_device(options.device)
+        start = time.perf_counter()
+        lowerer = _Lowerer(dtype, device)
+        leaves: dict[str, torch.Tensor] = {}
+        notes: list[str] = []
+        for name, decl in program.inputs.items():
+            array = np.asarray(inputs[name])
+            if decl.type.dtype is DType.FLOAT:
+                t = torch.as_tensor(array.astype(np.float64)).to(device=device, dtype=dtype)
+                if name in wrt:
+                    t.requires_grad_(True)
+                    leaves[name] = t
+            else:
+                t = torch.as_tensor(array.astype(np.int64)).to(device=device)
+            lowerer.env[name] = t
+        with torch.enable_grad():
+            for step in program.steps:
+                lowerer.env[step.id] = lowerer.node(step.expr)
+            out = lowerer.env[program.output.id]
+            grads = self._grads(out, leaves)
+        result_grads: dict[str, np.ndarray] = {}
+        for name in wrt:
+            if name in grads:
+                result_grads[name] = grads[name]
+            else:
+                # Integer inputs are never differentiated; report a zero gradient of the right shape.
+                result_grads[name] = np.zeros(np.shape(inputs[name]), dtype=np.float64)
+                notes.append(f"{name} is not a float input; its gradient is reported as 0")
+        return EngineResult(
+            engine=self.name,
+            value=_numpy(out),
+            grads=result_grads,
+            notes=notes,
+            dtype=options.dtype,
+            seconds=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    def _grads(out: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        zeros = {name: np.zeros(tuple(t.shape), dtype=np.float64) for name, t in leaves.items()}
+        if not leaves or not out.requires_grad:
+            return zeros
+        # The output is meant to be a scalar; for a tensor output this is the gradient of its sum.
+        target = out if out.ndim == 0 else out.sum()
+        found: Any = torch.autograd.grad(target, list(leaves.values()), allow_unused=True)
+        return {
+            name: zeros[name] if g is None else _numpy(g)
+            for (name, _), g in zip(leaves.items(), found, strict=True)
+        }
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
