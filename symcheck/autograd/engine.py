@@ -1,0 +1,146 @@
+"""The autograd engine: lower symcheck's IR onto `symcheck.autograd.tensor` and back-propagate.
+
+Lowering is a walk over each step's expression: a `Ref` is the tensor already computed for its
+binding id (an input or an earlier step), a `Const` is a plain float, and a `Call` is the Tensor
+function of the same name from `LOWERING`, given the call's canonical keyword arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from symcheck.autograd import tensor as T
+from symcheck.autograd.tensor import Tensor
+from symcheck.engine import Engine, EngineOptions, EngineResult
+from symcheck.ir import Call, Const, DType, Node, Program, Ref
+
+# IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes) are the Tensor ops'.
+LOWERING: dict[str, Callable[..., Tensor]] = {
+    "add": T.add,
+    "sub": T.sub,
+    "mul": T.mul,
+    "div": T.div,
+    "pow": T.pow,
+    "neg": T.neg,
+    "matmul": T.matmul,
+    "exp": T.exp,
+    "log": T.log,
+    "sqrt": T.sqrt,
+    "sin": T.sin,
+    "cos": T.cos,
+    "tan": T.tan,
+    "tanh": T.tanh,
+    "sigmoid": T.sigmoid,
+    "relu": T.relu,
+    "abs": T.abs,
+    "softplus": T.softplus,
+    "sign": T.sign,
+    "step": T.step,
+    "sum": T.sum,
+    "mean": T.mean,
+    "transpose": T.transpose,
+    "expand_dims": T.expand_dims,
+}
+
+
+@dataclass
+class Gradients:
+    """What `gradient_tensors` computed, as Tensors (differentiable when create_graph=True)."""
+
+    output: Tensor
+    inputs: dict[str, Tensor]  # every input, as the leaf the program was evaluated on
+    grads: dict[str, Tensor]  # d output / d input, for each float input in wrt
+
+
+def evaluate(
+    program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str] = ()
+) -> tuple[dict[str, Tensor], Tensor]:
+    """Evaluate `program` on float64 tensors; the float inputs named in `wrt` require grad.
+
+    Returns the input leaves by name and the output tensor.
+    """
+    for name in wrt:
+        if name not in program.inputs:
+            raise ValueError(f"wrt names {name!r}, which is not an input of the program")
+    leaves = {
+        name: Tensor(
+            np.asarray(inputs[name], dtype=np.float64),
+            requires_grad=name in wrt and decl.type.dtype is DType.FLOAT,
+        )
+        for name, decl in program.inputs.items()
+    }
+    env: dict[str, Tensor] = dict(leaves)
+    for step in program.steps:
+        value = _lower(step.expr, env)
+        env[step.id] = value if isinstance(value, Tensor) else Tensor(value)  # a step may be a bare constant
+    return leaves, env[program.output.id]
+
+
+def _lower(node: Node, env: Mapping[str, Tensor]) -> Tensor | float:
+    if isinstance(node, Const):
+        return float(node.value)
+    if isinstance(node, Ref):
+        return env[node.target]
+    assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
+    args = [_lower(a, env) for a in node.args]
+    return LOWERING[node.op](*args, **node.kwdict)
+
+
+def gradient_tensors(
+    program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], create_graph: bool = True
+) -> Gradients:
+    """The output and its gradients as Tensors. With create_graph=True the gradients can be
+    differentiated again (Hessians: see `hessian`). Integer inputs get no gradient; a float input
+    that does not influence the output gets zeros."""
+    leaves, output = evaluate(program, inputs, wrt)
+    float_wrt = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
+    if float_wrt and output.size != 1:
+        raise ValueError(f"gradients need a one-element output, got shape {output.shape}")
+    seed = np.ones_like(output.data) if float_wrt else None
+    grads = T.grad(output, [leaves[n] for n in float_wrt], grad_output=seed, create_graph=create_graph)
+    return Gradients(output, leaves, dict(zip(float_wrt, grads, strict=True)))
+
+
+def hessian(program: Program, inputs: Mapping[str, np.ndarray], of: str, by: str | None = None) -> np.ndarray:
+    """d² output / d of d by (by defaults to `of`), shape of.shape + by.shape, one row at a time:
+    row i is the gradient of (d output / d of)[i]."""
+    by = of if by is None else by
+    result = gradient_tensors(program, inputs, list(dict.fromkeys([of, by])), create_graph=True)
+    g = result.grads[of]
+    x = result.inputs[by]
+    rows = []
+    for i in range(g.size):
+        onehot = np.zeros(g.size)
+        onehot[i] = 1.0
+        (row,) = T.grad(T.sum(g * onehot.reshape(g.shape)), [x])
+        rows.append(row.data)
+    return np.stack(rows).reshape(g.shape + x.shape) if rows else np.zeros(g.shape + x.shape)
+
+
+class AutogradEngine(Engine):
+    name = "autograd"
+    description = "symcheck's own reverse-mode autograd on numpy arrays (hand-written VJP rules)"
+
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        start = time.perf_counter()
+        # Out-of-domain points give nan/inf, which the comparison reports; numpy need not warn too.
+        with np.errstate(all="ignore"):
+            result = gradient_tensors(program, inputs, wrt, create_graph=False)
+        seconds = time.perf_counter() - start
+        return EngineResult(
+            engine=self.name,
+            value=np.asarray(result.output.data, dtype=np.float64),
+            grads={n: np.asarray(g.data, dtype=np.float64) for n, g in result.grads.items()},
+            dtype="float64",
+            seconds=seconds,
+        )

@@ -1,0 +1,554 @@
+"""A small reverse-mode autograd on numpy arrays, written to be read.
+
+How it works, in four ideas:
+
+1. A `Tensor` wraps a numpy array. Every op applied to tensors that require gradients records
+   the op's name, its argument tensors (the *parents*) and its keyword arguments. That record is
+   the computation graph; nothing else is stored.
+
+2. Each primitive op has one *vector-Jacobian product* (VJP) rule per argument, in the table
+   `VJPS` below. A rule takes the cotangent `g` of the op's output (d loss / d output), the output
+   `ans` itself and the op's arguments, and returns the cotangent of that argument:
+
+       add:  z = x + y      x̄ = unbroadcast(g, x.shape)      ȳ = unbroadcast(g, y.shape)
+       exp:  z = exp(x)     x̄ = g * ans
+
+3. `backward()` visits the graph in reverse topological order, calling the rules and summing the
+   cotangents that reach each tensor. Leaves (tensors made by the user) collect theirs in `.grad`,
+   adding to whatever is already there, exactly like torch; call `zero_grad()` between steps.
+
+4. The rules are written with Tensor operations, not raw numpy. Ordinarily they run with graph
+   recording switched off; with `create_graph=True` they are recorded like any other computation,
+   so a gradient is itself a differentiable Tensor and second derivatives come for free.
+
+Broadcasting: every binary op follows numpy's broadcasting; the adjoint of broadcasting is
+summing, done in one place, `unbroadcast`.
+
+Conventions at kinks follow torch: relu'(0) = 0 and abs'(0) = 0. `sign` and `step` are
+piecewise constant: they are listed in `NONDIFFERENTIABLE` and their outputs never require grad.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import numpy as np
+
+ArrayLike = Any  # Tensor | np.ndarray | float | int
+Shape = tuple[int, ...]
+# A VJP rule: (g, ans, *args, **kwargs) -> the cotangent of one argument.
+VJP = Callable[..., "Tensor"]
+
+
+class Tensor:
+    """A numpy array that remembers how it was computed.
+
+    `data` is the array; `grad` is None or a Tensor of the same shape; `requires_grad` says
+    whether gradients flow to (or through) this tensor. `_op`, `_parents` and `_kwargs` record the
+    primitive that produced it; a leaf has no `_op`.
+    """
+
+    # Make numpy hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
+    __array_ufunc__ = None
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False) -> None:
+        array = np.asarray(data.data if isinstance(data, Tensor) else data)
+        if not np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float64)
+        self.data: np.ndarray = array
+        self.grad: Tensor | None = None
+        self.requires_grad = requires_grad
+        self._op: str | None = None
+        self._parents: tuple[Tensor, ...] = ()
+        self._kwargs: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ array-like properties
+
+    @property
+    def shape(self) -> Shape:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def T(self) -> Tensor:
+        return transpose(self)
+
+    def item(self) -> float:
+        return float(self.data.item())
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def detach(self) -> Tensor:
+        """The same values, cut off from the graph."""
+        return Tensor(self.data)
+
+    def __repr__(self) -> str:
+        flags = ", requires_grad=True" if self.requires_grad else ""
+        op = f", op={self._op}" if self._op else ""
+        return f"Tensor({np.array2string(self.data, precision=6)}{flags}{op})"
+
+    # ------------------------------------------------------------ gradients
+
+    def backward(self, grad: ArrayLike | None = None, create_graph: bool = False) -> None:
+        """Add d self / d leaf to every leaf's `.grad` (torch semantics: it accumulates).
+
+        `grad` is the cotangent to start from; it may be omitted only for a one-element tensor.
+        With `create_graph=True` the gradients are themselves differentiable.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        cotangents = _backprop(self, _seed(self, grad), create_graph)
+        with _recording(create_graph):
+            for node, g in cotangents.values():
+                if node._op is None and node.grad is None:
+                    # A rule may pass its cotangent on unchanged (add); give each leaf its own array.
+                    node.grad = g if create_graph else Tensor(g.data.copy())
+                elif node._op is None:
+                    node.grad = node.grad + g
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ------------------------------------------------------------ operators
+
+    def __add__(self, other: ArrayLike) -> Tensor:
+        return add(self, other)
+
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return add(other, self)
+
+    def __sub__(self, other: ArrayLike) -> Tensor:
+        return sub(self, other)
+
+    def __rsub__(self, other: ArrayLike) -> Tensor:
+        return sub(other, self)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:
+        return mul(self, other)
+
+    def __rmul__(self, other: ArrayLike) -> Tensor:
+        return mul(other, self)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:
+        return div(self, other)
+
+    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        return div(other, self)
+
+    def __pow__(self, other: ArrayLike) -> Tensor:
+        return pow(self, other)
+
+    def __rpow__(self, other: ArrayLike) -> Tensor:
+        return pow(other, self)
+
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        return matmul(self, other)
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return neg(self)
+
+    def __abs__(self) -> Tensor:
+        return abs(self)
+
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return mean(self, axis=axis, keepdims=keepdims)
+
+    def transpose(self, axes: Sequence[int] | None = None) -> Tensor:
+        return transpose(self, axes=axes)
+
+
+# ================================================================ recording the graph
+
+_RECORDING = True
+
+
+@contextmanager
+def _recording(enabled: bool) -> Iterator[None]:
+    global _RECORDING
+    saved, _RECORDING = _RECORDING, enabled
+    try:
+        yield
+    finally:
+        _RECORDING = saved
+
+
+def no_grad() -> AbstractContextManager[None]:
+    """`with no_grad(): ...` computes values without recording a graph."""
+    return _recording(False)
+
+
+VJPS: dict[str, tuple[VJP, ...]] = {}  # op name -> one VJP rule per argument
+NONDIFFERENTIABLE: frozenset[str] = frozenset({"sign", "step"})  # zero derivative wherever it exists
+PRIMITIVES: dict[str, Callable[..., Tensor]] = {}
+
+
+def primitive(name: str, forward: Callable[..., np.ndarray]) -> Callable[..., Tensor]:
+    """Turn a numpy function into a Tensor op that records itself in the graph.
+
+    Positional arguments are tensors (plain numbers and arrays become constants); keyword-only
+    arguments (axis, keepdims, ...) are static and are handed to the VJP rules as recorded.
+    """
+    # The keyword-only defaults of a Python forward function (axis=None, ...), so that the rules
+    # always receive every keyword. numpy ufuncs take no static keywords here.
+    params = inspect.signature(forward).parameters.values() if inspect.isfunction(forward) else ()
+    defaults = {p.name: p.default for p in params if p.kind is p.KEYWORD_ONLY}
+
+    def op(*args: ArrayLike, **kwargs: Any) -> Tensor:
+        tensors = _as_tensors(args)
+        out = Tensor(forward(*(t.data for t in tensors), **kwargs))
+        if _RECORDING and name not in NONDIFFERENTIABLE and builtins.any(t.requires_grad for t in tensors):
+            out.requires_grad = True
+            out._op, out._parents, out._kwargs = name, tensors, {**defaults, **kwargs}
+        return out
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = forward.__doc__
+    PRIMITIVES[name] = op
+    return op
+
+
+def defvjp(op: Callable[..., Tensor], *rules: VJP) -> None:
+    """Record the VJP rules of `op`, one per positional argument, in the table `VJPS`."""
+    VJPS[op.__name__] = rules
+
+
+def _as_tensors(args: Sequence[ArrayLike]) -> tuple[Tensor, ...]:
+    """Wrap constants as tensors. A bare Python number takes the dtype of the tensor arguments
+    (like numpy's weak scalars), so `x * 2` stays float32 when x is float32."""
+    dtype = next((a.dtype for a in args if isinstance(a, Tensor)), np.dtype(np.float64))
+    out = []
+    for a in args:
+        if isinstance(a, Tensor):
+            out.append(a)
+        else:
+            array = np.asarray(a)
+            out.append(Tensor(array if np.issubdtype(array.dtype, np.floating) else array.astype(dtype)))
+    return tuple(out)
+
+
+# ================================================================ back-propagation
+
+
+def _toposort(root: Tensor) -> list[Tensor]:
+    """Every tensor that requires grad and feeds `root`, each after all of its parents.
+
+    Iterative depth-first search, so that long chains do not hit Python's recursion limit.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, parents_done = stack.pop()
+        if parents_done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((p, False) for p in node._parents if p.requires_grad and id(p) not in seen)
+    return order
+
+
+def _backprop(root: Tensor, seed: Tensor, create_graph: bool) -> dict[int, tuple[Tensor, Tensor]]:
+    """The cotangent d root / d node (contracted with `seed`) of every node that feeds `root`.
+
+    Returns {id(node): (node, cotangent)}. With `create_graph=False` the rules run unrecorded and
+    the cotangents are constants.
+    """
+    cotangents: dict[int, tuple[Tensor, Tensor]] = {id(root): (root, seed)}
+    with _recording(create_graph):
+        for node in reversed(_toposort(root)):
+            if node._op is None:
+                continue
+            g = cotangents[id(node)][1]
+            for rule, parent in zip(VJPS[node._op], node._parents, strict=True):
+                if not parent.requires_grad:
+                    continue
+                contribution = rule(g, node, *node._parents, **node._kwargs)
+                if id(parent) in cotangents:
+                    contribution = cotangents[id(parent)][1] + contribution
+                cotangents[id(parent)] = (parent, contribution)
+    return cotangents
+
+
+def _seed(output: Tensor, grad: ArrayLike | None) -> Tensor:
+    if grad is None:
+        if output.size != 1:
+            raise RuntimeError(f"grad can be omitted only for a one-element output, not shape {output.shape}")
+        return Tensor(np.ones_like(output.data))
+    seed = grad if isinstance(grad, Tensor) else Tensor(np.asarray(grad, dtype=output.dtype))
+    if seed.shape != output.shape:
+        raise ValueError(f"grad has shape {seed.shape}, output has shape {output.shape}")
+    return seed
+
+
+def grad(
+    output: Tensor,
+    inputs: Sequence[Tensor],
+    grad_output: ArrayLike | None = None,
+    create_graph: bool = False,
+) -> list[Tensor]:
+    """d output / d input for each input, without touching any `.grad` (like torch.autograd.grad).
+
+    An input that does not influence `output` gets zeros. With `create_graph=True` the results
+    are differentiable Tensors: call `grad` on them again for second derivatives.
+    """
+    if not output.requires_grad:
+        cotangents: dict[int, tuple[Tensor, Tensor]] = {}
+    else:
+        cotangents = _backprop(output, _seed(output, grad_output), create_graph)
+    return [cotangents[id(x)][1] if id(x) in cotangents else Tensor(np.zeros_like(x.data)) for x in inputs]
+
+
+# ================================================================ broadcasting and its adjoint
+
+
+def unbroadcast(g: Tensor, shape: Shape) -> Tensor:
+    """Sum the cotangent `g` down to `shape`: the adjoint of numpy broadcasting.
+
+    Broadcasting copies x along the axes numpy prepends and along the size-1 axes it stretches;
+    each copy's cotangent flows back to the same element of x, so they are added up.
+    """
+    if g.shape == shape:
+        return g
+    prepended = g.ndim - len(shape)
+    if prepended:
+        g = sum(g, axis=tuple(range(prepended)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = sum(g, axis=stretched, keepdims=True)
+    return g
+
+
+def _reduced_axes(ndim: int, axis: int | Sequence[int] | None) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(sorted(int(a) % ndim for a in axes))
+
+
+def _unreduce(g: Tensor, shape: Shape, axis: int | Sequence[int] | None, keepdims: bool) -> Tensor:
+    """Give `g` back the axes a reduction removed, then copy it along them: the adjoint of sum."""
+    if not keepdims:
+        for a in _reduced_axes(len(shape), axis):  # ascending, so each lands at its final position
+            g = expand_dims(g, axis=a)
+    return broadcast_to(g, shape=shape)
+
+
+def _outer(u: Tensor, v: Tensor) -> Tensor:
+    """The matrix u[i] * v[j], for 1-D u and v."""
+    return expand_dims(u, axis=1) * v
+
+
+# ================================================================ primitives and their VJPs
+#
+# Each primitive is a numpy function made into a Tensor op; the `defvjp` line below it gives,
+# for each argument in order, the cotangent of that argument as a function of
+#   g    the cotangent of the output,
+#   ans  the output,
+#   the arguments (x, y, ...) and the op's keyword arguments.
+# Every rule uses Tensor ops only, so that rules can be differentiated again.
+
+# ---------------------------------------------------------------- arithmetic
+
+add = primitive("add", np.add)
+defvjp(add, lambda g, ans, x, y: unbroadcast(g, x.shape),
+            lambda g, ans, x, y: unbroadcast(g, y.shape))  # fmt: skip
+
+sub = primitive("sub", np.subtract)
+defvjp(sub, lambda g, ans, x, y: unbroadcast(g, x.shape),
+            lambda g, ans, x, y: unbroadcast(-g, y.shape))  # fmt: skip
+
+mul = primitive("mul", np.multiply)
+defvjp(mul, lambda g, ans, x, y: unbroadcast(g * y, x.shape),
+            lambda g, ans, x, y: unbroadcast(g * x, y.shape))  # fmt: skip
+
+div = primitive("div", np.divide)
+defvjp(div, lambda g, ans, x, y: unbroadcast(g / y, x.shape),
+            lambda g, ans, x, y: unbroadcast(-g * x / y**2, y.shape))  # fmt: skip
+
+# d/dx x^y = y x^(y-1). Where y == 0 the exponent is nudged to 0 so that 0^-1 = inf never meets
+# the factor y = 0 (that would be nan); the term is zero there either way.
+pow = primitive("pow", np.power)
+defvjp(pow, lambda g, ans, x, y: unbroadcast(g * y * x ** (y - 1 + (y.data == 0)), x.shape),
+            lambda g, ans, x, y: unbroadcast(g * ans * log(x), y.shape))  # fmt: skip
+
+neg = primitive("neg", np.negative)
+defvjp(neg, lambda g, ans, x: -g)
+
+# ---------------------------------------------------------------- elementwise functions
+
+exp = primitive("exp", np.exp)
+defvjp(exp, lambda g, ans, x: g * ans)
+
+log = primitive("log", np.log)
+defvjp(log, lambda g, ans, x: g / x)
+
+sqrt = primitive("sqrt", np.sqrt)
+defvjp(sqrt, lambda g, ans, x: g / (2 * ans))
+
+sin = primitive("sin", np.sin)
+defvjp(sin, lambda g, ans, x: g * cos(x))
+
+cos = primitive("cos", np.cos)
+defvjp(cos, lambda g, ans, x: -g * sin(x))
+
+tan = primitive("tan", np.tan)
+defvjp(tan, lambda g, ans, x: g / cos(x) ** 2)
+
+tanh = primitive("tanh", np.tanh)
+defvjp(tanh, lambda g, ans, x: g * (1 - ans**2))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), as e^-log(1 + e^-x): no overflow for any x, accurate in both tails."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
+sigmoid = primitive("sigmoid", _sigmoid)
+defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + e^x), computed as logaddexp(0, x) so that large x does not overflow."""
+    return np.logaddexp(0, x)
+
+
+softplus = primitive("softplus", _softplus)
+defvjp(softplus, lambda g, ans, x: g * sigmoid(x))
+
+relu = primitive("relu", lambda x: np.maximum(x, 0))
+defvjp(relu, lambda g, ans, x: g * step(x))  # step(0) = 0: relu'(0) = 0, as in torch
+
+abs = primitive("abs", np.abs)
+defvjp(abs, lambda g, ans, x: g * sign(x))  # sign(0) = 0: abs'(0) = 0, as in torch
+
+# ---------------------------------------------------------------- non-differentiable
+# Piecewise constant: the derivative is 0 wherever it exists. Their outputs are constants (see
+# NONDIFFERENTIABLE), so no rule is ever called; the zero rules are here to make that explicit.
+
+sign = primitive("sign", np.sign)
+defvjp(sign, lambda g, ans, x: 0 * g)
+
+step = primitive("step", lambda x: (x > 0).astype(x.dtype))
+defvjp(step, lambda g, ans, x: 0 * g)
+
+# ---------------------------------------------------------------- reductions and broadcasting
+# sum adds copies together and its rule copies g back out; broadcast_to makes copies and its
+# rule adds their cotangents together: each is the other's adjoint.
+
+
+def _sum(x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> np.ndarray:
+    return np.sum(x, axis=None if axis is None else _reduced_axes(x.ndim, axis), keepdims=keepdims)
+
+
+def _mean(x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> np.ndarray:
+    return np.mean(x, axis=None if axis is None else _reduced_axes(x.ndim, axis), keepdims=keepdims)
+
+
+sum = primitive("sum", _sum)
+defvjp(sum, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, keepdims))
+
+mean = primitive("mean", _mean)
+defvjp(mean, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, keepdims) / (x.size / ans.size))
+
+broadcast_to = primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape).copy())
+defvjp(broadcast_to, lambda g, ans, x, *, shape: unbroadcast(g, x.shape))
+
+# ---------------------------------------------------------------- shape
+
+
+def _inverse(ndim: int, axes: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if axes is None else tuple(int(i) for i in np.argsort([a % ndim for a in axes]))
+
+
+transpose = primitive("transpose", lambda x, *, axes=None: np.transpose(x, axes))
+defvjp(transpose, lambda g, ans, x, *, axes: transpose(g, axes=_inverse(x.ndim, axes)))
+
+expand_dims = primitive("expand_dims", lambda x, *, axis=0: np.expand_dims(x, axis))
+defvjp(expand_dims, lambda g, ans, x, *, axis: sum(g, axis=axis))
+
+# ---------------------------------------------------------------- linear algebra
+# numpy semantics for 1-D and 2-D operands: a 1-D left operand is a row, a 1-D right operand a
+# column, and the added axis is dropped from the result. The rules, case by case:
+#   (m,k) @ (k,n):  ā = g @ b.T          b̄ = a.T @ g
+#   (k,)  @ (k,n):  ā = g @ b.T          b̄ = outer(a, g)
+#   (m,k) @ (k,):   ā = outer(g, b)      b̄ = a.T @ g
+#   (k,)  @ (k,):   ā = g * b            b̄ = g * a        (g is a scalar)
+
+
+def _matmul_vjp_a(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 1 and b.ndim == 1:
+        return g * b
+    return _outer(g, b) if b.ndim == 1 else g @ b.T
+
+
+def _matmul_vjp_b(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim == 1 and b.ndim == 1:
+        return g * a
+    return _outer(a, g) if a.ndim == 1 else a.T @ g
+
+
+matmul = primitive("matmul", np.matmul)
+defvjp(matmul, _matmul_vjp_a, _matmul_vjp_b)
+
+
+__all__ = [
+    "NONDIFFERENTIABLE",
+    "PRIMITIVES",
+    "VJPS",
+    "Tensor",
+    "abs",
+    "add",
+    "broadcast_to",
+    "cos",
+    "defvjp",
+    "div",
+    "exp",
+    "expand_dims",
+    "grad",
+    "log",
+    "matmul",
+    "mean",
+    "mul",
+    "neg",
+    "no_grad",
+    "pow",
+    "primitive",
+    "relu",
+    "sigmoid",
+    "sign",
+    "sin",
+    "softplus",
+    "sqrt",
+    "step",
+    "sub",
+    "sum",
+    "tan",
+    "tanh",
+    "transpose",
+    "unbroadcast",
+]
