@@ -85,8 +85,8 @@ class ArrayComparison:
         pct = 100.0 * self.mismatched / max(self.total, 1)
         return (
             f"Mismatched elements: {self.mismatched} / {self.total} ({pct:.1f}%); greatest absolute "
-            f"difference {self.max_abs:.6g} at index {_index(self.worst_index)} (up to {self.allowed_abs:.3g} "
-            f"allowed); greatest relative difference {self.max_rel:.6g}"
+            f"difference {self.max_abs:.6g} at index {_index(self.worst_index)} "
+            f"(up to {self.allowed_abs:.3g} allowed); greatest relative difference {self.max_rel:.6g}"
         )
 
 
@@ -99,7 +99,10 @@ def compare_arrays(what: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
         return ArrayComparison(
-            what, False, int(expected.size), nonfinite=f"shape {actual.shape} != expected shape {expected.shape}"
+            what,
+            False,
+            int(expected.size),
+            nonfinite=f"shape {actual.shape} != expected shape {expected.shape}",
         )
     total = int(expected.size)
     for name, array in (("expected", expected), ("actual", actual)):
@@ -116,8 +119,8 @@ def compare_arrays(what: str, actual: np.ndarray, expected: np.ndarray, tol: Tol
                 worst_index=index,
                 actual=float(actual[index]),
                 expected=float(expected[index]),
-                nonfinite=f"{kind} from {whose} at index {_index(index)} ({int(bad.sum())} of {total} elements"
-                " not finite)",
+                nonfinite=f"{kind} from {whose} at index {_index(index)} "
+                f"({int(bad.sum())} of {total} elements not finite)",
                 tolerance=tol,
             )
     atol = tol.atol * (max(1.0, float(np.max(np.abs(expected)))) if tol.scaled and total else 1.0)
@@ -170,11 +173,16 @@ def compare_results(
     comparison.checks.append(compare_arrays("value", result.value, reference.value, tol))
     for name, grad in result.grads.items():
         if name in reference.grads:
-            comparison.checks.append(compare_arrays(f"d{output_name}/d{name}", grad, reference.grads[name], tol))
+            comparison.checks.append(
+                compare_arrays(f"d{output_name}/d{name}", grad, reference.grads[name], tol)
+            )
     if result.directional and reference.grads:
         ours = np.array([d.derivative for d in result.directional])
         theirs = np.array(
-            [sum(float(np.sum(reference.grads[n] * v)) for n, v in d.direction.items()) for d in result.directional]
+            [
+                sum(float(np.sum(reference.grads[n] * v)) for n, v in d.direction.items())
+                for d in result.directional
+            ]
         )
         comparison.checks.append(
             compare_arrays(f"d{output_name} along {len(ours)} random directions", ours, theirs, tol)

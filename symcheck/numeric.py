@@ -112,7 +112,8 @@ class _Evaluator:
 # ---------------------------------------------------------------- the engine
 
 _EPS = float(np.finfo(np.float64).eps)
-_H_SCALE = _EPS ** (1 / 3)  # balances O(h^2) truncation against O(eps/h) rounding
+# Richardson extrapolation leaves O(h^4) truncation against O(eps/h) rounding: h ~ eps^(1/5).
+_H_SCALE = _EPS ** (1 / 5)
 _HALVINGS = 50  # how far to shrink a step that leaves the domain before giving up
 _BACKOFF = 64.0  # then step this much further inside than the largest step that stayed in
 _RETRIES = 2

@@ -137,7 +137,9 @@ def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
     a, b = types
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(
-            "matmul needs tensors, not scalars", arg=0 if a.ndim == 0 else 1, hint="use * to scale by a scalar"
+            "matmul needs tensors, not scalars",
+            arg=0 if a.ndim == 0 else 1,
+            hint="use * to scale by a scalar",
         )
     if a.ndim > 2 or b.ndim > 2:
         raise ShapeError(
@@ -212,7 +214,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
     # elementwise functions
     _unary("exp", "e^x"),
     _unary("log", "natural logarithm", domain=(_positive(0, "log needs x > 0"),)),
-    _unary("sqrt", "square root", domain=(_positive(0, "sqrt needs x > 0 (its derivative is infinite at 0)"),)),
+    _unary(
+        "sqrt", "square root", domain=(_positive(0, "sqrt needs x > 0 (its derivative is infinite at 0)"),)
+    ),
     _unary("sin", "sine"),
     _unary("cos", "cosine"),
     _unary(
@@ -225,7 +229,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary("relu", "max(x, 0)", kinks=(Kink(0, 0.0, "relu is not differentiable at 0"),)),
     _unary("abs", "|x|", kinks=(Kink(0, 0.0, "abs is not differentiable at 0"),)),
     _unary("softplus", "log(1 + exp(x))"),
-    _unary("sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)),
+    _unary(
+        "sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)
+    ),
     _unary(
         "step",
         "1 where x > 0 else 0 (relu's derivative); derivative 0",

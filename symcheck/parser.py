@@ -165,7 +165,9 @@ class _Lower(Transformer):
                 if kwargs:
                     raise self._err("positional argument after a keyword argument", item.span)
                 args.append(item)
-        return _RawCall(_SPAN_OF(tree), op=str(fname), args=tuple(args), kwargs=tuple(kwargs), name_span=_span(fname))
+        return _RawCall(
+            _SPAN_OF(tree), op=str(fname), args=tuple(args), kwargs=tuple(kwargs), name_span=_span(fname)
+        )
 
     def arglist(self, tree: Tree) -> Tree:
         return tree
@@ -186,7 +188,7 @@ class _Lower(Transformer):
         return list(tree.children)
 
 
-def _SPAN_OF(tree: Tree) -> Span:  # noqa: N802 - reads like the Lark attribute it wraps
+def _SPAN_OF(tree: Tree) -> Span:
     return _span(tree.meta)
 
 
@@ -275,7 +277,9 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
             raise e.orig_exc from None
         raise
     if not statements:
-        raise SymcheckError("empty program", source=source, hint="write an expression such as mean(3*(x+2)^2)")
+        raise SymcheckError(
+            "empty program", source=source, hint="write an expression such as mean(3*(x+2)^2)"
+        )
     return ParsedProgram(source, tuple(statements))
 
 
@@ -289,8 +293,10 @@ def _end_position(text: str) -> tuple[int, int]:
 
 def check_identifier(name: str) -> None:
     """Names become SymPy symbols and lambdify arguments: they must be plain identifiers."""
-    if not name or not (name[0].isascii() and name[0].isalpha()) or not all(
-        c.isascii() and (c.isalnum() or c == "_") for c in name
+    if (
+        not name
+        or not (name[0].isascii() and name[0].isalpha())
+        or not all(c.isascii() and (c.isalnum() or c == "_") for c in name)
     ):
         raise SymcheckError(
             f"invalid name {name!r}",
@@ -340,7 +346,9 @@ class _Binder:
 
     def check_target(self, name: str, span: Span) -> None:
         if name in self.inputs:
-            raise self.err(f"'{name}' is an input and cannot be reassigned", span, hint="name the step differently")
+            raise self.err(
+                f"'{name}' is an input and cannot be reassigned", span, hint="name the step differently"
+            )
         try:
             check_identifier(name)
         except SymcheckError as e:
@@ -393,7 +401,9 @@ class _Binder:
             if param is None:
                 names = [p.name for p in op.params]
                 hint = did_you_mean(key, names) or (
-                    f"{op.name} takes {', '.join(names)}" if names else f"{op.name} takes no keyword arguments"
+                    f"{op.name} takes {', '.join(names)}"
+                    if names
+                    else f"{op.name} takes no keyword arguments"
                 )
                 raise self.err(f"{op.name} has no keyword argument '{key}'", value.span, hint)
             given[key] = self.kwvalue(param.kind, key, value)

@@ -169,6 +169,13 @@ class Graph:
 
     def reduce(self, op: str, t: SymTensor, axes: tuple[int, ...] | None, keepdims: bool) -> SymTensor:
         all_axes = tuple(range(len(t.shape))) if axes is None else axes
+        if all_axes == tuple(range(len(t.shape))) and not keepdims:
+            axes = None  # sum(x) rather than sum(x, axis=(0, 1)): one spelling, so atoms coincide
+        coeff, rest = t.expr.as_coeff_Mul()
+        if coeff != 1 and rest != 1:
+            # Constants come out of reductions: 3*sum(x), not sum(3*x).
+            inner = self.reduce(op, SymTensor(rest, t.shape), axes, keepdims)
+            return SymTensor(coeff * inner.expr, inner.shape)
         out_shape = tuple(
             1 if i in all_axes else d for i, d in enumerate(t.shape) if keepdims or i not in all_axes
         )
@@ -218,6 +225,19 @@ class Graph:
 
     def matmul(self, a: SymTensor, b: SymTensor) -> SymTensor:
         shape = a.shape[:-1] + b.shape[1:]
+        ca, ra = a.expr.as_coeff_Mul()
+        cb, rb = b.expr.as_coeff_Mul()
+        if ca * cb != 1:
+            # Constants come out of products: 2*(A.T @ B), not A.T @ (2*B).
+            inner = self.matmul(SymTensor(ra, a.shape), SymTensor(rb, b.shape))
+            return SymTensor(ca * cb * inner.expr, shape)
+        # A matrix of one repeated value c: c*ones @ B sums B's rows, A @ c*ones sums A's columns.
+        if not self.atoms_of(a):
+            summed = self.reduce("sum", b, (0,), False)
+            return SymTensor(a.expr * summed.expr, shape)
+        if not self.atoms_of(b):
+            summed = self.reduce("sum", a, (len(a.shape) - 1,), len(b.shape) == 2 and len(a.shape) == 2)
+            return SymTensor(b.expr * summed.expr, shape)
         return self.atom("matmul", (a, b), shape)
 
     def transpose(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor:
@@ -269,7 +289,7 @@ class Graph:
         for atom in reversed(forward_atoms):
             if atom.op == "input" or atom.symbol not in grads:
                 continue
-            for arg, g_arg in zip(atom.args, self._vjp(atom, grads[atom.symbol])):
+            for arg, g_arg in zip(atom.args, self._vjp(atom, grads[atom.symbol]), strict=True):
                 self._through_elementwise(arg, g_arg, grads)
         result: dict[str, SymTensor] = {}
         for name in wrt:
@@ -318,7 +338,9 @@ class Graph:
             return [self.reduce("sum", g, (atom.kw("axis"),), False)]
         raise AssertionError(f"no gradient rule for {atom.op}")
 
-    def _unreduce(self, g: SymTensor, shape: Shape, axes: tuple[int, ...] | None, keepdims: bool) -> SymTensor:
+    def _unreduce(
+        self, g: SymTensor, shape: Shape, axes: tuple[int, ...] | None, keepdims: bool
+    ) -> SymTensor:
         """Spread the gradient of a reduction back over the reduced axes (inverse of sum's shape)."""
         if axes is None or keepdims:
             return SymTensor(g.expr, shape)
@@ -361,14 +383,16 @@ class Graph:
         cache[atom.symbol] = value
         return value
 
-    def evaluate_exact(self, t: SymTensor, inputs: Mapping[str, np.ndarray], cache: dict | None = None) -> np.ndarray:
+    def evaluate_exact(
+        self, t: SymTensor, inputs: Mapping[str, np.ndarray], cache: dict | None = None
+    ) -> np.ndarray:
         """t element by element as SymPy expressions, given object arrays of SymPy values/symbols."""
         cache = {} if cache is None else cache
         atoms = self.atoms_of(t)
         values = [np.broadcast_to(self._atom_exact(a, inputs, cache), t.shape) for a in atoms]
         out = np.empty(t.shape, dtype=object)
         for index in np.ndindex(*t.shape):
-            out[index] = t.expr.xreplace({a.symbol: v[index] for a, v in zip(atoms, values)})
+            out[index] = t.expr.xreplace({a.symbol: v[index] for a, v in zip(atoms, values, strict=True)})
         return out
 
     def _atom_exact(self, atom: Atom, inputs: Mapping[str, np.ndarray], cache: dict) -> Any:
@@ -377,7 +401,9 @@ class Graph:
         if atom.op == "input":
             value = np.asarray(inputs[atom.name], dtype=object)
         else:
-            value = np.asarray(_numpy_op(atom, [self.evaluate_exact(a, inputs, cache) for a in atom.args]), dtype=object)
+            value = np.asarray(
+                _numpy_op(atom, [self.evaluate_exact(a, inputs, cache) for a in atom.args]), dtype=object
+            )
         cache[atom.symbol] = value
         return value
 

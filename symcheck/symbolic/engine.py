@@ -13,7 +13,7 @@ from symcheck.engine import Engine, EngineOptions, EngineResult
 from symcheck.ir import Program, TensorType
 from symcheck.parser import ParsedProgram, bind, parse
 from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
-from symcheck.symbolic.expansion import Expansion, evaluate_exact, expand_gradient, exact_number
+from symcheck.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
 from symcheck.symbolic.printer import LanguagePrinter, printable
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
@@ -146,7 +146,9 @@ class SymbolicEngine(Engine):
         subs = expansion.substitution(inputs)
         value, exact = evaluate_exact(expansion.output, subs)
         grads = {
-            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g) if g.size else np.zeros(g.shape)
+            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g)
+            if g.size
+            else np.zeros(g.shape)
             for name, g in expansion.grads.items()
         }
         disagreements = _disagreements(result.grads, grads)
@@ -166,7 +168,11 @@ class SymbolicEngine(Engine):
         probe = bind(parse(program.source.text, program.source), shapes)
         rng = np.random.default_rng(options.seed)
         point = {
-            name: (rng.uniform(0.3, 1.2, t.shape) if t.dtype.value == "float" else np.zeros(t.shape, dtype=np.int64))
+            name: (
+                rng.uniform(0.3, 1.2, t.shape)
+                if t.dtype.value == "float"
+                else np.zeros(t.shape, dtype=np.int64)
+            )
             for name, t in shapes.items()
         }
         _, closed_grads = ClosedForm.derive(probe, wrt).evaluate(point)

@@ -14,7 +14,7 @@ import sympy
 from sympy import Function, Integer, Piecewise
 
 
-class sigmoid(Function):  # noqa: N801 - SymPy functions are lower-case, and print by class name
+class sigmoid(Function):
     """1 / (1 + exp(-x))."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
@@ -31,7 +31,7 @@ class sigmoid(Function):  # noqa: N801 - SymPy functions are lower-case, and pri
         return self.args[0].is_real
 
 
-class softplus(Function):  # noqa: N801
+class softplus(Function):
     """log(1 + exp(x))."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
@@ -41,7 +41,7 @@ class softplus(Function):  # noqa: N801
         return self.args[0].is_real
 
 
-class step(Function):  # noqa: N801
+class step(Function):
     """1 where x > 0, else 0: relu's derivative, with torch's convention step(0) = 0."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
@@ -54,7 +54,7 @@ class step(Function):  # noqa: N801
         return None
 
 
-class relu(Function):  # noqa: N801
+class relu(Function):
     """max(x, 0); its derivative at 0 is taken as 0, as torch does."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:

@@ -114,7 +114,9 @@ class LanguagePrinter:
                 denom.insert(0, sympy.Integer(q))
         else:
             prefix = "" if coeff == 1 else (f"{p}*" if q == 1 else f"{p}/{q}*")
-            head = prefix + "*".join(self.wrap(f, POW if _is_matmul_like(self, f) else MUL + 1) for f in numer)
+            head = prefix + "*".join(
+                self.wrap(f, POW if _is_matmul_like(self, f) else MUL + 1) for f in numer
+            )
             if not prefix and len(numer) == 1 and not denom:
                 return self.print(numer[0])
         if not denom:

@@ -1,0 +1,837 @@
+"""Declarative test suites in YAML: cases of expressions, inputs and expected values/gradients.
+
+Suites are read with ruamel's round-trip loader, so every key, value and list item keeps its
+line and column: errors point at the offending line of the file, and an expression's parse error
+lands on the right file line:col. Validation is pydantic (unknown keys are errors, with a
+did-you-mean); its messages are translated into plain words before they reach the user.
+
+    suite: tutorial                # optional; default the file's stem
+    defaults: {samples: 2}         # optional; any case key except name/expr/inputs/expect
+    cases:
+      - name: seed-one-expression
+        expr: mean(3*(x+2)^2)
+        inputs:
+          x: {shape: [2, 2], fill: 1}
+        expect:
+          value: 27
+          grad:
+            x: 3/2*(x+2)
+
+The top level may also be a bare list of cases.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, create_model
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+
+from symcheck.engine import BUILTIN_ENGINES, DEFAULT_ENGINES
+from symcheck.errors import Source, Span, SymcheckError, did_you_mean
+from symcheck.inputs import InputSpec, RandomSpec, value_array
+from symcheck.ir import DType, Program, Ref, walk
+from symcheck.ops import FUNCTIONS
+from symcheck.parser import ParsedProgram, bind, check_identifier, parse
+
+DEFAULT_SAMPLES = 2
+DEFAULT_SEED = 0
+DEFAULT_EXPANSION_BUDGET = 256
+TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16")
+SUITE_SUFFIXES = (".yaml", ".yml")
+
+YamlPath = tuple[str | int, ...]
+
+
+# ---------------------------------------------------------------- what the runner gets
+
+
+@dataclass(frozen=True)
+class BlockSource(Source):
+    """A block scalar (`|`): every line of the text is indented in the file, not only the first."""
+
+    indent: int = 0
+
+    def file_position(self, span: Span) -> tuple[int, int]:
+        return span.line + self.line_offset, span.col + self.indent
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Overrides only: None leaves the runner's default (which depends on engine and dtype)."""
+
+    rtol: float | None = None
+    atol: float | None = None
+    engines: Mapping[str, Tolerance] = field(default_factory=dict)
+
+    def for_engine(self, engine: str) -> tuple[float | None, float | None]:
+        """(rtol, atol) for one engine: its own override, else the global one, else None."""
+        own = self.engines.get(engine, Tolerance())
+        return (
+            own.rtol if own.rtol is not None else self.rtol,
+            own.atol if own.atol is not None else self.atol,
+        )
+
+
+@dataclass(frozen=True)
+class GradExpect:
+    """An expected gradient: a formula in the language (over the inputs) or numbers."""
+
+    formula: str | None
+    formula_source: Source | None
+    numbers: np.ndarray | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Expect:
+    value: np.ndarray | None = None
+    value_line: int | None = None
+    grads: dict[str, GradExpect] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    file: str
+    line: int
+    expr: str
+    expr_source: Source
+    inputs: dict[str, InputSpec]
+    wrt: list[str] | None
+    expect: Expect
+    engines: list[str]
+    tolerance: Tolerance
+    samples: int = DEFAULT_SAMPLES
+    seed: int = DEFAULT_SEED
+    expansion_budget: int = DEFAULT_EXPANSION_BUDGET
+    dtype: str = "float64"
+    device: str = "cpu"
+    description: str | None = None
+    input_lines: dict[str, int] = field(default_factory=dict)
+    wrt_line: int | None = None
+
+    def error(self, message: str, line: int | None = None, hint: str | None = None) -> SymcheckError:
+        return SymcheckError(message, filename=self.file, line=line or self.line, hint=hint)
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: str
+    name: str
+    cases: list[Case]
+
+
+# ---------------------------------------------------------------- the schema
+
+
+def _listify(v: Any) -> Any:
+    return [v] if isinstance(v, (str, int)) and not isinstance(v, bool) else v
+
+
+def _textify(v: Any) -> Any:
+    # `expr: 3` is a valid (constant) expression that YAML reads as a number.
+    return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+
+StrictFloat = Annotated[float, Strict()]
+NonNegFloat = Annotated[float, Strict(), Field(ge=0)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0)]
+StrictStr = Annotated[str, Strict()]
+_CONFIG = ConfigDict(extra="forbid")
+
+
+class RandomModel(BaseModel):
+    model_config = _CONFIG
+    distribution: Literal["uniform", "normal"] = "uniform"
+    low: StrictFloat | None = None
+    high: StrictFloat | None = None
+    mean: StrictFloat | None = None
+    std: StrictFloat | None = None
+    seed: NonNegInt | None = None
+
+
+class InputModel(BaseModel):
+    model_config = _CONFIG
+    shape: Annotated[list[Annotated[int, Strict()]], BeforeValidator(_listify)] | None = None
+    dtype: Literal["float", "int"] = "float"
+    fill: StrictFloat | None = None
+    value: Any = None
+    random: RandomModel | None = None
+
+
+class ExpectModel(BaseModel):
+    model_config = _CONFIG
+    value: Any = None
+    grad: dict[StrictStr, Any] = {}
+
+
+class _TolModel(BaseModel):
+    model_config = _CONFIG
+    rtol: NonNegFloat | None = None
+    atol: NonNegFloat | None = None
+
+
+ToleranceModel = create_model(  # type: ignore[call-overload]
+    "ToleranceModel",
+    __base__=_TolModel,
+    **{name: (_TolModel | None, None) for name in BUILTIN_ENGINES},
+)
+
+
+class CaseModel(BaseModel):
+    model_config = _CONFIG
+    name: StrictStr
+    description: StrictStr | None = None
+    expr: Annotated[StrictStr, BeforeValidator(_textify)]
+    inputs: dict[StrictStr, InputModel] = {}
+    wrt: Annotated[list[StrictStr], BeforeValidator(_listify)] | None = None
+    expect: ExpectModel | None = None
+    engines: Annotated[list[StrictStr], BeforeValidator(_listify)] | None = None
+    tolerance: ToleranceModel | None = None  # type: ignore[valid-type]
+    samples: NonNegInt = DEFAULT_SAMPLES
+    seed: NonNegInt = DEFAULT_SEED
+    expansion_budget: NonNegInt = DEFAULT_EXPANSION_BUDGET
+    dtype: Literal["float64", "float32", "float16", "bfloat16"] = "float64"
+    device: Annotated[StrictStr, Field(pattern=r"^(cpu|cuda(:\d+)?|mps)$")] = "cpu"
+
+
+TOP_KEYS = ("suite", "defaults", "cases")
+NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect")
+DEFAULT_KEYS = tuple(k for k in CaseModel.model_fields if k not in NO_DEFAULT_KEYS)
+
+
+# ---------------------------------------------------------------- YAML with positions
+
+
+@dataclass(frozen=True)
+class _Pos:
+    key_line: int | None  # 1-based; None for list items and the document
+    line: int  # 1-based line of the value
+    col: int  # 0-based column of the value
+
+
+class _Doc:
+    """Plain Python data plus the position and scalar style of every node, by path."""
+
+    def __init__(self, filename: str, text: str) -> None:
+        self.filename = filename
+        self.lines = text.splitlines()
+        self.pos: dict[YamlPath, _Pos] = {}
+        self.style: dict[YamlPath, str] = {}
+
+    def plain(self, node: Any, path: YamlPath) -> Any:
+        if isinstance(node, CommentedMap):
+            out = {}
+            for key in node:
+                k_line, _ = node.lc.key(key)
+                v_line, v_col = node.lc.value(key)
+                child = (*path, _plain_key(key))
+                self.pos[child] = _Pos(k_line + 1, v_line + 1, v_col)
+                out[_plain_key(key)] = self.plain(node[key], child)
+            return out
+        if isinstance(node, CommentedSeq):
+            out_list = []
+            for i, item in enumerate(node):
+                line, col = node.lc.item(i)
+                self.pos[(*path, i)] = _Pos(None, line + 1, col)
+                out_list.append(self.plain(item, (*path, i)))
+            return out_list
+        if isinstance(node, str):
+            self.style[path] = _style(node)
+            return str(node)
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        return node
+
+    def line(self, path: YamlPath, *, key: bool = True) -> int | None:
+        """The line of the nearest known node on `path` (its key's line, where it has a key)."""
+        for n in range(len(path), -1, -1):
+            p = self.pos.get(path[:n])
+            if p is not None:
+                return p.key_line if key and p.key_line is not None else p.line
+        return None
+
+    def source(self, text: str, path: YamlPath) -> Source:
+        """Where a string value sits, so parse errors map to file line:col."""
+        p = self.pos.get(path)
+        if p is None:
+            return Source(text, self.filename)
+        style = self.style.get(path, "")
+        if style in ("|", ">"):
+            # The text begins on the line after the indicator; its indentation is stripped.
+            indent = 0
+            for raw in self.lines[p.line :]:
+                if raw.strip():
+                    indent = len(raw) - len(raw.lstrip(" "))
+                    break
+            return BlockSource(text, self.filename, line_offset=p.line, col_offset=indent, indent=indent)
+        quote = 1 if style in ('"', "'") else 0
+        return Source(text, self.filename, line_offset=p.line - 1, col_offset=p.col + quote)
+
+
+def _plain_key(key: Any) -> Any:
+    return str(key) if isinstance(key, str) else key
+
+
+def _style(s: str) -> str:
+    if isinstance(s, LiteralScalarString):
+        return "|"
+    if isinstance(s, FoldedScalarString):
+        return ">"
+    if isinstance(s, DoubleQuotedScalarString):
+        return '"'
+    if isinstance(s, SingleQuotedScalarString):
+        return "'"
+    return ""
+
+
+def _read_yaml(path: Path) -> tuple[Any, _Doc]:
+    filename = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SymcheckError(f"cannot read suite: {e.strerror or e}", filename=filename) from None
+    except UnicodeDecodeError:
+        raise SymcheckError("suite is not UTF-8 text", filename=filename) from None
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = " ".join(p for p in (e.context, e.problem) if p) or "cannot parse"
+        line = mark.line + 1 if mark is not None else None
+        where = f" (column {mark.column + 1})" if mark is not None else ""
+        hint = (
+            "each key appears once in a mapping"
+            if "duplicate key" in problem
+            else "check the indentation and that every `key: value` is on its own line; "
+            "quote values that contain ': ' or start with a special character"
+        )
+        raise SymcheckError(
+            f"malformed YAML: {problem}{where}", filename=filename, line=line, hint=hint
+        ) from None
+    except YAMLError as e:
+        raise SymcheckError(f"malformed YAML: {e}", filename=filename) from None
+    doc = _Doc(filename, text)
+    return doc.plain(data, ()), doc
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_paths(paths: Sequence[str | Path]) -> list[Suite]:
+    """Suites from files, or directories searched recursively for *.yaml / *.yml (sorted)."""
+    suites: list[Suite] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in SUITE_SUFFIXES and p.is_file())
+            if not files:
+                raise SymcheckError(f"no .yaml or .yml suites under {path}", filename=str(path))
+            suites.extend(load_suite(p) for p in files)
+        elif path.exists():
+            suites.append(load_suite(path))
+        else:
+            raise SymcheckError(f"no such file or directory: {path}")
+    return suites
+
+
+def load_suite(path: str | Path) -> Suite:
+    path = Path(path)
+    data, doc = _read_yaml(path)
+    return _Loader(doc, path).suite(data)
+
+
+class _Loader:
+    def __init__(self, doc: _Doc, path: Path) -> None:
+        self.doc = doc
+        self.path = path
+        self.filename = str(path)
+
+    def err(
+        self, message: str, path: YamlPath = (), hint: str | None = None, key: bool = True
+    ) -> SymcheckError:
+        return SymcheckError(message, filename=self.filename, line=self.doc.line(path, key=key), hint=hint)
+
+    def suite(self, data: Any) -> Suite:
+        if data is None:
+            raise self.err(
+                "empty suite file",
+                hint="a suite is `cases:` followed by a list of cases with name, expr, inputs",
+            )
+        name = self.path.stem
+        defaults: dict[str, Any] = {}
+        if isinstance(data, list):
+            cases, cases_path = data, ()
+        elif isinstance(data, dict):
+            for key in data:
+                if key not in TOP_KEYS:
+                    raise self.err(f"unknown key '{key}'", (key,), hint=did_you_mean(str(key), TOP_KEYS))
+            if "cases" not in data:
+                raise self.err("missing 'cases'", hint="list the cases under `cases:`")
+            cases, cases_path = data["cases"], ("cases",)
+            if "suite" in data:
+                if not isinstance(data["suite"], str) or not data["suite"].strip():
+                    raise self.err("'suite' must be a name (text)", ("suite",))
+                name = data["suite"]
+            if data.get("defaults") is not None:
+                defaults = self.defaults(data["defaults"])
+        else:
+            raise self.err("a suite is a mapping with `cases:` (or a bare list of cases)", key=False)
+        if not isinstance(cases, list):
+            raise self.err(
+                "'cases' must be a list of cases (each item starts with `- name: ...`)", cases_path
+            )
+        if not cases:
+            raise self.err("the suite has no cases", cases_path)
+        out: list[Case] = []
+        seen: dict[str, int] = {}
+        for i, raw in enumerate(cases):
+            case = self.case(raw, (*cases_path, i), defaults)
+            if case.name in seen:
+                raise self.err(
+                    f"duplicate case name '{case.name}' (first at line {seen[case.name]})",
+                    (*cases_path, i, "name"),
+                    hint="case names are unique within a file",
+                )
+            seen[case.name] = case.line
+            out.append(case)
+        return Suite(self.filename, name, out)
+
+    def defaults(self, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.err("'defaults' must be a mapping of case keys, e.g. {samples: 2}", ("defaults",))
+        for key in raw:
+            if key in NO_DEFAULT_KEYS:
+                raise self.err(
+                    f"'{key}' cannot have a default: it belongs to each case",
+                    ("defaults", key),
+                    hint=f"defaults may set {', '.join(DEFAULT_KEYS)}",
+                )
+            if key not in DEFAULT_KEYS:
+                raise self.err(
+                    f"unknown key '{key}' in defaults",
+                    ("defaults", key),
+                    hint=did_you_mean(str(key), DEFAULT_KEYS)
+                    or f"defaults may set {', '.join(DEFAULT_KEYS)}",
+                )
+        return raw
+
+    def case(self, raw: Any, path: YamlPath, defaults: dict[str, Any]) -> Case:
+        if not isinstance(raw, dict):
+            raise self.err(
+                "each case is a mapping with name, expr and inputs",
+                path,
+                hint="start a case with `- name: ...`",
+            )
+        merged = _merge(defaults, raw)
+        inputs = merged.get("inputs")
+        if isinstance(inputs, dict):
+            # A bare number or nested list is the value.
+            merged["inputs"] = {k: v if isinstance(v, dict) else {"value": v} for k, v in inputs.items()}
+        try:
+            model = CaseModel.model_validate(merged)
+        except ValidationError as e:
+            raise self.translate(e, path, raw) from None
+        return self.build(model, path)
+
+    def translate(self, error: ValidationError, case_path: YamlPath, raw: dict[str, Any]) -> SymcheckError:
+        errors = error.errors()
+        # An unknown key explains a missing one (`exprr` for `expr`): report it first, then by line.
+        rank = {"extra_forbidden": 0, "missing": 2}
+        first = min(
+            errors,
+            key=lambda d: (rank.get(d["type"], 1), self.doc.line(self._path(case_path, d["loc"], raw)) or 0),
+        )
+        loc = tuple(first["loc"])
+        path = self._path(case_path, loc, raw)
+        message, hint = _plain_words(first, loc)
+        if first["type"] == "missing":
+            path = path[:-1]
+            return self.err(message, path, hint=hint, key=False)
+        if first["type"] == "extra_forbidden":
+            hint = did_you_mean(str(loc[-1]), _fields_at(loc)) or f"known keys: {', '.join(_fields_at(loc))}"
+        return self.err(message, path, hint=hint)
+
+    def _path(self, case_path: YamlPath, loc: tuple[Any, ...], raw: dict[str, Any]) -> YamlPath:
+        # A key the case does not set came from defaults.
+        if loc and loc[0] not in raw and ("defaults", loc[0]) in self.doc.pos:
+            return ("defaults", *loc)
+        return (*case_path, *loc)
+
+    def build(self, m: CaseModel, path: YamlPath) -> Case:
+        line = self.doc.line(path, key=False) or 1
+        inputs: dict[str, InputSpec] = {}
+        input_lines: dict[str, int] = {}
+        for name, im in m.inputs.items():
+            ipath = (*path, "inputs", name)
+            input_lines[name] = self.doc.line(ipath) or line
+            inputs[name] = self.input_spec(name, im, ipath)
+        expect = self.expect(m.expect, (*path, "expect"), inputs)
+        engines = list(DEFAULT_ENGINES)
+        if m.engines is not None:
+            if not m.engines:
+                raise self.err(
+                    "'engines' is empty", (*path, "engines"), hint=f"pick from {', '.join(BUILTIN_ENGINES)}"
+                )
+            for i, engine in enumerate(m.engines):
+                if engine not in BUILTIN_ENGINES:
+                    raise self.err(
+                        f"unknown engine '{engine}'",
+                        (*path, "engines", i),
+                        hint=did_you_mean(engine, BUILTIN_ENGINES)
+                        or f"engines are {', '.join(BUILTIN_ENGINES)}",
+                        key=False,
+                    )
+            engines = list(dict.fromkeys(m.engines))
+        return Case(
+            name=m.name,
+            file=self.filename,
+            line=line,
+            expr=m.expr,
+            expr_source=self.doc.source(m.expr, (*path, "expr")),
+            inputs=inputs,
+            wrt=None if m.wrt is None else list(dict.fromkeys(m.wrt)),
+            expect=expect,
+            engines=engines,
+            tolerance=_tolerance(m.tolerance),
+            samples=m.samples,
+            seed=m.seed,
+            expansion_budget=m.expansion_budget,
+            dtype=m.dtype,
+            device=m.device,
+            description=m.description,
+            input_lines=input_lines,
+            wrt_line=self.doc.line((*path, "wrt")) if m.wrt is not None else None,
+        )
+
+    def input_spec(self, name: str, m: InputModel, path: YamlPath) -> InputSpec:
+        try:
+            check_identifier(name)
+            random = None
+            if m.random is not None:
+                random = _random_spec(m.random)
+            shape = tuple(m.shape) if m.shape is not None else None
+            return InputSpec(shape=shape, dtype=DType(m.dtype), fill=m.fill, value=m.value, random=random)
+        except SymcheckError as e:
+            raise self.err(f"input '{name}': {e.message}", path, hint=e.hint) from None
+
+    def expect(self, m: ExpectModel | None, path: YamlPath, inputs: dict[str, InputSpec]) -> Expect:
+        if m is None:
+            return Expect()
+        value = None
+        if m.value is not None:
+            value = self.numbers(m.value, (*path, "value"), "expect.value")
+        grads: dict[str, GradExpect] = {}
+        for name, raw in m.grad.items():
+            gpath = (*path, "grad", name)
+            line = self.doc.line(gpath) or 1
+            if isinstance(raw, str):
+                grads[name] = GradExpect(raw, self.doc.source(raw, gpath), None, line)
+            else:
+                grads[name] = GradExpect(None, None, self.numbers(raw, gpath, f"expect.grad.{name}"), line)
+        return Expect(value, self.doc.line((*path, "value")) if value is not None else None, grads)
+
+    def numbers(self, raw: Any, path: YamlPath, what: str) -> np.ndarray:
+        try:
+            return value_array(raw)
+        except SymcheckError as e:
+            raise self.err(
+                f"{what}: {e.message}",
+                path,
+                hint=e.hint or "give a number, a nested list of numbers, or (for grad) a formula",
+            ) from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _random_spec(m: RandomModel) -> RandomSpec:
+    if m.distribution == "normal":
+        if m.low is not None or m.high is not None:
+            raise SymcheckError(
+                "a normal distribution takes mean and std, not low and high",
+                hint="random: {distribution: normal, mean: 0, std: 1}",
+            )
+        return RandomSpec(m.mean, m.std, "normal", m.seed)
+    if m.mean is not None or m.std is not None:
+        raise SymcheckError(
+            "mean and std are for a normal distribution",
+            hint="random: {distribution: normal, mean: 0, std: 1}",
+        )
+    return RandomSpec(m.low, m.high, "uniform", m.seed)
+
+
+def _tolerance(m: Any) -> Tolerance:
+    if m is None:
+        return Tolerance()
+    engines = {
+        name: Tolerance(getattr(m, name).rtol, getattr(m, name).atol)
+        for name in BUILTIN_ENGINES
+        if getattr(m, name) is not None
+    }
+    return Tolerance(m.rtol, m.atol, engines)
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model at `loc`'s parent accepts (for did-you-mean on an unknown key)."""
+    model: Any = CaseModel
+    i = 0
+    while i < len(loc) - 1:
+        info = model.model_fields.get(loc[i])
+        if info is None:
+            return []
+        ann = _unwrap(info.annotation)
+        if get_origin(ann) is dict:
+            ann = _unwrap(get_args(ann)[1])
+            i += 1
+        model = ann
+        i += 1
+    return list(getattr(model, "model_fields", {}))
+
+
+def _unwrap(ann: Any) -> Any:
+    while True:
+        args = get_args(ann)
+        if get_origin(ann) is Annotated:
+            ann = args[0]
+        elif args and type(None) in args:
+            ann = next(a for a in args if a is not type(None))
+        else:
+            return ann
+
+
+_EXPECTED = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping (key: value)",
+    "model_type": "a mapping (key: value)",
+    "model_attributes_type": "a mapping (key: value)",
+}
+
+
+def _plain_words(err: Mapping[str, Any], loc: tuple[Any, ...]) -> tuple[str, str | None]:
+    kind = err["type"]
+    where = _key_name(loc)
+    got = err.get("input")
+    if kind == "missing":
+        hints = {
+            "name": "every case needs a unique `name:`",
+            "expr": "write the expression under `expr:`, e.g. expr: mean(3*(x+2)^2)",
+        }
+        return f"missing required key '{loc[-1]}'", hints.get(str(loc[-1]))
+    if kind == "extra_forbidden":
+        parent = _key_name(loc[:-1])
+        return f"unknown key '{loc[-1]}'" + (f" in {parent}" if parent else ""), None
+    if kind in _EXPECTED:
+        if isinstance(loc[-1], int) and len(loc) > 1 and kind in ("int_type", "float_type", "string_type"):
+            return f"items of {_key_name(loc[:-1])} must be {_EXPECTED[kind]}, got {_show(got)}", None
+        if kind == "string_type" and loc and loc[-1] == "name" and len(loc) == 1:
+            return f"{where} must be text, got {_show(got)}", "quote it: name: '...'"
+        return f"{where} must be {_EXPECTED[kind]}, got {_show(got)}", None
+    if kind == "literal_error":
+        return f"{where} must be one of {err.get('ctx', {}).get('expected', '?')}, got {_show(got)}", None
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = err.get("ctx", {}).get("ge", err.get("ctx", {}).get("gt"))
+        relation = "at least" if kind == "greater_than_equal" else "more than"
+        return f"{where} must be {relation} {bound}, got {_show(got)}", None
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "device":
+        return f"{where} must be cpu, cuda, cuda:N or mps, got {_show(got)}", None
+    message = str(err.get("msg", "invalid value"))
+    message = re.sub(r"^(Value error|Assertion failed), ", "", message)
+    return f"{where}: {message[0].lower() + message[1:] if message else message}", None
+
+
+def _key_name(loc: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for seg in loc:
+        parts.append(f"[{seg}]" if isinstance(seg, int) else ("." if parts else "") + str(seg))
+    return f"'{''.join(parts)}'" if parts else ""
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------- from case to program
+
+
+def parse_case_program(case: Case) -> Program:
+    """Parse and bind `case.expr`; check that inputs, wrt and grad expectations fit it."""
+    parsed = parse(case.expr, case.expr_source)
+    free = parsed.free_names()
+    for name in free:
+        if name in case.inputs or name in FUNCTIONS:
+            continue
+        span = _first_use(parsed, name)
+        hint = did_you_mean(name, [n for n in case.inputs if n not in free])
+        if hint is None:
+            shown = ", ".join(f"{n}: {{shape: [...]}}" for n in free if n not in case.inputs)
+            hint = f"add under inputs: {shown}"
+        if span is None:
+            raise case.error(f"'{name}' is used by the expression but not declared under inputs", hint=hint)
+        raise SymcheckError(
+            f"'{name}' is used by the expression but not declared under inputs",
+            source=case.expr_source,
+            span=span,
+            hint=hint,
+        )
+    for name in case.inputs:
+        if name not in free:
+            raise case.error(
+                f"input '{name}' is not used by the expression",
+                case.input_lines.get(name),
+                hint="remove it, or use it in expr",
+            )
+    program = bind(parsed, {n: spec.type() for n, spec in case.inputs.items()})
+    wrt = case_wrt(case)
+    if case.wrt is not None:
+        for name in case.wrt:
+            if name not in case.inputs:
+                raise case.error(
+                    f"wrt names '{name}', which is not an input",
+                    case.wrt_line,
+                    hint=did_you_mean(name, case.inputs) or f"inputs are {', '.join(case.inputs)}",
+                )
+            if case.inputs[name].dtype is not DType.FLOAT:
+                raise case.error(
+                    f"wrt names '{name}', an int input; int inputs are not differentiated", case.wrt_line
+                )
+    out_shape = program.output_type.shape
+    if case.expect.value is not None:
+        _check_broadcast(
+            case, case.expect.value.shape, out_shape, "expect.value", "the output", case.expect.value_line
+        )
+    for name, grad in case.expect.grads.items():
+        if name not in wrt:
+            if name not in case.inputs:
+                hint = (
+                    did_you_mean(name, wrt)
+                    or f"gradients are taken with respect to {', '.join(wrt) or 'nothing'}"
+                )
+                raise case.error(
+                    f"expected gradient for '{name}', which is not an input", grad.line, hint=hint
+                )
+            raise case.error(
+                f"expected gradient for '{name}', which is not in wrt",
+                grad.line,
+                hint=f"add it to wrt (now {', '.join(wrt) or 'empty'})"
+                if case.inputs[name].dtype is DType.FLOAT
+                else "int inputs are not differentiated",
+            )
+        if grad.numbers is not None:
+            shape = case.inputs[name].type().shape
+            _check_broadcast(
+                case, grad.numbers.shape, shape, f"expect.grad.{name}", f"input '{name}'", grad.line
+            )
+    grad_programs(case, program)
+    return program
+
+
+def case_wrt(case: Case) -> list[str]:
+    """The inputs to differentiate: `wrt`, else every float input."""
+    if case.wrt is not None:
+        return list(case.wrt)
+    return [n for n, s in case.inputs.items() if s.dtype is DType.FLOAT]
+
+
+def grad_programs(case: Case, program: Program) -> dict[str, Program]:
+    """The expected-gradient formulas, parsed and bound over the case's inputs and the names of
+    its steps (as free names: `3/2*y` where `y = x + 2`); each one's shape must broadcast to its
+    input's shape. A formula program's inputs are the names it uses."""
+    known = {n: spec.type() for n, spec in case.inputs.items()}
+    for step in program.steps:
+        assert step.expr.type is not None
+        known[step.name] = step.expr.type  # a rebound name means its last value
+    out: dict[str, Program] = {}
+    for name, grad in case.expect.grads.items():
+        if grad.formula is None:
+            continue
+        source = grad.formula_source or Source(grad.formula, case.file, grad.line - 1)
+        parsed = parse(grad.formula, source)
+        used = parsed.free_names()
+        for n in used:
+            if n not in known and n not in FUNCTIONS:
+                raise SymcheckError(
+                    f"unknown name '{n}' in the expected gradient",
+                    source=source,
+                    span=_first_use(parsed, n),
+                    hint=did_you_mean(n, known)
+                    or f"a formula may use the inputs and steps: {', '.join(known)}",
+                )
+        fprog = bind(parsed, {n: known[n] for n in used if n in known})
+        got, want = fprog.output_type.shape, known[name].shape
+        if not _broadcasts(got, want):
+            raise SymcheckError(
+                f"the expected gradient for '{name}' has shape {list(got)} "
+                f"but '{name}' has shape {list(want)}",
+                source=source,
+                span=fprog.output.expr.span,
+                hint="a gradient has its input's shape (a scalar broadcasts)",
+            )
+        out[name] = fprog
+    return out
+
+
+def _first_use(parsed: ParsedProgram, name: str) -> Span | None:
+    for st in parsed.statements:
+        for node in walk(st.expr):
+            if isinstance(node, Ref) and node.name == name:
+                return node.span
+    return None
+
+
+def _broadcasts(got: tuple[int, ...], want: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(got, want) == tuple(want)
+    except ValueError:
+        return False
+
+
+def _check_broadcast(
+    case: Case, got: tuple[int, ...], want: tuple[int, ...], what: str, of: str, line: int | None
+) -> None:
+    if not _broadcasts(got, want):
+        raise case.error(
+            f"{what} has shape {list(got)} but {of} has shape {list(want)}",
+            line,
+            hint="give a number (it broadcasts) or a nested list of that shape",
+        )
