@@ -253,7 +253,7 @@ class Runner:
         output = prep.program.output.name
         if given and case.expect.value is not None:
             expected = np.broadcast_to(case.expect.value, ref.value.shape)
-            c = compare_arrays("value", ref.value, expected, tol)
+            c = compare_arrays("value", expected, ref.value, tol)
             pr.expectations.append(
                 ExpectationCheck(
                     "value", _numbers_text(case.expect.value), c.ok, _detail(c), case.expect.value_line
@@ -347,7 +347,9 @@ def _numbers_text(numbers: np.ndarray) -> str:
     array = np.asarray(numbers)
     if array.ndim == 0:
         return f"{float(array):g}"
-    return np.array2string(array, precision=6, separator=", ", threshold=12)
+    if array.size > 12:
+        return f"<{array.size} numbers>"
+    return str(array.tolist())
 
 
 def _detail(c: ArrayComparison) -> str:
@@ -355,8 +357,9 @@ def _detail(c: ArrayComparison) -> str:
         return "ok"
     if c.nonfinite:
         return c.nonfinite
+    # Expectations are compared as (claim, truth): `actual` is what the user wrote.
     return (
-        f"expected {c.actual:.10g}, got {c.expected:.10g} at index {c.worst_index} "
+        f"claimed {c.actual:.10g}, true {c.expected:.10g} at index {c.worst_index} "
         f"({c.mismatched} / {c.total} elements differ)"
     )
 
