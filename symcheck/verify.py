@@ -205,7 +205,10 @@ class Runner:
     ) -> PointResult:
         case, program = prep.case, prep.program
         pr = PointResult(label, point)
-        pr.kink_hits = check_point(program, point).kink_hits
+        checked = check_point(program, point)
+        pr.kink_hits = checked.kink_hits
+        # Only pinned values can break a domain (random points are redrawn until they hold).
+        pr.problems.extend(f"the given values break a domain: {v}" for v in checked.domain_violations)
         for name in case.engines:
             try:
                 pr.results[name] = self.engine(name).run(program, point, wrt, options)
