@@ -350,4 +350,15 @@ def render_json(results: Sequence[CaseResult]) -> str:
         },
         "cases": [_case_json(r) for r in results],
     }
-    return json.dumps(doc, indent=2, default=str) + "\n"
+    return json.dumps(_strict(doc), indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _strict(value: Any) -> Any:
+    """Strict JSON has no NaN or Infinity: non-finite numbers become the strings "nan", "inf"."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value

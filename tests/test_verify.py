@@ -1,0 +1,275 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symcheck.autograd.engine import AutogradEngine
+from symcheck.report import render_text, summarize_engines
+from symcheck.suite import load_suite
+from symcheck.verify import CaseResult, prepare, run_cases
+
+WriteSuite = Callable[..., Path]
+
+SEED = """\
+cases:
+  - name: seed
+    expr: mean(3*(x+2)^2)
+    inputs:
+      x: {{shape: [2, 2], fill: 1}}
+    samples: 0
+{extra}
+"""
+
+
+def seed_suite(write_suite: WriteSuite, extra: str = "") -> Path:
+    return write_suite(SEED.format(extra=extra))
+
+
+def run_one(path: Path) -> CaseResult:
+    results, errors = run_cases(load_suite(path).cases)
+    assert errors == []
+    (result,) = results
+    return result
+
+
+# ---------------------------------------------------------------- passing and failing expectations
+
+
+def test_seed_case_passes(write_suite: WriteSuite) -> None:
+    path = seed_suite(write_suite, "    expect:\n      value: 27\n      grad:\n        x: 3/2*(x+2)")
+    r = run_one(path)
+    assert r.status == "pass"
+    assert r.wrt == ["x"]
+    assert len(r.points) == 1
+    point = r.points[0]
+    assert point.label == "given values"
+    assert point.reference == "symbolic"
+    assert point.ok
+    assert {c.engine for c in point.comparisons} == {"autograd", "torch", "numeric"}
+    assert r.exact_value == "27"
+    assert r.closed_forms == {"x": "3/2*(x + 2)"}
+    (proof,) = r.proofs
+    assert proof.proven and proof.difference is None
+    np.testing.assert_allclose(point.results["symbolic"].grads["x"], np.full((2, 2), 4.5))
+    assert [(e.what, e.ok) for e in point.expectations] == [("value", True), ("dout/dx", True)]
+
+
+def test_samples_add_random_points(write_suite: WriteSuite) -> None:
+    path = write_suite(SEED.format(extra="").replace("samples: 0", "samples: 1"))
+    r = run_one(path)
+    assert r.status == "pass"
+    assert [p.label for p in r.points] == ["given values", "random point 1 (seed 0)"]
+
+
+def test_wrong_value_fails(write_suite: WriteSuite) -> None:
+    r = run_one(seed_suite(write_suite, "    expect:\n      value: 28"))
+    assert r.status == "fail"
+    (check,) = r.points[0].expectations
+    assert (check.what, check.claim, check.ok) == ("value", "28", False)
+    assert check.line == 8
+    assert "28" in check.detail and "27" in check.detail
+    text = render_text([r])
+    assert "FAIL  seed" in text
+    assert "expect    value = 28: WRONG" in text
+
+
+def test_wrong_gradient_numbers_fail_and_say_where(write_suite: WriteSuite) -> None:
+    path = seed_suite(write_suite, "    expect:\n      grad:\n        x: [[4.5, 4.5], [4.5, 5]]")
+    r = run_one(path)
+    assert r.status == "fail"
+    (check,) = r.points[0].expectations
+    assert check.what == "dout/dx"
+    assert not check.ok
+    assert "(1, 1)" in check.detail
+    assert "1 / 4" in check.detail
+
+
+def test_gradient_numbers_of_the_wrong_shape_are_bad_input(write_suite: WriteSuite) -> None:
+    path = seed_suite(write_suite, "    expect:\n      grad:\n        x: [1, 2, 3]")
+    results, errors = run_cases(load_suite(path).cases)
+    assert results == []
+    (error,) = errors
+    assert "shape" in error.message
+
+
+def test_a_scalar_gradient_expectation_broadcasts(write_suite: WriteSuite) -> None:
+    r = run_one(seed_suite(write_suite, "    expect:\n      grad:\n        x: 4.5"))
+    assert r.status == "pass"
+
+
+def test_wrong_formula_fails_with_the_symbolic_difference(write_suite: WriteSuite) -> None:
+    r = run_one(seed_suite(write_suite, "    expect:\n      grad:\n        x: 3*(x+2)"))
+    assert r.status == "fail"
+    (proof,) = r.proofs
+    assert not proof.proven
+    assert proof.claim == "3*(x+2)"
+    assert proof.difference == "3/2*(x + 2)"
+    (check,) = r.points[0].expectations
+    assert not check.ok
+    text = render_text([r])
+    assert "expect    dout/dx = 3*(x+2): WRONG" in text
+    assert "claimed - true = 3/2*(x + 2)" in text
+    assert "true gradient  = 3/2*(x + 2)" in text
+
+
+def test_formula_over_steps_is_proven(write_suite: WriteSuite) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: steps
+            expr: |
+              y = x + 2
+              z = 3*y^2
+              out = mean(z)
+            inputs:
+              x: {shape: [2, 2], fill: 1}
+            samples: 0
+            expect:
+              grad:
+                x: 3/2*y
+        """
+    )
+    r = run_one(path)
+    assert r.status == "pass"
+    assert r.proofs[0].proven
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_non_scalar_output_is_bad_input(write_suite: WriteSuite) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: not-scalar
+            expr: 3*x
+            inputs:
+              x: {shape: [2, 2], fill: 1}
+        """
+    )
+    results, errors = run_cases(load_suite(path).cases)
+    assert results == []
+    (error,) = errors
+    assert "gradients need a scalar output" in error.message
+    assert "(2, 2)" in error.message
+    assert error.hint is not None and "sum(...)" in error.hint
+    assert error.render().startswith(f"{path}:3:")
+
+
+def test_every_bad_case_is_reported_before_anything_runs(write_suite: WriteSuite) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: fine
+            expr: sum(x)
+            inputs: {x: [1, 2]}
+          - name: not-scalar
+            expr: 3*x
+            inputs: {x: [1, 2]}
+          - name: bad-formula-name
+            expr: sum(x)
+            inputs: {x: [1, 2]}
+            expect:
+              grad:
+                x: 2*xx
+        """
+    )
+    prepared, errors = prepare(load_suite(path).cases)
+    assert [p.case.name for p in prepared] == ["fine"]
+    assert len(errors) == 2
+    assert "scalar output" in errors[0].message
+    assert "unknown name 'xx'" in errors[1].message
+    assert errors[1].hint == "did you mean 'x'?"
+
+
+# ---------------------------------------------------------------- kinks, references, crashes
+
+
+def test_relu_at_its_kink_passes_with_a_convention_note(write_suite: WriteSuite) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: kink
+            expr: sum(relu(x))
+            inputs:
+              x: {value: [-1, 0, 2]}
+            samples: 0
+            expect:
+              grad:
+                x: [0, 0, 1]
+        """
+    )
+    r = run_one(path)
+    assert r.status == "pass"
+    point = r.points[0]
+    assert point.kink_hits and "relu is not differentiable at 0" in point.kink_hits[0]
+    assert point.conventions and point.conventions[0].startswith("numeric:")
+    numeric = next(c for c in point.comparisons if c.engine == "numeric")
+    assert not numeric.ok  # finite differences straddle the kink; the note explains it
+    statuses = {s.engine: s.status for s in summarize_engines(r)}
+    assert statuses == {"symbolic": "reference", "autograd": "ok", "torch": "ok", "numeric": "convention"}
+    text = render_text([r])
+    assert "kink      at the given values" in text
+    assert "this is not a gradient bug" in text
+    assert "MISMATCH" not in text
+
+
+@pytest.mark.parametrize(
+    ("engines", "reference"),
+    [
+        ("[autograd, numeric]", "autograd"),
+        ("[numeric, autograd, torch]", "torch"),
+        ("[numeric, autograd, torch, symbolic]", "symbolic"),
+    ],
+)
+def test_reference_engine_choice(write_suite: WriteSuite, engines: str, reference: str) -> None:
+    r = run_one(seed_suite(write_suite, f"    engines: {engines}"))
+    assert r.status == "pass"
+    point = r.points[0]
+    assert point.reference == reference
+    assert reference not in {c.engine for c in point.comparisons}
+    assert f"reference: {reference}" in render_text([r])
+
+
+def test_nothing_to_compare_with_one_engine(write_suite: WriteSuite) -> None:
+    r = run_one(seed_suite(write_suite, "    engines: [autograd]"))
+    assert r.status == "fail"
+    (problem,) = r.points[0].problems
+    assert problem.startswith("nothing to compare")
+    assert "autograd" in problem
+    assert "FAILED    at the given values: nothing to compare" in render_text([r])
+
+
+def test_an_engine_crash_is_an_error(write_suite: WriteSuite, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(AutogradEngine, "run", boom)
+    r = run_one(seed_suite(write_suite, "    engines: [autograd, torch, numeric]"))
+    assert r.status == "error"
+    point = r.points[0]
+    assert set(point.crashed) == {"autograd"}
+    assert point.crashed["autograd"].startswith("RuntimeError: kaboom")
+    assert {"torch", "numeric"} <= set(point.results)  # the other engines still ran
+    assert point.reference == "torch"
+    statuses = {s.engine: s.status for s in summarize_engines(r)}
+    assert statuses["autograd"] == "crashed"
+    text = render_text([r])
+    assert text.startswith("== ")
+    assert "ERROR seed" in text
+    assert "CRASHED   autograd at the given values: RuntimeError: kaboom" in text
+    assert text.rstrip().endswith("1 cases, 1 points: 0 passed, 0 failed, 1 errors")
+
+
+def test_tolerance_override_reaches_the_comparison(write_suite: WriteSuite) -> None:
+    r = run_one(seed_suite(write_suite, "    tolerance: {rtol: 0.5, numeric: {atol: 0.25}}"))
+    numeric = next(c for c in r.points[0].comparisons if c.engine == "numeric")
+    tol = numeric.checks[0].tolerance
+    assert tol is not None
+    assert (tol.rtol, tol.atol, tol.scaled) == (0.5, 0.25, True)
+    torch = next(c for c in r.points[0].comparisons if c.engine == "torch")
+    assert torch.checks[0].tolerance is not None
+    assert torch.checks[0].tolerance.rtol == 0.5
