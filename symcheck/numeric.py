@@ -57,10 +57,11 @@ FORWARD: dict[str, Forward] = {
     "mean": lambda a, kw: np.mean(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
     "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
     "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
+    "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),
 }
 
 # Ops that move elements without computing on them keep integer arrays integer.
-_KEEPS_DTYPE = frozenset({"transpose", "expand_dims"})
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
 
 
 def forward(

@@ -39,7 +39,7 @@ class ShapeError(Exception):
 @dataclass(frozen=True)
 class Param:
     """A keyword argument. `kind` is one of: axes (int, tuple of ints or None), axis (int),
-    bool, perm (tuple of ints)."""
+    bool, perm (tuple of ints), shape (tuple of sizes)."""
 
     name: str
     kind: str
@@ -164,6 +164,18 @@ def _transpose(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Tenso
     return TensorType(tuple(t.shape[i] for i in perm), t.dtype)
 
 
+def _broadcast_to(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    target = tuple(kwargs["shape"])
+    if broadcast_shapes(t.shape, target) != target:
+        raise ShapeError(
+            f"cannot broadcast shape {_fmt(t.shape)} to {_fmt(target)}",
+            arg=0,
+            hint="numpy broadcasting aligns trailing axes; sizes must match or be 1",
+        )
+    return TensorType(target, t.dtype)
+
+
 def _expand_dims(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     (t,) = types
     axis = kwargs["axis"]
@@ -256,6 +268,13 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "insert an axis of size 1 at position axis",
         params=(Param("axis", "axis", 0, "where the new axis goes"),),
     ),
+    OpSpec(
+        "broadcast_to",
+        OpKind.SHAPE,
+        1,
+        "repeat x to a larger shape by numpy broadcasting (closed forms use it)",
+        params=(Param("shape", "shape", None, "the target shape, e.g. shape=(2, 3)"),),
+    ),
 )
 
 
@@ -280,7 +299,9 @@ SHAPE_RULES: dict[OpKind, Callable[[Sequence[TensorType], dict[str, KwValue]], T
 
 def infer_type(op: OpSpec, types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     if op.kind is OpKind.SHAPE:
-        return _transpose(types, kwargs) if op.name == "transpose" else _expand_dims(types, kwargs)
+        return {"transpose": _transpose, "expand_dims": _expand_dims, "broadcast_to": _broadcast_to}[op.name](
+            types, kwargs
+        )
     return SHAPE_RULES[op.kind](types, kwargs)
 
 
@@ -311,6 +332,12 @@ def canonical_kwargs(
             value = _norm_axis(int(value), ndim + 1, param.name)
         elif param.kind == "bool":
             value = bool(value)
+        elif param.kind == "shape":
+            if value is None:
+                raise ShapeError(f"{op.name} needs {param.name}=(...), e.g. {param.name}=(2, 3)")
+            value = (value,) if isinstance(value, int) else tuple(value)
+            if any(d < 0 for d in value):
+                raise ShapeError(f"{param.name}={given[param.name]} has a negative size")
         out.append((param.name, value))
     return tuple(out)
 

@@ -424,9 +424,9 @@ class _Binder:
             raise self.err(f"{key} must be True or False", node.span)
         if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
             return None
-        if kind in ("axes", "perm") and isinstance(node, TupleLit):
+        if kind in ("axes", "perm", "shape") and isinstance(node, TupleLit):
             return tuple(self.integer(key, item) for item in node.items)
-        if kind == "perm":
+        if kind in ("perm", "shape"):
             raise self.err(f"{key} must be a tuple of axes, e.g. {key}=(1, 0)", node.span)
         return self.integer(key, node)
 

@@ -80,10 +80,11 @@ TABLE: dict[str, Lowering] = {
     "mean": _reduce(torch.mean),
     "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
     "expand_dims": _expand_dims,
+    "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
 }
 
 # Ops that move elements without computing on them keep integer tensors integer.
-_KEEPS_DTYPE = frozenset({"transpose", "expand_dims"})
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
 
 
 def resolve_dtype(name: str) -> torch.dtype:

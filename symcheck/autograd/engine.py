@@ -44,6 +44,7 @@ LOWERING: dict[str, Callable[..., Tensor]] = {
     "mean": T.mean,
     "transpose": T.transpose,
     "expand_dims": T.expand_dims,
+    "broadcast_to": T.broadcast_to,
 }
 
 

@@ -21,7 +21,7 @@ import sympy
 
 from symcheck.ir import Call, Const, Program, Ref, Shape
 from symcheck.ops import OPS, OpKind, reduced_count
-from symcheck.symbolic.functions import NUMPY_IMPLEMENTATIONS, relu, sigmoid, softplus, step
+from symcheck.symbolic.functions import NUMPY_IMPLEMENTATIONS, Abs, relu, sigmoid, sign, softplus, step
 
 # The forward meaning of each elementwise op on SymPy expressions.
 ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
@@ -40,9 +40,9 @@ ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
     "tanh": sympy.tanh,
     "sigmoid": sigmoid,
     "relu": relu,
-    "abs": sympy.Abs,
+    "abs": Abs,
     "softplus": softplus,
-    "sign": sympy.sign,
+    "sign": sign,
     "step": step,
 }
 
@@ -87,6 +87,8 @@ def _numpy_op(atom: Atom, args: Sequence[Any]) -> Any:
         return np.transpose(args[0], atom.kw("axes"))
     if atom.op == "expand_dims":
         return np.expand_dims(args[0], atom.kw("axis"))
+    if atom.op == "broadcast_to":
+        return np.broadcast_to(args[0], atom.kw("shape"))
     raise AssertionError(f"no numpy op for atom {atom.op}")
 
 
@@ -107,13 +109,13 @@ class Graph:
             self._register(key, Atom(symbol, shape, "input", name=name))
         return SymTensor(self._by_key[key], shape)
 
-    def atom(self, op: str, args: tuple[SymTensor, ...], shape: Shape, **kwargs: Any) -> SymTensor:
+    def atom(self, op: str, args: tuple[SymTensor, ...], result_shape: Shape, /, **kwargs: Any) -> SymTensor:
         kw = tuple(sorted(kwargs.items()))
         key = (op, tuple(a.key for a in args), kw)
         if key not in self._by_key:
             symbol = sympy.Symbol(f"_a{len(self.atoms)}", real=True)
-            self._register(key, Atom(symbol, shape, op, args, kw))
-        return SymTensor(self._by_key[key], shape)
+            self._register(key, Atom(symbol, result_shape, op, args, kw))
+        return SymTensor(self._by_key[key], result_shape)
 
     def _register(self, key: tuple, atom: Atom) -> None:
         self._by_key[key] = atom.symbol
@@ -154,9 +156,26 @@ class Graph:
             return self.transpose(args[0], node.kw("axes"))
         if node.op == "expand_dims":
             return self.expand_dims(args[0], node.kw("axis"))
+        if node.op == "broadcast_to":
+            return SymTensor(args[0].expr, shape)  # elementwise expressions broadcast already
         raise AssertionError(f"symbolic engine has no rule for {node.op}")
 
     # ------------------------------------------------------------ tensor ops, simplified on the way
+
+    def natural_shape(self, t: SymTensor) -> Shape:
+        """The shape t's expression has by itself: its atoms broadcast together."""
+        shapes = [a.shape for a in self.atoms_of(t)]
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+
+    def full(self, t: SymTensor) -> SymTensor:
+        """t with its broadcast made explicit, before a tensor op takes it as an argument.
+
+        Elementwise, `b` of shape (3,) may stand for a (2, 3) tensor; inside `W.T @ ...` it may
+        not, or the printed closed form would mean something else.
+        """
+        if self.natural_shape(t) == t.shape:
+            return t
+        return SymTensor(self.atom("broadcast_to", (t,), t.shape, shape=t.shape).expr, t.shape)
 
     def _constant_along(self, t: SymTensor, axes: Sequence[int]) -> bool:
         """True when every atom of t is broadcast (absent or size 1) along `axes`."""
@@ -189,7 +208,7 @@ class Graph:
             squeezed = self._squeeze(t, all_axes)
             if squeezed is not None and self._fits(squeezed, out_shape):
                 return SymTensor(squeezed.expr * scale, out_shape)
-        return self.atom(op, (t,), out_shape, axis=axes, keepdims=keepdims)
+        return self.atom(op, (self.full(t),), out_shape, axis=axes, keepdims=keepdims)
 
     def _squeeze(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor | None:
         """Drop size-1 axes from each atom: sum(x, axis=1, keepdims=True) becomes sum(x, axis=1)."""
@@ -238,7 +257,7 @@ class Graph:
         if not self.atoms_of(b):
             summed = self.reduce("sum", a, (len(a.shape) - 1,), len(b.shape) == 2 and len(a.shape) == 2)
             return SymTensor(b.expr * summed.expr, shape)
-        return self.atom("matmul", (a, b), shape)
+        return self.atom("matmul", (self.full(a), self.full(b)), shape)
 
     def transpose(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor:
         shape = tuple(t.shape[i] for i in axes)
@@ -250,7 +269,7 @@ class Graph:
         if all(len(a.shape) == len(t.shape) for a in atoms):
             # Transpose each atom: (x + 2).T is x.T + 2, which reads better.
             return SymTensor(t.expr.xreplace({a.symbol: self._transpose_atom(a, axes) for a in atoms}), shape)
-        return self.atom("transpose", (t,), shape, axes=axes)
+        return self.atom("transpose", (self.full(t),), shape, axes=axes)
 
     def _transpose_atom(self, a: Atom, axes: tuple[int, ...]) -> sympy.Expr:
         shape = tuple(a.shape[i] for i in axes)
@@ -273,7 +292,7 @@ class Graph:
                 t.expr.xreplace({a.symbol: self.reduce(a.op, a.args[0], (axis,), True).expr for a in atoms}),
                 shape,
             )
-        return self.atom("expand_dims", (t,), shape, axis=axis)
+        return self.atom("expand_dims", (self.full(t),), shape, axis=axis)
 
     @staticmethod
     def _keeps(a: Atom, axis: int) -> bool:
@@ -336,6 +355,8 @@ class Graph:
             return [self.transpose(g, inverse)]
         if atom.op == "expand_dims":
             return [self.reduce("sum", g, (atom.kw("axis"),), False)]
+        if atom.op == "broadcast_to":  # its argument is declared at the full shape already
+            return [g]
         raise AssertionError(f"no gradient rule for {atom.op}")
 
     def _unreduce(

@@ -68,6 +68,8 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.transpose(args[0], node.kw("axes"))
     if node.op == "expand_dims":
         return np.expand_dims(args[0], node.kw("axis"))
+    if node.op == "broadcast_to":
+        return np.broadcast_to(args[0], node.kw("shape"))
     raise AssertionError(f"expansion has no rule for {node.op}")
 
 

@@ -54,6 +54,32 @@ class step(Function):
         return None
 
 
+class sign(Function):
+    """-1, 0 or 1. Piecewise constant: its derivative is 0 (SymPy's own sign would give a DiracDelta)."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return sympy.sign(x)
+        return None
+
+
+class Abs(Function):
+    """|x|, with derivative sign(x): 0 at 0, as torch takes it."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return sign(self.args[0])
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            return sympy.Abs(x)
+        return None
+
+
 class relu(Function):
     """max(x, 0); its derivative at 0 is taken as 0, as torch does."""
 
@@ -75,12 +101,23 @@ def _elementary_step(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((1, x > 0), (0, True))
 
 
+def _elementary_sign(x: sympy.Expr) -> sympy.Expr:
+    return Piecewise((1, x > 0), (-1, x < 0), (0, True))
+
+
+def _elementary_abs(x: sympy.Expr) -> sympy.Expr:
+    # The middle branch makes the derivative at 0 come out as 0, torch's convention.
+    return Piecewise((x, x > 0), (-x, x < 0), (0, True))
+
+
 # Elementary definitions used by the expansion mode (see module docstring).
 ELEMENTARY: dict[str, object] = {
     "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
     "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
     "relu": _elementary_relu,
     "step": _elementary_step,
+    "sign": _elementary_sign,
+    "abs": _elementary_abs,
 }
 
 
@@ -96,4 +133,6 @@ NUMPY_IMPLEMENTATIONS: dict[str, object] = {
     "softplus": lambda x: np.logaddexp(0.0, x),
     "step": lambda x: (np.asarray(x) > 0).astype(float),
     "relu": lambda x: np.maximum(x, 0.0),
+    "sign": np.sign,
+    "Abs": np.abs,
 }

@@ -152,6 +152,10 @@ class LanguagePrinter:
             return f"transpose({self._tensor(args[0], 0)}, axes=({', '.join(map(str, axes))}))", ATOM
         if atom.op == "expand_dims":
             return f"expand_dims({self._tensor(args[0], 0)}, axis={atom.kw('axis')})", ATOM
+        if atom.op == "broadcast_to":
+            dims = atom.kw("shape")
+            shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
+            return f"broadcast_to({self._tensor(args[0], 0)}, shape={shape})", ATOM
         if atom.op in ("sum", "mean"):
             parts = [self._tensor(args[0], 0)]
             axes = atom.kw("axis")
