@@ -14,6 +14,7 @@ from symcheck.ir import Program, TensorType
 from symcheck.parser import ParsedProgram, bind, parse
 from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
+from symcheck.symbolic.functions import ELEMENTARY, Abs, relu, sigmoid, sign, softplus, step
 from symcheck.symbolic.printer import LanguagePrinter, printable
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
@@ -175,7 +176,8 @@ class SymbolicEngine(Engine):
             )
             for name, t in shapes.items()
         }
-        _, closed_grads = ClosedForm.derive(probe, wrt).evaluate(point)
+        closed = ClosedForm.derive(probe, wrt)
+        _, closed_grads = closed.evaluate(point)
         expansion = expand_gradient(probe, list(wrt))
         subs = expansion.substitution(point)
         exact_grads = {
@@ -186,7 +188,43 @@ class SymbolicEngine(Engine):
         disagreements = _disagreements(closed_grads, exact_grads)
         if disagreements:
             raise ClosedFormDisagreement(f"at probe shape {shown}: {disagreements[0]}")
-        return f"closed form = expansion at probe shape ({shown})"
+        if proven_equal(closed, expansion):
+            return f"closed form proven equal to the expansion, element by element, at probe shape ({shown})"
+        return (
+            f"closed form = expansion at probe shape ({shown}) at a random point "
+            "(SymPy could not decide the identity symbolically)"
+        )
+
+
+PROOF_OPS_LIMIT = 400  # beyond this, sympy.simplify may take too long to be worth trying
+
+
+def proven_equal(closed: ClosedForm, expansion: Expansion) -> bool:
+    """Whether every element of the closed form is identically the expanded derivative.
+
+    The closed form is evaluated on the expansion's element symbols; its named functions are
+    rewritten into the same elementary definitions the expansion uses, then the difference must
+    simplify to 0.
+    """
+    rewrite = {
+        sigmoid: ELEMENTARY["sigmoid"],
+        softplus: ELEMENTARY["softplus"],
+        relu: ELEMENTARY["relu"],
+        step: ELEMENTARY["step"],
+        sign: ELEMENTARY["sign"],
+        Abs: ELEMENTARY["abs"],
+    }
+    for name, exact in expansion.grads.items():
+        mine = closed.graph.evaluate_exact(closed.grads[name], expansion.symbols)
+        for index in np.ndindex(*exact.shape):
+            difference = mine[index] - exact[index]
+            for function, definition in rewrite.items():
+                difference = difference.replace(function, definition)
+            if sympy.expand(difference) == 0:
+                continue
+            if sympy.count_ops(difference) > PROOF_OPS_LIMIT or sympy.simplify(difference) != 0:
+                return False
+    return True
 
 
 class ClosedFormDisagreement(Exception):

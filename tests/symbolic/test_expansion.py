@@ -167,7 +167,10 @@ def test_expansion_skipped_above_budget_and_checked_at_probe_shape() -> None:
     p = program(SEED, x=(4, 4))
     result = SymbolicEngine().run(p, {"x": np.ones((4, 4))}, ["x"], EngineOptions(expansion_budget=10))
     assert result.notes[0].startswith("expansion skipped: 16 input elements > budget 10")
-    assert result.notes[1] == "closed form = expansion at probe shape (x: (2, 2))"
+    assert (
+        result.notes[1]
+        == "closed form proven equal to the expansion, element by element, at probe shape (x: (2, 2))"
+    )
     assert not result.failures
     assert result.exact_value is None
     np.testing.assert_allclose(result.grads["x"], np.full((4, 4), 18 / 16))
@@ -210,7 +213,10 @@ def test_large_matmul_checked_at_probe_shape() -> None:
     point = {"W": rng.normal(size=(50, 40)), "v": rng.normal(size=40), "b": rng.normal(size=40)}
     result = SymbolicEngine().run(p, point, ["W", "v", "b"], EngineOptions())
     assert result.notes[0].startswith("expansion skipped: 2080 input elements > budget 256")
-    assert result.notes[1] == "closed form = expansion at probe shape (W: (3, 2), v: (2,), b: (2,))"
+    assert (
+        result.notes[1] == "closed form proven equal to the expansion, element by element, "
+        "at probe shape (W: (3, 2), v: (2,), b: (2,))"
+    )
     np.testing.assert_allclose(result.grads["v"], 2 * point["W"].T @ (point["W"] @ point["v"]) + point["b"])
 
 
