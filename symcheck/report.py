@@ -137,7 +137,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             )
     notes = _unique(n for p in result.points for r in p.results.values() for n in r.notes)
     notes += [n for n in result.notes if n not in notes]
-    for note in notes if verbose else [n for n in notes if "skipped" in n or "not" in n]:
+    for note in notes if verbose else [n for n in notes if any(w in n for w in ("skipped", "not", "probe"))]:
         lines.append(f"{pad}note      {note}")
     for proof in result.proofs:
         checks = [e for p in result.points for e in p.expectations if e.what == f"d{output}/d{proof.wrt}"]
