@@ -25,6 +25,7 @@ class OpKind(str, Enum):
     REDUCTION = "reduction"
     MATMUL = "matmul"
     SHAPE = "shape"
+    TENSOR = "tensor"  # anything else that is not elementwise (softmax, outer, losses): its own shape rule
 
 
 class ShapeError(Exception):
@@ -38,13 +39,15 @@ class ShapeError(Exception):
 
 @dataclass(frozen=True)
 class Param:
-    """A keyword argument. `kind` is one of: axes (int, tuple of ints or None), axis (int),
-    bool, perm (tuple of ints), shape (tuple of sizes)."""
+    """A keyword argument. `kind` is one of: axes (int, tuple of ints or None), axis (a new
+    axis' position), dim (an existing axis), bool, perm (tuple of ints), shape (tuple of sizes),
+    count (a positive int), choice (one of `choices`, written as a bare word)."""
 
     name: str
     kind: str
     default: KwValue = None
     doc: str = ""
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,12 @@ class OpSpec:
     differentiable: bool = True
     # For ops whose domain depends on the call (pow: on its exponent).
     domain_rule: Callable[[Call], tuple[Domain, ...]] | None = field(default=None, repr=False)
+    # OpKind.TENSOR ops: argument types and canonical kwargs to the result type (raise ShapeError).
+    shape_rule: Callable[[Sequence[TensorType], dict[str, KwValue]], TensorType] | None = field(
+        default=None, repr=False
+    )
+    # Params that may also be given positionally after the tensor arguments: onehot(y, 3).
+    positional: tuple[str, ...] = ()
 
     def domains(self, call: Call) -> tuple[Domain, ...]:
         return self.domain_rule(call) if self.domain_rule is not None else self.domain
@@ -182,11 +191,85 @@ def _expand_dims(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Ten
     return TensorType(t.shape[:axis] + (1,) + t.shape[axis:], t.dtype)
 
 
+def _need_int(t: TensorType, arg: int, what: str) -> None:
+    if t.dtype is not DType.INT:
+        raise ShapeError(
+            f"{what} must be an int tensor (class labels)", arg=arg, hint="declare it with dtype: int"
+        )
+
+
+def _need_float(t: TensorType, arg: int, what: str) -> None:
+    if t.dtype is not DType.FLOAT:
+        raise ShapeError(f"{what} must be a float tensor", arg=arg)
+
+
+def _same_shape(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """softmax, log_softmax: the input's shape (the axis was checked when it was normalised)."""
+    (t,) = types
+    _need_float(t, 0, "the input")
+    return TensorType(t.shape, DType.FLOAT)
+
+
+def _outer(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    a, b = types
+    for i, t in enumerate(types):
+        if t.ndim != 1:
+            raise ShapeError(f"outer takes 1-D tensors, argument {i + 1} has shape {_fmt(t.shape)}", arg=i)
+    return TensorType((a.shape[0], b.shape[0]), DType.FLOAT)
+
+
+def _dot(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    a, b = types
+    for i, t in enumerate(types):
+        if t.ndim != 1:
+            raise ShapeError(f"dot takes 1-D tensors, argument {i + 1} has shape {_fmt(t.shape)}", arg=i)
+    if a.shape != b.shape:
+        raise ShapeError(f"dot needs equal lengths, got {a.shape[0]} and {b.shape[0]}", arg=1)
+    return TensorType((), DType.FLOAT)
+
+
+def _trace(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    if t.ndim != 2 or t.shape[0] != t.shape[1]:
+        raise ShapeError(f"trace takes a square matrix, got shape {_fmt(t.shape)}", arg=0)
+    return TensorType((), DType.FLOAT)
+
+
+def _mse(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    broadcast_shapes(*(t.shape for t in types))
+    return TensorType((), DType.FLOAT)
+
+
+def _onehot(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    _need_int(t, 0, "onehot's argument")
+    return TensorType(t.shape + (kwargs["num_classes"],), DType.FLOAT)
+
+
+def _classification(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """nll_loss / cross_entropy: scores (C,) with a scalar label, or (N, C) with labels (N,)."""
+    scores, target = types
+    _need_float(scores, 0, "the scores")
+    _need_int(target, 1, "the target")
+    if scores.ndim not in (1, 2):
+        raise ShapeError(f"scores must be (C,) or (N, C), got {_fmt(scores.shape)}", arg=0)
+    if target.shape != scores.shape[:-1]:
+        want = "a scalar label" if scores.ndim == 1 else f"labels of shape ({scores.shape[0]},)"
+        raise ShapeError(f"scores of shape {_fmt(scores.shape)} need {want}, got {_fmt(target.shape)}", arg=1)
+    return TensorType((), DType.FLOAT)
+
+
 # ---------------------------------------------------------------- domains
 
 
 def _positive(arg: int, text: str) -> Domain:
     return Domain(arg, text, lambda a: a > 0, sample_range=(0.2, 3.0))
+
+
+def _label_domain(call: Call) -> tuple[Domain, ...]:
+    classes = call.args[0].shape[-1]
+    text = f"targets must be class indices in [0, {classes})"
+    return (Domain(1, text, lambda a: (a >= 0) & (a < classes)),)
 
 
 def _pow_domain(call: Call) -> tuple[Domain, ...]:
@@ -204,6 +287,8 @@ def _pow_domain(call: Call) -> tuple[Domain, ...]:
 
 AXES = Param("axis", "axes", None, "axis or tuple of axes to reduce; None reduces all")
 KEEPDIMS = Param("keepdims", "bool", False, "keep reduced axes with size 1")
+DIM = Param("axis", "dim", -1, "the axis to normalise over")
+REDUCTION = Param("reduction", "choice", "mean", "mean or sum over the examples", choices=("mean", "sum"))
 
 
 def _unary(name: str, doc: str, **extra: object) -> OpSpec:
@@ -268,6 +353,58 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "insert an axis of size 1 at position axis",
         params=(Param("axis", "axis", 0, "where the new axis goes"),),
     ),
+    # normalisation and losses (non-elementwise; each engine has its own rules)
+    OpSpec(
+        "softmax", OpKind.TENSOR, 1, "exp(x)/sum(exp(x)) along axis", params=(DIM,), shape_rule=_same_shape
+    ),
+    OpSpec(
+        "log_softmax",
+        OpKind.TENSOR,
+        1,
+        "x - logsumexp(x) along axis (stable)",
+        params=(DIM,),
+        shape_rule=_same_shape,
+    ),
+    OpSpec("logsumexp", OpKind.REDUCTION, 1, "log(sum(exp(x))) over axes, stably", params=(AXES, KEEPDIMS)),
+    OpSpec("outer", OpKind.TENSOR, 2, "outer product of two 1-D tensors", shape_rule=_outer),
+    OpSpec("dot", OpKind.TENSOR, 2, "inner product of two 1-D tensors", shape_rule=_dot),
+    OpSpec("trace", OpKind.TENSOR, 1, "sum of the diagonal of a square matrix", shape_rule=_trace),
+    OpSpec(
+        "mse_loss",
+        OpKind.TENSOR,
+        2,
+        "mean (or sum) of (a - b)^2, broadcasting",
+        params=(REDUCTION,),
+        shape_rule=_mse,
+    ),
+    OpSpec(
+        "onehot",
+        OpKind.TENSOR,
+        1,
+        "onehot(y, C): 1 at each label's index of a new last axis of size C, else 0",
+        params=(Param("num_classes", "count", None, "C, the number of classes"),),
+        shape_rule=_onehot,
+        differentiable=False,
+        positional=("num_classes",),
+    ),
+    OpSpec(
+        "nll_loss",
+        OpKind.TENSOR,
+        2,
+        "nll_loss(log_probs, target): -log_probs[target], over a batch its mean (or sum)",
+        params=(REDUCTION,),
+        shape_rule=_classification,
+        domain_rule=_label_domain,
+    ),
+    OpSpec(
+        "cross_entropy",
+        OpKind.TENSOR,
+        2,
+        "cross_entropy(scores, target) = nll_loss(log_softmax(scores), target)",
+        params=(REDUCTION,),
+        shape_rule=_classification,
+        domain_rule=_label_domain,
+    ),
     OpSpec(
         "broadcast_to",
         OpKind.SHAPE,
@@ -298,6 +435,8 @@ SHAPE_RULES: dict[OpKind, Callable[[Sequence[TensorType], dict[str, KwValue]], T
 
 
 def infer_type(op: OpSpec, types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    if op.shape_rule is not None:
+        return op.shape_rule(types, kwargs)
     if op.kind is OpKind.SHAPE:
         return {"transpose": _transpose, "expand_dims": _expand_dims, "broadcast_to": _broadcast_to}[op.name](
             types, kwargs
@@ -330,6 +469,19 @@ def canonical_kwargs(
                     raise ShapeError(f"axes={given[param.name]} is not a permutation of {ndim} axes")
         elif param.kind == "axis":
             value = _norm_axis(int(value), ndim + 1, param.name)
+        elif param.kind == "dim":
+            if ndim == 0:
+                raise ShapeError(f"{op.name} needs a tensor with at least one axis, got a scalar", arg=0)
+            value = _norm_axis(int(value), ndim, param.name)
+        elif param.kind == "count":
+            if value is None:
+                raise ShapeError(f"{op.name} needs {param.name}, e.g. {op.name}(y, 3)")
+            if int(value) < 1:
+                raise ShapeError(f"{param.name} must be at least 1, got {value}")
+            value = int(value)
+        elif param.kind == "choice":
+            if value not in param.choices:
+                raise ShapeError(f"{param.name} must be one of {', '.join(param.choices)}, got {value}")
         elif param.kind == "bool":
             value = bool(value)
         elif param.kind == "shape":

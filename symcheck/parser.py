@@ -391,12 +391,19 @@ class _Binder:
             if node.op in self.scope:
                 hint = f"'{node.op}' is a tensor, not a function; use * to multiply: {node.op}*(...)"
             raise self.err(f"unknown function '{node.op}'", name_span, hint)
-        if len(node.args) != op.arity:
+        extra = node.args[op.arity :]
+        if len(node.args) < op.arity or len(extra) > len(op.positional):
             plural = "s" if op.arity != 1 else ""
-            raise self.err(f"{op.name} takes {op.arity} argument{plural}, got {len(node.args)}", node.span)
-        args = tuple(self.node(a) for a in node.args)
+            also = f" (plus {', '.join(op.positional)})" if op.positional else ""
+            raise self.err(
+                f"{op.name} takes {op.arity} argument{plural}{also}, got {len(node.args)}", node.span
+            )
+        args = tuple(self.node(a) for a in node.args[: op.arity])
         given: dict[str, KwValue] = {}
-        for key, value in node.kwargs:
+        keywords = list(zip(op.positional, extra, strict=False)) + list(node.kwargs)
+        for key, value in keywords:
+            if key in given:
+                raise self.err(f"{op.name} got {key} twice", value.span)
             param = op.param(key)
             if param is None:
                 names = [p.name for p in op.params]
@@ -406,7 +413,7 @@ class _Binder:
                     else f"{op.name} takes no keyword arguments"
                 )
                 raise self.err(f"{op.name} has no keyword argument '{key}'", value.span, hint)
-            given[key] = self.kwvalue(param.kind, key, value)
+            given[key] = self.kwvalue(param.kind, key, value, param.choices)
         types = [a.type for a in args]
         assert all(t is not None for t in types)
         try:
@@ -417,7 +424,13 @@ class _Binder:
             raise self.err(e.args[0], span, e.hint) from None
         return Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
 
-    def kwvalue(self, kind: str, key: str, node: Node) -> KwValue:
+    def kwvalue(self, kind: str, key: str, node: Node, choices: tuple[str, ...] = ()) -> KwValue:
+        if kind == "choice":
+            if isinstance(node, Ref) and node.name in choices:
+                return node.name
+            raise self.err(
+                f"{key} must be one of {', '.join(choices)}", node.span, hint=f"e.g. {key}={choices[0]}"
+            )
         if kind == "bool":
             if isinstance(node, Ref) and node.name in ("True", "true", "False", "false"):
                 return node.name in ("True", "true")
@@ -471,7 +484,11 @@ def _print(node: Node, parent: int) -> str:
     op = OPS[node.op]
     for key, value in node.kwargs:
         param = op.param(key)
-        if param is not None and value != param.default:
+        if key in op.positional:
+            args.append(_kw_text(value))
+        elif param is not None and param.kind == "dim" and value == len(node.args[0].shape) - 1:
+            continue  # the default, axis=-1
+        elif param is not None and value != param.default:
             args.append(f"{key}={_kw_text(value)}")
     return f"{node.op}({', '.join(args)})"
 
