@@ -31,6 +31,57 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def _shift(x: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
+    """The max over `axis` (kept), with non-finite maxima replaced by 0.
+
+    Subtracting it keeps exp from overflowing; an all -inf slice would otherwise give -inf - -inf.
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
+
+
+def _logsumexp(x: np.ndarray, axis: int | tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
+    m = _shift(x, axis)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    return np.squeeze(out, axis=tuple(axes))
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - _shift(x, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    return x - _logsumexp(x, axis, keepdims=True)
+
+
+def _mse_loss(a: np.ndarray, b: np.ndarray, reduction: str) -> np.ndarray:
+    d = np.subtract(a, b)
+    return np.mean(d * d) if reduction == "mean" else np.sum(d * d)
+
+
+def _onehot(labels: np.ndarray, classes: int) -> np.ndarray:
+    out = (labels[..., None] == np.arange(classes)).astype(np.float64)
+    # An out-of-range label is outside the op's domain: NaN, not a silent row of zeros.
+    valid = (labels >= 0) & (labels < classes)
+    return np.where(valid[..., None], out, np.nan)
+
+
+def _nll_loss(logp: np.ndarray, target: np.ndarray, reduction: str) -> np.ndarray:
+    classes = logp.shape[-1]
+    valid = (target >= 0) & (target < classes)
+    # numpy would wrap a negative label round to the end; index with 0 there and NaN it out below.
+    index = np.where(valid, target, 0)
+    picked = np.take_along_axis(logp, index[..., None], axis=-1)[..., 0]
+    losses = np.where(valid, -picked, np.nan)
+    if logp.ndim == 1:
+        return losses
+    return np.mean(losses) if reduction == "mean" else np.sum(losses)
+
+
 # One entry per catalogue op: args in order, canonical kwargs (see symcheck.ops.canonical_kwargs).
 FORWARD: dict[str, Forward] = {
     "add": lambda a, kw: np.add(a[0], a[1]),
@@ -58,10 +109,26 @@ FORWARD: dict[str, Forward] = {
     "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
     "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
     "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),
+    "softmax": lambda a, kw: _softmax(a[0], kw["axis"]),
+    "log_softmax": lambda a, kw: _log_softmax(a[0], kw["axis"]),
+    "logsumexp": lambda a, kw: _logsumexp(a[0], kw["axis"], kw["keepdims"]),
+    "outer": lambda a, kw: np.multiply.outer(a[0], a[1]),
+    "dot": lambda a, kw: np.dot(a[0], a[1]),
+    "trace": lambda a, kw: np.trace(a[0]),
+    "mse_loss": lambda a, kw: _mse_loss(a[0], a[1], kw["reduction"]),
+    "onehot": lambda a, kw: _onehot(a[0], kw["num_classes"]),
+    "nll_loss": lambda a, kw: _nll_loss(a[0], a[1], kw["reduction"]),
+    "cross_entropy": lambda a, kw: _nll_loss(_log_softmax(a[0], -1), a[1], kw["reduction"]),
 }
 
 # Ops that move elements without computing on them keep integer arrays integer.
 _KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
+# Arguments that are class labels: they index, so they must reach the op as integers.
+_LABEL_ARGS: dict[str, frozenset[int]] = {
+    "onehot": frozenset({0}),
+    "nll_loss": frozenset({1}),
+    "cross_entropy": frozenset({1}),
+}
 
 
 def forward(
@@ -101,7 +168,11 @@ class _Evaluator:
         assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
         args = [self.node(a) for a in node.args]
         if node.op not in _KEEPS_DTYPE:
-            args = [a if np.issubdtype(a.dtype, np.floating) else a.astype(self.dtype) for a in args]
+            labels = _LABEL_ARGS.get(node.op, frozenset())
+            args = [
+                a if i in labels or np.issubdtype(a.dtype, np.floating) else a.astype(self.dtype)
+                for i, a in enumerate(args)
+            ]
         result = np.asarray(FORWARD[node.op](args, node.kwdict))
         if result.dtype != self.dtype and np.issubdtype(result.dtype, np.floating):
             result = result.astype(self.dtype)

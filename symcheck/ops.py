@@ -272,6 +272,12 @@ def _label_domain(call: Call) -> tuple[Domain, ...]:
     return (Domain(1, text, lambda a: (a >= 0) & (a < classes)),)
 
 
+def _onehot_domain(call: Call) -> tuple[Domain, ...]:
+    classes = call.kw("num_classes")
+    text = f"labels must be class indices in [0, {classes})"
+    return (Domain(0, text, lambda a: (a >= 0) & (a < classes)),)
+
+
 def _pow_domain(call: Call) -> tuple[Domain, ...]:
     exponent = call.args[1]
     if isinstance(exponent, Const):
@@ -384,6 +390,7 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "onehot(y, C): 1 at each label's index of a new last axis of size C, else 0",
         params=(Param("num_classes", "count", None, "C, the number of classes"),),
         shape_rule=_onehot,
+        domain_rule=_onehot_domain,
         differentiable=False,
         positional=("num_classes",),
     ),

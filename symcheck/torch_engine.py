@@ -53,6 +53,58 @@ def _expand_dims(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> tor
     return torch.unsqueeze(args[0], kw["axis"])
 
 
+def _mse_loss(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    # F.mse_loss wants equal shapes (it warns otherwise); ours broadcast like numpy.
+    a, b = torch.broadcast_tensors(args[0], args[1])
+    return F.mse_loss(a, b, reduction=kw["reduction"])
+
+
+def _labels(labels: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels safe to index with, and (when some are out of [0, classes)) a mask of the valid ones.
+
+    Torch raises on an out-of-range label; the numeric engine answers NaN for it instead, as for
+    any value outside an op's domain, and so does this engine, so that a pinned bad label shows
+    up as a domain problem rather than as an engine crash.
+    """
+    valid = (labels >= 0) & (labels < classes)
+    if bool(valid.all()):
+        return labels, None
+    return torch.where(valid, labels, torch.zeros_like(labels)), valid
+
+
+def _poison(value: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    # Adding NaN * sum(scores) (rather than replacing the value) makes every score's gradient NaN,
+    # as finite differences of a NaN output are; the loss's own gradient is sparse, so scaling it
+    # by NaN would leave zeros.
+    if valid is None:
+        return value
+    return value + scores.sum() * float("nan")
+
+
+def _onehot(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    # float64 holds 0, 1 and NaN exactly; `_Lowerer.call` casts the result to the engine's dtype.
+    classes: int = kw["num_classes"]
+    labels, valid = _labels(args[0], classes)
+    out = F.one_hot(labels, classes).to(torch.float64)
+    if valid is None:
+        return out
+    return torch.where(valid.unsqueeze(-1), out, torch.full_like(out, float("nan")))
+
+
+def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        scores, target = args
+        labels, valid = _labels(target, scores.shape[-1])
+        if scores.ndim == 1:
+            # A single example: torch's (C,) / () form is newer and less travelled than (1, C) / (1,).
+            value = fn(scores.unsqueeze(0), labels.reshape(1), reduction=kw["reduction"]).reshape(())
+        else:
+            value = fn(scores, labels, reduction=kw["reduction"])
+        return _poison(value, scores, valid)
+
+    return lower
+
+
 # One entry per catalogue op. `pow` with a literal exponent is special-cased in `_Lowerer.call`
 # so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
 TABLE: dict[str, Lowering] = {
@@ -81,10 +133,26 @@ TABLE: dict[str, Lowering] = {
     "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
     "expand_dims": _expand_dims,
     "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
+    "softmax": lambda a, kw: F.softmax(a[0], dim=kw["axis"]),
+    "log_softmax": lambda a, kw: F.log_softmax(a[0], dim=kw["axis"]),
+    "logsumexp": _reduce(torch.logsumexp),
+    "outer": lambda a, kw: torch.outer(a[0], a[1]),
+    "dot": lambda a, kw: torch.dot(a[0], a[1]),
+    "trace": lambda a, kw: torch.trace(a[0]),
+    "mse_loss": _mse_loss,
+    "onehot": _onehot,
+    "nll_loss": _classification(F.nll_loss),
+    "cross_entropy": _classification(F.cross_entropy),
 }
 
 # Ops that move elements without computing on them keep integer tensors integer.
 _KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
+# Arguments that are class labels: they index, so they must reach the op as integers.
+_LABEL_ARGS: dict[str, frozenset[int]] = {
+    "onehot": frozenset({0}),
+    "nll_loss": frozenset({1}),
+    "cross_entropy": frozenset({1}),
+}
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -138,8 +206,13 @@ class _Lowerer:
             return torch.pow(self.floating(self.node(call.args[0])), number)
         args = [self.node(a) for a in call.args]
         if call.op not in _KEEPS_DTYPE:
-            args = [self.floating(a) for a in args]
-        return TABLE[call.op](args, kw)
+            labels = _LABEL_ARGS.get(call.op, frozenset())
+            args = [a if i in labels else self.floating(a) for i, a in enumerate(args)]
+        out = TABLE[call.op](args, kw)
+        if out.is_floating_point() and out.dtype != self.dtype:
+            # Only an op that makes floats from labels alone (onehot) lands here.
+            out = out.to(self.dtype)
+        return out
 
     def floating(self, t: torch.Tensor) -> torch.Tensor:
         return t if t.is_floating_point() else t.to(self.dtype)

@@ -18,7 +18,8 @@ from symcheck.autograd.tensor import Tensor
 from symcheck.engine import Engine, EngineOptions, EngineResult
 from symcheck.ir import Call, Const, DType, Node, Program, Ref
 
-# IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes) are the Tensor ops'.
+# IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes, reduction,
+# num_classes) are the Tensor functions'.
 LOWERING: dict[str, Callable[..., Tensor]] = {
     "add": T.add,
     "sub": T.sub,
@@ -45,6 +46,16 @@ LOWERING: dict[str, Callable[..., Tensor]] = {
     "transpose": T.transpose,
     "expand_dims": T.expand_dims,
     "broadcast_to": T.broadcast_to,
+    "softmax": T.softmax,
+    "log_softmax": T.log_softmax,
+    "logsumexp": T.logsumexp,
+    "outer": T.outer,
+    "dot": T.dot,
+    "trace": T.trace,
+    "mse_loss": T.mse_loss,
+    "onehot": T.onehot,
+    "nll_loss": T.nll_loss,
+    "cross_entropy": T.cross_entropy,
 }
 
 
@@ -61,6 +72,7 @@ def evaluate(
     program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str] = ()
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Evaluate `program` on float64 tensors; the float inputs named in `wrt` require grad.
+    Integer inputs (class labels) stay int64 tensors and never require grad.
 
     Returns the input leaves by name and the output tensor.
     """
@@ -68,10 +80,9 @@ def evaluate(
         if name not in program.inputs:
             raise ValueError(f"wrt names {name!r}, which is not an input of the program")
     leaves = {
-        name: Tensor(
-            np.asarray(inputs[name], dtype=np.float64),
-            requires_grad=name in wrt and decl.type.dtype is DType.FLOAT,
-        )
+        name: Tensor(inputs[name], dtype=np.float64, requires_grad=name in wrt)
+        if decl.type.dtype is DType.FLOAT
+        else Tensor(inputs[name], dtype=np.int64)
         for name, decl in program.inputs.items()
     }
     env: dict[str, Tensor] = dict(leaves)

@@ -26,6 +26,10 @@ summing, done in one place, `unbroadcast`.
 
 Conventions at kinks follow torch: relu'(0) = 0 and abs'(0) = 0. `sign` and `step` are
 piecewise constant: they are listed in `NONDIFFERENTIABLE` and their outputs never require grad.
+
+Class labels are integer tensors, `Tensor(labels, dtype=np.int64)`: they never require grad, and
+`onehot` turns them into a constant float matrix, through which the losses are ordinary Tensor
+expressions (cross_entropy = nll_loss(log_softmax(z)), nll_loss = -sum(onehot(y) * logp) / N).
 """
 
 from __future__ import annotations
@@ -50,14 +54,19 @@ class Tensor:
     `data` is the array; `grad` is None or a Tensor of the same shape; `requires_grad` says
     whether gradients flow to (or through) this tensor. `_op`, `_parents` and `_kwargs` record the
     primitive that produced it; a leaf has no `_op`.
+
+    Data that is not floating point becomes float64, unless `dtype` asks otherwise (class labels
+    stay int64 with `dtype=np.int64`).
     """
 
     # Make numpy hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
     __array_ufunc__ = None
 
-    def __init__(self, data: ArrayLike, requires_grad: bool = False) -> None:
-        array = np.asarray(data.data if isinstance(data, Tensor) else data)
-        if not np.issubdtype(array.dtype, np.floating):
+    def __init__(
+        self, data: ArrayLike, requires_grad: bool = False, dtype: np.dtype | type | None = None
+    ) -> None:
+        array = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=dtype)
+        if dtype is None and not np.issubdtype(array.dtype, np.floating):
             array = array.astype(np.float64)
         self.data: np.ndarray = array
         self.grad: Tensor | None = None
@@ -96,7 +105,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same values, cut off from the graph."""
-        return Tensor(self.data)
+        return Tensor(self.data, dtype=self.dtype)
 
     def __repr__(self) -> str:
         flags = ", requires_grad=True" if self.requires_grad else ""
@@ -217,7 +226,8 @@ def primitive(name: str, forward: Callable[..., np.ndarray]) -> Callable[..., Te
 
     def op(*args: ArrayLike, **kwargs: Any) -> Tensor:
         tensors = _as_tensors(args)
-        out = Tensor(forward(*(t.data for t in tensors), **kwargs))
+        result = np.asarray(forward(*(t.data for t in tensors), **kwargs))
+        out = Tensor(result, dtype=result.dtype)  # numpy's dtype: integer labels moved around stay integers
         if _RECORDING and name not in NONDIFFERENTIABLE and builtins.any(t.requires_grad for t in tensors):
             out.requires_grad = True
             out._op, out._parents, out._kwargs = name, tensors, {**defaults, **kwargs}
@@ -358,11 +368,6 @@ def _unreduce(g: Tensor, shape: Shape, axis: int | Sequence[int] | None, keepdim
     return broadcast_to(g, shape=shape)
 
 
-def _outer(u: Tensor, v: Tensor) -> Tensor:
-    """The matrix u[i] * v[j], for 1-D u and v."""
-    return expand_dims(u, axis=1) * v
-
-
 # ================================================================ primitives and their VJPs
 #
 # Each primitive is a numpy function made into a Tensor op; the `defvjp` line below it gives,
@@ -478,6 +483,51 @@ defvjp(mean, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, ke
 broadcast_to = primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape).copy())
 defvjp(broadcast_to, lambda g, ans, x, *, shape: unbroadcast(g, x.shape))
 
+# ---------------------------------------------------------------- logsumexp and softmax
+# logsumexp is a reduction like sum: its rule spreads g (and ans) back with `_unreduce`.
+# softmax and log_softmax act along one axis; their rules sum along it with keepdims, so that the
+# sums broadcast back against it. With s = softmax(x), ds_i/dx_j = s_i (δ_ij - s_j), and
+# log_softmax(x) = x - logsumexp(x) has the Jacobian δ_ij - s_j, where s = exp(ans).
+
+
+def _logsumexp(
+    x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: bool = False
+) -> np.ndarray:
+    """log(sum(exp(x))), as m + log(sum(exp(x - m))) with m the maximum: exp never overflows.
+
+    Where the maximum is infinite the shift would give inf - inf = nan; there exp(x) itself is
+    harmless (all -inf sums to 0, whose log is -inf; +inf stays +inf), so m is 0.
+    """
+    axes = None if axis is None else _reduced_axes(x.ndim, axis)
+    m = np.max(x, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = m + np.log(np.sum(np.exp(x - m), axis=axes, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axes)
+
+
+# d/dx_i log Σ_j e^(x_j) = e^(x_i) / Σ_j e^(x_j) = exp(x_i - ans), the softmax of x.
+logsumexp = primitive("logsumexp", _logsumexp)
+defvjp(logsumexp, lambda g, ans, x, *, axis, keepdims:
+       _unreduce(g, x.shape, axis, keepdims) * exp(x - _unreduce(ans, x.shape, axis, keepdims)))  # fmt: skip
+
+
+def _softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """exp(x) / sum(exp(x)), shifted by the maximum first so that exp never overflows."""
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+    """x - logsumexp(x) along axis: stable, and exact in the tails where log(softmax) gives -inf."""
+    return x - _logsumexp(x, axis=axis, keepdims=True)
+
+
+softmax = primitive("softmax", _softmax)
+defvjp(softmax, lambda g, ans, x, *, axis: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
+
+log_softmax = primitive("log_softmax", _log_softmax)
+defvjp(log_softmax, lambda g, ans, x, *, axis: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+
 # ---------------------------------------------------------------- shape
 
 
@@ -503,17 +553,92 @@ defvjp(expand_dims, lambda g, ans, x, *, axis: sum(g, axis=axis))
 def _matmul_vjp_a(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 1 and b.ndim == 1:
         return g * b
-    return _outer(g, b) if b.ndim == 1 else g @ b.T
+    return outer(g, b) if b.ndim == 1 else g @ b.T
 
 
 def _matmul_vjp_b(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
     if a.ndim == 1 and b.ndim == 1:
         return g * a
-    return _outer(a, g) if a.ndim == 1 else a.T @ g
+    return outer(a, g) if a.ndim == 1 else a.T @ g
 
 
 matmul = primitive("matmul", np.matmul)
 defvjp(matmul, _matmul_vjp_a, _matmul_vjp_b)
+
+# d/dA_ij Σ_k A_kk = δ_ij: the cotangent is g on the diagonal.
+trace = primitive("trace", np.trace)
+defvjp(trace, lambda g, ans, A: g * np.eye(A.shape[0], dtype=A.dtype))
+
+
+def _vectors(op: str, a: ArrayLike, b: ArrayLike) -> tuple[Tensor, Tensor]:
+    a, b = _as_tensors((a, b))
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"{op} takes 1-D tensors, got shapes {a.shape} and {b.shape}")
+    return a, b
+
+
+# outer and dot are written as the products and sums they are; those ops' rules differentiate them.
+
+
+def outer(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """The matrix a[i] * b[j], for 1-D a and b."""
+    a, b = _vectors("outer", a, b)
+    return expand_dims(a, axis=1) * b
+
+
+def dot(a: ArrayLike, b: ArrayLike) -> Tensor:
+    """Σ_i a[i] * b[i], for 1-D a and b of equal length."""
+    a, b = _vectors("dot", a, b)
+    return sum(a * b)
+
+
+# ---------------------------------------------------------------- losses
+# Written in the ops above, as the formulas read; their derivatives follow from those rules.
+
+
+def mse_loss(a: ArrayLike, b: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    """The mean (or sum) of (a - b)^2 over the broadcast shape."""
+    squared = sub(a, b) ** 2
+    return _reduce(sum(squared), reduction, count=squared.size)
+
+
+def onehot(y: ArrayLike, *, num_classes: int) -> Tensor:
+    """A float matrix with a new last axis of size num_classes: 1 at each label's index, else 0.
+
+    A constant: labels are not differentiable, so nothing is recorded. A label that is not a
+    class index (out of range, or not a whole number) gets a row of nan, so that an engine
+    comparison reports it instead of silently dropping the example.
+    """
+    labels = y.data if isinstance(y, Tensor) else np.asarray(y)
+    hot = labels[..., np.newaxis] == np.arange(num_classes)
+    return Tensor(np.where(hot.any(axis=-1, keepdims=True), hot.astype(np.float64), np.nan))
+
+
+def nll_loss(logp: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    """-logp[target] for log-probabilities (C,) and a scalar label; for a batch (N, C) with
+    labels (N,), the mean (or sum) over i of -logp[i, target[i]].
+
+    The onehot matrix picks logp[i, target[i]] out of each row, so d/dlogp = -onehot / N.
+    """
+    (logp,) = _as_tensors((logp,))
+    if logp.ndim not in (1, 2):
+        raise ValueError(f"nll_loss takes log-probabilities (C,) or (N, C), got shape {logp.shape}")
+    total = -sum(onehot(target, num_classes=logp.shape[-1]) * logp)
+    return _reduce(total, reduction, count=1 if logp.ndim == 1 else logp.shape[0])
+
+
+def cross_entropy(z: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    """nll_loss(log_softmax(z)): scores (C,) with a scalar label, or (N, C) with labels (N,)."""
+    return nll_loss(log_softmax(z, axis=-1), target, reduction=reduction)
+
+
+def _reduce(total: Tensor, reduction: str, count: int) -> Tensor:
+    """A loss summed over `count` terms: as it is for "sum", divided by count for "mean"."""
+    if reduction == "sum":
+        return total
+    if reduction == "mean":
+        return total / count
+    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
 __all__ = [
@@ -525,23 +650,32 @@ __all__ = [
     "add",
     "broadcast_to",
     "cos",
+    "cross_entropy",
     "defvjp",
     "div",
+    "dot",
     "exp",
     "expand_dims",
     "grad",
     "log",
+    "log_softmax",
+    "logsumexp",
     "matmul",
     "mean",
+    "mse_loss",
     "mul",
     "neg",
+    "nll_loss",
     "no_grad",
+    "onehot",
+    "outer",
     "pow",
     "primitive",
     "relu",
     "sigmoid",
     "sign",
     "sin",
+    "softmax",
     "softplus",
     "sqrt",
     "step",
@@ -549,6 +683,7 @@ __all__ = [
     "sum",
     "tan",
     "tanh",
+    "trace",
     "transpose",
     "unbroadcast",
 ]

@@ -21,6 +21,7 @@ import sympy
 
 from symcheck.ir import Call, Const, Program, Ref, Shape
 from symcheck.ops import OPS, OpKind, reduced_count
+from symcheck.symbolic import arrays
 from symcheck.symbolic.functions import NUMPY_IMPLEMENTATIONS, Abs, relu, sigmoid, sign, softplus, step
 
 # The forward meaning of each elementwise op on SymPy expressions.
@@ -72,7 +73,7 @@ class Atom:
         return dict(self.kwargs)[key]
 
 
-def _numpy_op(atom: Atom, args: Sequence[Any]) -> Any:
+def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
     """An atom's op on concrete arrays (float or sympy object arrays)."""
     if atom.op in ("sum", "mean"):
         axes = atom.kw("axis")
@@ -89,6 +90,20 @@ def _numpy_op(atom: Atom, args: Sequence[Any]) -> Any:
         return np.expand_dims(args[0], atom.kw("axis"))
     if atom.op == "broadcast_to":
         return np.broadcast_to(args[0], atom.kw("shape"))
+    if atom.op == "softmax":
+        return arrays.softmax(args[0], atom.kw("axis"))
+    if atom.op == "log_softmax":
+        return arrays.log_softmax(args[0], atom.kw("axis"))
+    if atom.op == "logsumexp":
+        return arrays.logsumexp(args[0], atom.kw("axis"), atom.kw("keepdims"))
+    if atom.op == "outer":
+        return np.multiply.outer(args[0], args[1])
+    if atom.op == "trace":
+        return np.trace(args[0])
+    if atom.op == "onehot":
+        return arrays.onehot(args[0], atom.kw("num_classes"))
+    if atom.op == "eye":
+        return arrays.eye(atom.kw("n"), symbolic=symbolic)
     raise AssertionError(f"no numpy op for atom {atom.op}")
 
 
@@ -158,7 +173,60 @@ class Graph:
             return self.expand_dims(args[0], node.kw("axis"))
         if node.op == "broadcast_to":
             return SymTensor(args[0].expr, shape)  # elementwise expressions broadcast already
+        return self._lower_model_op(node, args)
+
+    def _lower_model_op(self, node: Call, args: list[SymTensor]) -> SymTensor:
+        """Normalisations and losses: atoms where they are their own functions (softmax), else
+        their definitions (mse_loss is a mean of squares), so the closed forms read like the math."""
+        shape = node.shape
+        if node.op in ("softmax", "log_softmax"):
+            return self.atom(node.op, (self.full(args[0]),), shape, axis=node.kw("axis"))
+        if node.op == "logsumexp":
+            return self.atom(
+                "logsumexp", (self.full(args[0]),), shape, axis=node.kw("axis"), keepdims=node.kw("keepdims")
+            )
+        if node.op == "outer":
+            return self.outer(args[0], args[1])
+        if node.op == "dot":
+            return self.reduce("sum", SymTensor(args[0].expr * args[1].expr, args[0].shape), None, False)
+        if node.op == "trace":
+            return self.atom("trace", (self.full(args[0]),), ())
+        if node.op == "mse_loss":
+            a, b = args
+            diff_shape = tuple(np.broadcast_shapes(a.shape, b.shape))
+            return self.reduce(
+                node.kw("reduction"), SymTensor((a.expr - b.expr) ** 2, diff_shape), None, False
+            )
+        if node.op == "onehot":
+            return self.onehot(args[0], node.kw("num_classes"))
+        if node.op in ("nll_loss", "cross_entropy"):
+            scores, target = args
+            classes = scores.shape[-1]
+            if node.op == "cross_entropy":
+                scores = self.atom(
+                    "log_softmax", (self.full(scores),), scores.shape, axis=len(scores.shape) - 1
+                )
+            picked = SymTensor(self.onehot(target, classes).expr * scores.expr, scores.shape)
+            total = self.reduce("sum", picked, None, False)
+            n = scores.shape[0] if len(scores.shape) == 2 and node.kw("reduction") == "mean" else 1
+            return SymTensor(-total.expr / n, ())
         raise AssertionError(f"symbolic engine has no rule for {node.op}")
+
+    def onehot(self, y: SymTensor, classes: int) -> SymTensor:
+        return self.atom("onehot", (y,), y.shape + (classes,), num_classes=classes)
+
+    def outer(self, a: SymTensor, b: SymTensor) -> SymTensor:
+        shape = (a.shape[0], b.shape[0])
+        ca, ra = sympy.factor_terms(a.expr).as_coeff_Mul()
+        cb, rb = sympy.factor_terms(b.expr).as_coeff_Mul()
+        if ca * cb != 1:
+            inner = self.outer(SymTensor(ra, a.shape), SymTensor(rb, b.shape))
+            return SymTensor(ca * cb * inner.expr, shape)
+        if not self.atoms_of(a):  # c * b, repeated down the rows
+            return SymTensor(a.expr * b.expr, shape)
+        if not self.atoms_of(b):
+            return SymTensor(self.expand_dims(a, 1).expr * b.expr, shape)
+        return self.atom("outer", (self.full(a), self.full(b)), shape)
 
     # ------------------------------------------------------------ tensor ops, simplified on the way
 
@@ -190,7 +258,7 @@ class Graph:
         all_axes = tuple(range(len(t.shape))) if axes is None else axes
         if all_axes == tuple(range(len(t.shape))) and not keepdims:
             axes = None  # sum(x) rather than sum(x, axis=(0, 1)): one spelling, so atoms coincide
-        coeff, rest = t.expr.as_coeff_Mul()
+        coeff, rest = sympy.factor_terms(t.expr).as_coeff_Mul()
         if coeff != 1 and rest != 1:
             # Constants come out of reductions: 3*sum(x), not sum(3*x).
             inner = self.reduce(op, SymTensor(rest, t.shape), axes, keepdims)
@@ -198,6 +266,10 @@ class Graph:
         out_shape = tuple(
             1 if i in all_axes else d for i, d in enumerate(t.shape) if keepdims or i not in all_axes
         )
+        if op == "sum":
+            counted = self._sum_of_onehot(t, all_axes, out_shape)
+            if counted is not None:
+                return counted
         n = reduced_count(t.shape, axes)
         # Reducing what is constant along the axes is a multiplication, if the remaining atoms
         # still line up with the result (they do when the reduced axes are leading or kept).
@@ -209,6 +281,27 @@ class Graph:
             if squeezed is not None and self._fits(squeezed, out_shape):
                 return SymTensor(squeezed.expr * scale, out_shape)
         return self.atom(op, (self.full(t),), out_shape, axis=axes, keepdims=keepdims)
+
+    def _sum_of_onehot(self, t: SymTensor, axes: tuple[int, ...], out_shape: Shape) -> SymTensor | None:
+        """sum(c * onehot(y, C), axis=-1) is c: each label's indicator vector sums to 1."""
+        if axes != (len(t.shape) - 1,):
+            return None
+        factors = [
+            f
+            for f in sympy.Mul.make_args(t.expr)
+            if f in self.atoms and self.atoms[f].op == "onehot" and len(self.atoms[f].shape) == len(t.shape)
+        ]
+        if len(factors) != 1:
+            return None
+        rest = SymTensor(t.expr / factors[0], t.shape)
+        if not self._constant_along(rest, axes):
+            return None
+        if self._fits(rest, out_shape):
+            return SymTensor(rest.expr, out_shape)
+        squeezed = self._squeeze(rest, axes)
+        if squeezed is not None and self._fits(squeezed, out_shape):
+            return SymTensor(squeezed.expr, out_shape)
+        return None
 
     def _squeeze(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor | None:
         """Drop size-1 axes from each atom: sum(x, axis=1, keepdims=True) becomes sum(x, axis=1)."""
@@ -244,8 +337,8 @@ class Graph:
 
     def matmul(self, a: SymTensor, b: SymTensor) -> SymTensor:
         shape = a.shape[:-1] + b.shape[1:]
-        ca, ra = a.expr.as_coeff_Mul()
-        cb, rb = b.expr.as_coeff_Mul()
+        ca, ra = sympy.factor_terms(a.expr).as_coeff_Mul()
+        cb, rb = sympy.factor_terms(b.expr).as_coeff_Mul()
         if ca * cb != 1:
             # Constants come out of products: 2*(A.T @ B), not A.T @ (2*B).
             inner = self.matmul(SymTensor(ra, a.shape), SymTensor(rb, b.shape))
@@ -257,6 +350,9 @@ class Graph:
         if not self.atoms_of(b):
             summed = self.reduce("sum", a, (len(a.shape) - 1,), len(b.shape) == 2 and len(a.shape) == 2)
             return SymTensor(b.expr * summed.expr, shape)
+        for one, other in ((a, b), (b, a)):
+            if one.expr in self.atoms and self.atoms[one.expr].op == "eye":  # I @ B = B, A @ I = A
+                return SymTensor(other.expr, shape)
         return self.atom("matmul", (self.full(a), self.full(b)), shape)
 
     def transpose(self, t: SymTensor, axes: tuple[int, ...]) -> SymTensor:
@@ -273,6 +369,10 @@ class Graph:
 
     def _transpose_atom(self, a: Atom, axes: tuple[int, ...]) -> sympy.Expr:
         shape = tuple(a.shape[i] for i in axes)
+        if a.op == "matmul" and len(a.args[0].shape) == 2 and len(a.args[1].shape) == 2:
+            # (A @ B).T is B.T @ A.T
+            left, right = a.args
+            return self.matmul(self.transpose(right, (1, 0)), self.transpose(left, (1, 0))).expr
         if a.op == "transpose":
             inner = a.args[0]
             composed = tuple(a.kw("axes")[i] for i in axes)
@@ -309,7 +409,8 @@ class Graph:
             if atom.op == "input" or atom.symbol not in grads:
                 continue
             for arg, g_arg in zip(atom.args, self._vjp(atom, grads[atom.symbol]), strict=True):
-                self._through_elementwise(arg, g_arg, grads)
+                if g_arg is not None:
+                    self._through_elementwise(arg, g_arg, grads)
         result: dict[str, SymTensor] = {}
         for name in wrt:
             symbol = self._by_key[("input", name)]
@@ -329,7 +430,7 @@ class Graph:
                 contribution if previous is None else SymTensor(previous.expr + contribution.expr, atom.shape)
             )
 
-    def _vjp(self, atom: Atom, g: SymTensor) -> list[SymTensor]:
+    def _vjp(self, atom: Atom, g: SymTensor) -> list[SymTensor | None]:
         """What an atom's op does to the gradient g of its result: one SymTensor per argument."""
         if atom.op in ("sum", "mean"):
             (x,) = atom.args
@@ -343,11 +444,9 @@ class Graph:
             if len(a.shape) == 2 and len(b.shape) == 2:  # (n,m)@(m,p): dA = G B^T, dB = A^T G
                 return [self.matmul(g, self.transpose(b, (1, 0))), self.matmul(self.transpose(a, (1, 0)), g)]
             if len(a.shape) == 2:  # (n,m)@(m,): dA = outer(G, b), dB = A^T G
-                outer = self.expand_dims(g, 1)
-                return [SymTensor(outer.expr * b.expr, a.shape), self.matmul(self.transpose(a, (1, 0)), g)]
+                return [self.outer(g, b), self.matmul(self.transpose(a, (1, 0)), g)]
             if len(b.shape) == 2:  # (m,)@(m,p): dA = B G, dB = outer(a, G)
-                outer = self.expand_dims(a, 1)
-                return [self.matmul(b, g), SymTensor(outer.expr * g.expr, b.shape)]
+                return [self.matmul(b, g), self.outer(a, g)]
             return [SymTensor(g.expr * b.expr, a.shape), SymTensor(g.expr * a.expr, b.shape)]  # dot product
         if atom.op == "transpose":
             perm = atom.kw("axes")
@@ -357,6 +456,36 @@ class Graph:
             return [self.reduce("sum", g, (atom.kw("axis"),), False)]
         if atom.op == "broadcast_to":  # its argument is declared at the full shape already
             return [g]
+        if atom.op == "softmax":  # ds = s * (g - sum(g * s))
+            s = SymTensor(atom.symbol, atom.shape)
+            weighted = self.reduce("sum", SymTensor(g.expr * s.expr, s.shape), (atom.kw("axis"),), True)
+            return [SymTensor(s.expr * (g.expr - weighted.expr), s.shape)]
+        if atom.op == "log_softmax":  # d log_softmax = g - softmax * sum(g)
+            (x,) = atom.args
+            s = self.atom("softmax", (x,), x.shape, axis=atom.kw("axis"))
+            total = self.reduce("sum", SymTensor(g.expr, x.shape), (atom.kw("axis"),), True)
+            return [SymTensor(g.expr - s.expr * total.expr, x.shape)]
+        if atom.op == "logsumexp":  # d logsumexp = g * softmax, over the reduced axes
+            (x,) = atom.args
+            axes, keepdims = atom.kw("axis"), atom.kw("keepdims")
+            spread = self._unreduce(g, x.shape, axes, keepdims)
+            if (axes is not None and len(axes) == 1) or len(x.shape) == 1:
+                weights = self.atom("softmax", (x,), x.shape, axis=axes[0] if axes else 0).expr
+            else:
+                kept = tuple(1 if axes is None or i in axes else d for i, d in enumerate(x.shape))
+                lse = self.atom("logsumexp", (x,), kept, axis=axes, keepdims=True)
+                weights = sympy.exp(x.expr - lse.expr)
+            return [SymTensor(spread.expr * weights, x.shape)]
+        if atom.op == "outer":  # outer(a, b)[i, j] = a_i b_j
+            a, b = atom.args
+            return [self.matmul(g, b), self.matmul(self.transpose(g, (1, 0)), a)]
+        if atom.op == "trace":
+            (x,) = atom.args
+            n = x.shape[0]
+            identity = self.atom("eye", (), (n, n), n=n)
+            return [SymTensor(g.expr * identity.expr, x.shape)]
+        if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
+            return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")
 
     def _unreduce(
@@ -422,9 +551,8 @@ class Graph:
         if atom.op == "input":
             value = np.asarray(inputs[atom.name], dtype=object)
         else:
-            value = np.asarray(
-                _numpy_op(atom, [self.evaluate_exact(a, inputs, cache) for a in atom.args]), dtype=object
-            )
+            args = [self.evaluate_exact(a, inputs, cache) for a in atom.args]
+            value = np.asarray(_numpy_op(atom, args, symbolic=True), dtype=object)
         cache[atom.symbol] = value
         return value
 

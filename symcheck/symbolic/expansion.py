@@ -19,6 +19,7 @@ import sympy
 
 from symcheck.ir import Call, Const, DType, Program, Ref
 from symcheck.ops import OPS, OpKind, reduced_count
+from symcheck.symbolic import arrays
 from symcheck.symbolic.closed_form import ELEMENTWISE
 from symcheck.symbolic.functions import ELEMENTARY
 
@@ -70,6 +71,36 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.expand_dims(args[0], node.kw("axis"))
     if node.op == "broadcast_to":
         return np.broadcast_to(args[0], node.kw("shape"))
+    return np.asarray(_expand_model_op(node, args), dtype=object)
+
+
+def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
+    """Normalisations and losses, written out element by element from their definitions."""
+    if node.op == "softmax":
+        return arrays.softmax(args[0], node.kw("axis"))
+    if node.op == "log_softmax":
+        return arrays.log_softmax(args[0], node.kw("axis"))
+    if node.op == "logsumexp":
+        return arrays.logsumexp(args[0], node.kw("axis"), node.kw("keepdims"))
+    if node.op == "outer":
+        return np.multiply.outer(args[0], args[1])
+    if node.op == "dot":
+        return np.dot(args[0], args[1])
+    if node.op == "trace":
+        return np.trace(args[0])
+    if node.op == "mse_loss":
+        difference = args[0] - args[1]
+        total = np.sum(difference * difference)
+        return total * sympy.Rational(1, difference.size) if node.kw("reduction") == "mean" else total
+    if node.op == "onehot":
+        return arrays.onehot(args[0], node.kw("num_classes"))
+    if node.op in ("nll_loss", "cross_entropy"):
+        scores, target = args
+        if node.op == "cross_entropy":
+            scores = arrays.log_softmax(scores, scores.ndim - 1)
+        total = -np.sum(arrays.onehot(target, scores.shape[-1]) * scores)
+        batch = scores.shape[0] if scores.ndim == 2 and node.kw("reduction") == "mean" else 1
+        return total * sympy.Rational(1, batch)
     raise AssertionError(f"expansion has no rule for {node.op}")
 
 

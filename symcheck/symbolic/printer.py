@@ -156,7 +156,17 @@ class LanguagePrinter:
             dims = atom.kw("shape")
             shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
             return f"broadcast_to({self._tensor(args[0], 0)}, shape={shape})", ATOM
-        if atom.op in ("sum", "mean"):
+        if atom.op in ("softmax", "log_softmax"):
+            axis = atom.kw("axis")
+            last = axis == len(atom.shape) - 1
+            return f"{atom.op}({self._tensor(args[0], 0)}{'' if last else f', axis={axis}'})", ATOM
+        if atom.op in ("outer", "trace"):
+            return f"{atom.op}({', '.join(self._tensor(a, 0) for a in args)})", ATOM
+        if atom.op == "onehot":
+            return f"onehot({self._tensor(args[0], 0)}, {atom.kw('num_classes')})", ATOM
+        if atom.op == "eye":
+            return f"eye({atom.kw('n')})", ATOM
+        if atom.op in ("sum", "mean", "logsumexp"):
             parts = [self._tensor(args[0], 0)]
             axes = atom.kw("axis")
             if axes is not None:

@@ -124,7 +124,7 @@ TABLE: list[tuple[str, dict[str, tuple[int, ...]], dict[str, str]]] = [
     (
         "v @ W @ u",
         {"v": (2,), "W": (2, 3), "u": (3,)},
-        {"v": "W @ u", "W": "expand_dims(v, axis=1)*u", "u": "v @ W"},
+        {"v": "W @ u", "W": "outer(v, u)", "u": "v @ W"},
     ),
     (
         "sum(A @ B)",
@@ -136,12 +136,12 @@ TABLE: list[tuple[str, dict[str, tuple[int, ...]], dict[str, str]]] = [
     (
         "sum((W @ v)^2)",
         {"W": (2, 3), "v": (3,)},
-        {"W": "expand_dims(2*(W @ v), axis=1)*v", "v": "2*(W.T @ (W @ v))"},
+        {"W": "2*outer(W @ v, v)", "v": "2*(W.T @ (W @ v))"},
     ),
     (
         "sum(tanh(v @ W))",
         {"v": (2,), "W": (2, 3)},
-        {"v": "W @ (1 - tanh(v @ W)^2)", "W": "expand_dims(v, axis=1)*(1 - tanh(v @ W)^2)"},
+        {"v": "W @ (1 - tanh(v @ W)^2)", "W": "outer(v, 1 - tanh(v @ W)^2)"},
     ),
     # broadcasting: gradients summed back to the input's shape
     ("sum(x * b)", {"x": (2, 3), "b": (3,)}, {"x": "b", "b": "sum(x, axis=0)"}),

@@ -1,0 +1,61 @@
+"""Forward values of the symbolic engine's tensor ops, on float arrays or on object arrays of
+SymPy expressions (the expansion, and closed forms evaluated element by element)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy
+
+
+def is_symbolic(a: Any) -> bool:
+    return np.asarray(a).dtype == object
+
+
+def exp(a: Any) -> Any:
+    return np.frompyfunc(sympy.exp, 1, 1)(a) if is_symbolic(a) else np.exp(a)
+
+
+def log(a: Any) -> Any:
+    return np.frompyfunc(sympy.log, 1, 1)(a) if is_symbolic(a) else np.log(a)
+
+
+def logsumexp(a: Any, axis: int | tuple[int, ...] | None, keepdims: bool) -> Any:
+    if is_symbolic(a):
+        return np.asarray(log(np.sum(exp(a), axis=axis, keepdims=keepdims)), dtype=object)
+    peak = np.max(a, axis=axis, keepdims=True)
+    total = peak + np.log(np.sum(np.exp(a - peak), axis=axis, keepdims=True))
+    return total if keepdims else np.squeeze(total, axis=axis)
+
+
+def softmax(a: Any, axis: int) -> Any:
+    if is_symbolic(a):
+        e = exp(a)
+        return e / np.sum(e, axis=axis, keepdims=True)
+    return np.exp(log_softmax(a, axis))
+
+
+def log_softmax(a: Any, axis: int) -> Any:
+    return a - logsumexp(a, axis, True)
+
+
+def onehot(y: Any, classes: int) -> Any:
+    """Labels to indicator vectors; symbolic labels become Piecewise 0/1 that resolve on substitution."""
+    if is_symbolic(y):
+        y = np.asarray(y, dtype=object)
+        out = np.empty(y.shape + (classes,), dtype=object)
+        for index in np.ndindex(*y.shape):
+            for k in range(classes):
+                out[index + (k,)] = sympy.Piecewise((1, sympy.Eq(y[index], k)), (0, True))
+        return out
+    return np.eye(classes)[np.asarray(y, dtype=np.int64)]
+
+
+def eye(n: int, symbolic: bool) -> Any:
+    if symbolic:
+        out = np.full((n, n), sympy.Integer(0), dtype=object)
+        for i in range(n):
+            out[i, i] = sympy.Integer(1)
+        return out
+    return np.eye(n)
