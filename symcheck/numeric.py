@@ -115,6 +115,7 @@ FORWARD: dict[str, Forward] = {
     "outer": lambda a, kw: np.multiply.outer(a[0], a[1]),
     "dot": lambda a, kw: np.dot(a[0], a[1]),
     "trace": lambda a, kw: np.trace(a[0]),
+    "eye": lambda a, kw: np.eye(kw["n"]),
     "mse_loss": lambda a, kw: _mse_loss(a[0], a[1], kw["reduction"]),
     "onehot": lambda a, kw: _onehot(a[0], kw["num_classes"]),
     "nll_loss": lambda a, kw: _nll_loss(a[0], a[1], kw["reduction"]),

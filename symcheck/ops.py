@@ -413,6 +413,16 @@ CATALOGUE: tuple[OpSpec, ...] = (
         domain_rule=_label_domain,
     ),
     OpSpec(
+        "eye",
+        OpKind.TENSOR,
+        0,
+        "eye(n): the n x n identity matrix (trace's gradient)",
+        params=(Param("n", "count", None, "the size"),),
+        shape_rule=lambda types, kwargs: TensorType((kwargs["n"], kwargs["n"])),
+        differentiable=False,
+        positional=("n",),
+    ),
+    OpSpec(
         "broadcast_to",
         OpKind.SHAPE,
         1,

@@ -139,6 +139,7 @@ TABLE: dict[str, Lowering] = {
     "outer": lambda a, kw: torch.outer(a[0], a[1]),
     "dot": lambda a, kw: torch.dot(a[0], a[1]),
     "trace": lambda a, kw: torch.trace(a[0]),
+    "eye": lambda a, kw: torch.eye(kw["n"]),  # dtype and device are set in `_Lowerer.call`
     "mse_loss": _mse_loss,
     "onehot": _onehot,
     "nll_loss": _classification(F.nll_loss),
@@ -200,6 +201,8 @@ class _Lowerer:
 
     def call(self, call: Call) -> torch.Tensor:
         kw = call.kwdict
+        if call.op == "eye":
+            return torch.eye(kw["n"], dtype=self.dtype, device=self.device)
         if call.op == "pow" and isinstance(call.args[1], Const):
             exponent = call.args[1].value
             number: int | float = int(exponent) if exponent.denominator == 1 else float(exponent)

@@ -199,6 +199,8 @@ class Graph:
             )
         if node.op == "onehot":
             return self.onehot(args[0], node.kw("num_classes"))
+        if node.op == "eye":
+            return self.atom("eye", (), shape, n=node.kw("n"))
         if node.op in ("nll_loss", "cross_entropy"):
             scores, target = args
             classes = scores.shape[-1]

@@ -94,6 +94,8 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         return total * sympy.Rational(1, difference.size) if node.kw("reduction") == "mean" else total
     if node.op == "onehot":
         return arrays.onehot(args[0], node.kw("num_classes"))
+    if node.op == "eye":
+        return arrays.eye(node.kw("n"), symbolic=True)
     if node.op in ("nll_loss", "cross_entropy"):
         scores, target = args
         if node.op == "cross_entropy":
