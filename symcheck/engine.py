@@ -31,6 +31,9 @@ class EngineOptions:
     fd_full_limit: int = 2048  # numeric: up to this many elements, difference every element
     fd_directions: int = 8  # numeric: random directions above fd_full_limit
     seed: int = 0
+    order: int = 1  # 2: also second derivatives (Hessian blocks, or Hessian-vector products)
+    hessian_full_limit: int = 64  # order 2: full Hessian up to this many wrt elements, else HVPs
+    hvp_directions: int = 3  # order 2 above the limit: this many random directions
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,52 @@ class Directional:
 
     direction: Mapping[str, np.ndarray]
     derivative: float
+
+
+@dataclass(frozen=True)
+class HVP:
+    """A Hessian-vector product: H v for one direction v (one array per wrt input, both)."""
+
+    direction: Mapping[str, np.ndarray]
+    product: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """A second directional derivative v^T H v = d^2/de^2 f(x + e v) at e = 0."""
+
+    direction: Mapping[str, np.ndarray]
+    value: float
+
+
+def hessian_key(a: str, b: str) -> str:
+    """Hessian blocks are keyed "a,b": d^2 out / (da db), of shape a.shape + b.shape."""
+    return f"{a},{b}"
+
+
+def second_order_directions(
+    shapes: Mapping[str, tuple[int, ...]], options: EngineOptions
+) -> list[dict[str, np.ndarray]]:
+    """The random directions every engine uses for HVPs: same seed, same directions, so they compare."""
+    import numpy as np
+
+    rng = np.random.default_rng([options.seed, 2])
+    directions = []
+    for _ in range(options.hvp_directions):
+        v = {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+        norm = float(np.sqrt(sum(float(np.sum(a * a)) for a in v.values()))) or 1.0
+        directions.append({name: a / norm for name, a in v.items()})
+    return directions
+
+
+def wants_full_hessian(shapes: Mapping[str, tuple[int, ...]], options: EngineOptions) -> bool:
+    total = 0
+    for shape in shapes.values():
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total <= options.hessian_full_limit
 
 
 @dataclass
@@ -51,6 +100,12 @@ class EngineResult:
     exact_value: str | None = None  # symbolic: the value as an exact number, when it is one
     notes: list[str] = field(default_factory=list)  # e.g. "expansion skipped: 10^6 elements > budget"
     failures: list[str] = field(default_factory=list)  # the engine found itself inconsistent
+    # order 2 (see EngineOptions.order): full blocks keyed by hessian_key(a, b) for every pair of
+    # wrt inputs, or HVPs along second_order_directions(...); the numeric engine above its
+    # full-difference limit gives curvatures v^T H v instead.
+    hessian: dict[str, np.ndarray] = field(default_factory=dict)
+    hvps: list[HVP] = field(default_factory=list)
+    curvatures: list[Curvature] = field(default_factory=list)
     dtype: str = "float64"  # the precision the engine computed in (picks the tolerance)
     seconds: float = 0.0
 
