@@ -40,15 +40,25 @@ ENGINE_TOLERANCES: dict[str, Tolerance] = {
 }
 
 
-def default_tolerance(engine: str, dtype: str) -> Tolerance:
+# Second derivatives by finite differences lose more digits (h ~ eps^(1/4), error ~ 1e-8 of f).
+SECOND_ORDER_ENGINE_TOLERANCES: dict[str, Tolerance] = {
+    "numeric": Tolerance(rtol=1e-4, atol=1e-5, scaled=True),
+}
+
+
+def default_tolerance(engine: str, dtype: str, order: int = 1) -> Tolerance:
+    if order >= 2 and engine in SECOND_ORDER_ENGINE_TOLERANCES:
+        return SECOND_ORDER_ENGINE_TOLERANCES[engine]
     if engine in ENGINE_TOLERANCES:
         return ENGINE_TOLERANCES[engine]
     return DTYPE_TOLERANCES.get(dtype, DTYPE_TOLERANCES["float64"])
 
 
-def resolve_tolerance(engine: str, dtype: str, overrides: Mapping[str, object] | None) -> Tolerance:
+def resolve_tolerance(
+    engine: str, dtype: str, overrides: Mapping[str, object] | None, order: int = 1
+) -> Tolerance:
     """The default for (engine, dtype), with a case's overrides: global rtol/atol, then per engine."""
-    tol = default_tolerance(engine, dtype)
+    tol = default_tolerance(engine, dtype, order)
     if not overrides:
         return tol
     for source in (overrides, overrides.get(engine) or {}):
@@ -166,9 +176,14 @@ class EngineComparison:
 
 
 def compare_results(
-    result: EngineResult, reference: EngineResult, tol: Tolerance, output_name: str = "out"
+    result: EngineResult,
+    reference: EngineResult,
+    tol: Tolerance,
+    output_name: str = "out",
+    second_tol: Tolerance | None = None,
 ) -> EngineComparison:
-    """Value and every gradient of `result` against `reference` (or directional derivatives)."""
+    """Value and every gradient of `result` against `reference` (or directional derivatives),
+    and second derivatives when both have them (with `second_tol`)."""
     comparison = EngineComparison(result.engine, reference.engine, failures=list(result.failures))
     comparison.checks.append(compare_arrays("value", result.value, reference.value, tol))
     for name, grad in result.grads.items():
@@ -187,4 +202,36 @@ def compare_results(
         comparison.checks.append(
             compare_arrays(f"d{output_name} along {len(ours)} random directions", ours, theirs, tol)
         )
+    comparison.checks.extend(_second_order_checks(result, reference, second_tol or tol, output_name))
     return comparison
+
+
+def _second_order_checks(
+    result: EngineResult, reference: EngineResult, tol: Tolerance, output: str
+) -> list[ArrayComparison]:
+    checks = []
+    for key, block in result.hessian.items():
+        if key in reference.hessian:
+            a, b = key.split(",")
+            checks.append(compare_arrays(f"d2{output}/d{a}d{b}", block, reference.hessian[key], tol))
+    for i, (mine, theirs) in enumerate(zip(result.hvps, reference.hvps, strict=False)):
+        for name, product in mine.product.items():
+            checks.append(compare_arrays(f"(H v{i + 1})_{name}", product, theirs.product[name], tol))
+    if result.curvatures and (reference.hvps or reference.hessian):
+        ours = np.array([c.value for c in result.curvatures])
+        theirs = np.array([_curvature(reference, c.direction) for c in result.curvatures])
+        checks.append(compare_arrays(f"v^T H v along {len(ours)} random directions", ours, theirs, tol))
+    return checks
+
+
+def _curvature(reference: EngineResult, direction: Mapping[str, np.ndarray]) -> float:
+    """v^T H v from the reference's HVPs (same directions) or its full Hessian blocks."""
+    for hvp in reference.hvps:
+        if all(np.array_equal(hvp.direction[n], direction[n]) for n in direction):
+            return sum(float(np.sum(direction[n] * hvp.product[n])) for n in direction)
+    total = 0.0
+    for a, va in direction.items():
+        for b, vb in direction.items():
+            block = reference.hessian[f"{a},{b}"]
+            total += float(np.tensordot(np.tensordot(va, block, axes=va.ndim), vb, axes=vb.ndim))
+    return total

@@ -104,6 +104,7 @@ class EngineResult:
     # wrt inputs, or HVPs along second_order_directions(...); the numeric engine above its
     # full-difference limit gives curvatures v^T H v instead.
     hessian: dict[str, np.ndarray] = field(default_factory=dict)
+    hessian_forms: dict[str, str] = field(default_factory=dict)  # symbolic: "d2out/dx2" -> "A + A.T"
     hvps: list[HVP] = field(default_factory=list)
     curvatures: list[Curvature] = field(default_factory=list)
     dtype: str = "float64"  # the precision the engine computed in (picks the tolerance)

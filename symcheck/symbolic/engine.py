@@ -9,13 +9,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from symcheck.engine import Engine, EngineOptions, EngineResult
+from symcheck.engine import (
+    HVP,
+    Engine,
+    EngineOptions,
+    EngineResult,
+    second_order_directions,
+    wants_full_hessian,
+)
 from symcheck.ir import Program, TensorType
 from symcheck.parser import ParsedProgram, bind, parse
 from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
 from symcheck.symbolic.functions import ELEMENTARY, Abs, relu, sigmoid, sign, softplus, step
 from symcheck.symbolic.printer import LanguagePrinter, printable
+from symcheck.symbolic.second_order import SecondOrder, expansion_hessian
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
 AGREEMENT_RTOL = 1e-9
@@ -100,6 +108,8 @@ class SymbolicEngine(Engine):
     def __init__(self) -> None:
         self._closed: dict[tuple[int, tuple[str, ...]], ClosedForm] = {}
         self._expanded: dict[tuple[int, tuple[str, ...]], Expansion] = {}
+        self._second: dict[tuple[int, tuple[str, ...]], SecondOrder] = {}
+        self._exact_hessians: dict[tuple[int, tuple[str, ...]], dict[str, np.ndarray]] = {}
         self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
 
     def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -115,6 +125,12 @@ class SymbolicEngine(Engine):
             self._keep.append(program)
             self._expanded[key] = expand_gradient(program, list(wrt))
         return self._expanded[key]
+
+    def second_order(self, program: Program, wrt: Sequence[str]) -> SecondOrder:
+        key = (id(program), tuple(wrt))
+        if key not in self._second:
+            self._second[key] = SecondOrder.derive(self.closed_form(program, wrt), wrt)
+        return self._second[key]
 
     def run(
         self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
@@ -137,8 +153,57 @@ class SymbolicEngine(Engine):
                 result.notes.append(self._probe(program, wrt, options))
             except ClosedFormDisagreement as e:
                 result.failures.append(f"closed form disagrees with the expansion {e}")
+        if options.order >= 2:
+            self._second_derivatives(
+                program, inputs, wrt, options, result, elements <= options.expansion_budget
+            )
         result.seconds = time.perf_counter() - start
         return result
+
+    def _second_derivatives(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        result: EngineResult,
+        expanded: bool,
+    ) -> None:
+        second = self.second_order(program, wrt)
+        result.hessian_forms = dict(second.printed)
+        shapes = {n: program.inputs[n].type.shape for n in wrt}
+        if not wants_full_hessian(shapes, options):
+            directions = second_order_directions(shapes, options)
+            result.hvps = [HVP(d, second.evaluate(inputs, d)) for d in directions]
+            result.notes.append(
+                f"second derivatives: H v in closed form along {len(directions)} random directions"
+            )
+            return
+        closed = second.full_hessian(inputs)
+        if not expanded:
+            result.hessian = closed
+            result.notes.append("second derivatives: full Hessian from the closed form of H v")
+            return
+        key = (id(program), tuple(wrt))
+        if key not in self._exact_hessians:
+            self._exact_hessians[key] = expansion_hessian(self.expansion(program, wrt), wrt)
+        subs = self.expansion(program, wrt).substitution(inputs)
+        exact = {
+            k: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(block)
+            if block.size
+            else np.zeros(block.shape)
+            for k, block in self._exact_hessians[key].items()
+        }
+        disagreements = _disagreements(closed, exact)
+        if disagreements:
+            result.failures.extend(
+                f"closed-form H v disagrees with the expanded Hessian: {d}" for d in disagreements
+            )
+        else:
+            result.notes.append(
+                "second derivatives: exact Hessian by expansion; closed-form H v agrees with it"
+            )
+        result.hessian = exact
 
     def _use_expansion(
         self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], result: EngineResult
