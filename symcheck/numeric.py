@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symcheck.engine import Directional, Engine, EngineOptions, EngineResult
+from symcheck.engine import (
+    Curvature,
+    Directional,
+    Engine,
+    EngineOptions,
+    EngineResult,
+    hessian_key,
+    second_order_directions,
+    wants_full_hessian,
+)
 from symcheck.errors import SymcheckError
 from symcheck.ir import Call, Const, DType, KwValue, Node, Program, Ref
 
@@ -250,6 +259,45 @@ def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], float]) -> flo
     return _derivative(g, _H_SCALE * max(1.0, abs(xi)), lambda h: (xi + h) - xi)
 
 
+# Second differences: a Richardson-extrapolated second difference leaves O(h^4) truncation against
+# O(eps/h^2) rounding, so h ~ eps^(1/6); see `_second_derivative`.
+_H2_SCALE = _EPS ** (1 / 6)
+
+
+def _second_derivative(quotient: Callable[[float], tuple[float, float] | None], h: float) -> float | None:
+    """A second derivative from `quotient(h)`, which returns (difference quotient, step actually
+    taken) for a step of about h, or None where a point it needs is not finite.
+
+    The quotients are even in the step, D(h) = f'' + c h^2 + O(h^4), so two of them at h and h/2
+    extrapolate to O(h^4). Where a step crosses a domain edge, the step is halved until it stays
+    inside and then taken further inside, as `_derivative` does for first derivatives. The extra
+    rounding costs little there: near an edge at distance d the second derivative itself grows
+    like 1/d^2, as fast as the rounding error of a step proportional to d.
+    """
+
+    def attempt(h: float) -> float | None:
+        first, second = quotient(h), quotient(h / 2)
+        if first is None or second is None or not first[1] > second[1] > 0:
+            return None
+        return _richardson(first[0], second[0], first[1], second[1])
+
+    d = attempt(h)
+    if d is not None:
+        return d
+    for _ in range(_HALVINGS):
+        h /= 2
+        if quotient(h) is not None:
+            break
+    else:
+        return None
+    for _ in range(_RETRIES):
+        h /= _BACKOFF
+        d = attempt(h)
+        if d is not None:
+            return d
+    return None
+
+
 def _count(n: int) -> str:
     k = len(str(n)) - 1
     return f"10^{k}" if n >= 1000 and n == 10**k else str(n)
@@ -301,11 +349,33 @@ class NumericEngine(Engine):
                 f"finite differences in {options.fd_directions} random directions "
                 f"({_count(total)} elements > {options.fd_full_limit})",
             )
+        hessian: dict[str, np.ndarray] = {}
+        curvatures: list[Curvature] = []
+        if options.order >= 2:
+            names = list(dict.fromkeys(floats))  # wrt's order: second_order_directions draws in it
+            shapes = {n: point[n].shape for n in names}
+            size = sum(point[n].size for n in names)
+            if wants_full_hessian(shapes, options):
+                hessian = self._hessian(point, names, f, notes)
+                notes.append(
+                    f"second derivatives: full Hessian ({size}×{size}) by 4-point central differences, "
+                    "Richardson-extrapolated"
+                )
+            else:
+                directions = second_order_directions(shapes, options)
+                curvatures = self._curvatures(point, names, f, directions, notes)
+                notes.append(
+                    f"second derivatives: v^T H v along {len(directions)} random directions by second "
+                    f"differences, Richardson-extrapolated ({_count(size)} elements > "
+                    f"{options.hessian_full_limit}, too many for a full Hessian)"
+                )
         return EngineResult(
             engine=self.name,
             value=value,
             grads=grads,
             directional=directional,
+            hessian=hessian,
+            curvatures=curvatures,
             notes=notes,
             dtype="float64",
             seconds=time.perf_counter() - start,
@@ -379,4 +449,143 @@ class NumericEngine(Engine):
                 )
                 d = float("nan")
             result.append(Directional(direction=direction, derivative=d))
+        return result
+
+    @staticmethod
+    def _hessian(
+        point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], float], notes: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Every block d² f / (da db) by central differences over all the elements of `names`
+        together, each pair once (the Hessian is symmetric), perturbing `point` in place:
+
+            H_ij ≈ [f(+h_i, +h_j) - f(+h_i, -h_j) - f(-h_i, +h_j) + f(-h_i, -h_j)] / (4 h_i h_j)
+            H_ii ≈ [f(+2h_i) - 2 f(x) + f(-2h_i)] / (2h_i)^2     (the same formula with j = i)
+        """
+        flats = [point[n].reshape(-1) for n in names]  # views: writing them perturbs the point
+        elements = [(flat, i) for flat in flats for i in range(flat.size)]
+        labels = [
+            f"{n}[{', '.join(str(int(j)) for j in np.unravel_index(i, point[n].shape))}]"
+            if point[n].ndim
+            else n
+            for n in names
+            for i in range(point[n].size)
+        ]
+        base = [float(flat[i]) for flat, i in elements]
+        scale = [max(1.0, abs(x)) for x in base]
+
+        def exact(k: int, h: float) -> float:
+            # A step that the perturbed element represents exactly, so the quotient divides by it.
+            return (base[k] + h * scale[k]) - base[k]
+
+        def at(moves: Mapping[int, float]) -> float:
+            for k, t in moves.items():
+                flat, i = elements[k]
+                flat[i] = base[k] + t
+            try:
+                return f()
+            finally:
+                for k in moves:
+                    flat, i = elements[k]
+                    flat[i] = base[k]
+
+        f0 = f()
+
+        def diagonal(k: int) -> Callable[[float], tuple[float, float] | None]:
+            def quotient(h: float) -> tuple[float, float] | None:
+                s = exact(k, 2 * h)
+                values = [at({k: s}), at({k: -s})]
+                if not (s > 0 and all(np.isfinite(values))):
+                    return None
+                return (values[0] - 2 * f0 + values[1]) / (s * s), s
+
+            return quotient
+
+        def mixed(k: int, m: int) -> Callable[[float], tuple[float, float] | None]:
+            def quotient(h: float) -> tuple[float, float] | None:
+                s, t = exact(k, h), exact(m, h)
+                values = [at({k: s, m: t}), at({k: s, m: -t}), at({k: -s, m: t}), at({k: -s, m: -t})]
+                if not (s > 0 and t > 0 and all(np.isfinite(values))):
+                    return None
+                # The error is a quadratic form in (s, t); both halve together, so it shrinks like s t.
+                return (values[0] - values[1] - values[2] + values[3]) / (4 * s * t), float(np.sqrt(s * t))
+
+            return quotient
+
+        n = len(elements)
+        matrix = np.full((n, n), np.nan)
+        failed: list[str] = []
+        if not np.isfinite(f0):
+            # Every difference is taken around the point; none can be trusted, and trying each
+            # pair at every step size would cost n^2 times the halvings.
+            notes.append("second derivatives: the output is not finite at the point; Hessian set to NaN")
+            n = 0
+        for k in range(n):
+            for m in range(k, n):
+                d = _second_derivative(diagonal(k) if k == m else mixed(k, m), _H2_SCALE)
+                if d is None:
+                    failed.append(labels[k] if k == m else f"({labels[k]}, {labels[m]})")
+                else:
+                    matrix[k, m] = matrix[m, k] = d
+        if failed:
+            shown = ", ".join(failed[:_MAX_ELEMENT_NOTES])
+            more = f" and {len(failed) - _MAX_ELEMENT_NOTES} more" if len(failed) > _MAX_ELEMENT_NOTES else ""
+            notes.append(
+                f"second derivatives: the output is not finite around {shown}{more} at any step size "
+                "tried; Hessian set to NaN there"
+            )
+        offsets = np.cumsum([0] + [point[name].size for name in names])
+        return {
+            hessian_key(a, b): matrix[offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]].reshape(
+                point[a].shape + point[b].shape
+            )
+            for i, a in enumerate(names)
+            for j, b in enumerate(names)
+        }
+
+    @staticmethod
+    def _curvatures(
+        point: dict[str, np.ndarray],
+        names: Sequence[str],
+        f: Callable[[], float],
+        directions: Sequence[Mapping[str, np.ndarray]],
+        notes: list[str],
+    ) -> list[Curvature]:
+        """v^T H v = d²/dt² f(x + t v) at t = 0 for each direction v, by second differences
+        [f(x + hv) - 2 f(x) + f(x - hv)] / h^2."""
+        base = {n: point[n].copy() for n in names}
+        flat_x = np.concatenate([base[n].reshape(-1) for n in names]) if names else np.zeros(0)
+        total = flat_x.size
+        # As in `_directional`: each element moves about as far as in the element-by-element mode.
+        rms_x = float(np.sqrt(np.mean(flat_x**2))) if total else 0.0
+        step = _H2_SCALE * max(1.0, rms_x) * np.sqrt(max(total, 1))
+        f0 = f()
+        if not np.isfinite(f0):
+            notes.append("second derivatives: the output is not finite at the point; curvatures set to NaN")
+            return [Curvature(direction=v, value=float("nan")) for v in directions]
+        result: list[Curvature] = []
+        for k, v in enumerate(directions):
+
+            def g(t: float, v: Mapping[str, np.ndarray] = v) -> float:
+                for n in names:
+                    np.add(base[n], t * v[n], out=point[n])
+                try:
+                    return f()
+                finally:
+                    for n in names:
+                        point[n][...] = base[n]
+
+            def quotient(h: float, g: Callable[[float], float] = g) -> tuple[float, float] | None:
+                values = [g(h), g(-h)]
+                if not all(np.isfinite(values)):
+                    return None
+                return (values[0] - 2 * f0 + values[1]) / (h * h), h
+
+            d = _second_derivative(quotient, step)
+            if d is None:
+                notes.append(
+                    f"second derivatives: direction {k}: the output is not finite on both sides of the point "
+                    "at any step size tried; curvature set to NaN"
+                )
+                d = float("nan")
+            result.append(Curvature(direction=v, value=d))
         return result

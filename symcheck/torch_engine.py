@@ -1,7 +1,8 @@
 """The PyTorch engine: lowers the IR to torch ops and differentiates with torch.autograd.
 
 Torch is the reference implementation most users already trust, so its derivative rules are
-used as they are: no op is rewritten here. This is the only module in symcheck that imports
+used as they are: no op is rewritten here (second derivatives too: they are torch's double
+backward, in the engine's dtype). This is the only module in symcheck that imports
 torch; the registry in `symcheck.engine` imports it lazily.
 """
 
@@ -16,7 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from symcheck.engine import Engine, EngineOptions, EngineResult, EngineUnavailable
+from symcheck.engine import (
+    HVP,
+    Engine,
+    EngineOptions,
+    EngineResult,
+    EngineUnavailable,
+    hessian_key,
+    second_order_directions,
+    wants_full_hessian,
+)
 from symcheck.ir import Call, Const, DType, KwValue, Node, Program, Ref
 
 DTYPES: dict[str, torch.dtype] = {
@@ -248,11 +258,25 @@ class TorchEngine(Engine):
             else:
                 t = torch.as_tensor(array.astype(np.int64)).to(device=device)
             lowerer.env[name] = t
+        hessian: dict[str, np.ndarray] = {}
+        hvps: list[HVP] = []
+        second_order = options.order >= 2
         with torch.enable_grad():
             for step in program.steps:
                 lowerer.env[step.id] = lowerer.node(step.expr)
             out = lowerer.env[program.output.id]
-            grads = self._grads(out, leaves)
+            # Order 2 keeps the gradient as a graph of its own, to be differentiated once more.
+            found = self._grad_tensors(out, leaves, create_graph=second_order)
+            grads = {n: _zeros(t) if found[n] is None else _numpy(found[n]) for n, t in leaves.items()}
+            if second_order:
+                # wrt's order, not the program's: second_order_directions draws in the order it is given.
+                names = [n for n in dict.fromkeys(wrt) if n in leaves]
+                shapes = {n: tuple(leaves[n].shape) for n in names}
+                firsts = {n: found[n] for n in names}
+                if wants_full_hessian(shapes, options):
+                    hessian = self._hessian(firsts, leaves)
+                else:
+                    hvps = self._hvps(firsts, leaves, second_order_directions(shapes, options))
         result_grads: dict[str, np.ndarray] = {}
         for name in wrt:
             if name in grads:
@@ -265,23 +289,80 @@ class TorchEngine(Engine):
             engine=self.name,
             value=_numpy(out),
             grads=result_grads,
+            hessian=hessian,
+            hvps=hvps,
             notes=notes,
             dtype=options.dtype,
             seconds=time.perf_counter() - start,
         )
 
     @staticmethod
-    def _grads(out: torch.Tensor, leaves: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        zeros = {name: np.zeros(tuple(t.shape), dtype=np.float64) for name, t in leaves.items()}
+    def _grad_tensors(
+        out: torch.Tensor, leaves: Mapping[str, torch.Tensor], create_graph: bool
+    ) -> dict[str, torch.Tensor | None]:
+        """The gradients as torch tensors (None where the output does not depend on a leaf)."""
         if not leaves or not out.requires_grad:
-            return zeros
-        # The output is meant to be a scalar; for a tensor output this is the gradient of its sum.
+            return dict.fromkeys(leaves)
         target = out if out.ndim == 0 else out.sum()
-        found: Any = torch.autograd.grad(target, list(leaves.values()), allow_unused=True)
-        return {
-            name: zeros[name] if g is None else _numpy(g)
-            for (name, _), g in zip(leaves.items(), found, strict=True)
-        }
+        found: Any = torch.autograd.grad(
+            target, list(leaves.values()), allow_unused=True, create_graph=create_graph
+        )
+        return dict(zip(leaves, found, strict=True))
+
+    @staticmethod
+    def _hessian(
+        grads: Mapping[str, torch.Tensor | None], leaves: Mapping[str, torch.Tensor]
+    ) -> dict[str, np.ndarray]:
+        """Every block d² out / (da db) by double backward: element i of grad a, differentiated
+        again, is row i of each block (a, ·)."""
+        names = list(grads)
+        targets = [leaves[n] for n in names]
+        blocks: dict[str, np.ndarray] = {}
+        for a, g in grads.items():
+            size = leaves[a].numel()
+            rows: list[list[np.ndarray]] = [[] for _ in names]
+            for i in range(size):
+                found: Any = (None,) * len(names)
+                if g is not None and g.requires_grad:  # else the gradient is constant
+                    found = torch.autograd.grad(
+                        g.reshape(-1)[i], targets, retain_graph=True, allow_unused=True
+                    )
+                for row, t, d in zip(rows, targets, found, strict=True):
+                    row.append(_zeros(t) if d is None else _numpy(d))
+            for b, t, row in zip(names, targets, rows, strict=True):
+                shape = tuple(leaves[a].shape) + tuple(t.shape)
+                blocks[hessian_key(a, b)] = np.stack(row).reshape(shape) if row else np.zeros(shape)
+        return blocks
+
+    @staticmethod
+    def _hvps(
+        grads: Mapping[str, torch.Tensor | None],
+        leaves: Mapping[str, torch.Tensor],
+        directions: Sequence[Mapping[str, np.ndarray]],
+    ) -> list[HVP]:
+        """H v as the gradient of Σ_a sum(grad_a * v_a), one double backward per direction."""
+        names = list(grads)
+        targets = [leaves[n] for n in names]
+        products: list[HVP] = []
+        for v in directions:
+            terms = [
+                (g * torch.as_tensor(np.asarray(v[n], dtype=np.float64)).to(g)).sum()
+                for n, g in grads.items()
+                if g is not None and g.requires_grad
+            ]
+            found: Any = (None,) * len(names)
+            if terms:
+                found = torch.autograd.grad(sum(terms), targets, retain_graph=True, allow_unused=True)
+            product = {
+                n: _zeros(t) if d is None else _numpy(d)
+                for n, t, d in zip(names, targets, found, strict=True)
+            }
+            products.append(HVP(direction=v, product=product))
+        return products
+
+
+def _zeros(t: torch.Tensor) -> np.ndarray:
+    return np.zeros(tuple(t.shape), dtype=np.float64)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -3,6 +3,10 @@
 Lowering is a walk over each step's expression: a `Ref` is the tensor already computed for its
 binding id (an input or an earlier step), a `Const` is a plain float, and a `Call` is the Tensor
 function of the same name from `LOWERING`, given the call's canonical keyword arguments.
+
+Second derivatives (EngineOptions.order = 2) come from the same rules: the gradient is computed
+with create_graph=True, so it is itself a graph, and differentiating it once more gives Hessian
+blocks (one backward pass per gradient element) or Hessian-vector products (one per direction).
 """
 
 from __future__ import annotations
@@ -15,7 +19,15 @@ import numpy as np
 
 from symcheck.autograd import tensor as T
 from symcheck.autograd.tensor import Tensor
-from symcheck.engine import Engine, EngineOptions, EngineResult
+from symcheck.engine import (
+    HVP,
+    Engine,
+    EngineOptions,
+    EngineResult,
+    hessian_key,
+    second_order_directions,
+    wants_full_hessian,
+)
 from symcheck.ir import Call, Const, DType, Node, Program, Ref
 
 # IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes, reduction,
@@ -134,6 +146,48 @@ def hessian(program: Program, inputs: Mapping[str, np.ndarray], of: str, by: str
     return np.stack(rows).reshape(g.shape + x.shape) if rows else np.zeros(g.shape + x.shape)
 
 
+def hessian_blocks_of(result: Gradients) -> dict[str, np.ndarray]:
+    """Every block d² output / (da db), keyed by `hessian_key(a, b)`, for the inputs in
+    `result.grads` (which must have been computed with create_graph=True).
+
+    Element i of the gradient of a, differentiated once more, is row i of every block (a, ·) at
+    once, so this takes one backward pass per gradient element.
+    """
+    names = list(result.grads)
+    leaves = [result.inputs[n] for n in names]
+    blocks: dict[str, np.ndarray] = {}
+    for a in names:
+        g = result.grads[a]
+        rows: list[list[np.ndarray]] = [[] for _ in names]
+        for i in range(g.size):
+            onehot = np.zeros(g.size)
+            onehot[i] = 1.0
+            for row, d in zip(rows, T.grad(g, leaves, grad_output=onehot.reshape(g.shape)), strict=True):
+                row.append(np.asarray(d.data, dtype=np.float64))
+        for b, leaf, row in zip(names, leaves, rows, strict=True):
+            shape = g.shape + leaf.shape
+            blocks[hessian_key(a, b)] = np.stack(row).reshape(shape) if row else np.zeros(shape)
+    return blocks
+
+
+def hessian_vector_products(result: Gradients, directions: Sequence[Mapping[str, np.ndarray]]) -> list[HVP]:
+    """H v for each direction v: the gradient of Σ_a sum(grad_a * v_a), one backward pass each
+    (`result` must have been computed with create_graph=True)."""
+    names = list(result.grads)
+    leaves = [result.inputs[n] for n in names]
+    products: list[HVP] = []
+    for v in directions:
+        inner: Tensor | float = 0.0
+        for n in names:
+            inner = inner + T.sum(result.grads[n] * np.asarray(v[n], dtype=np.float64))
+        if isinstance(inner, Tensor):
+            hv = [np.asarray(d.data, dtype=np.float64) for d in T.grad(inner, leaves)]
+        else:
+            hv = []
+        products.append(HVP(direction=v, product=dict(zip(names, hv, strict=True))))
+    return products
+
+
 class AutogradEngine(Engine):
     name = "autograd"
     description = "symcheck's own reverse-mode autograd on numpy arrays (hand-written VJP rules)"
@@ -146,14 +200,26 @@ class AutogradEngine(Engine):
         options: EngineOptions,
     ) -> EngineResult:
         start = time.perf_counter()
+        second_order = options.order >= 2
+        hessian_blocks: dict[str, np.ndarray] = {}
+        hvps: list[HVP] = []
         # Out-of-domain points give nan/inf, which the comparison reports; numpy need not warn too.
         with np.errstate(all="ignore"):
-            result = gradient_tensors(program, inputs, wrt, create_graph=False)
+            # Only order 2 records the rules: first derivatives alone need no graph of the gradient.
+            result = gradient_tensors(program, inputs, wrt, create_graph=second_order)
+            if second_order:
+                shapes = {n: g.shape for n, g in result.grads.items()}
+                if wants_full_hessian(shapes, options):
+                    hessian_blocks = hessian_blocks_of(result)
+                else:
+                    hvps = hessian_vector_products(result, second_order_directions(shapes, options))
         seconds = time.perf_counter() - start
         return EngineResult(
             engine=self.name,
             value=np.asarray(result.output.data, dtype=np.float64),
             grads={n: np.asarray(g.data, dtype=np.float64) for n, g in result.grads.items()},
+            hessian=hessian_blocks,
+            hvps=hvps,
             dtype="float64",
             seconds=seconds,
         )
