@@ -70,6 +70,7 @@ common_options = [
     click.option(
         "--expansion-budget", type=click.IntRange(min=0), help="Most input elements to expand symbolically."
     ),
+    click.option("--order", type=click.IntRange(1, 2), help="2: also check second derivatives."),
     click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
     click.option("-v", "--verbose", is_flag=True, help="Show every engine note."),
 ]
@@ -127,6 +128,7 @@ def verify(
     samples: int | None,
     seed: int | None,
     expansion_budget: int | None,
+    order: int | None,
     fmt: str,
     verbose: bool,
 ) -> int:
@@ -138,7 +140,12 @@ def verify(
     if not cases:
         _fail("no cases found" + (f" matching -k {keyword!r}" if keyword else f" in {', '.join(paths)}"), 2)
     cases = _override(
-        cases, engines=_engine_list(engines), samples=samples, seed=seed, expansion_budget=expansion_budget
+        cases,
+        engines=_engine_list(engines),
+        samples=samples,
+        seed=seed,
+        expansion_budget=expansion_budget,
+        order=order,
     )
     return _run(cases, fmt, verbose)
 
@@ -171,6 +178,7 @@ def grad(
     samples: int | None,
     seed: int | None,
     expansion_budget: int | None,
+    order: int | None,
     fmt: str,
     verbose: bool,
 ) -> int:
@@ -209,7 +217,12 @@ def grad(
         device=device or "cpu",
     )
     (case,) = _override(
-        [case], engines=_engine_list(engines), samples=samples, seed=seed, expansion_budget=expansion_budget
+        [case],
+        engines=_engine_list(engines),
+        samples=samples,
+        seed=seed,
+        expansion_budget=expansion_budget,
+        order=order,
     )
     return _run([case], fmt, verbose)
 
