@@ -467,11 +467,11 @@ class _Watcher:
                     ok = np.asarray(dom.predicate(args[dom.arg]), dtype=bool)
                 if not ok.all():
                     found.append(self._issue("domain", dom.text, call, dom.arg, ~ok))
-            for kink in op.kinks:
+            for kink in op.kinks_of(call):
                 a = np.asarray(args[kink.arg], dtype=np.float64)
                 finite = np.abs(a[np.isfinite(a)])
                 margin = KINK_MARGIN * max(1.0, float(finite.max()) if finite.size else 1.0)
-                hit = np.abs(a - kink.at) <= margin
+                hit = kink.distance(args) <= margin
                 if hit.any():
                     found.append(self._issue("kink", kink.text, call, kink.arg, hit))
 

@@ -63,11 +63,23 @@ class Domain:
 
 @dataclass(frozen=True)
 class Kink:
-    """A point where the op is continuous (or not) but has no derivative, e.g. relu at 0."""
+    """A point where the op is continuous (or not) but has no derivative, e.g. relu at 0.
+
+    `offset` gives, per element, how far the arguments are from the kink (signed); by default
+    args[arg] - at. Ties of maximum(a, b) use a - b. Redraws near a kink change argument `arg`.
+    """
 
     arg: int
     at: float
     text: str
+    offset: Callable[[Sequence[np.ndarray]], np.ndarray] | None = field(default=None, repr=False)
+
+    def distance(self, args: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        if self.offset is not None:
+            return np.abs(np.asarray(self.offset(args), dtype=np.float64))
+        return np.abs(np.asarray(args[self.arg], dtype=np.float64) - self.at)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,12 @@ class OpSpec:
     )
     # Params that may also be given positionally after the tensor arguments: onehot(y, 3).
     positional: tuple[str, ...] = ()
+    # For ops whose kinks depend on the call (clamp: on its bounds).
+    kink_rule: Callable[[Call], tuple[Kink, ...]] | None = field(default=None, repr=False)
+    result_dtype: DType = DType.FLOAT  # comparisons give BOOL
+
+    def kinks_of(self, call: Call) -> tuple[Kink, ...]:
+        return self.kink_rule(call) if self.kink_rule is not None else self.kinks
 
     def domains(self, call: Call) -> tuple[Domain, ...]:
         return self.domain_rule(call) if self.domain_rule is not None else self.domain
@@ -130,6 +148,32 @@ def _float(*types: TensorType) -> DType:
 
 def _elementwise(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     return TensorType(broadcast_shapes(*(t.shape for t in types)), _float(*types))
+
+
+def _comparison(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    return TensorType(broadcast_shapes(*(t.shape for t in types)), DType.BOOL)
+
+
+def _index(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """x[k] for an int literal k: the first axis goes."""
+    (t,) = types
+    if t.ndim == 0:
+        raise ShapeError("a scalar cannot be indexed", arg=0)
+    return TensorType(t.shape[1:], t.dtype)
+
+
+def _take(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """x[y] for an int tensor y (a scalar or 1-D): y's shape, then x's axes after the first."""
+    t, index = types
+    if t.ndim == 0:
+        raise ShapeError("a scalar cannot be indexed", arg=0)
+    if index.dtype is not DType.INT:
+        raise ShapeError(
+            "an index must be an int literal or an int tensor", arg=1, hint="declare it with dtype: int"
+        )
+    if index.ndim > 1:
+        raise ShapeError(f"an index tensor must be a scalar or 1-D, got {_fmt(index.shape)}", arg=1)
+    return TensorType(index.shape + t.shape[1:], t.dtype)
 
 
 def _reduction(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
@@ -266,6 +310,22 @@ def _positive(arg: int, text: str) -> Domain:
     return Domain(arg, text, lambda a: a > 0, sample_range=(0.2, 3.0))
 
 
+def _difference(args: Sequence[np.ndarray]) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(args[0], dtype=float) - np.asarray(args[1], dtype=float)
+
+
+def _clamp_kinks(call: Call) -> tuple[Kink, ...]:
+    bounds = [b for b in (call.kw("min"), call.kw("max")) if b is not None]
+    return tuple(Kink(0, float(b), f"clamp is not differentiable at its bound {b:g}") for b in bounds)
+
+
+def _take_domain(call: Call) -> tuple[Domain, ...]:
+    n = call.args[0].shape[0]
+    return (Domain(1, f"indices must lie in [-{n}, {n})", lambda a: (a >= -n) & (a < n)),)
+
+
 def _label_domain(call: Call) -> tuple[Domain, ...]:
     classes = call.args[0].shape[-1]
     text = f"targets must be class indices in [0, {classes})"
@@ -295,6 +355,20 @@ AXES = Param("axis", "axes", None, "axis or tuple of axes to reduce; None reduce
 KEEPDIMS = Param("keepdims", "bool", False, "keep reduced axes with size 1")
 DIM = Param("axis", "dim", -1, "the axis to normalise over")
 REDUCTION = Param("reduction", "choice", "mean", "mean or sum over the examples", choices=("mean", "sum"))
+
+
+def _compare(name: str, infix: str, doc: str) -> OpSpec:
+    return OpSpec(
+        name,
+        OpKind.ELEMENTWISE,
+        2,
+        doc,
+        infix=infix,
+        differentiable=False,
+        shape_rule=_comparison,
+        result_dtype=DType.BOOL,
+        kinks=(Kink(0, 0.0, f"a {infix} b jumps where a == b", offset=_difference),),
+    )
 
 
 def _unary(name: str, doc: str, **extra: object) -> OpSpec:
@@ -412,6 +486,69 @@ CATALOGUE: tuple[OpSpec, ...] = (
         shape_rule=_classification,
         domain_rule=_label_domain,
     ),
+    # comparisons, selection, piecewise (issue 3): comparisons give bools, 1/0 in arithmetic
+    _compare("lt", "<", "a < b"),
+    _compare("le", "<=", "a <= b"),
+    _compare("gt", ">", "a > b"),
+    _compare("ge", ">=", "a >= b"),
+    _compare("eq", "==", "a == b"),
+    _compare("ne", "!=", "a != b"),
+    OpSpec("where", OpKind.ELEMENTWISE, 3, "where(cond, a, b): a where cond holds (is nonzero), else b"),
+    OpSpec(
+        "maximum",
+        OpKind.ELEMENTWISE,
+        2,
+        "elementwise max; at a tie each side gets half the gradient (torch's convention)",
+        kinks=(Kink(0, 0.0, "maximum is not differentiable where a == b", offset=_difference),),
+    ),
+    OpSpec(
+        "minimum",
+        OpKind.ELEMENTWISE,
+        2,
+        "elementwise min; at a tie each side gets half the gradient (torch's convention)",
+        kinks=(Kink(0, 0.0, "minimum is not differentiable where a == b", offset=_difference),),
+    ),
+    OpSpec(
+        "clamp",
+        OpKind.ELEMENTWISE,
+        1,
+        "clamp(x, min=lo, max=hi): x limited to [lo, hi]; gradient 1 inside, 0 outside",
+        params=(
+            Param("min", "number", None, "lower bound (None: none)"),
+            Param("max", "number", None, "upper bound"),
+        ),
+        kink_rule=_clamp_kinks,
+    ),
+    OpSpec(
+        "max",
+        OpKind.REDUCTION,
+        1,
+        "largest element over axes; tied maxima share the gradient evenly (torch.amax)",
+        params=(AXES, KEEPDIMS),
+    ),
+    OpSpec(
+        "min",
+        OpKind.REDUCTION,
+        1,
+        "smallest element over axes; tied minima share the gradient evenly (torch.amin)",
+        params=(AXES, KEEPDIMS),
+    ),
+    OpSpec(
+        "index",
+        OpKind.TENSOR,
+        1,
+        "x[k] for an int literal k (x[i, j] is x[i][j])",
+        params=(Param("at", "index", 0, "the position along the first axis"),),
+        shape_rule=_index,
+    ),
+    OpSpec(
+        "take",
+        OpKind.TENSOR,
+        2,
+        "x[y] for an int tensor y, scalar or 1-D: rows of x along the first axis",
+        shape_rule=_take,
+        domain_rule=_take_domain,
+    ),
     OpSpec(
         "eye",
         OpKind.TENSOR,
@@ -441,7 +578,7 @@ def _cos(a: np.ndarray) -> np.ndarray:
 OPS: dict[str, OpSpec] = {op.name: op for op in CATALOGUE}
 
 # Names callable as functions: everything but the operator-only entries.
-OPERATOR_ONLY = frozenset({"add", "sub", "mul", "div", "neg"})
+OPERATOR_ONLY = frozenset({"add", "sub", "mul", "div", "neg", "lt", "le", "gt", "ge", "eq", "ne", "index"})
 FUNCTIONS: dict[str, OpSpec] = {name: op for name, op in OPS.items() if name not in OPERATOR_ONLY}
 
 SHAPE_RULES: dict[OpKind, Callable[[Sequence[TensorType], dict[str, KwValue]], TensorType]] = {
@@ -496,6 +633,13 @@ def canonical_kwargs(
             if int(value) < 1:
                 raise ShapeError(f"{param.name} must be at least 1, got {value}")
             value = int(value)
+        elif param.kind == "number":
+            value = None if value is None else float(value)
+        elif param.kind == "index":
+            n = arg_types[0].shape[0] if arg_types and arg_types[0].ndim else 0
+            if not -n <= int(value) < n:
+                raise ShapeError(f"index {value} is out of range for an axis of size {n}")
+            value = int(value) % n
         elif param.kind == "choice":
             if value not in param.choices:
                 raise ShapeError(f"{param.name} must be one of {', '.join(param.choices)}, got {value}")

@@ -91,6 +91,7 @@ def _span(meta_or_token: object) -> Span:
 
 
 _BINARY = {"add", "sub", "mul", "div", "matmul"}
+_COMPARE_OPS = {"<": "lt", "<=": "le", ">": "gt", ">=": "ge", "==": "eq", "!=": "ne"}
 
 
 @v_args(tree=True)
@@ -145,7 +146,19 @@ class _Lower(Transformer):
         return Call(_SPAN_OF(tree), op="transpose", args=(obj,))
 
     def index(self, tree: Tree) -> Node:
-        raise self._err("indexing is not supported yet", _SPAN_OF(tree), hint="reduce with sum/mean instead")
+        """x[i, j] is x[i][j]: an int literal drops the first axis, an int tensor gathers rows."""
+        node, *items = tree.children
+        span = _SPAN_OF(tree)
+        for item in items:
+            if isinstance(item, Const):
+                node = _RawCall(span, op="index", args=(node,), kwargs=(("at", item),), name_span=item.span)
+            else:
+                node = _RawCall(span, op="take", args=(node, item), name_span=item.span)
+        return node
+
+    def compare(self, tree: Tree) -> Node:
+        a, op, b = tree.children
+        return Call(_SPAN_OF(tree), op=_COMPARE_OPS[str(op)], args=(a, b))
 
     def tuple(self, tree: Tree) -> Node:
         return TupleLit(_SPAN_OF(tree), items=tuple(c for c in tree.children if c is not None))
@@ -384,7 +397,8 @@ class _Binder:
     def call(self, node: Call) -> Node:
         name_span = node.name_span if isinstance(node, _RawCall) and node.name_span else node.span
         op = OPS.get(node.op)
-        if op is None or (isinstance(node, _RawCall) and node.op not in FUNCTIONS):
+        written = isinstance(node, _RawCall) and node.op not in ("index", "take")
+        if op is None or (written and node.op not in FUNCTIONS):
             hint = did_you_mean(node.op, FUNCTIONS)
             if hint is None:
                 hint = "see `symcheck ops` for the list of functions"
@@ -435,6 +449,12 @@ class _Binder:
             if isinstance(node, Ref) and node.name in ("True", "true", "False", "false"):
                 return node.name in ("True", "true")
             raise self.err(f"{key} must be True or False", node.span)
+        if kind == "number":
+            if isinstance(node, Ref) and node.name in ("None", "none"):
+                return None
+            if isinstance(node, Const):
+                return node.value
+            raise self.err(f"{key} must be a number", node.span)
         if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
             return None
         if kind in ("axes", "perm", "shape") and isinstance(node, TupleLit):
@@ -453,6 +473,7 @@ class _Binder:
 
 _PRECEDENCE = {"add": 1, "sub": 1, "mul": 2, "div": 2, "matmul": 2, "neg": 3, "pow": 4}
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "matmul": "@", "pow": "^"}
+_COMPARE_SYMBOLS = {op: symbol for symbol, op in _COMPARE_OPS.items()}
 
 
 def to_source(node: Node) -> str:
@@ -475,6 +496,14 @@ def _print(node: Node, parent: int) -> str:
         else:
             text = f"{_print(a, prec)} {_INFIX[node.op]} {_print(b, prec + 1)}"
         return f"({text})" if prec < parent or (prec == parent and parent == 4) else text
+    if node.op in _COMPARE_SYMBOLS:
+        a, b = node.args
+        text = f"{_print(a, 1)} {_COMPARE_SYMBOLS[node.op]} {_print(b, 1)}"
+        return f"({text})" if parent > 0 else text
+    if node.op == "index":
+        return f"{_print(node.args[0], 5)}[{node.kw('at')}]"
+    if node.op == "take":
+        return f"{_print(node.args[0], 5)}[{_print(node.args[1], 0)}]"
     if node.op == "neg":
         text = f"-{_print(node.args[0], 3)}"
         return f"({text})" if parent >= 3 else text

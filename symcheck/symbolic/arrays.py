@@ -59,3 +59,28 @@ def eye(n: int, symbolic: bool) -> Any:
             out[i, i] = sympy.Integer(1)
         return out
     return np.eye(n)
+
+
+def extreme(op: str, a: Any, axis: tuple[int, ...] | None, keepdims: bool) -> Any:
+    """max or min over axes; on object arrays, sympy.Max/Min of each reduced slice."""
+    if not is_symbolic(a):
+        return (np.max if op == "max" else np.min)(a, axis=axis, keepdims=keepdims)
+    a = np.asarray(a, dtype=object)
+    axes = tuple(range(a.ndim)) if axis is None else axis
+    kept = [i for i in range(a.ndim) if i not in axes]
+    moved = np.transpose(a, kept + list(axes)).reshape([a.shape[i] for i in kept] + [-1])
+    pick = sympy.Max if op == "max" else sympy.Min
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*out.shape):
+        out[index] = pick(*moved[index])
+    if keepdims:
+        out = out.reshape([1 if i in axes else d for i, d in enumerate(a.shape)])
+    return out
+
+
+def take(x: Any, y: Any) -> Any:
+    """x[y] along the first axis; with symbolic labels, a sum of onehot-weighted rows."""
+    if is_symbolic(y):
+        weights = onehot(y, np.shape(x)[0])
+        return np.tensordot(weights, np.asarray(x, dtype=object), axes=([-1], [0]))
+    return np.asarray(x)[np.asarray(y, dtype=np.int64)]

@@ -22,7 +22,20 @@ import sympy
 from symcheck.ir import Call, Const, Program, Ref, Shape
 from symcheck.ops import OPS, OpKind, reduced_count
 from symcheck.symbolic import arrays
-from symcheck.symbolic.functions import NUMPY_IMPLEMENTATIONS, Abs, relu, sigmoid, sign, softplus, step
+from symcheck.symbolic.functions import (
+    NUMPY_IMPLEMENTATIONS,
+    Abs,
+    clamp,
+    condition_of,
+    indicator,
+    maximum,
+    minimum,
+    relu,
+    sigmoid,
+    sign,
+    softplus,
+    step,
+)
 
 # The forward meaning of each elementwise op on SymPy expressions.
 ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
@@ -45,6 +58,16 @@ ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
     "softplus": softplus,
     "sign": sign,
     "step": step,
+    # comparisons are numbers in arithmetic: 1 where they hold, else 0
+    "lt": lambda a, b: indicator(a < b),
+    "le": lambda a, b: indicator(a <= b),
+    "gt": lambda a, b: indicator(a > b),
+    "ge": lambda a, b: indicator(a >= b),
+    "eq": lambda a, b: indicator(sympy.Eq(a, b)),
+    "ne": lambda a, b: indicator(sympy.Ne(a, b)),
+    "where": lambda c, a, b: sympy.Piecewise((a, condition_of(c)), (b, True)),
+    "maximum": maximum,
+    "minimum": minimum,
 }
 
 
@@ -104,6 +127,12 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return arrays.onehot(args[0], atom.kw("num_classes"))
     if atom.op == "eye":
         return arrays.eye(atom.kw("n"), symbolic=symbolic)
+    if atom.op in ("max", "min"):
+        return arrays.extreme(atom.op, args[0], atom.kw("axis"), atom.kw("keepdims"))
+    if atom.op == "index":
+        return np.asarray(args[0])[atom.kw("at")]
+    if atom.op == "take":
+        return arrays.take(args[0], args[1])
     raise AssertionError(f"no numpy op for atom {atom.op}")
 
 
@@ -161,9 +190,11 @@ class Graph:
         args = [self.lower_node(a, env) for a in node.args]
         shape = node.shape
         op = OPS[node.op]
+        if node.op == "clamp":
+            return SymTensor(clamp(args[0].expr, node.kw("min"), node.kw("max")), shape)
         if op.kind is OpKind.ELEMENTWISE:
             return SymTensor(ELEMENTWISE[node.op](*(a.expr for a in args)), shape)
-        if node.op in ("sum", "mean"):
+        if node.op in ("sum", "mean", "max", "min"):
             return self.reduce(node.op, args[0], node.kw("axis"), node.kw("keepdims"))
         if node.op == "matmul":
             return self.matmul(args[0], args[1])
@@ -201,6 +232,10 @@ class Graph:
             return self.onehot(args[0], node.kw("num_classes"))
         if node.op == "eye":
             return self.atom("eye", (), shape, n=node.kw("n"))
+        if node.op == "index":
+            return self.atom("index", (self.full(args[0]),), shape, at=node.kw("at"))
+        if node.op == "take":
+            return self.atom("take", (self.full(args[0]), args[1]), shape)
         if node.op in ("nll_loss", "cross_entropy"):
             scores, target = args
             classes = scores.shape[-1]
@@ -261,7 +296,7 @@ class Graph:
         if all_axes == tuple(range(len(t.shape))) and not keepdims:
             axes = None  # sum(x) rather than sum(x, axis=(0, 1)): one spelling, so atoms coincide
         coeff, rest = sympy.factor_terms(t.expr).as_coeff_Mul()
-        if coeff != 1 and rest != 1:
+        if coeff != 1 and rest != 1 and op in ("sum", "mean"):
             # Constants come out of reductions: 3*sum(x), not sum(3*x).
             inner = self.reduce(op, SymTensor(rest, t.shape), axes, keepdims)
             return SymTensor(coeff * inner.expr, inner.shape)
@@ -398,7 +433,7 @@ class Graph:
 
     @staticmethod
     def _keeps(a: Atom, axis: int) -> bool:
-        return a.op in ("sum", "mean") and not a.kw("keepdims") and a.kw("axis") == (axis,)
+        return a.op in ("sum", "mean", "max", "min") and not a.kw("keepdims") and a.kw("axis") == (axis,)
 
     # ------------------------------------------------------------ reverse mode
 
@@ -486,9 +521,41 @@ class Graph:
             n = x.shape[0]
             identity = self.atom("eye", (), (n, n), n=n)
             return [SymTensor(g.expr * identity.expr, x.shape)]
+        if atom.op in ("max", "min"):  # tied extrema share the gradient evenly
+            (x,) = atom.args
+            axes, keepdims = atom.kw("axis"), atom.kw("keepdims")
+            extreme = self._unreduce(SymTensor(atom.symbol, atom.shape), x.shape, axes, keepdims)
+            mask = SymTensor(indicator(sympy.Eq(x.expr, extreme.expr)), x.shape)
+            ties = self.reduce("sum", mask, axes, True)
+            spread = self._unreduce(g, x.shape, axes, keepdims)
+            return [SymTensor(spread.expr * mask.expr / ties.expr, x.shape)]
+        if atom.op == "index":  # x[k]: g goes back to row k
+            (x,) = atom.args
+            n = x.shape[0]
+            identity = self.atom("eye", (), (n, n), n=n)
+            return [self._scatter_row(self.atom("index", (identity,), (n,), at=atom.kw("at")), g, x.shape)]
+        if atom.op == "take":  # x[y]: g goes back to the rows y names, summed where they repeat
+            x, y = atom.args
+            n = x.shape[0]
+            rows = self.onehot(y, n)
+            if len(y.shape) == 0:
+                return [self._scatter_row(rows, g, x.shape), None]
+            if len(x.shape) == 1:
+                return [self.matmul(g, rows), None]
+            if len(x.shape) == 2:
+                return [self.matmul(self.transpose(rows, (1, 0)), g), None]
+            raise NotImplementedError("closed form of x[y] for x with more than 2 axes")
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
             return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")
+
+    def _scatter_row(self, row: SymTensor, g: SymTensor, shape: Shape) -> SymTensor:
+        """An indicator row of length shape[0] times g spread over the remaining axes."""
+        if len(shape) == 2:
+            return self.outer(row, g)
+        for _ in range(len(shape) - 1):
+            row = self.expand_dims(row, len(row.shape))
+        return SymTensor(row.expr * g.expr, shape)
 
     def _unreduce(
         self, g: SymTensor, shape: Shape, axes: tuple[int, ...] | None, keepdims: bool

@@ -53,9 +53,21 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
     assert isinstance(node, Call)
     args = [_expand(a, env) for a in node.args]
     op = OPS[node.op]
+    if node.op == "clamp":
+        low, high = node.kw("min"), node.kw("max")
+        bounded = args[0]
+        if low is not None:
+            bounded = np.frompyfunc(lambda v: sympy.Max(v, sympy.Rational(str(low))), 1, 1)(bounded)
+        if high is not None:
+            bounded = np.frompyfunc(lambda v: sympy.Min(v, sympy.Rational(str(high))), 1, 1)(bounded)
+        return np.asarray(bounded, dtype=object)
     if op.kind is OpKind.ELEMENTWISE:
         fn = np.frompyfunc(_EXPANDED_ELEMENTWISE[node.op], op.arity, 1)
         return np.asarray(fn(*args), dtype=object)
+    if node.op in ("max", "min"):
+        return np.asarray(
+            arrays.extreme(node.op, args[0], node.kw("axis"), node.kw("keepdims")), dtype=object
+        )
     if node.op in ("sum", "mean"):
         total = np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims"))
         if node.op == "mean":
@@ -96,6 +108,10 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         return arrays.onehot(args[0], node.kw("num_classes"))
     if node.op == "eye":
         return arrays.eye(node.kw("n"), symbolic=True)
+    if node.op == "index":
+        return args[0][node.kw("at")]
+    if node.op == "take":
+        return arrays.take(args[0], args[1])
     if node.op in ("nll_loss", "cross_entropy"):
         scores, target = args
         if node.op == "cross_entropy":

@@ -93,6 +93,62 @@ class relu(Function):
         return None
 
 
+class maximum(Function):
+    """max(a, b) elementwise; at a tie each side gets half the gradient, as torch does."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        a, b = self.args if argindex == 1 else self.args[::-1]
+        return Piecewise((1, a > b), (sympy.Rational(1, 2), sympy.Eq(a, b)), (0, True))
+
+    @classmethod
+    def eval(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+        if a.is_number and b.is_number and a.is_real and b.is_real:
+            return sympy.Max(a, b)
+        return None
+
+
+class minimum(Function):
+    """min(a, b) elementwise; at a tie each side gets half the gradient, as torch does."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        a, b = self.args if argindex == 1 else self.args[::-1]
+        return Piecewise((1, a < b), (sympy.Rational(1, 2), sympy.Eq(a, b)), (0, True))
+
+    @classmethod
+    def eval(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+        if a.is_number and b.is_number and a.is_real and b.is_real:
+            return sympy.Min(a, b)
+        return None
+
+
+def indicator(condition: sympy.Basic) -> sympy.Expr:
+    """1 where the condition holds, else 0: a comparison used as a number."""
+    return Piecewise((1, condition), (0, True))
+
+
+def condition_of(value: sympy.Expr) -> sympy.Basic:
+    """The condition a where() tests: the comparison itself when value is one, else value != 0."""
+    if (
+        isinstance(value, Piecewise)
+        and len(value.args) == 2
+        and value.args[0].expr == 1
+        and value.args[1].expr == 0
+        and value.args[1].cond == sympy.true
+    ):
+        return value.args[0].cond
+    return sympy.Ne(value, 0)
+
+
+def clamp(x: sympy.Expr, low: object, high: object) -> sympy.Expr:
+    """x limited to [low, high]; gradient 1 on the closed interval, 0 outside (torch's convention)."""
+    branches = []
+    for bound, outside in ((low, lambda b: x < b), (high, lambda b: x > b)):
+        if bound is not None:
+            exact = sympy.Rational(str(bound))  # the bound as written: 0.5 is 1/2
+            branches.append((exact, outside(exact)))
+    return Piecewise(*branches, (x, True)) if branches else x
+
+
 def _elementary_relu(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((x, x > 0), (0, True))
 
@@ -118,6 +174,8 @@ ELEMENTARY: dict[str, object] = {
     "step": _elementary_step,
     "sign": _elementary_sign,
     "abs": _elementary_abs,
+    "maximum": sympy.Max,
+    "minimum": sympy.Min,
 }
 
 
@@ -135,4 +193,6 @@ NUMPY_IMPLEMENTATIONS: dict[str, object] = {
     "relu": lambda x: np.maximum(x, 0.0),
     "sign": np.sign,
     "Abs": np.abs,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
 }

@@ -26,7 +26,10 @@ FUNCTION_NAMES = {
     "relu": "relu",
     "softplus": "softplus",
     "step": "step",
+    "maximum": "maximum",
+    "minimum": "minimum",
 }
+RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
 
 
 class Unprintable(Exception):
@@ -55,6 +58,8 @@ class LanguagePrinter:
             if atom is None:
                 return e.name, ATOM
             return self.atom(atom)
+        if isinstance(e, sympy.Piecewise):
+            return self.piecewise(e)
         if e.is_Add:
             return self.add(e)
         if e.is_Mul:
@@ -67,6 +72,40 @@ class LanguagePrinter:
                 raise Unprintable(f"{type(e).__name__} is not in the language")
             return f"{name}({', '.join(self.print(a)[0] for a in e.args)})", ATOM
         raise Unprintable(f"cannot print {sympy.srepr(e)}")
+
+    def piecewise(self, e: sympy.Piecewise) -> tuple[str, int]:
+        """Piecewise((1, c), (0, True)) is the number (c); anything else a chain of where(...)."""
+        branches = list(e.args)
+        if branches[-1].cond != sympy.true:
+            raise Unprintable("a Piecewise without an otherwise branch")
+        if len(branches) == 2 and branches[0].expr == 1 and branches[1].expr == 0:
+            return f"({self.condition(branches[0].cond)})", ATOM
+        text = self.print(branches[-1].expr)[0]
+        for branch in reversed(branches[:-1]):
+            text = f"where({self.condition(branch.cond)}, {self.print(branch.expr)[0]}, {text})"
+        return text, ATOM
+
+    def condition(self, c: sympy.Basic) -> str:
+        """A condition as the language writes it: a comparison, or 0/1 arithmetic of comparisons."""
+        if c == sympy.true:
+            return "1"
+        if c == sympy.false:
+            return "0"
+        if isinstance(c, sympy.core.relational.Relational):
+            op = RELATIONS.get(c.rel_op)
+            if op is None:
+                raise Unprintable(f"relation {c.rel_op}")
+            return f"{self.wrap(c.lhs, ADD)} {op} {self.wrap(c.rhs, ADD)}"
+        if isinstance(c, sympy.And):
+            return "*".join(f"({self.condition(a)})" for a in c.args)
+        if isinstance(c, sympy.Or):
+            text = f"({self.condition(c.args[0])})"
+            for a in c.args[1:]:
+                text = f"maximum({text}, ({self.condition(a)}))"
+            return text
+        if isinstance(c, sympy.Not):
+            return f"1 - ({self.condition(c.args[0])})"
+        raise Unprintable(f"cannot print the condition {c}")
 
     def wrap(self, e: sympy.Expr, min_prec: int) -> str:
         text, prec = self.print(e)
@@ -166,7 +205,11 @@ class LanguagePrinter:
             return f"onehot({self._tensor(args[0], 0)}, {atom.kw('num_classes')})", ATOM
         if atom.op == "eye":
             return f"eye({atom.kw('n')})", ATOM
-        if atom.op in ("sum", "mean", "logsumexp"):
+        if atom.op == "index":
+            return f"{self._tensor(args[0], ATOM)}[{atom.kw('at')}]", ATOM
+        if atom.op == "take":
+            return f"{self._tensor(args[0], ATOM)}[{self._tensor(args[1], 0)}]", ATOM
+        if atom.op in ("sum", "mean", "logsumexp", "max", "min"):
             parts = [self._tensor(args[0], 0)]
             axes = atom.kw("axis")
             if axes is not None:
