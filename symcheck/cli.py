@@ -233,11 +233,16 @@ def ops() -> None:
     from symcheck.ops import CATALOGUE
 
     for op in CATALOGUE:
-        signature = op.infix and f"a {op.infix} b" if op.infix else None
-        if signature is None:
-            args = ", ".join("x" if op.arity == 1 else ["a", "b"][i] for i in range(op.arity))
-            params = "".join(f", {p.name}={p.default}" for p in op.params)
-            signature = f"{op.name}({args}{params})" if op.name != "neg" else "-x"
+        signature = f"a {op.infix} b" if op.infix else None
+        if op.name == "neg":
+            signature = "-x"
+        elif op.name in ("index", "take"):
+            signature = "x[k]" if op.name == "index" else "x[y], take(x, y)"
+        elif signature is None:
+            names = ["x"] if op.arity == 1 else ["cond", "a", "b"][-op.arity :] if op.arity else []
+            names += [p.name for p in op.params if p.name in op.positional]
+            params = [f"{p.name}={p.default}" for p in op.params if p.name not in op.positional]
+            signature = f"{op.name}({', '.join(names + params)})"
         extra = [d.text for d in op.domain] + [k.text for k in op.kinks]
         if not op.differentiable:
             extra.append("not differentiable: gradient 0")

@@ -91,6 +91,27 @@ def _nll_loss(logp: np.ndarray, target: np.ndarray, reduction: str) -> np.ndarra
     return np.mean(losses) if reduction == "mean" else np.sum(losses)
 
 
+def _where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(cond if cond.dtype == np.bool_ else cond != 0, a, b)
+
+
+def _clamp(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    # maximum then minimum, as torch.clamp: with lo > hi every element becomes hi.
+    out = x if lo is None else np.maximum(x, lo)
+    return out if hi is None else np.minimum(out, hi)
+
+
+def _take(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    valid = (index >= -n) & (index < n)
+    if np.all(valid):
+        return x[index]
+    # An out-of-range index is outside the op's domain: NaN rows, not an IndexError.
+    picked = x[np.where(valid, index, 0)].astype(np.result_type(x.dtype, np.float64))
+    mask = valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+    return np.where(mask, picked, np.nan)
+
+
 # One entry per catalogue op: args in order, canonical kwargs (see symcheck.ops.canonical_kwargs).
 FORWARD: dict[str, Forward] = {
     "add": lambda a, kw: np.add(a[0], a[1]),
@@ -129,15 +150,33 @@ FORWARD: dict[str, Forward] = {
     "onehot": lambda a, kw: _onehot(a[0], kw["num_classes"]),
     "nll_loss": lambda a, kw: _nll_loss(a[0], a[1], kw["reduction"]),
     "cross_entropy": lambda a, kw: _nll_loss(_log_softmax(a[0], -1), a[1], kw["reduction"]),
+    "lt": lambda a, kw: np.less(a[0], a[1]),
+    "le": lambda a, kw: np.less_equal(a[0], a[1]),
+    "gt": lambda a, kw: np.greater(a[0], a[1]),
+    "ge": lambda a, kw: np.greater_equal(a[0], a[1]),
+    "eq": lambda a, kw: np.equal(a[0], a[1]),
+    "ne": lambda a, kw: np.not_equal(a[0], a[1]),
+    "where": lambda a, kw: _where(a[0], a[1], a[2]),
+    "maximum": lambda a, kw: np.maximum(a[0], a[1]),
+    "minimum": lambda a, kw: np.minimum(a[0], a[1]),
+    "clamp": lambda a, kw: _clamp(a[0], kw["min"], kw["max"]),
+    "max": lambda a, kw: np.max(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "min": lambda a, kw: np.min(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "index": lambda a, kw: a[0][kw["at"]],
+    "take": lambda a, kw: _take(a[0], a[1]),
 }
 
-# Ops that move elements without computing on them keep integer arrays integer.
-_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
-# Arguments that are class labels: they index, so they must reach the op as integers.
+# Ops that move elements without computing on them keep integer (and bool) arrays as they are.
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+# Arguments that reach the op as they are: class labels and indices must stay integers, and
+# comparisons and where's condition need no float (comparing ints as ints is exact).
 _LABEL_ARGS: dict[str, frozenset[int]] = {
     "onehot": frozenset({0}),
     "nll_loss": frozenset({1}),
     "cross_entropy": frozenset({1}),
+    "take": frozenset({1}),
+    "where": frozenset({0}),
+    **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
 }
 
 

@@ -101,6 +101,37 @@ def _onehot(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Te
     return torch.where(valid.unsqueeze(-1), out, torch.full_like(out, float("nan")))
 
 
+def _where(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    cond, a, b = args
+    return torch.where(cond if cond.dtype == torch.bool else cond != 0, a, b)
+
+
+def _clamp(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    (x,) = args
+    lo: float | None = kw["min"]
+    hi: float | None = kw["max"]
+    if lo is None and hi is None:
+        return x.clone()  # torch.clamp refuses to be called without a bound
+    return torch.clamp(x, min=lo, max=hi)
+
+
+def _take(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    x, index = args
+    n = x.shape[0]
+    valid = (index >= -n) & (index < n)
+    if bool(valid.all()):
+        return x[index]
+    # Torch raises on an out-of-range index; answer NaN there, as the numeric engine does (see
+    # `_labels`). NaN * sum(x) in those rows makes every element's gradient NaN, as finite
+    # differences of a sum with a NaN in it are.
+    picked = x[torch.where(valid, index, torch.zeros_like(index))]
+    if not picked.is_floating_point():
+        picked = picked.to(torch.float64)  # an int tensor cannot hold NaN
+    mask = valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+    bad = x.sum() * float("nan") if x.requires_grad else torch.tensor(float("nan"), dtype=picked.dtype)
+    return torch.where(mask, picked, bad.to(device=picked.device, dtype=picked.dtype))
+
+
 def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
     def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
         scores, target = args
@@ -154,15 +185,34 @@ TABLE: dict[str, Lowering] = {
     "onehot": _onehot,
     "nll_loss": _classification(F.nll_loss),
     "cross_entropy": _classification(F.cross_entropy),
+    "lt": lambda a, kw: torch.lt(a[0], a[1]),
+    "le": lambda a, kw: torch.le(a[0], a[1]),
+    "gt": lambda a, kw: torch.gt(a[0], a[1]),
+    "ge": lambda a, kw: torch.ge(a[0], a[1]),
+    "eq": lambda a, kw: torch.eq(a[0], a[1]),
+    "ne": lambda a, kw: torch.ne(a[0], a[1]),
+    "where": _where,
+    # torch splits the gradient evenly at ties, for maximum/minimum and for amax/amin alike.
+    "maximum": lambda a, kw: torch.maximum(a[0], a[1]),
+    "minimum": lambda a, kw: torch.minimum(a[0], a[1]),
+    "clamp": _clamp,
+    "max": _reduce(torch.amax),
+    "min": _reduce(torch.amin),
+    "index": lambda a, kw: a[0][kw["at"]],
+    "take": _take,
 }
 
-# Ops that move elements without computing on them keep integer tensors integer.
-_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to"})
-# Arguments that are class labels: they index, so they must reach the op as integers.
+# Ops that move elements without computing on them keep integer (and bool) tensors as they are.
+_KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+# Arguments that reach the op as they are: class labels and indices must stay integers, and
+# comparisons and where's condition need no float (comparing ints as ints is exact).
 _LABEL_ARGS: dict[str, frozenset[int]] = {
     "onehot": frozenset({0}),
     "nll_loss": frozenset({1}),
     "cross_entropy": frozenset({1}),
+    "take": frozenset({1}),
+    "where": frozenset({0}),
+    **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
 }
 
 
@@ -223,7 +273,7 @@ class _Lowerer:
             args = [a if i in labels else self.floating(a) for i, a in enumerate(args)]
         out = TABLE[call.op](args, kw)
         if out.is_floating_point() and out.dtype != self.dtype:
-            # Only an op that makes floats from labels alone (onehot) lands here.
+            # Only an op that makes floats from labels alone (onehot, take's NaN rows) lands here.
             out = out.to(self.dtype)
         return out
 
