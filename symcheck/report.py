@@ -14,6 +14,7 @@ import numpy as np
 
 from symcheck import __version__
 from symcheck.compare import ArrayComparison
+from symcheck.train import training_json, training_text
 from symcheck.verify import CaseResult, PointResult
 
 JSON_SCHEMA_VERSION = 1
@@ -116,6 +117,8 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             head = f"{pad}          {name}.grad = "
             grad = _indent(_array_text(ref.grads[name]), " " * len(head)).lstrip()
             lines.append(f"{head}{grad}   (at the {first.label})")
+    for label, form in result.hessian_forms.items():
+        lines.append(f"{pad}second    {label} = {form}")
     summaries = summarize_engines(result)
     reference = first.reference if first else None
     lines.append(
@@ -170,6 +173,8 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             lines.append(f"{pad}expect    {e.what} = {e.claim}: {mark}{detail}")
     for point in result.points:
         lines.extend(_point_failures(point, pad, output))
+    if result.training is not None:  # the training section: symcheck/train.py
+        lines.extend(training_text(result.training, pad))
     return "\n".join(lines)
 
 
@@ -308,9 +313,11 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "value": ref.value.tolist() if ref is not None else None,
         "exact_value": result.exact_value,
         "closed_forms": result.closed_forms,
+        "hessian_forms": result.hessian_forms,
         "engines": [s.__dict__ for s in summarize_engines(result)],
         "proofs": [p.__dict__ for p in result.proofs],
         "notes": result.notes,
+        "training": None if result.training is None else training_json(result.training),
         "points": [
             {
                 "label": p.label,

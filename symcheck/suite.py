@@ -17,11 +17,15 @@ did-you-mean); its messages are translated into plain words before they reach th
           grad:
             x: 3/2*(x+2)
 
-The top level may also be a bare list of cases.
+The top level may also be a bare list of cases. A case may also carry a `train:` block (a
+training run checked across engines: `TrainSpec` here, `symcheck/train.py` runs it); its data,
+from a JSON/YAML file beside the suite or inline, is loaded and checked here, with errors at
+the data's own file:line.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +54,10 @@ from symcheck.parser import ParsedProgram, bind, check_identifier, parse
 DEFAULT_SAMPLES = 2
 DEFAULT_SEED = 0
 DEFAULT_EXPANSION_BUDGET = 256
+# Training: the allowed difference at step k is the comparison tolerance times (1 + growth * k).
+DEFAULT_TOLERANCE_GROWTH = 0.01
+TRAIN_ENGINES = ("symbolic", "autograd", "torch")
+DATA_SUFFIXES = (".json", ".yaml", ".yml")
 TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16")
 SUITE_SUFFIXES = (".yaml", ".yml")
 
@@ -104,6 +112,67 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class OptimizerSpec:
+    """torch.optim.SGD's hyperparameters, with its definitions (see symcheck/autograd/optim.py)."""
+
+    name: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+
+    def describe(self) -> str:
+        parts = [f"lr={self.lr:g}", f"momentum={self.momentum:g}", f"weight_decay={self.weight_decay:g}"]
+        if self.dampening:
+            parts.append(f"dampening={self.dampening:g}")
+        if self.nesterov:
+            parts.append("nesterov=True")
+        return f"SGD({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class AfterCheck:
+    """A check on the trained parameters: `expr` evaluated on every example of a data set."""
+
+    expr: str
+    source: Source
+    data: str | None  # a set name; None: the training set (or no data at all)
+    below: float | None
+    above: float | None
+    line: int
+
+    def claim(self) -> str:
+        bounds = [
+            f"> {self.above:g}" if self.above is not None else "",
+            f"< {self.below:g}" if self.below is not None else "",
+        ]
+        return " and ".join(b for b in bounds if b)
+
+
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
+class TrainSpec:
+    """A case's `train:` block, validated; data sets are loaded (arrays keyed by input name)."""
+
+    parameters: list[str]
+    optimizer: OptimizerSpec
+    epochs: int = 1
+    zero_grad: bool = True
+    compare_every: int = 1
+    engines: list[str] | None = None  # None: the case's engines that can train
+    # Named sets of examples: each array is (N, *input shape) (one example per step) or, for an
+    # input of shape (B, ...), (N*B, ...) (batches of B rows per step). Empty without data.
+    sets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    train_set: str | None = None  # None: no data: one full-batch step per epoch on the case's inputs
+    data_origin: str | None = None  # the data file as written in the suite, or "inline"
+    meta: dict[str, Any] = field(default_factory=dict)  # the data file's `meta` (labels, vocabulary)
+    after: list[AfterCheck] = field(default_factory=list)
+    loss_decreases: bool = False
+    tolerance_growth: float = DEFAULT_TOLERANCE_GROWTH
+    line: int = 1
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
     file: str
@@ -123,6 +192,8 @@ class Case:
     description: str | None = None
     input_lines: dict[str, int] = field(default_factory=dict)
     wrt_line: int | None = None
+    order: int = 1  # 2: also second derivatives
+    train: TrainSpec | None = None  # a training run (symcheck/train.py)
 
     def error(self, message: str, line: int | None = None, hint: str | None = None) -> SymcheckError:
         return SymcheckError(message, filename=self.file, line=line or self.line, hint=hint)
@@ -192,6 +263,39 @@ ToleranceModel = create_model(  # type: ignore[call-overload]
 )
 
 
+class OptimizerModel(BaseModel):
+    model_config = _CONFIG
+    name: Literal["sgd"] = "sgd"
+    lr: Annotated[float, Strict(), Field(gt=0)]
+    momentum: NonNegFloat = 0.0
+    weight_decay: NonNegFloat = 0.0
+    dampening: NonNegFloat = 0.0
+    nesterov: Annotated[bool, Strict()] = False
+
+
+class AfterModel(BaseModel):
+    model_config = _CONFIG
+    expr: Annotated[StrictStr, BeforeValidator(_textify)]
+    data: StrictStr | None = None
+    below: StrictFloat | None = None
+    above: StrictFloat | None = None
+
+
+class TrainModel(BaseModel):
+    model_config = _CONFIG
+    parameters: Annotated[list[StrictStr], BeforeValidator(_listify)]
+    data: Any = None  # a file path or inline sets: checked by the loader, which knows the inputs
+    set: StrictStr = "train"
+    optimizer: OptimizerModel
+    epochs: Annotated[int, Strict(), Field(ge=1)] = 1
+    zero_grad: Annotated[bool, Strict()] = True
+    compare_every: Annotated[int, Strict(), Field(ge=1)] = 1
+    engines: Annotated[list[StrictStr], BeforeValidator(_listify)] | None = None
+    tolerance_growth: NonNegFloat = DEFAULT_TOLERANCE_GROWTH
+    loss_decreases: Annotated[bool, Strict()] = False
+    after: list[AfterModel] = []
+
+
 class CaseModel(BaseModel):
     model_config = _CONFIG
     name: StrictStr
@@ -207,6 +311,8 @@ class CaseModel(BaseModel):
     expansion_budget: NonNegInt = DEFAULT_EXPANSION_BUDGET
     dtype: Literal["float64", "float32", "float16", "bfloat16"] = "float64"
     device: Annotated[StrictStr, Field(pattern=r"^(cpu|cuda(:\d+)?|mps)$")] = "cpu"
+    order: Annotated[int, Strict(), Field(ge=1, le=2)] = 1
+    train: TrainModel | None = None
 
 
 TOP_KEYS = ("suite", "defaults", "cases")
@@ -303,14 +409,22 @@ def _style(s: str) -> str:
     return ""
 
 
-def _read_yaml(path: Path) -> tuple[Any, _Doc]:
+def _read_yaml(path: Path, what: str = "suite") -> tuple[Any, _Doc]:
     filename = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise SymcheckError(f"cannot read suite: {e.strerror or e}", filename=filename) from None
+        raise SymcheckError(f"cannot read {what}: {e.strerror or e}", filename=filename) from None
     except UnicodeDecodeError:
-        raise SymcheckError("suite is not UTF-8 text", filename=filename) from None
+        raise SymcheckError(f"{what} is not UTF-8 text", filename=filename) from None
+    if path.suffix == ".json":
+        # JSON's own parser says what is wrong in JSON's terms; ruamel (below) gives the positions.
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SymcheckError(
+                f"malformed JSON: {e.msg} (column {e.colno})", filename=filename, line=e.lineno
+            ) from None
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:
@@ -522,6 +636,8 @@ class _Loader:
             description=m.description,
             input_lines=input_lines,
             wrt_line=self.doc.line((*path, "wrt")) if m.wrt is not None else None,
+            order=m.order,
+            train=None if m.train is None else self.train(m.train, (*path, "train"), inputs),
         )
 
     def input_spec(self, name: str, m: InputModel, path: YamlPath) -> InputSpec:
@@ -560,6 +676,264 @@ class _Loader:
                 path,
                 hint=e.hint or "give a number, a nested list of numbers, or (for grad) a formula",
             ) from None
+
+    # ------------------------------------------------------------ train:
+
+    def train(self, m: TrainModel, path: YamlPath, inputs: dict[str, InputSpec]) -> TrainSpec:
+        parameters = list(dict.fromkeys(m.parameters))
+        if not parameters:
+            raise self.err(
+                "'train.parameters' is empty", (*path, "parameters"), hint="name the inputs to train"
+            )
+        for i, name in enumerate(m.parameters):
+            if name not in inputs:
+                raise self.err(
+                    f"parameter '{name}' is not an input",
+                    (*path, "parameters", i),
+                    hint=did_you_mean(name, inputs) or f"inputs are {', '.join(inputs) or 'none'}",
+                    key=False,
+                )
+            if inputs[name].dtype is not DType.FLOAT:
+                raise self.err(
+                    f"parameter '{name}' is an int input; only float inputs are trained",
+                    (*path, "parameters", i),
+                    key=False,
+                )
+        opt = m.optimizer
+        if opt.nesterov and (opt.momentum <= 0 or opt.dampening != 0):
+            raise self.err(
+                "nesterov momentum needs momentum > 0 and dampening 0 (as torch.optim.SGD requires)",
+                (*path, "optimizer", "nesterov"),
+            )
+        optimizer = OptimizerSpec(
+            opt.name, opt.lr, opt.momentum, opt.weight_decay, opt.dampening, opt.nesterov
+        )
+        engines = None
+        if m.engines is not None:
+            if not m.engines:
+                raise self.err(
+                    "'train.engines' is empty",
+                    (*path, "engines"),
+                    hint=f"pick from {', '.join(TRAIN_ENGINES)}",
+                )
+            for i, engine in enumerate(m.engines):
+                if engine not in TRAIN_ENGINES:
+                    hint = (
+                        "finite differences give no optimizer step to compare; "
+                        f"training runs in {', '.join(TRAIN_ENGINES)}"
+                        if engine == "numeric"
+                        else did_you_mean(engine, TRAIN_ENGINES) or f"pick from {', '.join(TRAIN_ENGINES)}"
+                    )
+                    raise self.err(
+                        f"engine '{engine}' cannot train", (*path, "engines", i), hint=hint, key=False
+                    )
+            engines = list(dict.fromkeys(m.engines))
+        sets: dict[str, dict[str, np.ndarray]] = {}
+        meta: dict[str, Any] = {}
+        origin = None
+        train_set = None
+        if m.data is not None:
+            dpath = (*path, "data")
+            if isinstance(m.data, str):
+                origin = m.data
+                file = (
+                    (self.path.parent / m.data).resolve() if not Path(m.data).is_absolute() else Path(m.data)
+                )
+                if file.suffix not in DATA_SUFFIXES:
+                    raise self.err(
+                        f"data file '{m.data}' is neither JSON nor YAML",
+                        dpath,
+                        hint='a .json (or .yaml) file of named arrays, e.g. {"x": [[...], ...], "y": [...]}',
+                    )
+                if not file.is_file():
+                    raise self.err(
+                        f"data file '{m.data}' not found (looked for {file})",
+                        dpath,
+                        hint="the path is relative to the suite file's folder",
+                    )
+                raw, doc = _read_yaml(file, "data file")
+                reader = _DataReader(doc, (), str(file))
+            elif isinstance(m.data, dict):
+                origin, raw, reader = "inline", m.data, _DataReader(self.doc, dpath, self.filename)
+            else:
+                raise self.err(
+                    f"'train.data' must be a data file's path or a mapping of arrays, got {_show(m.data)}",
+                    dpath,
+                    hint="data: data/examples.json, or data: {x: [[...], ...], y: [...]}",
+                )
+            sets, meta = reader.sets(raw, inputs, parameters)
+            if m.set not in sets:
+                raise self.err(
+                    f"no data set '{m.set}' in {origin} (it has {', '.join(sets)})",
+                    (*path, "set") if "set" in m.model_fields_set else dpath,
+                    hint=did_you_mean(m.set, sets) or f"set: {next(iter(sets))}",
+                )
+            train_set = m.set
+        if m.loss_decreases and m.epochs < 2:
+            raise self.err(
+                "loss_decreases compares the first epoch with the last: it needs epochs >= 2",
+                (*path, "loss_decreases"),
+            )
+        after: list[AfterCheck] = []
+        for i, a in enumerate(m.after):
+            apath = (*path, "after", i)
+            if a.below is None and a.above is None:
+                raise self.err(
+                    "an after check needs a bound: below, above or both",
+                    apath,
+                    hint="e.g. {expr: ..., data: test, below: 0.6931}",
+                    key=False,
+                )
+            if a.data is not None and a.data not in sets:
+                raise self.err(
+                    f"after check names data set '{a.data}', which "
+                    + (f"is not in {origin} (it has {', '.join(sets)})" if sets else "needs train.data"),
+                    (*apath, "data"),
+                    hint=did_you_mean(a.data, sets) if sets else None,
+                )
+            after.append(
+                AfterCheck(
+                    a.expr,
+                    self.doc.source(a.expr, (*apath, "expr")),
+                    a.data,
+                    a.below,
+                    a.above,
+                    self.doc.line((*apath, "expr")) or self.doc.line(apath, key=False) or 1,
+                )
+            )
+        return TrainSpec(
+            parameters=parameters,
+            optimizer=optimizer,
+            epochs=m.epochs,
+            zero_grad=m.zero_grad,
+            compare_every=m.compare_every,
+            engines=engines,
+            sets=sets,
+            train_set=train_set,
+            data_origin=origin,
+            meta=meta,
+            after=after,
+            loss_decreases=m.loss_decreases,
+            tolerance_growth=m.tolerance_growth,
+            line=self.doc.line(path) or 1,
+        )
+
+
+class _DataReader:
+    """Checks data sets against the case's inputs, with errors at the data's own file:line.
+
+    The data is a mapping: `meta` (anything: labels, vocabulary, notes) plus either named sets
+    (`train: {x: [...], y: [...]}, test: {...}`) or the arrays of one set, which is called `train`.
+    """
+
+    def __init__(self, doc: _Doc, prefix: YamlPath, filename: str) -> None:
+        self.doc = doc
+        self.prefix = prefix
+        self.filename = filename
+
+    def err(self, message: str, path: YamlPath = (), hint: str | None = None) -> SymcheckError:
+        line = self.doc.line((*self.prefix, *path))
+        return SymcheckError(message, filename=self.filename, line=line, hint=hint)
+
+    def sets(
+        self, raw: Any, inputs: Mapping[str, InputSpec], parameters: Sequence[str]
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+        example = '{"train": {"x": [[...], ...], "y": [...]}, "test": {...}}'
+        if not isinstance(raw, dict):
+            raise self.err("data must be a mapping of named arrays (or of named sets of them)", hint=example)
+        meta = raw.get("meta") if isinstance(raw.get("meta"), dict) else {}
+        keys = [k for k in raw if k != "meta"]
+        named = [k for k in keys if isinstance(raw[k], dict)]
+        arrays = [k for k in keys if not isinstance(raw[k], dict)]
+        if not keys:
+            raise self.err("the data has no arrays", hint=example)
+        if named and arrays:
+            raise self.err(
+                f"data mixes named sets ({', '.join(map(str, named))}) "
+                f"with arrays ({', '.join(map(str, arrays))})",
+                (arrays[0],),
+                hint="put every array inside a set, e.g. " + example,
+            )
+        raw_sets = {str(k): (raw[k], (k,)) for k in named} if named else {"train": (raw, ())}
+        sets: dict[str, dict[str, np.ndarray]] = {}
+        names: list[str] | None = None
+        first = ""
+        for set_name, (content, path) in raw_sets.items():
+            sets[set_name] = self.one_set(set_name, content, path, inputs, parameters)
+            these = sorted(sets[set_name])
+            if names is None:
+                names, first = these, set_name
+            elif these != names:
+                raise self.err(
+                    f"set '{set_name}' gives {', '.join(these)} but set '{first}' gives {', '.join(names)}",
+                    path,
+                    hint="every set gives the same inputs",
+                )
+        return sets, dict(meta)
+
+    def one_set(
+        self,
+        set_name: str,
+        content: Mapping[Any, Any],
+        path: YamlPath,
+        inputs: Mapping[str, InputSpec],
+        parameters: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        steps: dict[str, int] = {}
+        if not content:
+            raise self.err(f"data set '{set_name}' is empty", path)
+        for key, raw in content.items():
+            name = str(key)
+            where = (*path, key)
+            if name in parameters:
+                raise self.err(
+                    f"'{name}' is a parameter: its starting values come from inputs, not data",
+                    where,
+                    hint="data gives the other inputs (features, labels) example by example",
+                )
+            if name not in inputs:
+                raise self.err(
+                    f"data set '{set_name}' gives '{name}', which is not an input",
+                    where,
+                    hint=did_you_mean(name, [n for n in inputs if n not in parameters])
+                    or f"the data inputs are {', '.join(n for n in inputs if n not in parameters) or 'none'}",
+                )
+            spec = inputs[name]
+            try:
+                array = value_array(raw, spec.dtype)
+            except SymcheckError as e:
+                raise self.err(
+                    f"data '{name}' in set '{set_name}': {e.message}", where, hint=e.hint
+                ) from None
+            shape = tuple(spec.shape or ())
+            if array.shape[1:] == shape and array.ndim == len(shape) + 1:
+                steps[name] = array.shape[0]
+            elif (
+                shape
+                and array.ndim == len(shape)
+                and array.shape[1:] == shape[1:]
+                and array.shape[0] % shape[0] == 0
+            ):
+                steps[name] = array.shape[0] // shape[0]  # batches of shape[0] rows
+            else:
+                raise self.err(
+                    f"data '{name}' in set '{set_name}' has shape {list(array.shape)}, "
+                    f"but input '{name}' has shape {list(shape)}",
+                    where,
+                    hint=f"give [N, {', '.join(map(str, shape))}]".replace(", ]", "]")
+                    + f": N examples, each of {name}'s shape, one per step",
+                )
+            out[name] = array
+        counts = set(steps.values())
+        if len(counts) > 1:
+            shown = ", ".join(f"{n}: {c}" for n, c in steps.items())
+            raise self.err(
+                f"data set '{set_name}' has different numbers of steps per input ({shown})",
+                path,
+                hint="every input of a set gives the same number of examples",
+            )
+        return out
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -607,6 +981,9 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         ann = _unwrap(info.annotation)
         if get_origin(ann) is dict:
             ann = _unwrap(get_args(ann)[1])
+            i += 1
+        elif get_origin(ann) is list:
+            ann = _unwrap(get_args(ann)[0])
             i += 1
         model = ann
         i += 1
@@ -664,6 +1041,8 @@ def _plain_words(err: Mapping[str, Any], loc: tuple[Any, ...]) -> tuple[str, str
         bound = err.get("ctx", {}).get("ge", err.get("ctx", {}).get("gt"))
         relation = "at least" if kind == "greater_than_equal" else "more than"
         return f"{where} must be {relation} {bound}, got {_show(got)}", None
+    if kind == "less_than_equal":
+        return f"{where} must be at most {err.get('ctx', {}).get('le')}, got {_show(got)}", None
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "device":
         return f"{where} must be cpu, cuda, cuda:N or mps, got {_show(got)}", None
     message = str(err.get("msg", "invalid value"))
@@ -763,7 +1142,28 @@ def parse_case_program(case: Case) -> Program:
                 case, grad.numbers.shape, shape, f"expect.grad.{name}", f"input '{name}'", grad.line
             )
     grad_programs(case, program)
+    if case.train is not None:
+        training_programs(case)
     return program
+
+
+def training_programs(case: Case) -> list[Program]:
+    """The `after` checks' expressions, parsed and bound over the case's inputs."""
+    assert case.train is not None
+    out = []
+    for check in case.train.after:
+        parsed = parse(check.expr, check.source)
+        for name in parsed.free_names():
+            if name not in case.inputs and name not in FUNCTIONS:
+                raise SymcheckError(
+                    f"unknown name '{name}' in an after check",
+                    source=check.source,
+                    span=_first_use(parsed, name),
+                    hint=did_you_mean(name, case.inputs) or f"inputs are {', '.join(case.inputs)}",
+                )
+        free = [n for n in parsed.free_names() if n in case.inputs]
+        out.append(bind(parsed, {n: case.inputs[n].type() for n in free}))
+    return out
 
 
 def case_wrt(case: Case) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -85,19 +86,22 @@ class CaseResult:
     wrt: list[str]
     points: list[PointResult] = field(default_factory=list)
     closed_forms: dict[str, str] = field(default_factory=dict)
+    hessian_forms: dict[str, str] = field(default_factory=dict)
     exact_value: str | None = None
     proofs: list[FormulaProof] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    training: Any = None  # symcheck.train.TrainingResult, for a case with `train:`
 
     @property
     def crashed(self) -> bool:
-        return any(p.crashed for p in self.points)
+        return any(p.crashed for p in self.points) or bool(self.training and self.training.crashed)
 
     @property
     def status(self) -> str:
         if self.crashed:
             return "error"
-        return "pass" if all(p.ok for p in self.points) else "fail"
+        trained = self.training is None or self.training.ok
+        return "pass" if all(p.ok for p in self.points) and trained else "fail"
 
 
 @dataclass
@@ -175,7 +179,11 @@ class Runner:
         wrt = list(case.wrt) if case.wrt else program.float_inputs()
         result = CaseResult(case, program, wrt)
         options = EngineOptions(
-            dtype=case.dtype, device=case.device, expansion_budget=case.expansion_budget, seed=case.seed
+            dtype=case.dtype,
+            device=case.device,
+            expansion_budget=case.expansion_budget,
+            seed=case.seed,
+            order=getattr(case, "order", 1),
         )
         for label, point in self._points(case, program, result.notes):
             result.points.append(self._run_point(prep, wrt, options, label, point))
@@ -184,9 +192,14 @@ class Runner:
             sym = p.results.get("symbolic")
             if sym is not None:
                 result.closed_forms = sym.closed_forms
+                result.hessian_forms = sym.hessian_forms
                 if p is result.points[0]:
                     result.exact_value = sym.exact_value
                 break
+        if case.train is not None:  # training runs: symcheck/train.py
+            from symcheck.train import run_training
+
+            result.training = run_training(prep, self)
         return result
 
     def _points(
@@ -235,7 +248,8 @@ class Runner:
                     pr.comparisons.append(EngineComparison(name, name, failures=list(res.failures)))
                 continue
             tol = resolve_tolerance(name, res.dtype, overrides)
-            comparison = compare_results(res, ref, tol, output)
+            second = resolve_tolerance(name, res.dtype, overrides, order=2)
+            comparison = compare_results(res, ref, tol, output, second)
             pr.comparisons.append(comparison)
             explainable = not comparison.ok and pr.kink_hits and not comparison.failures
             if explainable and (
