@@ -31,7 +31,7 @@ from symcheck.engine import (
 from symcheck.ir import Call, Const, DType, Node, Program, Ref
 
 # IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes, reduction,
-# num_classes) are the Tensor functions'.
+# num_classes, min, max, at) are the Tensor functions'.
 LOWERING: dict[str, Callable[..., Tensor]] = {
     "add": T.add,
     "sub": T.sub,
@@ -69,6 +69,20 @@ LOWERING: dict[str, Callable[..., Tensor]] = {
     "onehot": T.onehot,
     "nll_loss": T.nll_loss,
     "cross_entropy": T.cross_entropy,
+    "lt": T.lt,
+    "le": T.le,
+    "gt": T.gt,
+    "ge": T.ge,
+    "eq": T.eq,
+    "ne": T.ne,
+    "where": T.where,
+    "maximum": T.maximum,
+    "minimum": T.minimum,
+    "clamp": T.clamp,
+    "max": T.max,
+    "min": T.min,
+    "index": T.index,
+    "take": T.take,
 }
 
 

@@ -24,8 +24,14 @@ How it works, in four ideas:
 Broadcasting: every binary op follows numpy's broadcasting; the adjoint of broadcasting is
 summing, done in one place, `unbroadcast`.
 
-Conventions at kinks follow torch: relu'(0) = 0 and abs'(0) = 0. `sign` and `step` are
+Conventions at kinks follow torch: relu'(0) = 0 and abs'(0) = 0; clamp has slope 1 at its
+bounds; ties of maximum/minimum split g evenly between the two sides, and tied elements of a
+max/min reduction share it evenly. `sign`, `step` and the comparisons (lt le gt ge eq ne) are
 piecewise constant: they are listed in `NONDIFFERENTIABLE` and their outputs never require grad.
+
+Comparisons give bool arrays. Every op reads a bool as 0/1 in the float dtype of its other
+arguments, so (x > 0) * x is x where positive, and True + True is 2 (numpy's bool + bool is a
+logical or; a bool made float first cannot be one).
 
 Class labels are integer tensors, `Tensor(labels, dtype=np.int64)`: they never require grad, and
 `onehot` turns them into a constant float matrix, through which the losses are ordinary Tensor
@@ -187,6 +193,12 @@ class Tensor:
     def transpose(self, axes: Sequence[int] | None = None) -> Tensor:
         return transpose(self, axes=axes)
 
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return max(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return min(self, axis=axis, keepdims=keepdims)
+
 
 # ================================================================ recording the graph
 
@@ -209,7 +221,8 @@ def no_grad() -> AbstractContextManager[None]:
 
 
 VJPS: dict[str, tuple[VJP, ...]] = {}  # op name -> one VJP rule per argument
-NONDIFFERENTIABLE: frozenset[str] = frozenset({"sign", "step"})  # zero derivative wherever it exists
+# Zero derivative wherever it exists: their outputs are constants.
+NONDIFFERENTIABLE: frozenset[str] = frozenset({"sign", "step", "lt", "le", "gt", "ge", "eq", "ne"})
 PRIMITIVES: dict[str, Callable[..., Tensor]] = {}
 
 
@@ -226,7 +239,7 @@ def primitive(name: str, forward: Callable[..., np.ndarray]) -> Callable[..., Te
 
     def op(*args: ArrayLike, **kwargs: Any) -> Tensor:
         tensors = _as_tensors(args)
-        result = np.asarray(forward(*(t.data for t in tensors), **kwargs))
+        result = np.asarray(forward(*_numbers(tensors), **kwargs))
         out = Tensor(result, dtype=result.dtype)  # numpy's dtype: integer labels moved around stay integers
         if _RECORDING and name not in NONDIFFERENTIABLE and builtins.any(t.requires_grad for t in tensors):
             out.requires_grad = True
@@ -244,18 +257,32 @@ def defvjp(op: Callable[..., Tensor], *rules: VJP) -> None:
     VJPS[op.__name__] = rules
 
 
+def _float_dtype(args: Sequence[ArrayLike]) -> np.dtype:
+    """The dtype of the first floating-point tensor among `args`; float64 if there is none."""
+    floats = (a.dtype for a in args if isinstance(a, Tensor) and np.issubdtype(a.dtype, np.floating))
+    return next(floats, np.dtype(np.float64))
+
+
 def _as_tensors(args: Sequence[ArrayLike]) -> tuple[Tensor, ...]:
-    """Wrap constants as tensors. A bare Python number takes the dtype of the tensor arguments
-    (like numpy's weak scalars), so `x * 2` stays float32 when x is float32."""
-    dtype = next((a.dtype for a in args if isinstance(a, Tensor)), np.dtype(np.float64))
+    """Wrap constants as tensors. A bare Python number takes the dtype of the float tensor arguments
+    (like numpy's weak scalars), so `x * 2` and `x * 0.5` stay float32 when x is float32."""
+    dtype = _float_dtype(args)
     out = []
     for a in args:
         if isinstance(a, Tensor):
             out.append(a)
         else:
             array = np.asarray(a)
-            out.append(Tensor(array if np.issubdtype(array.dtype, np.floating) else array.astype(dtype)))
+            weak = type(a) in (int, float) or not np.issubdtype(array.dtype, np.floating)
+            out.append(Tensor(array.astype(dtype) if weak else array))
     return tuple(out)
+
+
+def _numbers(tensors: Sequence[Tensor]) -> tuple[np.ndarray, ...]:
+    """The arrays an op computes with: a bool (a comparison's result) becomes 0/1 in the float dtype
+    of the other arguments; integers (labels, indices) stay integers."""
+    dtype = _float_dtype(tensors)
+    return tuple(t.data.astype(dtype) if t.dtype == np.bool_ else t.data for t in tensors)
 
 
 # ================================================================ back-propagation
@@ -461,6 +488,68 @@ defvjp(sign, lambda g, ans, x: 0 * g)
 step = primitive("step", lambda x: (x > 0).astype(x.dtype))
 defvjp(step, lambda g, ans, x: 0 * g)
 
+
+def _no_gradient(arg: int) -> VJP:
+    """The rule of an argument nothing flows back to: zeros of its shape (never 0 * g, which is nan
+    where g is infinite)."""
+    return lambda g, ans, *args, **kwargs: Tensor(np.zeros(args[arg].shape, dtype=g.dtype))
+
+
+# Comparisons give bools; an op that meets one reads it as 0/1 (see `_numbers`).
+lt = primitive("lt", np.less)
+defvjp(lt, _no_gradient(0), _no_gradient(1))
+
+le = primitive("le", np.less_equal)
+defvjp(le, _no_gradient(0), _no_gradient(1))
+
+gt = primitive("gt", np.greater)
+defvjp(gt, _no_gradient(0), _no_gradient(1))
+
+ge = primitive("ge", np.greater_equal)
+defvjp(ge, _no_gradient(0), _no_gradient(1))
+
+eq = primitive("eq", np.equal)
+defvjp(eq, _no_gradient(0), _no_gradient(1))
+
+ne = primitive("ne", np.not_equal)
+defvjp(ne, _no_gradient(0), _no_gradient(1))
+
+# ---------------------------------------------------------------- piecewise: selection and clamping
+# Each picks, element by element, one of its inputs (or a bound); g flows to what was picked. The
+# masks are comparisons, constants, so the rules stay differentiable in g for second derivatives.
+
+# cond is a bool, or a number that counts as true where nonzero; it gets no gradient.
+where = primitive("where", lambda cond, a, b: np.where(cond != 0, a, b))
+defvjp(where, _no_gradient(0),
+              lambda g, ans, cond, a, b: unbroadcast(where(cond, g, 0), a.shape),
+              lambda g, ans, cond, a, b: unbroadcast(where(cond, 0, g), b.shape))  # fmt: skip
+
+# At a tie a == b each side gets half of g, as in torch. (g comes first in each product, so the
+# masks take g's dtype: float32 stays float32.)
+maximum = primitive("maximum", np.maximum)
+defvjp(maximum, lambda g, ans, a, b: unbroadcast(g * gt(a, b) + 0.5 * g * eq(a, b), a.shape),
+                lambda g, ans, a, b: unbroadcast(g * lt(a, b) + 0.5 * g * eq(a, b), b.shape))  # fmt: skip
+
+minimum = primitive("minimum", np.minimum)
+defvjp(minimum, lambda g, ans, a, b: unbroadcast(g * lt(a, b) + 0.5 * g * eq(a, b), a.shape),
+                lambda g, ans, a, b: unbroadcast(g * gt(a, b) + 0.5 * g * eq(a, b), b.shape))  # fmt: skip
+
+
+def _clamp(x: np.ndarray, *, min: float | None = None, max: float | None = None) -> np.ndarray:
+    """x limited to [min, max]; a bound of None is no bound. When min > max every element becomes
+    max, as in torch."""
+    if min is not None:
+        x = np.maximum(x, min)
+    if max is not None:
+        x = np.minimum(x, max)
+    return x
+
+
+# Slope 1 on [min, max], bounds included (as torch), 0 outside; a missing bound is infinite.
+clamp = primitive("clamp", _clamp)
+defvjp(clamp, lambda g, ans, x, *, min, max:
+       g * ge(x, -np.inf if min is None else min) * le(x, np.inf if max is None else max))  # fmt: skip
+
 # ---------------------------------------------------------------- reductions and broadcasting
 # sum adds copies together and its rule copies g back out; broadcast_to makes copies and its
 # rule adds their cotangents together: each is the other's adjoint.
@@ -482,6 +571,33 @@ defvjp(mean, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, ke
 
 broadcast_to = primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape).copy())
 defvjp(broadcast_to, lambda g, ans, x, *, shape: unbroadcast(g, x.shape))
+
+# ---------------------------------------------------------------- max and min
+# Reductions like sum, but g goes back only to the elements equal to the result; tied elements
+# share it evenly (torch.amax/amin), so the cotangents still add up to g.
+
+
+def _max(x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> np.ndarray:
+    return np.max(x, axis=None if axis is None else _reduced_axes(x.ndim, axis), keepdims=keepdims)
+
+
+def _min(x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> np.ndarray:
+    return np.min(x, axis=None if axis is None else _reduced_axes(x.ndim, axis), keepdims=keepdims)
+
+
+def _extremum_vjp(
+    g: Tensor, ans: Tensor, x: Tensor, *, axis: int | Sequence[int] | None, keepdims: bool
+) -> Tensor:
+    ties = eq(x, _unreduce(ans, x.shape, axis, keepdims))
+    count = _unreduce(sum(ties, axis=axis, keepdims=keepdims), x.shape, axis, keepdims)
+    return _unreduce(g, x.shape, axis, keepdims) * ties / count
+
+
+max = primitive("max", _max)
+defvjp(max, _extremum_vjp)
+
+min = primitive("min", _min)
+defvjp(min, _extremum_vjp)
 
 # ---------------------------------------------------------------- logsumexp and softmax
 # logsumexp is a reduction like sum: its rule spreads g (and ans) back with `_unreduce`.
@@ -540,6 +656,57 @@ defvjp(transpose, lambda g, ans, x, *, axes: transpose(g, axes=_inverse(x.ndim, 
 
 expand_dims = primitive("expand_dims", lambda x, *, axis=0: np.expand_dims(x, axis))
 defvjp(expand_dims, lambda g, ans, x, *, axis: sum(g, axis=axis))
+
+# ---------------------------------------------------------------- indexing along the first axis
+# index reads one row, x[at]; take reads the rows y (an int tensor, a scalar or 1-D), x[y]. Their
+# adjoint, index_add, puts g's rows back where they were read, adding where a row was read twice.
+# An index out of [-n, n) reads a row of nan, so that an engine comparison reports it (torch
+# would raise), and index_add drops it.
+
+
+def _in_range(y: np.ndarray, n: int) -> np.ndarray:
+    return (y >= -n) & (y < n)
+
+
+def _take(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"take needs integer indices, got {y.dtype}")
+    ok = _in_range(y, len(x))
+    if ok.all():
+        return x[y]
+    out = np.array(x[np.where(ok, y, 0)], dtype=x.dtype if np.issubdtype(x.dtype, np.floating) else float)
+    out[~ok] = np.nan
+    return out
+
+
+def _index_add(h: np.ndarray, y: np.ndarray, *, n: int) -> np.ndarray:
+    """Zeros of shape (n, ...) with the rows of h added at the positions y (np.add.at, so a
+    position named twice gets both)."""
+    out = np.zeros((n, *h.shape[y.ndim :]), dtype=h.dtype)
+    ok = _in_range(y, n)
+    np.add.at(out, y[ok], h[ok])
+    return out
+
+
+def _position(at: int) -> Tensor:
+    return Tensor(at, dtype=np.int64)
+
+
+index = primitive("index", lambda x, *, at: x[at])
+defvjp(index, lambda g, ans, x, *, at: index_add(g, _position(at), n=x.shape[0]))
+
+_take_rows = primitive("take", _take)
+defvjp(_take_rows, lambda g, ans, x, y: index_add(g, y, n=x.shape[0]), _no_gradient(1))
+
+index_add = primitive("index_add", _index_add)
+defvjp(index_add, lambda g, ans, h, y, *, n: take(g, y), _no_gradient(1))
+
+
+def take(x: ArrayLike, y: ArrayLike) -> Tensor:
+    """x[y] along the first axis, for integer indices y (a scalar or 1-D): y's shape, then x's
+    other axes. Indices given as a list or number stay integers."""
+    return _take_rows(x, y if isinstance(y, Tensor) else Tensor(y, dtype=np.asarray(y).dtype))
+
 
 # ---------------------------------------------------------------- linear algebra
 # numpy semantics for 1-D and 2-D operands: a 1-D left operand is a row, a 1-D right operand a
@@ -649,21 +816,34 @@ __all__ = [
     "abs",
     "add",
     "broadcast_to",
+    "clamp",
     "cos",
     "cross_entropy",
     "defvjp",
     "div",
     "dot",
+    "eq",
     "exp",
     "expand_dims",
+    "ge",
     "grad",
+    "gt",
+    "index",
+    "index_add",
+    "le",
     "log",
     "log_softmax",
     "logsumexp",
+    "lt",
     "matmul",
+    "max",
+    "maximum",
     "mean",
+    "min",
+    "minimum",
     "mse_loss",
     "mul",
+    "ne",
     "neg",
     "nll_loss",
     "no_grad",
@@ -681,9 +861,11 @@ __all__ = [
     "step",
     "sub",
     "sum",
+    "take",
     "tan",
     "tanh",
     "trace",
     "transpose",
     "unbroadcast",
+    "where",
 ]

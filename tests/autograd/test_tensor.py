@@ -356,7 +356,7 @@ def test_relu_and_abs_have_zero_slope_at_zero() -> None:
 
 
 def test_sign_and_step_are_constants() -> None:
-    assert frozenset({"sign", "step"}) == T.NONDIFFERENTIABLE
+    assert frozenset({"sign", "step", "lt", "le", "gt", "ge", "eq", "ne"}) == T.NONDIFFERENTIABLE
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     for op in (T.sign, T.step):
         assert not op(x).requires_grad
@@ -368,9 +368,10 @@ def test_sign_and_step_are_constants() -> None:
 
 def test_rule_table_covers_every_primitive() -> None:
     assert set(T.VJPS) == set(T.PRIMITIVES)
-    binary = {"add", "sub", "mul", "div", "pow", "matmul"}
+    binary = {"add", "sub", "mul", "div", "pow", "matmul", "lt", "le", "gt", "ge", "eq", "ne"}
+    binary |= {"maximum", "minimum", "take", "index_add"}
     for name, rules in T.VJPS.items():
-        assert len(rules) == (2 if name in binary else 1), name
+        assert len(rules) == (3 if name == "where" else 2 if name in binary else 1), name
 
 
 # ---------------------------------------------------------------- numerics and dtypes
