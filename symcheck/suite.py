@@ -85,6 +85,17 @@ class Tolerance:
     atol: float | None = None
     engines: Mapping[str, Tolerance] = field(default_factory=dict)
 
+    def as_overrides(self) -> dict[str, Any] | None:
+        """The shape symcheck.compare.resolve_tolerance takes: global rtol/atol, then per engine."""
+        overrides: dict[str, Any] = {}
+        if self.rtol is not None:
+            overrides["rtol"] = self.rtol
+        if self.atol is not None:
+            overrides["atol"] = self.atol
+        for engine, t in self.engines.items():
+            overrides[engine] = {"rtol": t.rtol, "atol": t.atol}
+        return overrides or None
+
     def for_engine(self, engine: str) -> tuple[float | None, float | None]:
         """(rtol, atol) for one engine: its own override, else the global one, else None."""
         own = self.engines.get(engine, Tolerance())

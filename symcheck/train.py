@@ -493,7 +493,7 @@ def run_training(prep: Prepared, runner: Runner) -> TrainingResult:
         result.problems.append(
             f"the loss is not finite from {result.where(bad)} on: the run diverged (try a smaller lr)"
         )
-    overrides = _tolerance_overrides(case)
+    overrides = case.tolerance.as_overrides()
     for leg in result.engines:
         if leg.trajectory is not None and leg is not ref:
             _compare(leg, ref.trajectory, overrides, spec.tolerance_growth)
@@ -519,16 +519,6 @@ def _run_leg(name: str, plan: _Plan, runner: Runner) -> EngineTraining:
         )
 
 
-def _tolerance_overrides(case: Case) -> dict[str, Any] | None:
-    tol = case.tolerance
-    overrides: dict[str, Any] = {}
-    if tol.rtol is not None:
-        overrides["rtol"] = tol.rtol
-    if tol.atol is not None:
-        overrides["atol"] = tol.atol
-    for engine, t in tol.engines.items():
-        overrides[engine] = {"rtol": t.rtol, "atol": t.atol}
-    return overrides or None
 
 
 def step_tolerance(base: Tolerance, growth: float, step: int) -> Tolerance:

@@ -241,7 +241,7 @@ class Runner:
             return pr
         ref = pr.results[pr.reference]
         output = program.output.name
-        overrides = _tolerance_overrides(case)
+        overrides = case.tolerance.as_overrides()
         for name, res in pr.results.items():
             if name == pr.reference:
                 if res.failures:
@@ -348,16 +348,6 @@ class Runner:
             )
 
 
-def _tolerance_overrides(case: Case) -> dict | None:
-    tol = case.tolerance
-    overrides: dict = {}
-    if tol.rtol is not None:
-        overrides["rtol"] = tol.rtol
-    if tol.atol is not None:
-        overrides["atol"] = tol.atol
-    for engine, t in tol.engines.items():
-        overrides[engine] = {"rtol": t.rtol, "atol": t.atol}
-    return overrides or None
 
 
 def _numbers_text(numbers: np.ndarray) -> str:

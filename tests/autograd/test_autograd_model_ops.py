@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
+from fd_checks import central_difference, check_grad, check_second  # shared by the op tests
 
 from symcheck.autograd import tensor as T
 from symcheck.autograd.engine import AutogradEngine, evaluate, gradient_tensors, hessian
@@ -28,50 +29,6 @@ def labels(*values: int) -> Tensor:
 def label(value: int) -> Tensor:
     """One class label, a scalar int64 tensor."""
     return Tensor(np.array(value), dtype=np.int64)
-
-
-def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """d f / d x, element by element: (f(x + eps) - f(x - eps)) / (2 eps)."""
-    out = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        plus, minus = x.copy(), x.copy()
-        plus[idx] += eps
-        minus[idx] -= eps
-        out[idx] = (f(plus) - f(minus)) / (2 * eps)
-    return out
-
-
-def check_grad(fn: Fn, *arrays: np.ndarray, tol: float = 1e-6) -> None:
-    """The gradient of sum(fn(...) * w), w random, against central differences in each argument."""
-    w = rng.uniform(0.5, 1.5, fn(*(Tensor(a) for a in arrays)).shape)
-    leaves = [Tensor(a, requires_grad=True) for a in arrays]
-    grads = T.grad(T.sum(fn(*leaves) * w), leaves)
-    for i, g in enumerate(grads):
-
-        def loss(x: np.ndarray, i: int = i) -> float:
-            args = [Tensor(x) if j == i else Tensor(a) for j, a in enumerate(arrays)]
-            return T.sum(fn(*args) * w).item()
-
-        assert g.shape == arrays[i].shape
-        np.testing.assert_allclose(g.data, central_difference(loss, arrays[i]), rtol=tol, atol=tol)
-
-
-def check_second(fn: Fn, x: np.ndarray, tol: float = 1e-5) -> None:
-    """A Hessian-vector product through create_graph against differences of the gradient."""
-    w = rng.uniform(0.5, 1.5, fn(Tensor(x)).shape)
-    v = rng.uniform(-1.0, 1.0, x.shape)
-
-    def directional(x: np.ndarray, create_graph: bool = False) -> tuple[Tensor, Tensor]:
-        leaf = Tensor(x, requires_grad=True)
-        (g,) = T.grad(T.sum(fn(leaf) * w), [leaf], create_graph=create_graph)
-        return leaf, T.sum(g * v)
-
-    leaf, gv = directional(x, create_graph=True)
-    assert gv.requires_grad
-    (hv,) = T.grad(gv, [leaf])
-    np.testing.assert_allclose(
-        hv.data, central_difference(lambda x: directional(x)[1].item(), x, 1e-5), rtol=tol, atol=tol
-    )
 
 
 OPTIONS = EngineOptions()
