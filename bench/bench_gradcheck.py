@@ -32,13 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from _common import (
+    ENGINES,
+    SymcheckRun,
+    fmt_seconds,
+    median_engine_seconds,
+    print_grid,
+    ratio,
+    time_case,
+    worst_status,
+)
 
 from symcheck.errors import Source
 from symcheck.inputs import InputSpec
 from symcheck.suite import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
-from symcheck.verify import CaseResult, run_cases
 
-ENGINES = ("symbolic", "autograd", "torch", "numeric")
 FULL_SIZES = (4, 16, 64, 256, 1024)
 QUICK_SIZES = (4, 64, 1024)
 
@@ -114,41 +122,8 @@ def make_case(work: Workload, expansion_budget: int) -> Case:
     )
 
 
-@dataclass
-class SymcheckRun:
-    seconds: float
-    engine_seconds: dict[str, float]
-    status: str
-    mode: str  # "expansion" or "closed form"
-    notes: list[str] = field(default_factory=list)
-
-
 def run_symcheck(work: Workload, expansion_budget: int, clear_sympy_cache: bool) -> SymcheckRun:
-    if clear_sympy_cache and "sympy" in sys.modules:
-        from sympy.core.cache import clear_cache
-
-        clear_cache()
-    case = make_case(work, expansion_budget)
-    start = time.perf_counter()
-    results, errors = run_cases([case])
-    seconds = time.perf_counter() - start
-    if errors:
-        raise RuntimeError("; ".join(e.render() for e in errors))
-    (result,) = results
-    return SymcheckRun(seconds, _engine_seconds(result), result.status, *_mode(result))
-
-
-def _engine_seconds(result: CaseResult) -> dict[str, float]:
-    point = result.points[0]
-    return {name: res.seconds for name, res in point.results.items()}
-
-
-def _mode(result: CaseResult) -> tuple[str, list[str]]:
-    sym = result.points[0].results.get("symbolic")
-    if sym is None:
-        return "-", []
-    skipped = any(n.startswith("expansion skipped") for n in sym.notes)
-    return ("closed form" if skipped else "expansion"), list(sym.notes)
+    return time_case(make_case(work, expansion_budget), clear_sympy_cache)
 
 
 def run_gradcheck(work: Workload, fast: bool) -> float:
@@ -187,13 +162,15 @@ def measure(work: Workload, size: int, args: argparse.Namespace) -> Row:
     row.sym_cold, row.mode, row.status = cold.seconds, cold.mode, cold.status
     reps = args.reps
     if cold.seconds > args.max_seconds:
-        row.capped = f"cold symcheck run took {_s(cold.seconds)} > --max-seconds {args.max_seconds:g}s"
+        row.capped = (
+            f"cold symcheck run took {fmt_seconds(cold.seconds)} > --max-seconds {args.max_seconds:g}s"
+        )
         reps = 1
     warm = [run_symcheck(work, args.expansion_budget, args.clear_sympy_cache) for _ in range(reps)]
     row.sym = statistics.median(r.seconds for r in warm)
-    row.engines = {e: statistics.median(r.engine_seconds.get(e, float("nan")) for r in warm) for e in ENGINES}
+    row.engines = median_engine_seconds(warm)
     if any(r.status != "pass" for r in warm):
-        row.status = next(r.status for r in warm if r.status != "pass")
+        row.status = worst_status(warm)
 
     row.gc_cold = run_gradcheck(work, fast=False)
     row.gc = statistics.median(run_gradcheck(work, fast=False) for _ in range(reps))
@@ -206,28 +183,18 @@ def measure(work: Workload, size: int, args: argparse.Namespace) -> Row:
 # ---------------------------------------------------------------- output
 
 
-def _s(seconds: float) -> str:
-    if seconds != seconds:  # nan
-        return "-"
-    return f"{seconds * 1e3:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
-
-
-def _ratio(a: float, b: float) -> str:
-    if a != a or b != b or b == 0:
-        return "-"
-    return f"{a / b:.1f}x"
-
-
 def print_table(rows: Sequence[Row], fast: bool) -> None:
     head = ["expression", "elems", "shapes", "symbolic mode", "status", "sym cold", "symcheck", "gradcheck"]
     head += ["fast", "sc/gc", "sc/fast"] if fast else ["sc/gc"]
     body = []
     for r in rows:
         line = [r.work.expr, str(r.work.elements), r.work.shape_text(), r.mode, r.status]
-        line += [_s(r.sym_cold), _s(r.sym), _s(r.gc)]
-        line += [_s(r.fast), _ratio(r.sym, r.gc), _ratio(r.sym, r.fast)] if fast else [_ratio(r.sym, r.gc)]
+        line += [fmt_seconds(r.sym_cold), fmt_seconds(r.sym), fmt_seconds(r.gc)]
+        line += (
+            [fmt_seconds(r.fast), ratio(r.sym, r.gc), ratio(r.sym, r.fast)] if fast else [ratio(r.sym, r.gc)]
+        )
         body.append(line)
-    _print_grid(head, body, right_from=5)
+    print_grid(head, body, right_from=5)
 
     print("\nsymcheck time by engine (median EngineResult.seconds; 'other' = run_cases minus the engines:")
     print("parsing, binding, point checks, comparison):")
@@ -236,26 +203,13 @@ def print_table(rows: Sequence[Row], fast: bool) -> None:
     for r in rows:
         other = r.sym - sum(v for v in r.engines.values() if v == v)
         line = [r.work.expr, str(r.work.elements)]
-        line += [_s(r.engines.get(e, float("nan"))) for e in ENGINES]
-        line += [_s(other), _s(r.gc_cold)]
+        line += [fmt_seconds(r.engines.get(e, float("nan"))) for e in ENGINES]
+        line += [fmt_seconds(other), fmt_seconds(r.gc_cold)]
         body.append(line)
-    _print_grid(head, body, right_from=1)
+    print_grid(head, body, right_from=1)
     for r in rows:
         if r.capped:
             print(f"capped: {r.work.expr} at {r.work.elements} elements: {r.capped}; one repetition only")
-
-
-def _print_grid(head: list[str], body: list[list[str]], right_from: int) -> None:
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-
-    def fmt(cells: list[str]) -> str:
-        pairs = enumerate(zip(cells, widths, strict=True))
-        return "  ".join(c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in pairs)
-
-    print(fmt(head))
-    print("  ".join("-" * w for w in widths))
-    for line in body:
-        print(fmt(line))
 
 
 # ---------------------------------------------------------------- main
@@ -309,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"first symcheck run of the process (imports SymPy and torch, first derivation): "
-        f"{_s(first_run.seconds)} for {first.expr} at {first.elements} elements\n"
+        f"{fmt_seconds(first_run.seconds)} for {first.expr} at {first.elements} elements\n"
     )
 
     rows: list[Row] = []

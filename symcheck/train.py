@@ -519,8 +519,6 @@ def _run_leg(name: str, plan: _Plan, runner: Runner) -> EngineTraining:
         )
 
 
-
-
 def step_tolerance(base: Tolerance, growth: float, step: int) -> Tolerance:
     """The tolerance at step k: rounding differences are fed back through every later update."""
     factor = 1.0 + growth * step

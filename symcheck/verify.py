@@ -348,8 +348,6 @@ class Runner:
             )
 
 
-
-
 def _numbers_text(numbers: np.ndarray) -> str:
     array = np.asarray(numbers)
     if array.ndim == 0:

@@ -172,6 +172,8 @@ class SymbolicEngine(Engine):
         second = self.second_order(program, wrt)
         result.hessian_forms = dict(second.printed)
         shapes = {n: program.inputs[n].type.shape for n in wrt}
+        if not expanded:
+            result.notes.append(self._probe_second_order(program, wrt, options, result))
         if not wants_full_hessian(shapes, options):
             directions = second_order_directions(shapes, options)
             result.hvps = [HVP(d, second.evaluate(inputs, d)) for d in directions]
@@ -225,6 +227,38 @@ class SymbolicEngine(Engine):
         result.value = np.asarray(value, dtype=np.float64)
         result.grads = grads
         result.exact_value = exact_text(exact)
+
+    def _probe_second_order(
+        self, program: Program, wrt: Sequence[str], options: EngineOptions, result: EngineResult
+    ) -> str:
+        """Above the budget, the closed form of H v against the exact expanded Hessian at a probe shape."""
+        shapes = probe_shapes(program)
+        if sum(t.size for t in shapes.values()) > options.expansion_budget:
+            return "closed form of H v not checked by expansion: even the probe shape is too large"
+        probe = bind(parse(program.source.text, program.source), shapes)
+        rng = np.random.default_rng([options.seed, 1])
+        point = {
+            name: rng.uniform(0.3, 1.2, t.shape)
+            if t.dtype.value == "float"
+            else np.zeros(t.shape, dtype=np.int64)
+            for name, t in shapes.items()
+        }
+        closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
+        expansion = expand_gradient(probe, list(wrt))
+        subs = expansion.substitution(point)
+        exact = {
+            k: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(block)
+            for k, block in expansion_hessian(expansion, wrt).items()
+        }
+        shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
+        disagreements = _disagreements(closed, exact)
+        if disagreements:
+            result.failures.append(
+                f"closed form of H v disagrees with the expanded Hessian at probe shape "
+                f"{shown}: {disagreements[0]}"
+            )
+            return "second derivatives: probe check failed"
+        return f"closed form of H v = expanded Hessian at probe shape ({shown}) at a random point"
 
     def _probe(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
         shapes = probe_shapes(program)

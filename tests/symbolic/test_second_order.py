@@ -93,3 +93,13 @@ def test_order_one_leaves_second_derivatives_empty() -> None:
     prog = program("sum(x^3)", {"x": (2,)})
     result = SymbolicEngine().run(prog, {"x": np.ones(2)}, ["x"], EngineOptions())
     assert result.hessian == {} and result.hvps == [] and result.hessian_forms == {}
+
+
+def test_above_the_budget_the_closed_form_of_hv_is_checked_at_a_probe_shape() -> None:
+    prog = program("sum(tanh(W @ x))", {"W": (5, 4), "x": (4,)})
+    rng = np.random.default_rng(1)
+    point = {"W": rng.uniform(-1, 1, (5, 4)), "x": rng.uniform(-1, 1, 4)}
+    result = SymbolicEngine().run(prog, point, ["W", "x"], EngineOptions(order=2, expansion_budget=10))
+    assert not result.failures
+    assert any(n.startswith("closed form of H v = expanded Hessian at probe shape") for n in result.notes)
+    assert set(result.hessian) == {"W,W", "W,x", "x,W", "x,x"}

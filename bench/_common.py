@@ -1,0 +1,99 @@
+"""Helpers shared by the benchmarks in bench/: timing one symcheck Case, reading its results, tables.
+
+Imported as `_common` by the scripts beside it (running `python bench/X.py` puts bench/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from symcheck.suite import Case
+from symcheck.verify import CaseResult, run_cases
+
+ENGINES = ("symbolic", "autograd", "torch", "numeric")
+NAN = float("nan")
+
+
+@dataclass
+class SymcheckRun:
+    seconds: float
+    engine_seconds: dict[str, float]
+    status: str
+    mode: str  # "expansion" or "closed form"
+    notes: dict[str, list[str]] = field(default_factory=dict)  # engine -> EngineResult.notes
+    value: float = NAN  # the output as the first engine that ran computed it
+
+
+def time_case(case: Case, clear_sympy_cache: bool = False) -> SymcheckRun:
+    """Time `run_cases([case])`, which makes a fresh Runner: every call derives the symbolic forms again."""
+    if clear_sympy_cache and "sympy" in sys.modules:
+        from sympy.core.cache import clear_cache
+
+        clear_cache()
+    start = time.perf_counter()
+    results, errors = run_cases([case])
+    seconds = time.perf_counter() - start
+    if errors:
+        raise RuntimeError("; ".join(e.render() for e in errors))
+    (result,) = results
+    point = result.points[0]
+    notes = {name: list(res.notes) for name, res in point.results.items()}
+    value = next((float(np.sum(res.value)) for res in point.results.values()), NAN)
+    return SymcheckRun(seconds, engine_seconds(result), result.status, symbolic_mode(result), notes, value)
+
+
+def engine_seconds(result: CaseResult) -> dict[str, float]:
+    point = result.points[0]
+    return {name: res.seconds for name, res in point.results.items()}
+
+
+def symbolic_mode(result: CaseResult) -> str:
+    """'expansion' (every element expanded exactly) or 'closed form' (expansion skipped over budget)."""
+    sym = result.points[0].results.get("symbolic")
+    if sym is None:
+        return "-"
+    skipped = any(n.startswith("expansion skipped") for n in sym.notes)
+    return "closed form" if skipped else "expansion"
+
+
+def median_engine_seconds(runs: Sequence[SymcheckRun]) -> dict[str, float]:
+    return {e: statistics.median(r.engine_seconds.get(e, NAN) for r in runs) for e in ENGINES}
+
+
+def worst_status(runs: Iterable[SymcheckRun]) -> str:
+    statuses = [r.status for r in runs]
+    return next((s for s in statuses if s != "pass"), statuses[0] if statuses else "-")
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt_seconds(seconds: float) -> str:
+    if seconds != seconds:  # nan
+        return "-"
+    return f"{seconds * 1e3:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def ratio(a: float, b: float) -> str:
+    if a != a or b != b or b == 0:
+        return "-"
+    return f"{a / b:.1f}x" if a / b >= 0.1 else f"{a / b:.2f}x"
+
+
+def print_grid(head: list[str], body: list[list[str]], right_from: int) -> None:
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+
+    def fmt(cells: list[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if i >= right_from else c.ljust(w) for i, (c, w) in pairs)
+
+    print(fmt(head))
+    print("  ".join("-" * w for w in widths))
+    for line in body:
+        print(fmt(line))
