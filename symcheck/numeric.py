@@ -456,7 +456,8 @@ class NumericEngine(Engine):
         options: EngineOptions,
         notes: list[str],
     ) -> list[Directional]:
-        rng = np.random.default_rng(options.seed)
+        # A stream of its own, so directions never line up with data a user drew with the same seed.
+        rng = np.random.default_rng([options.seed, 0x5EED])
         base = {n: point[n].copy() for n in names}
         flat_x = np.concatenate([base[n].reshape(-1) for n in names])
         total = flat_x.size
