@@ -1,7 +1,26 @@
 """symcheck: cross-check derivatives with SymPy, a hand-written autograd engine, PyTorch and
 finite differences.
 
-Importing the package is cheap: torch and sympy load only when an engine runs.
+Importing the package is cheap: torch and sympy load only when an engine runs, and the Python API
+(`symcheck.assert_gradients`, symcheck/api.py) loads on first use.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+_LAZY = {"assert_gradients": "symcheck.api", "FunctionEngine": "symcheck.api"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'symcheck' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -7,6 +7,7 @@ Heavy modules (torch, sympy) load only when a command runs an engine, never for 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -53,14 +54,70 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 def _engine_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
+    from symcheck.engine import available_engines
+
+    known = available_engines()  # the four, plus plug-ins (docs/engines.md); lists, imports nothing
     names = [v.strip() for v in value.split(",") if v.strip()]
     for name in names:
-        if name not in ENGINE_NAMES:
+        if name not in known:
             from symcheck.errors import did_you_mean
 
-            hint = did_you_mean(name, ENGINE_NAMES) or f"engines are {', '.join(ENGINE_NAMES)}"
+            hint = did_you_mean(name, known) or f"engines are {', '.join(known)}"
             raise click.BadParameter(f"unknown engine '{name}'; {hint}", param_hint="--engines")
     return names
+
+
+# Engine plug-ins added to every case of this command (--engine-plugin; installed entry points
+# with --allow-import): set by _with_plugins while the command runs.
+_plugin_columns: list[str] = []
+
+
+def _with_plugins(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine-plugin MODULE:CLASS (repeatable): register user engines for this command.
+
+    Importing a plug-in runs its code, so it needs --allow-import. Installed plug-ins (entry point
+    group symcheck.engines) run where a case or --engines names them; --allow-import also adds
+    every installed one to every case. Goes under @_guarded, so a bad plug-in is exit 2."""
+
+    @click.option(
+        "--engine-plugin",
+        "engine_plugins",
+        multiple=True,
+        metavar="MODULE:CLASS",
+        help="Also run your own engine (a symcheck.engine.Engine subclass), as one more column in "
+        "every case; needs --allow-import. Repeatable. See docs/engines.md.",
+    )
+    @wraps(fn)
+    def wrapper(*args: Any, engine_plugins: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        from symcheck.engine import entry_point_engines, plugins_loaded
+        from symcheck.errors import SymcheckError
+
+        allow = bool(kwargs.get("allow_import"))
+        if engine_plugins and not allow:
+            raise SymcheckError(
+                f"--engine-plugin {engine_plugins[0]} would import and run Python code",
+                hint="add --allow-import to allow it",
+            )
+        with plugins_loaded(engine_plugins) as names:
+            installed = [n for n in entry_point_engines() if n not in names] if allow else []
+            _plugin_columns[:] = [*names, *installed]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _plugin_columns.clear()
+
+    return wrapper
+
+
+def _add_plugin_columns(cases: Sequence[Any]) -> list[Any]:
+    from dataclasses import replace
+
+    return [
+        replace(c, engines=[*c.engines, *(n for n in _plugin_columns if n not in c.engines)])
+        if any(n not in c.engines for n in _plugin_columns)
+        else c
+        for c in cases
+    ]
 
 
 common_options = [
@@ -71,7 +128,21 @@ common_options = [
         "--expansion-budget", type=click.IntRange(min=0), help="Most input elements to expand symbolically."
     ),
     click.option("--order", type=click.IntRange(1, 2), help="2: also check second derivatives."),
-    click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True),
+    click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json", "junit", "github"]),
+        default="text",
+        show_default=True,
+        help="text for people; json (schema in the README); junit XML; github workflow annotations.",
+    ),
+    click.option(
+        "--color",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="Colour the text report; auto: on a terminal, unless NO_COLOR is set.",
+    ),
     click.option("-v", "--verbose", is_flag=True, help="Show every engine note."),
 ]
 
@@ -89,24 +160,108 @@ def _override(cases: Sequence[Any], **changes: Any) -> list[Any]:
     return [replace(c, **given) for c in cases] if given else list(cases)
 
 
-def _report(results: Sequence[Any], fmt: str, verbose: bool) -> int:
-    from symcheck.report import render_json, render_text
+def _report(
+    results: Sequence[Any],
+    fmt: str,
+    verbose: bool,
+    color: str = "auto",
+    suite_names: dict[str, str] | None = None,
+) -> int:
+    from symcheck.formats import render, use_color
 
-    click.echo(render_json(results) if fmt == "json" else render_text(results, verbose), nl=False)
+    colored = fmt == "text" and use_color(color)
+    text = render(results, fmt, verbose=verbose, color=colored, suite_names=suite_names)
+    click.echo(text, nl=False, color=colored or None)  # click strips ANSI off a terminal unless told
     if any(r.status == "error" for r in results):
         return EXIT_INTERNAL
     return EXIT_OK if all(r.status == "pass" for r in results) else EXIT_MISMATCH
 
 
-def _run(cases: Sequence[Any], fmt: str, verbose: bool) -> int:
+def _run(
+    cases: Sequence[Any],
+    fmt: str,
+    verbose: bool,
+    color: str = "auto",
+    *,
+    jobs: int = 1,
+    baseline: str | None = None,
+    update_baseline: bool = False,
+    strict_baseline: bool = False,
+    suite_names: dict[str, str] | None = None,
+) -> int:
+    from symcheck.formats import Progress
     from symcheck.verify import run_cases
 
-    results, errors = run_cases(cases)
+    cases = _add_plugin_columns(cases)  # --engine-plugin, and installed plug-ins with --allow-import
+    recorded = _read_baseline(baseline, update_baseline)  # before running: a bad file fails fast
+    progress = Progress()  # stderr, and only on a terminal
+    try:
+        results, errors = run_cases(cases, jobs=jobs, progress=progress)
+    finally:
+        progress.close()
     if errors:
         _fail(
             "\n".join(e.render() for e in errors) + f"\n{len(errors)} error(s) in the input", EXIT_BAD_INPUT
         )
-    return _report(results, fmt, verbose)
+    if baseline is not None:
+        from symcheck import baseline as baselines
+
+        if update_baseline:  # the only time verify writes a file
+            baselines.write(baseline, baselines.record(results, baseline, recorded))
+            click.echo(f"baseline: recorded {len(results)} case(s) in {baseline}", err=True)
+        else:
+            assert recorded is not None
+            baselines.compare(results, recorded, baseline, strict=strict_baseline)
+    return _report(results, fmt, verbose, color, suite_names)
+
+
+def _read_baseline(path: str | None, update: bool) -> dict[str, Any] | None:
+    """The baseline to compare with, or (updating) the one whose other cases are kept, if any."""
+    if path is None or (update and not os.path.exists(path)):
+        return None
+    from symcheck.baseline import load
+
+    return load(path)
+
+
+class _Jobs(click.ParamType):
+    """-j N: a number of processes; 0 or auto: one per CPU."""
+
+    name = "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            jobs = value
+        elif str(value).strip().lower() == "auto":
+            jobs = 0
+        else:
+            try:
+                jobs = int(str(value))
+            except ValueError:
+                self.fail(f"{value!r} is not a number of processes or 'auto'", param, ctx)
+        if jobs < 0:
+            self.fail(f"{value!r}: give 1 or more processes, or 0 / auto for one per CPU", param, ctx)
+        return jobs or os.cpu_count() or 1
+
+
+def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """--shard I/N: 1 <= I <= N."""
+    if value is None:
+        return None
+    index, slash, count = value.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not slash or n < 1 or not 1 <= i <= n:
+        raise click.BadParameter(f"{value!r} is not I/N with 1 <= I <= N (e.g. 2/4)", ctx, param)
+    return i, n
+
+
+def shard_cases(cases: Sequence[Any], index: int, count: int) -> list[Any]:
+    """The index-th (1-based) of `count` shares: round-robin over the cases in load order (files
+    sorted, cases as written), so every shard gets a fair mix and the shards partition the run."""
+    return list(cases[index - 1 :: count])
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,26 +274,69 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-k", "keyword", help="Run only cases whose name contains this text.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=_Jobs(),
+    default="1",
+    help="Run the cases in N processes (0 or auto: one per CPU); the report is the same.",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    callback=_parse_shard,
+    help="Run only share I of N (1-based; round-robin over the cases in load order), for a CI matrix.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False),
+    help="Also compare every engine's numbers with those recorded in this JSON file.",
+)
+@click.option(
+    "--update-baseline", is_flag=True, help="Record this run's numbers in the --baseline file instead."
+)
+@click.option(
+    "--strict-baseline", is_flag=True, help="A case or point that the baseline lacks fails (default: noted)."
+)
+@click.option(
+    "--allow-import",
+    is_flag=True,
+    help="Import the Python code that cases name with impl: (it runs). Without it, only where "
+    "[tool.symcheck] allow-import = true in the suite's pyproject.toml.",
+)
 @_with_common
 @_guarded
+@_with_plugins
 def verify(
     paths: tuple[str, ...],
     keyword: str | None,
+    jobs: int,
+    shard: tuple[int, int] | None,
+    baseline: str | None,
+    update_baseline: bool,
+    strict_baseline: bool,
+    allow_import: bool,
     engines: str | None,
     samples: int | None,
     seed: int | None,
     expansion_budget: int | None,
     order: int | None,
     fmt: str,
+    color: str,
     verbose: bool,
 ) -> int:
     """Run the suites in PATHS (YAML files, or directories searched for *.yaml)."""
     from symcheck.suite import load_paths
 
+    if (update_baseline or strict_baseline) and baseline is None:
+        flag = "--update-baseline" if update_baseline else "--strict-baseline"
+        raise click.UsageError(f"{flag} needs --baseline FILE")
     suites = load_paths(list(paths))
     cases = [c for s in suites for c in s.cases if keyword is None or keyword in c.name]
     if not cases:
         _fail("no cases found" + (f" matching -k {keyword!r}" if keyword else f" in {', '.join(paths)}"), 2)
+    if shard is not None:  # an empty share is no error: a CI matrix may have more shards than cases
+        cases = shard_cases(cases, *shard)
     cases = _override(
         cases,
         engines=_engine_list(engines),
@@ -146,8 +344,19 @@ def verify(
         seed=seed,
         expansion_budget=expansion_budget,
         order=order,
+        allow_import=allow_import or None,
     )
-    return _run(cases, fmt, verbose)
+    return _run(
+        cases,
+        fmt,
+        verbose,
+        color,
+        jobs=jobs,
+        baseline=baseline,
+        update_baseline=update_baseline,
+        strict_baseline=strict_baseline,
+        suite_names={s.path: s.name for s in suites},
+    )
 
 
 @main.command()
@@ -166,20 +375,37 @@ def verify(
     "--dtype", type=click.Choice(["float64", "float32", "float16", "bfloat16"]), help="torch engine dtype."
 )
 @click.option("--device", help="torch engine device (cpu, cuda, cuda:1).")
+@click.option(
+    "--impl",
+    metavar="MODULE:FUNCTION",
+    help="Also check your own implementation of EXPR (its import needs --allow-import).",
+)
+@click.option("--impl-grad", metavar="MODULE:FUNCTION", help="The gradient function of a numpy --impl.")
+@click.option(
+    "--allow-import",
+    is_flag=True,
+    help="Import the Python code that cases name with impl: (it runs). Without it, only where "
+    "[tool.symcheck] allow-import = true in the suite's pyproject.toml.",
+)
 @_with_common
 @_guarded
+@_with_plugins
 def grad(
     expr: str,
     inputs: tuple[str, ...],
     wrt: str | None,
     dtype: str | None,
     device: str | None,
+    impl: str | None,
+    impl_grad: str | None,
+    allow_import: bool,
     engines: str | None,
     samples: int | None,
     seed: int | None,
     expansion_budget: int | None,
     order: int | None,
     fmt: str,
+    color: str,
     verbose: bool,
 ) -> int:
     """Differentiate EXPR (a program: `y = x + 2; out = mean(3*y^2)`) without a suite file."""
@@ -194,6 +420,8 @@ def grad(
         if name in specs:
             raise SymcheckError(f"input '{name}' is given twice", hint="give each input once with -i")
         specs[name] = spec
+    if impl_grad is not None and impl is None:
+        raise SymcheckError("--impl-grad needs --impl: the function that computes the value")
     source = Source(expr, "<command line>")
     missing = [n for n in parse(expr, source).free_names() if n not in specs]
     if missing:
@@ -215,6 +443,11 @@ def grad(
         tolerance=Tolerance(),
         dtype=dtype or "float64",
         device=device or "cpu",
+        impl=impl,
+        impl_grad=impl_grad,
+        impl_source=None if impl is None else Source(impl, "<command line>"),
+        impl_grad_source=None if impl_grad is None else Source(impl_grad, "<command line>"),
+        allow_import=allow_import,
     )
     (case,) = _override(
         [case],
@@ -224,7 +457,7 @@ def grad(
         expansion_budget=expansion_budget,
         order=order,
     )
-    return _run([case], fmt, verbose)
+    return _run([case], fmt, verbose, color)
 
 
 @main.command()
@@ -249,6 +482,27 @@ def ops() -> None:
         if op.name == "pow":
             extra.append("a non-integer exponent needs base > 0")
         click.echo(f"{op.name:12} {signature:34} {op.doc}" + (f"  [{'; '.join(extra)}]" if extra else ""))
+
+
+@main.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the schema to this file instead of printing it (symcheck/suite.schema.json regenerates "
+    "the shipped copy).",
+)
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of suite files, for editors (see the README's "Editor support")."""
+    from pathlib import Path
+
+    from symcheck.suite import suite_json_schema_text
+
+    text = suite_json_schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":  # pragma: no cover

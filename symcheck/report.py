@@ -124,6 +124,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
     lines.append(
         f"{pad}engines   compared at {len(result.points)} point(s); reference: {reference or 'none'}"
     )
+    width = max([9, *(len(s.engine) for s in summaries)])  # a plug-in's name may be longer
     for s in summaries:
         if s.status == "reference":
             note = (
@@ -131,13 +132,16 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 if (ref is not None and ref.exact_value is not None) or _expanded(result)
                 else ""
             )
-            lines.append(f"{pad}  {s.engine:9} reference{('  (' + note + ')') if note else ''}")
+            lines.append(f"{pad}  {s.engine:{width}} reference{('  (' + note + ')') if note else ''}")
         elif s.status in ("skipped", "crashed", "inconsistent"):
-            lines.append(f"{pad}  {s.engine:9} {s.status}: {s.detail}")
+            lines.append(f"{pad}  {s.engine:{width}} {s.status}: {s.detail}")
         else:
             lines.append(
-                f"{pad}  {s.engine:9} {s.status:10} max abs err {s.max_abs:.2g}, max rel err {s.max_rel:.2g}"
+                f"{pad}  {s.engine:{width}} {s.status:10} "
+                f"max abs err {s.max_abs:.2g}, max rel err {s.max_rel:.2g}"
             )
+    if result.baseline is not None:  # --baseline: symcheck/baseline.py
+        lines.append(f"{pad}baseline  {result.baseline.summary()}")
     notes = _unique(n for p in result.points for r in p.results.values() for n in r.notes)
     notes += [n for n in result.notes if n not in notes]
     for note in notes if verbose else [n for n in notes if any(w in n for w in ("skipped", "not", "probe"))]:
@@ -226,6 +230,15 @@ def _point_failures(point: PointResult, pad: str, output: str) -> list[str]:
                 )
     for name, trace in point.crashed.items():
         lines.append(f"{pad}CRASHED   {name} at the {point.label}: {trace.strip().splitlines()[0]}")
+    for comparison in point.baseline:  # each engine against its own recorded numbers
+        for check in comparison.checks:
+            if not check.ok:
+                lines.append(
+                    f"{pad}MISMATCH  {comparison.engine} vs baseline, {check.what}, at the {point.label}:"
+                )
+                lines.extend(
+                    f"{pad}          {line}" for line in _mismatch_lines(check, comparison.engine, "baseline")
+                )
     return lines
 
 
@@ -242,6 +255,11 @@ def _mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list
         f"Greatest relative difference: {check.max_rel:.6g}",
         f"At {index}: {engine} = {check.actual:.12g}, {reference} = {check.expected:.12g}",
     ]
+
+
+def render_case_text(result: CaseResult, verbose: bool = False) -> str:
+    """One case's block of the text report (for the JUnit and GitHub formats: symcheck/formats.py)."""
+    return _case_text(result, verbose)
 
 
 def render_text(results: Sequence[CaseResult], verbose: bool = False) -> str:
@@ -276,6 +294,8 @@ def summary_line(results: Sequence[CaseResult]) -> str:
 #             "points": [{label, reference, kink_hits, conventions, problems, skipped, crashed,
 #                         "comparisons": [{engine, reference, ok, failures, checks: [check]}],
 #                         "expectations": [{what, claim, ok, detail, line}]}]}]}
+# Added compatibly: case "seconds" and "baseline" (null, or {file, key, status, points, mismatched,
+# missing, versions}); point "baseline" ([comparison] of each engine against its recorded numbers).
 # check: {what, ok, total, mismatched, max_abs, max_rel, worst_index, actual, expected, nonfinite, rtol, atol}
 
 
@@ -318,6 +338,8 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "proofs": [p.__dict__ for p in result.proofs],
         "notes": result.notes,
         "training": None if result.training is None else training_json(result.training),
+        "seconds": result.seconds,
+        "baseline": None if result.baseline is None else result.baseline.to_json(),
         "points": [
             {
                 "label": p.label,
@@ -339,6 +361,10 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
                     for c in p.comparisons
                 ],
                 "expectations": [e.__dict__ for e in p.expectations],
+                "baseline": [
+                    {"engine": c.engine, "ok": c.ok, "checks": [_check_json(x) for x in c.checks]}
+                    for c in p.baseline
+                ],
             }
             for p in result.points
         ],

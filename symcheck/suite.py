@@ -44,7 +44,7 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
-from symcheck.engine import BUILTIN_ENGINES, DEFAULT_ENGINES
+from symcheck.engine import BUILTIN_ENGINES, DEFAULT_ENGINES, available_engines
 from symcheck.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.inputs import InputSpec, RandomSpec, value_array
 from symcheck.ir import DType, Program, Ref, walk
@@ -205,6 +205,13 @@ class Case:
     wrt_line: int | None = None
     order: int = 1  # 2: also second derivatives
     train: TrainSpec | None = None  # a training run (symcheck/train.py)
+    # The user's own implementation of expr, "package.module:function" (symcheck/impl.py).
+    impl: str | None = None
+    impl_grad: str | None = None  # a numpy implementation's gradient function
+    impl_line: int | None = None
+    impl_source: Source | None = None
+    impl_grad_source: Source | None = None
+    allow_import: bool = False  # set by --allow-import only: a suite cannot opt itself in
 
     def error(self, message: str, line: int | None = None, hint: str | None = None) -> SymcheckError:
         return SymcheckError(message, filename=self.file, line=line or self.line, hint=hint)
@@ -270,7 +277,7 @@ class _TolModel(BaseModel):
 ToleranceModel = create_model(  # type: ignore[call-overload]
     "ToleranceModel",
     __base__=_TolModel,
-    **{name: (_TolModel | None, None) for name in BUILTIN_ENGINES},
+    **{name: (_TolModel | None, None) for name in (*BUILTIN_ENGINES, "impl")},
 )
 
 
@@ -324,10 +331,12 @@ class CaseModel(BaseModel):
     device: Annotated[StrictStr, Field(pattern=r"^(cpu|cuda(:\d+)?|mps)$")] = "cpu"
     order: Annotated[int, Strict(), Field(ge=1, le=2)] = 1
     train: TrainModel | None = None
+    impl: StrictStr | None = None
+    impl_grad: StrictStr | None = None
 
 
 TOP_KEYS = ("suite", "defaults", "cases")
-NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect")
+NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect", "impl", "impl_grad")
 DEFAULT_KEYS = tuple(k for k in CaseModel.model_fields if k not in NO_DEFAULT_KEYS)
 
 
@@ -618,13 +627,13 @@ class _Loader:
                 raise self.err(
                     "'engines' is empty", (*path, "engines"), hint=f"pick from {', '.join(BUILTIN_ENGINES)}"
                 )
+            known = available_engines()  # built-ins and plug-ins (docs/engines.md); imports none
             for i, engine in enumerate(m.engines):
-                if engine not in BUILTIN_ENGINES:
+                if engine not in known:
                     raise self.err(
                         f"unknown engine '{engine}'",
                         (*path, "engines", i),
-                        hint=did_you_mean(engine, BUILTIN_ENGINES)
-                        or f"engines are {', '.join(BUILTIN_ENGINES)}",
+                        hint=did_you_mean(engine, known) or f"engines are {', '.join(known)}",
                         key=False,
                     )
             engines = list(dict.fromkeys(m.engines))
@@ -649,7 +658,28 @@ class _Loader:
             wrt_line=self.doc.line((*path, "wrt")) if m.wrt is not None else None,
             order=m.order,
             train=None if m.train is None else self.train(m.train, (*path, "train"), inputs),
+            **self.impl(m, path),
         )
+
+    def impl(self, m: CaseModel, path: YamlPath) -> dict[str, Any]:
+        """`impl:`/`impl_grad:` as written, with where they are (loaded only on opt-in: symcheck/impl.py)."""
+        if m.impl_grad is not None and m.impl is None:
+            raise self.err(
+                "impl_grad needs impl: the function that computes the value",
+                (*path, "impl_grad"),
+                hint='impl: "mypkg.mod:f" (numpy arrays in, the value out) beside impl_grad',
+            )
+        if m.impl is None:
+            return {}
+        return {
+            "impl": m.impl,
+            "impl_grad": m.impl_grad,
+            "impl_line": self.doc.line((*path, "impl")),
+            "impl_source": self.doc.source(m.impl, (*path, "impl")),
+            "impl_grad_source": None
+            if m.impl_grad is None
+            else self.doc.source(m.impl_grad, (*path, "impl_grad")),
+        }
 
     def input_spec(self, name: str, m: InputModel, path: YamlPath) -> InputSpec:
         try:
@@ -975,7 +1005,7 @@ def _tolerance(m: Any) -> Tolerance:
         return Tolerance()
     engines = {
         name: Tolerance(getattr(m, name).rtol, getattr(m, name).atol)
-        for name in BUILTIN_ENGINES
+        for name in (*BUILTIN_ENGINES, "impl")
         if getattr(m, name) is not None
     }
     return Tolerance(m.rtol, m.atol, engines)
@@ -1246,3 +1276,69 @@ def _check_broadcast(
             line,
             hint="give a number (it broadcasts) or a nested list of that shape",
         )
+
+
+# ---------------------------------------------------------------- JSON Schema, for editors
+
+SCHEMA_FILE = Path(__file__).with_name("suite.schema.json")  # shipped; `symcheck schema --output` writes it
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """The suite format as a JSON Schema (draft 2020-12), generated from the models that validate
+    suites (CaseModel and those under it) plus what the loader accepts around them: the top level,
+    `defaults`, a bare number or list as an input's value."""
+    from pydantic import TypeAdapter
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class Generate(GenerateJsonSchema):
+        # The before-validators widen what a key accepts; the schema shows the wider input.
+        def function_before_schema(self, schema: Any) -> Any:
+            fn = schema["function"].get("function")
+            if fn is _listify:  # `wrt: x` stands for `wrt: [x]`
+                inner = schema["schema"]
+                return {"anyOf": [self.generate_inner(inner["items_schema"]), self.generate_inner(inner)]}
+            if fn is _textify:  # `expr: 3`
+                return {"anyOf": [self.generate_inner(schema["schema"]), {"type": "number"}]}
+            return super().function_before_schema(schema)
+
+    generated = TypeAdapter(list[CaseModel]).json_schema(schema_generator=Generate)
+    defs = generated["$defs"]
+    case = defs[CaseModel.__name__]
+    case["properties"]["inputs"]["additionalProperties"] = {
+        "anyOf": [
+            {"$ref": f"#/$defs/{InputModel.__name__}"},
+            {"type": ["number", "array"], "description": "the input's value (a number or nested list)"},
+        ]
+    }
+    defs["Defaults"] = {
+        "type": "object",
+        "title": "Defaults",
+        "description": "defaults for every case: any case key except " + ", ".join(NO_DEFAULT_KEYS),
+        "additionalProperties": False,
+        "properties": {k: v for k, v in case["properties"].items() if k in DEFAULT_KEYS},
+    }
+    cases = {"type": "array", "minItems": 1, "items": {"$ref": f"#/$defs/{CaseModel.__name__}"}}
+    top = {
+        "suite": {"type": "string", "minLength": 1, "description": "the suite's name (default: the file's)"},
+        "defaults": {"$ref": "#/$defs/Defaults"},
+        "cases": cases,
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "symcheck suite",
+        "description": "A symcheck suite (symcheck verify; pytest for *.symcheck.yaml): "
+        "`cases:` (with optional `suite:` and `defaults:`), or a bare list of cases.",
+        # Object keywords apply to a mapping, array keywords to a list: either form, precise errors.
+        "type": ["object", "array"],
+        "properties": top,
+        "required": ["cases"],
+        "additionalProperties": False,
+        "items": cases["items"],
+        "minItems": 1,
+        "$defs": defs,
+    }
+
+
+def suite_json_schema_text() -> str:
+    """The schema as `symcheck schema` prints it and symcheck/suite.schema.json holds it."""
+    return json.dumps(suite_json_schema(), indent=2, ensure_ascii=False) + "\n"

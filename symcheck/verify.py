@@ -7,8 +7,9 @@ anything runs, so a typo is reported as bad input (exit 2), never as a half-fini
 
 from __future__ import annotations
 
+import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ class PointResult:
     kink_hits: list[str] = field(default_factory=list)
     conventions: list[str] = field(default_factory=list)  # mismatches explained by a kink
     problems: list[str] = field(default_factory=list)  # failures not tied to one engine
+    # Each engine against its own recorded numbers (--baseline; symcheck/baseline.py).
+    baseline: list[EngineComparison] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,7 @@ class PointResult:
             and not self.problems
             and all(c.ok or c.engine in self._explained() for c in self.comparisons)
             and all(e.ok for e in self.expectations)
+            and all(c.ok for c in self.baseline)
         )
 
     def _explained(self) -> set[str]:
@@ -91,6 +95,8 @@ class CaseResult:
     proofs: list[FormulaProof] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     training: Any = None  # symcheck.train.TrainingResult, for a case with `train:`
+    baseline: Any = None  # symcheck.baseline.BaselineOutcome, with --baseline
+    seconds: float = 0.0  # wall time of Runner.run
 
     @property
     def crashed(self) -> bool:
@@ -123,6 +129,10 @@ def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]
             for name, expect in case.expect.grads.items():
                 if expect.formula is not None:
                     formulas[name] = _parse_formula(expect, program)
+            if case.impl is not None:  # the user's own implementation, one more engine (symcheck/impl.py)
+                from symcheck.impl import with_impl
+
+                case = with_impl(case)
             prepared.append(Prepared(case, program, formulas))
         except SymcheckError as e:
             errors.append(e)
@@ -160,8 +170,9 @@ def _parse_formula(expect: GradExpect, program: Program) -> ParsedProgram:
 class Runner:
     """Runs prepared cases; engines are created once and shared (the symbolic one caches)."""
 
-    def __init__(self) -> None:
-        self._engines: dict[str, Engine | EngineUnavailable] = {}
+    def __init__(self, engines: Mapping[str, Engine] | None = None) -> None:
+        # `engines`: ready instances that take precedence over the registry (the Python API's "fn").
+        self._engines: dict[str, Engine | EngineUnavailable] = dict(engines or {})
 
     def engine(self, name: str) -> Engine:
         if name not in self._engines:
@@ -175,6 +186,7 @@ class Runner:
         return found
 
     def run(self, prep: Prepared) -> CaseResult:
+        start = time.perf_counter()
         case, program = prep.case, prep.program
         wrt = list(case.wrt) if case.wrt else program.float_inputs()
         result = CaseResult(case, program, wrt)
@@ -200,6 +212,7 @@ class Runner:
             from symcheck.train import run_training
 
             result.training = run_training(prep, self)
+        result.seconds = time.perf_counter() - start
         return result
 
     def _points(
@@ -224,7 +237,9 @@ class Runner:
         pr.problems.extend(f"the given values break a domain: {v}" for v in checked.domain_violations)
         for name in case.engines:
             try:
-                pr.results[name] = self.engine(name).run(program, point, wrt, options)
+                engine = self._impl(case) if name == "impl" and case.impl is not None else self.engine(name)
+                pr.results[name] = engine.run(program, point, wrt, options)
+                pr.results[name].engine = name  # the column is the name asked for (a plug-in's entry point)
             except EngineUnavailable as e:
                 pr.skipped[name] = str(e)
             except SymcheckError:
@@ -247,8 +262,9 @@ class Runner:
                 if res.failures:
                     pr.comparisons.append(EngineComparison(name, name, failures=list(res.failures)))
                 continue
-            tol = resolve_tolerance(name, res.dtype, overrides)
-            second = resolve_tolerance(name, res.dtype, overrides, order=2)
+            own = self._own_tolerance(name, overrides)
+            tol = resolve_tolerance(name, res.dtype, own)
+            second = resolve_tolerance(name, res.dtype, own, order=2)
             comparison = compare_results(res, ref, tol, output, second)
             pr.comparisons.append(comparison)
             explainable = not comparison.ok and pr.kink_hits and not comparison.failures
@@ -261,6 +277,20 @@ class Runner:
                 )
         self._check_expectations(prep, pr, ref, label == "given values", overrides)
         return pr
+
+    @staticmethod
+    def _impl(case: Case) -> Engine:
+        from symcheck.impl import impl_engine
+
+        return impl_engine(case)
+
+    def _own_tolerance(self, name: str, overrides: Mapping | None) -> Mapping | None:
+        """A plug-in's declared tolerance (Engine.tolerance) under the case's own overrides."""
+        engine = self._engines.get(name)
+        own = getattr(engine, "tolerance", None) if isinstance(engine, Engine) else None
+        if own is None:
+            return overrides
+        return {"rtol": own[0], "atol": own[1], **(overrides or {})}
 
     def _check_expectations(
         self, prep: Prepared, pr: PointResult, ref: EngineResult, given: bool, overrides: Mapping | None
@@ -369,12 +399,84 @@ def _detail(c: ArrayComparison) -> str:
     )
 
 
-def run_cases(cases: Sequence[Case]) -> tuple[list[CaseResult], list[SymcheckError]]:
+# (cases done, cases in all, the case just done): a progress display's hook.
+ProgressHook = Callable[[int, int, CaseResult], None]
+
+
+def run_cases(
+    cases: Sequence[Case],
+    engines: Mapping[str, Engine] | None = None,
+    *,
+    jobs: int = 1,
+    progress: ProgressHook | None = None,
+) -> tuple[list[CaseResult], list[SymcheckError]]:
+    """Every case, in order. `jobs` > 1 runs them in that many worker processes (results still
+    in the cases' order); ready engine instances (`engines`) cannot cross processes, so they run here."""
     prepared, errors = prepare(cases)
     if errors:
         return [], errors
-    runner = Runner()
-    return [runner.run(p) for p in prepared], []
+    if jobs > 1 and len(prepared) > 1 and not engines:
+        return _run_parallel(cases, len(prepared), min(jobs, len(prepared)), progress), []
+    runner = Runner(engines)
+    results: list[CaseResult] = []
+    for p in prepared:
+        results.append(runner.run(p))
+        if progress is not None:
+            progress(len(results), len(prepared), results[-1])
+    return results, []
+
+
+# A worker process's own prepared cases and Runner (engines load once per process).
+_worker: tuple[list[Prepared], Runner] | None = None
+
+
+def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int) -> None:
+    global _worker
+    import os
+
+    # N workers each with a full-size torch thread pool would oversubscribe the cores.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    from symcheck import engine as engine_module
+
+    for name, spec in plugins.items():  # --engine-plugin registrations live in the parent only
+        engine_module.register_engine(engine_module.import_engine_class(spec), name)
+    prepared, _ = prepare(cases)  # the parent has checked them: no errors here
+    _worker = (prepared, Runner())
+
+
+def run_one(index: int) -> CaseResult:
+    """In a worker process: run the prepared case at `index` of the cases it was started with."""
+    assert _worker is not None, "run_one runs in a worker started by run_cases(jobs=...)"
+    prepared, runner = _worker
+    return runner.run(prepared[index])
+
+
+def _run_parallel(
+    cases: Sequence[Case], count: int, jobs: int, progress: ProgressHook | None
+) -> list[CaseResult]:
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from symcheck import engine as engine_module
+
+    plugins = getattr(engine_module, "registered_engines", dict)()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    results: list[CaseResult | None] = [None] * count
+    # spawn, not fork: a forked child of a process that has started torch's threads can deadlock.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_init_worker, initargs=(list(cases), plugins, threads)
+    )
+    try:
+        futures = {pool.submit(run_one, i): i for i in range(count)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            result = results[futures[future]] = future.result()
+            if progress is not None:
+                progress(done, count, result)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [r for r in results if r is not None]
 
 
 __all__ = [
@@ -386,4 +488,5 @@ __all__ = [
     "Tolerance",
     "prepare",
     "run_cases",
+    "run_one",
 ]

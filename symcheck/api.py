@@ -1,0 +1,379 @@
+"""The Python API for tests: check a torch function against the symbolic gradient of its spec.
+
+    symcheck.assert_gradients(my_swish, "x*sigmoid(x)", x=torch.randn(100))
+
+The function runs as one more engine column ("fn"), differentiated by torch.autograd (its backward
+may be a custom one), next to the four built-in engines; the run is the CLI's, on a case built in
+memory with the given values pinned. On failure the AssertionError's message is the CLI's text
+report for that case, so a failing test shows the element that differs, and both numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from symcheck.engine import (
+    DEFAULT_ENGINES,
+    HVP,
+    EngineOptions,
+    EngineResult,
+    check_engine_names,
+    hessian_key,
+    second_order_directions,
+    wants_full_hessian,
+)
+from symcheck.errors import Source, SymcheckError, did_you_mean
+from symcheck.impl import ImplEngine
+from symcheck.inputs import InputSpec
+from symcheck.ir import DType, Program, Ref, walk
+from symcheck.parser import ParsedProgram, parse
+
+if TYPE_CHECKING:
+    import torch
+
+    from symcheck.suite import Tolerance
+    from symcheck.verify import CaseResult
+
+FN_ENGINE = "fn"
+DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+class FunctionEngine(ImplEngine):
+    """A torch function as an engine: tensors named like the program's inputs in, a tensor out.
+
+    First order is a case's `impl:` engine (symcheck/impl.py) under another name: its value and
+    torch-autograd gradient, through whatever backward the function defines; what the function
+    does wrong when it runs is a failure in its column. Order 2 differentiates that gradient once
+    more (double backward) into Hessian blocks or Hessian-vector products.
+    """
+
+    name = FN_ENGINE
+    description = "the function under test, differentiated by torch.autograd"
+
+    def __init__(self, fn: Callable[..., Any], summed: tuple[int, ...] | None = None) -> None:
+        super().__init__(self._call, None, FN_ENGINE)
+        self.user_fn = fn
+        # The shape of the expression's own output when the case checks its sum (see
+        # assert_gradients): the function must return that shape, and its sum is compared.
+        self.summed = summed
+
+    def _call(self, **args: Any) -> Any:
+        out = self.user_fn(**args)
+        if self.summed is None or not hasattr(out, "sum"):
+            return out
+        if tuple(out.shape) != self.summed:
+            raise ValueError(
+                f"fn returned shape {list(out.shape)}; the expression's output has shape {list(self.summed)}"
+            )
+        return out.sum()
+
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        result = super().run(program, inputs, wrt, options)
+        if options.order >= 2:
+            result.notes = [n for n in result.notes if "second derivatives are not checked" not in n]
+            if not result.failures:
+                try:
+                    self._second_order(program, inputs, wrt, options, result)
+                except Exception as e:
+                    result.failures.append(f"fn's double backward raised {type(e).__name__}: {e}")
+        return result
+
+    def _second_order(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        result: EngineResult,
+    ) -> None:
+        import torch
+
+        from symcheck.torch_engine import resolve_device, resolve_dtype
+
+        dtype, device = resolve_dtype(options.dtype), resolve_device(options.device)
+        args: dict[str, torch.Tensor] = {}
+        leaves: dict[str, torch.Tensor] = {}
+        for name, decl in program.inputs.items():
+            array = np.asarray(inputs[name])
+            if decl.type.dtype is DType.FLOAT:
+                t = torch.as_tensor(array.astype(np.float64)).to(device=device, dtype=dtype)
+                if name in wrt:
+                    leaves[name] = t.requires_grad_(True)
+            else:
+                t = torch.as_tensor(array.astype(np.int64)).to(device=device)
+            args[name] = t
+        with torch.enable_grad():
+            out = self._call(**args)
+            found: Sequence[torch.Tensor | None] = (None,) * len(leaves)
+            if leaves and out.requires_grad:
+                found = torch.autograd.grad(out, list(leaves.values()), allow_unused=True, create_graph=True)
+            firsts = dict(zip(leaves, found, strict=True))
+            names = [n for n in dict.fromkeys(wrt) if n in leaves]
+            shapes = {n: tuple(leaves[n].shape) for n in names}
+            if wants_full_hessian(shapes, options):
+                result.hessian = _hessian({n: firsts[n] for n in names}, leaves)
+            else:
+                directions = second_order_directions(shapes, options)
+                result.hvps = _hvps({n: firsts[n] for n in names}, leaves, directions)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu").double().numpy()
+
+
+def _hessian(
+    firsts: Mapping[str, torch.Tensor | None], leaves: Mapping[str, torch.Tensor]
+) -> dict[str, np.ndarray]:
+    """Each block d2 out / (da db): row i is element i of grad a, differentiated once more."""
+    import torch
+
+    names = list(firsts)
+    targets = [leaves[n] for n in names]
+    blocks: dict[str, np.ndarray] = {}
+    for a, g in firsts.items():
+        rows: dict[str, list[np.ndarray]] = {b: [] for b in names}
+        for i in range(leaves[a].numel()):
+            found: Sequence[torch.Tensor | None] = (None,) * len(names)
+            if g is not None and g.requires_grad:
+                found = torch.autograd.grad(g.reshape(-1)[i], targets, retain_graph=True, allow_unused=True)
+            for b, d in zip(names, found, strict=True):
+                rows[b].append(np.zeros(tuple(leaves[b].shape)) if d is None else _numpy(d))
+        for b in names:
+            shape = tuple(leaves[a].shape) + tuple(leaves[b].shape)
+            blocks[hessian_key(a, b)] = np.stack(rows[b]).reshape(shape) if rows[b] else np.zeros(shape)
+    return blocks
+
+
+def _hvps(
+    firsts: Mapping[str, torch.Tensor | None],
+    leaves: Mapping[str, torch.Tensor],
+    directions: Sequence[Mapping[str, np.ndarray]],
+) -> list[HVP]:
+    """H v as the gradient of sum_a <grad_a, v_a>."""
+    import torch
+
+    names = list(firsts)
+    targets = [leaves[n] for n in names]
+    products = []
+    for v in directions:
+        terms = [
+            (g * torch.as_tensor(np.asarray(v[n], dtype=np.float64)).to(g)).sum()
+            for n, g in firsts.items()
+            if g is not None and g.requires_grad
+        ]
+        found: Sequence[torch.Tensor | None] = (None,) * len(names)
+        if terms:
+            found = torch.autograd.grad(sum(terms), targets, retain_graph=True, allow_unused=True)
+        product = {
+            n: np.zeros(tuple(leaves[n].shape)) if d is None else _numpy(d)
+            for n, d in zip(names, found, strict=True)
+        }
+        products.append(HVP(direction=dict(v), product=product))
+    return products
+
+
+# ---------------------------------------------------------------- the assertion
+
+
+def assert_gradients(
+    fn: Callable[..., Any],
+    expr: str,
+    /,
+    *,
+    wrt: str | Sequence[str] | None = None,
+    engines: Sequence[str] | None = None,
+    samples: int = 0,
+    seed: int = 0,
+    rtol: float | None = None,
+    atol: float | None = None,
+    tolerance: Tolerance | Mapping[str, Any] | None = None,
+    order: int = 1,
+    dtype: str = "float64",
+    device: str = "cpu",
+    inputs: Mapping[str, Any] | None = None,
+    **values: Any,
+) -> CaseResult:
+    """Check `fn`'s value and torch-autograd gradient against the symbolic gradient of `expr`.
+
+    `fn` takes torch tensors as keyword arguments named like `expr`'s inputs and returns a torch
+    tensor of the shape `expr` computes; a tensor output is checked through its sum (for an
+    elementwise function, each element's own derivative). Give each input's value as a keyword
+    argument (a torch tensor, numpy array or number; an input named like an option goes in
+    `inputs={...}`); integer arrays and tensors are int inputs (labels), never differentiated. `fn`
+    runs as an engine column named "fn" beside `engines` (default: all four built-in ones, plus any
+    plug-in named). `samples` random points are checked besides the given values; `rtol`/`atol`
+    override the default tolerances of every engine, `tolerance` per engine
+    (`{"fn": {"rtol": 1e-4}}`). Raises AssertionError with symcheck's text report when any engine
+    disagrees, crashes or cannot compare; returns the CaseResult when everything agrees. A mistake
+    in `expr` or the options raises SymcheckError with a caret under the problem.
+    """
+    from symcheck.report import render_text
+    from symcheck.suite import Case, Expect
+    from symcheck.verify import Runner, prepare
+
+    given = {**(inputs or {}), **values}
+    parsed = parse(expr, Source(expr, "<expr>"))
+    specs = _input_specs(parsed, given)
+    summed = _output_shape(parsed, specs)
+    if summed:
+        # A tensor output (an activation, x*sigmoid(x)) is checked through its sum: for an
+        # elementwise function that is every element's own derivative, at its own index.
+        expr = _summed(parsed)
+    source = Source(expr, "<expr>")
+    if dtype not in DTYPES:
+        raise SymcheckError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+    if order not in (1, 2):
+        raise SymcheckError(f"order must be 1 or 2, got {order!r}")
+    names = list(dict.fromkeys([*(engines if engines is not None else DEFAULT_ENGINES)]))
+    check_engine_names([n for n in names if n != FN_ENGINE])
+    if FN_ENGINE not in names:
+        names.append(FN_ENGINE)
+    file, line = _caller()
+    case = Case(
+        name=expr.strip() if "\n" not in expr.strip() else "<program>",
+        file=file,
+        line=line,
+        expr=expr,
+        expr_source=source,
+        inputs=specs,
+        wrt=[wrt] if isinstance(wrt, str) else (list(wrt) if wrt is not None else None),
+        expect=Expect(),
+        engines=names,
+        tolerance=_tolerance(rtol, atol, tolerance),
+        samples=samples,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        order=order,
+    )
+    prepared, errors = prepare([case])
+    if errors:
+        raise errors[0]
+    result = Runner({FN_ENGINE: FunctionEngine(fn, summed or None)}).run(prepared[0])
+    if summed:
+        result.notes.append(f"the expression's output has shape {summed}: its sum is checked")
+    if result.status != "pass":
+        raise AssertionError(render_text([result]))
+    return result
+
+
+def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:
+    from symcheck.ops import FUNCTIONS
+
+    free = [n for n in parsed.free_names() if n not in FUNCTIONS or n in given]
+    for name in free:
+        if name not in given:
+            unused = [n for n in given if n not in free]
+            raise SymcheckError(
+                f"'{name}' is used by the expression but no value is given for it",
+                source=parsed.source,
+                span=_first_use(parsed, name),
+                hint=did_you_mean(name, unused)
+                or f"pass it as a keyword argument ({name}=...)"
+                + (f"; given: {', '.join(given)}" if given else ""),
+            )
+    for name in given:
+        if name not in free:
+            raise SymcheckError(
+                f"'{name}' is given but the expression does not use it",
+                hint=did_you_mean(name, [n for n in free if n not in given])
+                or f"the expression's inputs are {', '.join(free) or 'none'}",
+            )
+    return {name: _spec(name, given[name]) for name in free}
+
+
+def _output_shape(parsed: ParsedProgram, specs: Mapping[str, InputSpec]) -> tuple[int, ...]:
+    from symcheck.parser import bind
+
+    program = bind(parsed, {n: spec.type() for n, spec in specs.items()})
+    return program.output_type.shape
+
+
+def _summed(parsed: ParsedProgram) -> str:
+    """The program's text with its output expression wrapped in sum(...)."""
+    text = parsed.source.text
+    span = parsed.statements[-1].expr.span
+    starts = [0]
+    for line in text.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    begin = starts[span.line - 1] + span.col - 1
+    end = starts[span.end_line - 1] + span.end_col - 1
+    return f"{text[:begin]}sum({text[begin:end]}){text[end:]}"
+
+
+def _first_use(parsed: ParsedProgram, name: str) -> Any:
+    for st in parsed.statements:
+        for node in walk(st.expr):
+            if isinstance(node, Ref) and node.name == name:
+                return node.span
+    return None
+
+
+def _spec(name: str, value: Any) -> InputSpec:
+    """A pinned input from a torch tensor, numpy array or number; float unless it holds integers."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        t = value.detach().cpu()
+        value = (t.double() if t.is_floating_point() else t).numpy()  # numpy has no bfloat16
+    array = np.asarray(value)
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)):
+        raise SymcheckError(f"input '{name}': expected numbers, got an array of {array.dtype}")
+    # A Python int is a float input (x=2); integer arrays and tensors are int inputs (labels).
+    is_int = np.issubdtype(array.dtype, np.integer) and not isinstance(value, int)
+    if is_int:
+        return InputSpec(value=array.astype(np.int64).tolist(), dtype=DType.INT)
+    try:
+        return InputSpec(value=array.astype(np.float64).tolist())
+    except SymcheckError as e:
+        raise SymcheckError(f"input '{name}': {e.message}", hint=e.hint) from None
+
+
+def _tolerance(
+    rtol: float | None, atol: float | None, tolerance: Tolerance | Mapping[str, Any] | None
+) -> Tolerance:
+    from symcheck.suite import Tolerance
+
+    if isinstance(tolerance, Tolerance):
+        base = tolerance
+    else:
+        per_engine: dict[str, Tolerance] = {}
+        top: dict[str, float | None] = {"rtol": None, "atol": None}
+        for key, v in (tolerance or {}).items():
+            if key in top:
+                top[key] = float(v)
+            elif isinstance(v, Mapping):
+                per_engine[key] = Tolerance(v.get("rtol"), v.get("atol"))
+            else:
+                raise SymcheckError(
+                    f"tolerance: {key!r} is neither rtol, atol nor an engine with {{rtol, atol}}",
+                    hint='e.g. tolerance={"fn": {"rtol": 1e-4}}',
+                )
+        base = Tolerance(top["rtol"], top["atol"], per_engine)
+    return Tolerance(
+        rtol if rtol is not None else base.rtol, atol if atol is not None else base.atol, base.engines
+    )
+
+
+def _caller() -> tuple[str, int]:
+    """The test's file and line, for the report's header (where a case's YAML line would be)."""
+    frame = sys._getframe(2)
+    filename = frame.f_code.co_filename
+    try:
+        relative = os.path.relpath(filename)
+        filename = relative if not relative.startswith("..") else filename
+    except ValueError:  # another drive, on Windows
+        pass
+    return filename, frame.f_lineno
+
+
+__all__ = ["FunctionEngine", "assert_gradients"]

@@ -1,0 +1,245 @@
+"""The Python API: symcheck.assert_gradients(fn, expr, **values)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import symcheck
+from symcheck.errors import SymcheckError
+from symcheck.report import summarize_engines
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Swish(torch.autograd.Function):
+    """x * sigmoid(x) with a hand-written backward: s + x s (1 - s)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x * torch.sigmoid(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return g * (s + x * s * (1 - s))
+
+
+class SubtlyWrongSwish(Swish):
+    """The same, but the backward misses the factor x in one branch (x > 1)."""
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(x)
+        return g * torch.where(x > 1, s + s * (1 - s), s + x * s * (1 - s))
+
+
+class DetachedSwish(Swish):
+    """Right first derivative, but computed off the graph: its second derivative is lost."""
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        x = x.detach()
+        s = torch.sigmoid(x)
+        return g * (s + x * s * (1 - s))
+
+
+POINTS = np.array([-2.0, -0.5, 0.0, 0.75, 1.5, 3.0])
+
+
+def test_a_right_function_passes_and_returns_the_case_result() -> None:
+    result = symcheck.assert_gradients(Swish.apply, "x*sigmoid(x)", x=torch.randn(100, dtype=torch.float64))
+    assert result.status == "pass"
+    assert result.case.engines == ["symbolic", "autograd", "torch", "numeric", "fn"]
+    statuses = {s.engine: s.status for s in summarize_engines(result)}
+    assert statuses == {"symbolic": "reference", "autograd": "ok", "torch": "ok", "numeric": "ok", "fn": "ok"}
+    # a tensor output is checked through its sum, which the report shows
+    assert result.case.expr == "sum(x*sigmoid(x))"
+
+
+def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None:
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
+    message = str(e.value)
+    assert message.startswith("== ")
+    assert f"FAIL  sum(x*sigmoid(x))  ({Path('tests') / 'test_api.py'}:" in message
+    assert "fn        mismatch" in message
+    assert "autograd  ok" in message
+    assert "MISMATCH  fn vs symbolic, dout/dx, at the given values:" in message
+    assert "Mismatched elements: 2 / 6 (33.3%)" in message
+    # the worst element is x = 3 (index 5): symbolic s + x s (1 - s), fn s + s (1 - s)
+    s = 1 / (1 + np.exp(-3.0))
+    assert f"At (5,): fn = {s + s * (1 - s):.12g}, symbolic = {s + 3 * s * (1 - s):.12g}" in message
+    assert message.endswith("1 cases, 1 points: 0 passed, 1 failed\n")
+
+
+def test_the_message_is_the_cli_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    import symcheck.report
+
+    rendered: list[str] = []
+    original = symcheck.report.render_text
+
+    def spy(results: Any, verbose: bool = False) -> str:
+        rendered.append(original(results, verbose))
+        return rendered[-1]
+
+    monkeypatch.setattr(symcheck.report, "render_text", spy)
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
+    assert [str(e.value)] == rendered
+
+
+def test_second_derivatives_of_the_function() -> None:
+    symcheck.assert_gradients(Swish.apply, "x*sigmoid(x)", x=POINTS, order=2)
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(DetachedSwish.apply, "x*sigmoid(x)", x=POINTS, order=2)
+    assert "MISMATCH  fn vs symbolic, d2out/dxdx" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("expr", "values", "message", "caret"),
+    [
+        ("x*sigmod(x)", {"x": POINTS}, "unknown function 'sigmod'", "      ^^^^^^"),
+        ("y*sigmoid(y)", {"x": POINTS}, "'y' is used by the expression but no value is given", "    ^"),
+    ],
+)
+def test_a_wrong_name_in_the_expression_is_a_located_error(
+    expr: str, values: dict[str, Any], message: str, caret: str
+) -> None:
+    with pytest.raises(SymcheckError) as e:
+        symcheck.assert_gradients(Swish.apply, expr, **values)
+    text = str(e.value)
+    assert text.startswith("<expr>:1:")
+    assert message in text
+    assert f"    {expr}\n{caret}\n" in text + "\n"
+
+
+def test_a_value_the_expression_does_not_use_is_an_error() -> None:
+    with pytest.raises(SymcheckError, match="'w' is given but the expression does not use it"):
+        symcheck.assert_gradients(Swish.apply, "x*sigmoid(x)", x=POINTS, w=1.0)
+
+
+def test_numpy_arrays_and_numbers_arrive_as_float64_tensors() -> None:
+    seen: list[torch.Tensor] = []
+
+    def fn(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        seen.extend([x, a])
+        return torch.sum(a * torch.exp(x))
+
+    result = symcheck.assert_gradients(fn, "sum(a*exp(x))", x=np.array([[0.5, 1.0], [-1.0, 2.0]]), a=3)
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.float64 for t in seen)
+    assert seen[0].shape == (2, 2) and seen[1].shape == ()
+    assert sorted(result.wrt) == ["a", "x"]
+
+
+def test_integer_arrays_are_labels() -> None:
+    def fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        assert y.dtype == torch.int64
+        return torch.nn.functional.cross_entropy(logits, y)
+
+    result = symcheck.assert_gradients(
+        fn,
+        "cross_entropy(logits, y)",
+        logits=np.random.default_rng(0).normal(size=(4, 3)),
+        y=np.array([0, 2, 1, 2]),
+    )
+    assert result.wrt == ["logits"]
+
+
+def test_random_points_run_the_function_too() -> None:
+    calls: list[np.ndarray] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.detach().numpy().copy())
+        return Swish.apply(x)
+
+    result = symcheck.assert_gradients(fn, "x*sigmoid(x)", x=POINTS, samples=2, seed=3)
+    assert len(result.points) == 3
+    assert len(calls) == 3
+    assert not np.array_equal(calls[1], POINTS)
+
+
+def test_tolerance_options() -> None:
+    def slightly_off(x: torch.Tensor) -> torch.Tensor:
+        return Swish.apply(x) * (1 + 1e-6)
+
+    with pytest.raises(AssertionError, match="fn        mismatch"):
+        symcheck.assert_gradients(slightly_off, "x*sigmoid(x)", x=POINTS)
+    symcheck.assert_gradients(slightly_off, "x*sigmoid(x)", x=POINTS, rtol=1e-5)
+    symcheck.assert_gradients(slightly_off, "x*sigmoid(x)", x=POINTS, tolerance={"fn": {"rtol": 1e-5}})
+
+
+def test_wrt_engines_and_dtype() -> None:
+    seen: list[torch.dtype] = []
+
+    def fn(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        seen.append(x.dtype)
+        return torch.sum(torch.tanh(x) * w)
+
+    result = symcheck.assert_gradients(
+        fn, "sum(tanh(x)*w)", x=POINTS, w=np.ones(6), wrt="x", engines=["symbolic", "torch"], dtype="float32"
+    )
+    assert result.wrt == ["x"]
+    assert result.case.engines == ["symbolic", "torch", "fn"]
+    assert seen == [torch.float32]
+    with pytest.raises(SymcheckError, match="unknown engine 'symbolc'"):
+        symcheck.assert_gradients(fn, "sum(tanh(x)*w)", x=POINTS, w=1.0, engines=["symbolc"])
+
+
+def test_an_input_named_like_an_option() -> None:
+    symcheck.assert_gradients(lambda samples: samples**2, "samples^2", inputs={"samples": POINTS})
+
+
+def test_what_the_function_does_wrong_is_in_its_column() -> None:
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(lambda x: x[:2], "x*2", x=np.ones(3))
+    assert "fn returned shape [2]; the expression's output has shape [3]" in str(e.value)
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(lambda x: 1 / 0, "x*2", x=np.ones(3))
+    assert "fn raised ZeroDivisionError" in str(e.value)
+
+
+def test_a_plugin_engine_in_the_api() -> None:
+    from symcheck.engine import register_engine, unregister_engine
+    from symcheck.numeric import NumericEngine
+
+    class Again(NumericEngine):
+        name = "again"
+
+    register_engine(Again)
+    try:
+        result = symcheck.assert_gradients(
+            Swish.apply, "x*sigmoid(x)", x=POINTS, engines=["symbolic", "again"]
+        )
+    finally:
+        unregister_engine("again")
+    assert {s.engine: s.status for s in summarize_engines(result)}["again"] == "ok"
+
+
+def test_importing_symcheck_stays_cheap() -> None:
+    code = (
+        "import sys, symcheck\n"
+        "print(sorted(m for m in ('torch', 'sympy', 'numpy', 'symcheck.api') if m in sys.modules))\n"
+        "print(callable(symcheck.assert_gradients), 'symcheck.api' in sys.modules)\n"
+        "try:\n"
+        "    symcheck.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    print(e)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == [
+        "[]",
+        "True True",
+        "module 'symcheck' has no attribute 'no_such_name'",
+    ]
