@@ -58,12 +58,12 @@ SUMMARY_LINE = re.compile(r"^\d+ cases, \d+ points: ")
 
 
 def use_color(choice: str, stream: IO[str] | None = None) -> bool:
-    """--color: `always`, `never`, or `auto` (a terminal, and NO_COLOR unset or empty). An
-    explicit `always` wins over NO_COLOR, as no-color.org asks of command-line flags."""
-    if choice == "always":
-        return True
+    """--color: `always`, `never`, or `auto` (a terminal). NO_COLOR (set and non-empty) turns
+    colour off whatever the flag says: the project promises no colour with NO_COLOR, ever."""
     if choice == "never" or os.environ.get("NO_COLOR"):
         return False
+    if choice == "always":
+        return True
     return _isatty(stream if stream is not None else sys.stdout)
 
 

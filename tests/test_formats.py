@@ -221,7 +221,7 @@ def test_use_color(monkeypatch: pytest.MonkeyPatch) -> None:
     assert use_color("always", io.StringIO())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not use_color("auto", FakeTTY())
-    assert use_color("always", FakeTTY())  # an explicit flag wins (no-color.org)
+    assert not use_color("always", FakeTTY())  # NO_COLOR means no colour, ever (issue 4)
     monkeypatch.setenv("NO_COLOR", "")  # set but empty: ignored
     assert use_color("auto", FakeTTY())
 
