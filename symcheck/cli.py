@@ -461,6 +461,29 @@ def grad(
 
 
 @main.command()
+@click.argument("target", metavar="EXPR|SUITE")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC", help="An input, as for `grad`.")
+@click.option("--case", "case_name", help="With a suite file: the case to explain.")
+@click.option("--wrt", help="Comma-separated inputs to differentiate by (default: every float input).")
+@click.option("--claim", "claims", multiple=True, metavar="NAME: FORMULA", help="A hand derivation to check.")
+@_guarded
+def explain(
+    target: str, inputs: tuple[str, ...], case_name: str | None, wrt: str | None, claims: tuple[str, ...]
+) -> int:
+    """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
+    from symcheck.teaching.explain import check_claims, load_target, render_text
+    from symcheck.teaching.explain import explain as derive
+
+    program, point, chosen = load_target(target, inputs, case_name, wrt)
+    click.echo(render_text(derive(program, point, chosen)), nl=False)
+    if not claims:
+        return EXIT_OK
+    lines, right = check_claims(program, chosen, claims)
+    click.echo("\n" + "\n".join(lines))
+    return EXIT_OK if right else EXIT_MISMATCH
+
+
+@main.command()
 def ops() -> None:
     """List the ops of the language: arity, keyword arguments, domains and kinks."""
     from symcheck.ops import CATALOGUE

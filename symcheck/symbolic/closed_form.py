@@ -437,11 +437,14 @@ class Graph:
 
     # ------------------------------------------------------------ reverse mode
 
-    def gradients(self, out: SymTensor, wrt: Sequence[str]) -> dict[str, SymTensor]:
-        """d out / d input for each name in wrt, as SymTensors (out must be a scalar)."""
+    def gradients(
+        self, out: SymTensor, wrt: Sequence[str], seed: SymTensor | None = None
+    ) -> dict[str, SymTensor]:
+        """d out / d input for each name in wrt, as SymTensors (out must be a scalar), or with a
+        `seed` of out's shape the vector-Jacobian product seed · d out / d input."""
         forward_atoms = list(self.atoms.values())
         grads: dict[sympy.Symbol, SymTensor] = {}
-        self._through_elementwise(out, SymTensor(sympy.Integer(1), out.shape), grads)
+        self._through_elementwise(out, seed or SymTensor(sympy.Integer(1), out.shape), grads)
         for atom in reversed(forward_atoms):
             if atom.op == "input" or atom.symbol not in grads:
                 continue
@@ -571,6 +574,19 @@ class Graph:
             if ax >= prefix:
                 g = self.expand_dims(g, ax - prefix)
         return SymTensor(g.expr, shape)
+
+    def substitute(self, t: SymTensor, mapping: Mapping[str, SymTensor]) -> SymTensor:
+        """t with the named inputs replaced by SymTensors, inside atoms too (the atoms are rebuilt)."""
+        replacements: dict[sympy.Symbol, sympy.Expr] = {}
+        for atom in self.atoms_of(t):
+            if atom.op == "input":
+                if atom.name in mapping:
+                    replacements[atom.symbol] = mapping[atom.name].expr
+                continue
+            args = tuple(self.substitute(a, mapping) for a in atom.args)
+            if args != atom.args:
+                replacements[atom.symbol] = self.atom(atom.op, args, atom.shape, **dict(atom.kwargs)).expr
+        return SymTensor(t.expr.xreplace(replacements), t.shape)
 
     # ------------------------------------------------------------ evaluation
 

@@ -1,0 +1,460 @@
+"""`symcheck explain`: the derivation the way the seed's learner did it by hand, every step checked.
+
+The program is cut into steps where an elementwise region meets a tensor op (mean(3*(x+2)^2)
+becomes t1 = 3*(x + 2)^2, out = mean(t1)); user-named steps stay as written. The forward pass
+gives each step's value; the backward pass goes from the output back to the inputs, one step at
+a time: the step's local derivative, the chain rule applied to the gradient arriving from above,
+its simplification, and the same in terms of the inputs. Everything printed is computed by the
+symbolic engine's closed form, and the end result is compared with what the autograd engine and
+torch write into `.grad`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import sympy
+
+from symcheck.ir import Call, Const, DType, Node, Program, Ref, Step, walk
+from symcheck.ops import OPS, OpKind, reduced_count
+from symcheck.parser import to_source
+from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
+from symcheck.symbolic.engine import ClosedForm
+from symcheck.symbolic.expansion import element_symbols, expand
+from symcheck.symbolic.printer import LanguagePrinter, printable
+
+ELEMENTWISE_VIEW_LIMIT = 12  # input elements up to which the element-by-element view is shown
+
+
+@dataclass
+class ForwardStep:
+    name: str
+    text: str
+    value: np.ndarray
+
+
+@dataclass
+class Link:
+    """One use of a name in a step: local derivative, and the chain rule through it."""
+
+    name: str
+    local: str  # "dz/dy = 6*y", or the vector-Jacobian product for tensor ops
+    chain: str  # "dout/dy = dout/dz * dz/dy = 3/2*y"
+    in_inputs: str | None = None  # the same in terms of the inputs, when it differs: "3/2*(x + 2)"
+
+
+@dataclass
+class BackwardStep:
+    name: str
+    text: str
+    upstream: str  # "dout/dz = 1/4"
+    rules: list[str]
+    links: list[Link] = field(default_factory=list)
+
+
+@dataclass
+class Explanation:
+    source: str
+    output: str
+    point: dict[str, np.ndarray]
+    forward: list[ForwardStep]
+    elementwise: list[str]
+    backward: list[BackwardStep]
+    closed_forms: dict[str, str]
+    values: dict[str, np.ndarray]  # the closed form at the point
+    engines: dict[str, dict[str, np.ndarray]]  # what autograd and torch wrote into .grad
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- cutting a program into steps
+
+
+def split_steps(program: Program) -> Program:
+    """Name the tensor ops' elementwise arguments (and tensor ops inside elementwise regions)."""
+    taken = {s.name for s in program.steps} | set(program.inputs)
+    counter = iter(range(1, 10**6))
+    steps: list[Step] = []
+
+    def fresh() -> str:
+        while True:
+            name = f"t{next(counter)}"
+            if name not in taken:
+                taken.add(name)
+                return name
+
+    def extract(node: Node) -> Node:
+        """Turn a Call into a named step and return a reference to it."""
+        inner = rebuild(node)
+        name = fresh()
+        steps.append(Step(name, name, inner, node.span))
+        return Ref(node.span, name=name, target=name, type=node.type)
+
+    def rebuild(node: Node) -> Node:
+        if not isinstance(node, Call):
+            return node
+        elementwise = OPS[node.op].kind is OpKind.ELEMENTWISE
+        args = []
+        for arg in node.args:
+            if isinstance(arg, Call) and (not elementwise or OPS[arg.op].kind is not OpKind.ELEMENTWISE):
+                args.append(extract(arg))
+            else:
+                args.append(rebuild(arg))
+        return replace(node, args=tuple(args))
+
+    for step in program.steps:
+        steps.append(replace(step, expr=rebuild(step.expr)))
+    return Program(program.source, program.inputs, tuple(steps))
+
+
+# ---------------------------------------------------------------- textbook rules
+
+_RULES = {
+    "add": "sum rule",
+    "sub": "sum rule",
+    "neg": "constant multiple",
+    "div": "quotient rule",
+    "exp": "exp rule: (e^u)' = e^u",
+    "log": "log rule: (log u)' = 1/u",
+    "sqrt": "power rule: sqrt(u) = u^(1/2)",
+    "sin": "sin' = cos",
+    "cos": "cos' = -sin",
+    "tan": "tan' = 1 + tan^2",
+    "tanh": "tanh' = 1 - tanh^2",
+    "sigmoid": "sigmoid' = sigmoid*(1 - sigmoid)",
+    "softplus": "softplus' = sigmoid",
+    "relu": "relu' = step (0 at 0)",
+    "abs": "abs' = sign (0 at 0)",
+    "sum": "sum: every element receives the upstream gradient",
+    "matmul": "matmul rule: d(A @ B) gives G @ B.T for A and A.T @ G for B",
+    "transpose": "transpose: the gradient is transposed back",
+    "softmax": "softmax rule: s*(g - sum(g*s))",
+    "log_softmax": "log_softmax rule: g - softmax*sum(g)",
+    "logsumexp": "logsumexp' = softmax",
+    "nll_loss": "nll_loss: -log p[y] picks the label's entry: -onehot(y)",
+    "cross_entropy": "cross_entropy: softmax(z) - onehot(y)",
+    "outer": "outer product rule",
+    "dot": "dot product rule",
+    "trace": "trace' = eye(n)",
+    "where": "where: the gradient goes to the branch that was chosen",
+    "maximum": "maximum: the gradient goes to the larger argument",
+    "minimum": "minimum: the gradient goes to the smaller argument",
+}
+
+
+def rules_of(step: Step, program: Program) -> list[str]:
+    found: list[str] = []
+    calls = [n for n in walk(step.expr) if isinstance(n, Call)]
+    for call in calls:
+        if call.op == "mul":
+            rule = "constant multiple" if any(isinstance(a, Const) for a in call.args) else "product rule"
+        elif call.op == "pow":
+            rule = "power rule" if isinstance(call.args[1], Const) else "x^y = exp(y*log(x))"
+        elif call.op == "mean":
+            n = reduced_count(call.args[0].shape, call.kw("axis"))
+            rule = f"mean: 1/N with N = {n}"
+        else:
+            rule = _RULES.get(call.op, "")
+        if rule and rule not in found:
+            found.append(rule)
+    depth = max((_depth(n) for n in [step.expr]), default=0)
+    if depth > 1:
+        found.append("chain rule")
+    shapes = {n.target: n.shape for n in walk(step.expr) if isinstance(n, Ref)}
+    step_shape = step.expr.shape
+    if any(s != step_shape and s != () and step.expr.type is not None for s in shapes.values()) and all(
+        OPS[c.op].kind is OpKind.ELEMENTWISE for c in calls
+    ):
+        found.append("broadcasting: the gradient is summed over the broadcast axes")
+    return found
+
+
+def _depth(node: Node) -> int:
+    if not isinstance(node, Call):
+        return 0
+    return 1 + max((_depth(a) for a in node.args), default=0)
+
+
+# ---------------------------------------------------------------- the explanation
+
+
+def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -> Explanation:
+    from symcheck.engine import EngineOptions, EngineUnavailable, load_engine
+    from symcheck.numeric import forward
+
+    steps_program = split_steps(program)
+    output = program.output.name
+    values = forward(steps_program, point)
+    forward_steps = [ForwardStep(s.name, to_source(s.expr), values[s.id]) for s in steps_program.steps]
+
+    graph = Graph()
+    printer = LanguagePrinter(graph)
+    inline = graph.lower(steps_program)
+    local_atoms: dict[str, SymTensor] = {}
+    for name, decl in steps_program.inputs.items():
+        local_atoms[name] = graph.input(name, decl.type.shape)
+    for s in steps_program.steps:
+        local_atoms[s.id] = graph.input(s.id, s.expr.shape)
+
+    def show(t: SymTensor) -> str:
+        return printer(simplify(t, lambda e: printable(printer, e)).expr)
+
+    upstream: dict[str, SymTensor] = {
+        steps_program.output.id: SymTensor(sympy.Integer(1), program.output_type.shape)
+    }
+    backward: list[BackwardStep] = []
+    inline_map = {s.id: inline[s.id] for s in steps_program.steps}
+    for step in reversed(steps_program.steps):
+        g = upstream.get(step.id)
+        if g is None:
+            continue
+        local = graph.lower_node(
+            step.expr,
+            {
+                **{n: local_atoms[n] for n in steps_program.inputs},
+                **{s.id: local_atoms[s.id] for s in steps_program.steps},
+            },
+        )
+        is_output = step.id == steps_program.output.id
+        arriving = "" if is_output else f"d{output}/d{step.name} = {show(g)}"
+        entry = BackwardStep(step.name, to_source(step.expr), arriving, rules_of(step, steps_program))
+        referenced = []
+        for node in walk(step.expr):
+            if isinstance(node, Ref) and node.target not in referenced:
+                referenced.append(node.target)
+        for target in referenced:
+            decl = steps_program.inputs.get(target)
+            if decl is not None and decl.type.dtype is not DType.FLOAT:
+                continue
+            name = target if decl is not None else steps_program.step(target).name
+            elementwise = all(
+                OPS[c.op].kind is OpKind.ELEMENTWISE for c in walk(step.expr) if isinstance(c, Call)
+            )
+            contribution = graph.gradients(local, [target], seed=g)[target]
+            if elementwise:
+                d_local = sympy.diff(local.expr, local_atoms[target].expr)
+                local_text = f"d{step.name}/d{name} = {show(SymTensor(d_local, step.expr.shape))}"
+            elif is_output:
+                local_text = f"d{output}/d{name} = {show(contribution)}"
+            else:
+                seed = graph.input(f"d{output}/d{step.name}", step.expr.shape)
+                vjp = graph.gradients(local, [target], seed=seed)[target]
+                local_text = f"d{output}/d{name} = {show(vjp)}   (for any upstream d{output}/d{step.name})"
+            chain = (
+                f"d{output}/d{name} = d{output}/d{step.name} * d{step.name}/d{name} = {show(contribution)}"
+            )
+            if is_output:
+                chain = f"d{output}/d{name} = {show(contribution)}" if elementwise else ""
+            if target in upstream:
+                chain = f"d{output}/d{name} += {show(contribution)}   (it is used more than once)"
+                upstream[target] = SymTensor(upstream[target].expr + contribution.expr, contribution.shape)
+            else:
+                upstream[target] = contribution
+            in_inputs = show(graph.substitute(contribution, inline_map))
+            link = Link(name, local_text, chain, in_inputs if in_inputs != show(contribution) else None)
+            entry.links.append(link)
+        backward.append(entry)
+
+    closed = ClosedForm.derive(program, wrt)
+    _, grads = closed.evaluate(point)
+    engines: dict[str, dict[str, np.ndarray]] = {}
+    notes: list[str] = []
+    for engine in ("autograd", "torch"):
+        try:
+            engines[engine] = load_engine(engine).run(program, point, wrt, EngineOptions()).grads
+        except EngineUnavailable as e:
+            notes.append(f"{engine}: {e}")
+    return Explanation(
+        source=program.source.text,
+        output=output,
+        point=dict(point),
+        forward=forward_steps,
+        elementwise=_elementwise_view(program, wrt),
+        backward=backward,
+        closed_forms=dict(closed.printed),
+        values=grads,
+        engines=engines,
+        notes=notes,
+    )
+
+
+def _elementwise_view(program: Program, wrt: list[str]) -> list[str]:
+    """out written out element by element (x1, x2, ... numbered like the seed), and one partial."""
+    sizes = sum(d.type.size for d in program.inputs.values())
+    # Labels turn into case analyses element by element: readable only without them.
+    if sizes > ELEMENTWISE_VIEW_LIMIT or any(
+        d.type.dtype is not DType.FLOAT for d in program.inputs.values()
+    ):
+        return []
+    symbols = {}
+    renamed = {}
+    for name, decl in program.inputs.items():
+        syms = element_symbols(name, decl.type.shape, decl.type.dtype)
+        symbols[name] = syms
+        for k, s in enumerate(syms.flat):
+            renamed[s] = sympy.Symbol(f"{name}{k + 1}" if decl.type.shape else name, real=True)
+    output = expand(program, symbols)[program.output.id][()]
+    graph = Graph()
+    printer = LanguagePrinter(graph)
+    out_name = program.output.name
+    lines = [f"{out_name} = {printer(sympy.factor_terms(output.xreplace(renamed)))}"]
+    for name in wrt:
+        first = symbols[name].flat[0]
+        partial = sympy.factor(sympy.diff(output, first).xreplace(renamed))
+        label = renamed[first]
+        alike = _alike(output, symbols[name], partial, renamed)
+        lines.append(
+            f"d{out_name}/d{label} = {printer(partial)}" + ("   (every element alike)" if alike else "")
+        )
+    return lines
+
+
+def _alike(output: sympy.Expr, syms: np.ndarray, first: sympy.Expr, renamed: dict) -> bool:
+    base = renamed[syms.flat[0]]
+    for s in list(syms.flat)[1:]:
+        other = sympy.diff(output, s).xreplace(renamed)
+        if sympy.simplify(other - first.xreplace({base: renamed[s]})) != 0:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- text
+
+
+def _array(a: np.ndarray) -> str:
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return f"{float(a):.10g}"
+    flat = a.reshape(-1)
+    if flat.size and np.all(flat == flat[0]):
+        return f"{float(flat[0]):.10g} everywhere (shape {a.shape})"
+    return np.array2string(a, precision=6, separator=", ", threshold=12, max_line_width=90).replace("\n", " ")
+
+
+def render_text(ex: Explanation) -> str:
+    pad = "  "
+    lines = [f"symcheck explain: {ex.source.strip()}"]
+    lines.append("at " + ", ".join(f"{n} = {_array(v)}" for n, v in ex.point.items()))
+    lines.append("")
+    lines.append("forward pass")
+    width = max(len(f"{s.name} = {s.text}") for s in ex.forward)
+    for s in ex.forward:
+        lines.append(f"{pad}{s.name + ' = ' + s.text:<{width}}   -> {_array(s.value)}")
+    if ex.elementwise:
+        lines.append("")
+        lines.append("element by element")
+        lines.extend(pad + line for line in ex.elementwise)
+    lines.append("")
+    lines.append(f"backward pass, from {ex.output} back to the inputs")
+    for b in ex.backward:
+        lines.append(f"{pad}{b.name} = {b.text}")
+        if b.upstream:
+            lines.append(f"{pad * 2}arriving: {b.upstream}")
+        for link in b.links:
+            lines.append(f"{pad * 2}local:    {link.local}")
+            if link.chain and link.chain != link.local:
+                lines.append(f"{pad * 2}chain:    {link.chain}")
+            if link.in_inputs:
+                lines.append(f"{pad * 2}          = {link.in_inputs}   (in terms of the inputs)")
+        if b.rules:
+            lines.append(f"{pad * 2}rules:    {'; '.join(b.rules)}")
+    lines.append("")
+    lines.append("result")
+    for name, form in ex.closed_forms.items():
+        lines.append(f"{pad}d{ex.output}/d{name} = {form}")
+        lines.append(f"{pad}  symbolic  {name}.grad = {_array(ex.values[name])}")
+        for engine, grads in ex.engines.items():
+            if name in grads:
+                same = np.allclose(grads[name], ex.values[name], rtol=1e-7, atol=1e-9)
+                lines.append(
+                    f"{pad}  {engine:9} {name}.grad = {_array(grads[name])}" + ("" if same else "   DIFFERS")
+                )
+    lines.extend(f"{pad}note: {n}" for n in ex.notes)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the command
+
+
+def load_target(
+    target: str, inputs: Sequence[str], case_name: str | None, wrt: str | None
+) -> tuple[Program, dict[str, np.ndarray], list[str]]:
+    """EXPR with -i specs, or a suite file and --case NAME: the program, the point, the wrt inputs."""
+    from pathlib import Path
+
+    from symcheck.errors import Source, SymcheckError, did_you_mean
+    from symcheck.inputs import make_point, parse_cli_input
+    from symcheck.parser import bind, parse
+    from symcheck.suite import case_wrt, load_suite, parse_case_program
+
+    if target.endswith((".yaml", ".yml")) and Path(target).is_file():
+        cases = load_suite(target).cases
+        names = [c.name for c in cases]
+        if case_name is None and len(cases) > 1:
+            raise SymcheckError(
+                f"{target} has {len(cases)} cases", hint=f"pick one with --case: {', '.join(names)}"
+            )
+        chosen = [c for c in cases if case_name is None or c.name == case_name]
+        if not chosen:
+            raise SymcheckError(
+                f"no case named '{case_name}' in {target}", hint=did_you_mean(case_name or "", names)
+            )
+        case = chosen[0]
+        program = parse_case_program(case)
+        return program, make_point(case.inputs, case.seed, program), case_wrt(case)
+    specs = {}
+    for text in inputs:
+        name, spec = parse_cli_input(text)
+        specs[name] = spec
+    source = Source(target, "<command line>")
+    parsed = parse(target, source)
+    missing = [n for n in parsed.free_names() if n not in specs]
+    if missing:
+        example = " ".join(f"-i {n}:2x2=1" for n in missing)
+        raise SymcheckError(f"no input spec for {', '.join(missing)}", hint=f"e.g. {example}")
+    program = bind(parsed, {n: specs[n].type() for n in parsed.free_names()})
+    chosen_wrt = [w.strip() for w in wrt.split(",")] if wrt else program.float_inputs()
+    return program, make_point({n: specs[n] for n in program.inputs}, 0, program), chosen_wrt
+
+
+def check_claims(program: Program, wrt: list[str], claims: Sequence[str]) -> tuple[list[str], bool]:
+    """`name: formula` claims against the closed form: report lines, and whether all hold."""
+    from symcheck.errors import Source, SymcheckError
+    from symcheck.parser import parse
+
+    closed = ClosedForm.derive(program, wrt)
+    lines: list[str] = []
+    all_right = True
+    for claim in claims:
+        name, sep, formula = claim.partition(":")
+        name = name.strip()
+        if not sep or name not in closed.grads:
+            raise SymcheckError(
+                f"bad claim {claim!r}", hint=f"write NAME: FORMULA with NAME one of {', '.join(closed.grads)}"
+            )
+        diagnosis = _diagnose(closed, name, formula.strip())
+        if diagnosis is not None:
+            lines.extend(diagnosis[0])
+            all_right &= diagnosis[1]
+            continue
+        parsed = parse(formula.strip(), Source(formula.strip(), "<claim>"))
+        difference = closed.difference(name, closed.lower_formula(parsed))
+        if difference.expr == 0:
+            lines.append(f"claim d{program.output.name}/d{name} = {formula.strip()}: right (proven)")
+        else:
+            all_right = False
+            lines.append(f"claim d{program.output.name}/d{name} = {formula.strip()}: WRONG")
+            lines.append(f"  claimed - true = {closed.printer(difference.expr)}")
+            lines.append(f"  true gradient  = {closed.printed[name]}")
+    return lines, all_right
+
+
+def _diagnose(closed: ClosedForm, name: str, formula: str) -> tuple[list[str], bool] | None:
+    """The teaching diagnosis (which step a wrong claim most likely comes from), when available."""
+    try:
+        from symcheck.teaching.diagnose import diagnose, render_diagnosis  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    result = diagnose(closed, name, formula)
+    return render_diagnosis(result).splitlines(), bool(result.correct)
