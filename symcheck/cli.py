@@ -466,19 +466,36 @@ def grad(
 @click.option("--case", "case_name", help="With a suite file: the case to explain.")
 @click.option("--wrt", help="Comma-separated inputs to differentiate by (default: every float input).")
 @click.option("--claim", "claims", multiple=True, metavar="NAME: FORMULA", help="A hand derivation to check.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "latex"]),
+    default="text",
+    show_default=True,
+    help="Unicode text, Markdown with LaTeX math, or a LaTeX fragment.",
+)
 @_guarded
 def explain(
-    target: str, inputs: tuple[str, ...], case_name: str | None, wrt: str | None, claims: tuple[str, ...]
+    target: str,
+    inputs: tuple[str, ...],
+    case_name: str | None,
+    wrt: str | None,
+    claims: tuple[str, ...],
+    fmt: str,
 ) -> int:
     """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
-    from symcheck.teaching.explain import check_claims, load_target, render_text
-    from symcheck.teaching.explain import explain as derive
+    from symcheck.teaching import explain as teaching
 
-    program, point, chosen = load_target(target, inputs, case_name, wrt)
-    click.echo(render_text(derive(program, point, chosen)), nl=False)
+    program, point, chosen = teaching.load_target(target, inputs, case_name, wrt)
+    render = {
+        "text": teaching.render_text,
+        "markdown": teaching.render_markdown,
+        "latex": teaching.render_latex,
+    }
+    click.echo(render[fmt](teaching.explain(program, point, chosen)))
     if not claims:
         return EXIT_OK
-    lines, right = check_claims(program, chosen, claims)
+    lines, right = teaching.check_claims(program, chosen, claims)
     click.echo("\n" + "\n".join(lines))
     return EXIT_OK if right else EXIT_MISMATCH
 

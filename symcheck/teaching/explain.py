@@ -23,33 +23,67 @@ from symcheck.parser import to_source
 from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.symbolic.engine import ClosedForm
 from symcheck.symbolic.expansion import element_symbols, expand
+from symcheck.symbolic.latex import name_latex, to_latex
 from symcheck.symbolic.printer import LanguagePrinter, printable
 
 ELEMENTWISE_VIEW_LIMIT = 12  # input elements up to which the element-by-element view is shown
 
 
+@dataclass(frozen=True)
+class Formula:
+    """One expression, as the language writes it and as LaTeX."""
+
+    text: str
+    latex: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Partial:
+    """d{of}/d{by}."""
+
+    of: str
+    by: str
+
+    @property
+    def text(self) -> str:
+        return f"d{self.of}/d{self.by}"
+
+    @property
+    def latex(self) -> str:
+        return rf"\frac{{\partial {name_latex(self.of)}}}{{\partial {name_latex(self.by)}}}"
+
+
 @dataclass
 class ForwardStep:
     name: str
-    text: str
+    expr: Formula
     value: np.ndarray
+
+    @property
+    def text(self) -> str:
+        return self.expr.text
 
 
 @dataclass
 class Link:
-    """One use of a name in a step: local derivative, and the chain rule through it."""
+    """One use of a name in a step: its local derivative, and the chain rule through it."""
 
     name: str
-    local: str  # "dz/dy = 6*y", or the vector-Jacobian product for tensor ops
-    chain: str  # "dout/dy = dout/dz * dz/dy = 3/2*y"
-    in_inputs: str | None = None  # the same in terms of the inputs, when it differs: "3/2*(x + 2)"
+    local: tuple[Partial, Formula]  # dz/dy = 6*y, or the vector-Jacobian product of a tensor op
+    local_note: str  # "for any upstream dL/dz" for a vector-Jacobian product
+    chain: tuple[Partial, tuple[Partial, Partial] | None, Formula] | None  # dout/dy = dout/dz * dz/dy = ...
+    accumulates: bool = False  # the name was reached before: this contribution is added
+    in_inputs: Formula | None = None  # the same in terms of the inputs, when it differs
 
 
 @dataclass
 class BackwardStep:
     name: str
-    text: str
-    upstream: str  # "dout/dz = 1/4"
+    expr: Formula
+    upstream: tuple[Partial, Formula] | None  # dout/dz = 1/4 (None for the output itself)
     rules: list[str]
     links: list[Link] = field(default_factory=list)
 
@@ -60,12 +94,18 @@ class Explanation:
     output: str
     point: dict[str, np.ndarray]
     forward: list[ForwardStep]
-    elementwise: list[str]
+    elementwise: list[tuple[Partial | str, Formula, str]]  # (left side, formula, remark)
     backward: list[BackwardStep]
-    closed_forms: dict[str, str]
+    closed_forms: dict[str, Formula]
     values: dict[str, np.ndarray]  # the closed form at the point
     engines: dict[str, dict[str, np.ndarray]]  # what autograd and torch wrote into .grad
     notes: list[str] = field(default_factory=list)
+
+    def _repr_markdown_(self) -> str:
+        return render_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        return "$" + render_latex(self) + "$"
 
 
 # ---------------------------------------------------------------- cutting a program into steps
@@ -186,8 +226,6 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
     steps_program = split_steps(program)
     output = program.output.name
     values = forward(steps_program, point)
-    forward_steps = [ForwardStep(s.name, to_source(s.expr), values[s.id]) for s in steps_program.steps]
-
     graph = Graph()
     printer = LanguagePrinter(graph)
     inline = graph.lower(steps_program)
@@ -196,9 +234,19 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
         local_atoms[name] = graph.input(name, decl.type.shape)
     for s in steps_program.steps:
         local_atoms[s.id] = graph.input(s.id, s.expr.shape)
+    local_env = {
+        **{n: local_atoms[n] for n in steps_program.inputs},
+        **{s.id: local_atoms[s.id] for s in steps_program.steps},
+    }
 
-    def show(t: SymTensor) -> str:
-        return printer(simplify(t, lambda e: printable(printer, e)).expr)
+    def show(t: SymTensor) -> Formula:
+        simple = simplify(t, lambda e: printable(printer, e)).expr
+        return Formula(printer(simple), to_latex(graph, simple))
+
+    def as_written(step: Step) -> Formula:
+        return Formula(to_source(step.expr), to_latex(graph, graph.lower_node(step.expr, local_env).expr))
+
+    forward_steps = [ForwardStep(s.name, as_written(s), values[s.id]) for s in steps_program.steps]
 
     upstream: dict[str, SymTensor] = {
         steps_program.output.id: SymTensor(sympy.Integer(1), program.output_type.shape)
@@ -209,51 +257,45 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
         g = upstream.get(step.id)
         if g is None:
             continue
-        local = graph.lower_node(
-            step.expr,
-            {
-                **{n: local_atoms[n] for n in steps_program.inputs},
-                **{s.id: local_atoms[s.id] for s in steps_program.steps},
-            },
-        )
+        local = graph.lower_node(step.expr, local_env)
         is_output = step.id == steps_program.output.id
-        arriving = "" if is_output else f"d{output}/d{step.name} = {show(g)}"
-        entry = BackwardStep(step.name, to_source(step.expr), arriving, rules_of(step, steps_program))
+        arriving = None if is_output else (Partial(output, step.name), show(g))
+        entry = BackwardStep(step.name, as_written(step), arriving, rules_of(step, steps_program))
         referenced = []
         for node in walk(step.expr):
             if isinstance(node, Ref) and node.target not in referenced:
                 referenced.append(node.target)
+        elementwise = all(
+            OPS[c.op].kind is OpKind.ELEMENTWISE for c in walk(step.expr) if isinstance(c, Call)
+        )
         for target in referenced:
             decl = steps_program.inputs.get(target)
             if decl is not None and decl.type.dtype is not DType.FLOAT:
                 continue
             name = target if decl is not None else steps_program.step(target).name
-            elementwise = all(
-                OPS[c.op].kind is OpKind.ELEMENTWISE for c in walk(step.expr) if isinstance(c, Call)
-            )
             contribution = graph.gradients(local, [target], seed=g)[target]
+            shown = show(contribution)
+            note = ""
             if elementwise:
                 d_local = sympy.diff(local.expr, local_atoms[target].expr)
-                local_text = f"d{step.name}/d{name} = {show(SymTensor(d_local, step.expr.shape))}"
+                local_part = (Partial(step.name, name), show(SymTensor(d_local, step.expr.shape)))
             elif is_output:
-                local_text = f"d{output}/d{name} = {show(contribution)}"
+                local_part = (Partial(output, name), shown)
             else:
                 seed = graph.input(f"d{output}/d{step.name}", step.expr.shape)
                 vjp = graph.gradients(local, [target], seed=seed)[target]
-                local_text = f"d{output}/d{name} = {show(vjp)}   (for any upstream d{output}/d{step.name})"
-            chain = (
-                f"d{output}/d{name} = d{output}/d{step.name} * d{step.name}/d{name} = {show(contribution)}"
-            )
-            if is_output:
-                chain = f"d{output}/d{name} = {show(contribution)}" if elementwise else ""
-            if target in upstream:
-                chain = f"d{output}/d{name} += {show(contribution)}   (it is used more than once)"
+                local_part = (Partial(output, name), show(vjp))
+                note = f"for any upstream d{output}/d{step.name}"
+            through = None if is_output else (Partial(output, step.name), Partial(step.name, name))
+            chain = None if is_output and not elementwise else (Partial(output, name), through, shown)
+            accumulates = target in upstream
+            if accumulates:
                 upstream[target] = SymTensor(upstream[target].expr + contribution.expr, contribution.shape)
             else:
                 upstream[target] = contribution
             in_inputs = show(graph.substitute(contribution, inline_map))
-            link = Link(name, local_text, chain, in_inputs if in_inputs != show(contribution) else None)
-            entry.links.append(link)
+            same = in_inputs.text == shown.text
+            entry.links.append(Link(name, local_part, note, chain, accumulates, None if same else in_inputs))
         backward.append(entry)
 
     closed = ClosedForm.derive(program, wrt)
@@ -272,14 +314,16 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
         forward=forward_steps,
         elementwise=_elementwise_view(program, wrt),
         backward=backward,
-        closed_forms=dict(closed.printed),
+        closed_forms={
+            n: Formula(closed.printed[n], to_latex(closed.graph, g.expr)) for n, g in closed.grads.items()
+        },
         values=grads,
         engines=engines,
         notes=notes,
     )
 
 
-def _elementwise_view(program: Program, wrt: list[str]) -> list[str]:
+def _elementwise_view(program: Program, wrt: list[str]) -> list[tuple[Partial | str, Formula, str]]:
     """out written out element by element (x1, x2, ... numbered like the seed), and one partial."""
     sizes = sum(d.type.size for d in program.inputs.values())
     # Labels turn into case analyses element by element: readable only without them.
@@ -298,15 +342,17 @@ def _elementwise_view(program: Program, wrt: list[str]) -> list[str]:
     graph = Graph()
     printer = LanguagePrinter(graph)
     out_name = program.output.name
-    lines = [f"{out_name} = {printer(sympy.factor_terms(output.xreplace(renamed)))}"]
+    whole = sympy.factor_terms(output.xreplace(renamed))
+    lines: list[tuple[Partial | str, Formula, str]] = [
+        (out_name, Formula(printer(whole), to_latex(graph, whole)), "")
+    ]
     for name in wrt:
         first = symbols[name].flat[0]
         partial = sympy.factor(sympy.diff(output, first).xreplace(renamed))
         label = renamed[first]
         alike = _alike(output, symbols[name], partial, renamed)
-        lines.append(
-            f"d{out_name}/d{label} = {printer(partial)}" + ("   (every element alike)" if alike else "")
-        )
+        formula = Formula(printer(partial), to_latex(graph, partial))
+        lines.append((Partial(out_name, label.name), formula, "every element alike" if alike else ""))
     return lines
 
 
@@ -332,6 +378,31 @@ def _array(a: np.ndarray) -> str:
     return np.array2string(a, precision=6, separator=", ", threshold=12, max_line_width=90).replace("\n", " ")
 
 
+def _label(left: Partial | str, latex: bool) -> str:
+    if isinstance(left, Partial):
+        return left.latex if latex else left.text
+    return name_latex(left) if latex else left
+
+
+def _chain_text(
+    chain: tuple[Partial, tuple[Partial, Partial] | None, Formula], accumulates: bool, latex: bool
+) -> str:
+    left, through, value = chain
+    sign = "+=" if accumulates else "="
+    if latex:
+        sign = "\\mathrel{+}=" if accumulates else "="
+        middle = f" = {through[0].latex} {through[1].latex}" if through else ""
+        return (
+            f"{left.latex} {sign}{middle} = {value.latex}"
+            if through
+            else f"{left.latex} {sign} {value.latex}"
+        )
+    middle = f" {through[0].text} * {through[1].text} =" if through else ""
+    return f"{left.text} {sign}{middle} {value.text}" + (
+        "   (used more than once: added)" if accumulates else ""
+    )
+
+
 def render_text(ex: Explanation) -> str:
     pad = "  "
     lines = [f"symcheck explain: {ex.source.strip()}"]
@@ -344,34 +415,95 @@ def render_text(ex: Explanation) -> str:
     if ex.elementwise:
         lines.append("")
         lines.append("element by element")
-        lines.extend(pad + line for line in ex.elementwise)
+        for left, formula, remark in ex.elementwise:
+            lines.append(
+                f"{pad}{_label(left, False)} = {formula.text}" + (f"   ({remark})" if remark else "")
+            )
     lines.append("")
     lines.append(f"backward pass, from {ex.output} back to the inputs")
     for b in ex.backward:
-        lines.append(f"{pad}{b.name} = {b.text}")
+        lines.append(f"{pad}{b.name} = {b.expr.text}")
         if b.upstream:
-            lines.append(f"{pad * 2}arriving: {b.upstream}")
+            lines.append(f"{pad * 2}arriving: {b.upstream[0].text} = {b.upstream[1].text}")
         for link in b.links:
-            lines.append(f"{pad * 2}local:    {link.local}")
-            if link.chain and link.chain != link.local:
-                lines.append(f"{pad * 2}chain:    {link.chain}")
+            note = f"   ({link.local_note})" if link.local_note else ""
+            local = f"{link.local[0].text} = {link.local[1].text}"
+            lines.append(f"{pad * 2}local:    {local}{note}")
+            if link.chain:
+                chain = _chain_text(link.chain, link.accumulates, False)
+                if chain != local:
+                    lines.append(f"{pad * 2}chain:    {chain}")
             if link.in_inputs:
-                lines.append(f"{pad * 2}          = {link.in_inputs}   (in terms of the inputs)")
+                lines.append(f"{pad * 2}          = {link.in_inputs.text}   (in terms of the inputs)")
         if b.rules:
             lines.append(f"{pad * 2}rules:    {'; '.join(b.rules)}")
     lines.append("")
     lines.append("result")
     for name, form in ex.closed_forms.items():
-        lines.append(f"{pad}d{ex.output}/d{name} = {form}")
-        lines.append(f"{pad}  symbolic  {name}.grad = {_array(ex.values[name])}")
-        for engine, grads in ex.engines.items():
-            if name in grads:
-                same = np.allclose(grads[name], ex.values[name], rtol=1e-7, atol=1e-9)
-                lines.append(
-                    f"{pad}  {engine:9} {name}.grad = {_array(grads[name])}" + ("" if same else "   DIFFERS")
-                )
+        lines.append(f"{pad}d{ex.output}/d{name} = {form.text}")
+        lines.extend(f"{pad}  {line}" for line in _grad_lines(ex, name))
     lines.extend(f"{pad}note: {n}" for n in ex.notes)
     return "\n".join(lines) + "\n"
+
+
+def _grad_lines(ex: Explanation, name: str) -> list[str]:
+    lines = [f"symbolic  {name}.grad = {_array(ex.values[name])}"]
+    for engine, grads in ex.engines.items():
+        if name in grads:
+            same = np.allclose(grads[name], ex.values[name], rtol=1e-7, atol=1e-9)
+            lines.append(f"{engine:9} {name}.grad = {_array(grads[name])}" + ("" if same else "   DIFFERS"))
+    return lines
+
+
+def render_markdown(ex: Explanation) -> str:
+    """Markdown with LaTeX math ($...$), for notes and GitHub."""
+    lines = [f"### `symcheck explain`: `{ex.source.strip()}`", ""]
+    lines.append("At " + ", ".join(f"`{n}` = {_array(v)}" for n, v in ex.point.items()) + ".")
+    lines += ["", "**Forward pass**", ""]
+    for s in ex.forward:
+        lines.append(f"- ${name_latex(s.name)} = {s.expr.latex}$ → {_array(s.value)}")
+    if ex.elementwise:
+        lines += ["", "**Element by element**", ""]
+        for left, formula, remark in ex.elementwise:
+            lines.append(f"- ${_label(left, True)} = {formula.latex}$" + (f" ({remark})" if remark else ""))
+    lines += ["", f"**Backward pass**, from ${name_latex(ex.output)}$ back to the inputs", ""]
+    for b in ex.backward:
+        lines.append(
+            f"- ${name_latex(b.name)} = {b.expr.latex}$" + (f" — {'; '.join(b.rules)}" if b.rules else "")
+        )
+        if b.upstream:
+            lines.append(f"  - arriving: ${b.upstream[0].latex} = {b.upstream[1].latex}$")
+        for link in b.links:
+            lines.append(
+                f"  - local: ${link.local[0].latex} = {link.local[1].latex}$"
+                + (f" ({link.local_note})" if link.local_note else "")
+            )
+            if link.chain:
+                lines.append(f"  - chain rule: ${_chain_text(link.chain, link.accumulates, True)}$")
+            if link.in_inputs:
+                lines.append(f"  - in terms of the inputs: ${link.in_inputs.latex}$")
+    lines += ["", "**Result**", ""]
+    for name, form in ex.closed_forms.items():
+        lines.append(
+            f"- $\\frac{{\\partial {name_latex(ex.output)}}}{{\\partial {name_latex(name)}}} = {form.latex}$"
+        )
+        lines.extend(f"  - `{line}`" for line in _grad_lines(ex, name))
+    return "\n".join(lines) + "\n"
+
+
+def render_latex(ex: Explanation) -> str:
+    """A LaTeX fragment (an aligned block of the derivation) for papers and slides."""
+    rows = []
+    for b in ex.backward:
+        for link in b.links:
+            rows.append(f"{link.local[0].latex} &= {link.local[1].latex}")
+            if link.chain:
+                rows.append(_chain_text(link.chain, link.accumulates, True).replace(" = ", " &= ", 1))
+    for name, form in ex.closed_forms.items():
+        rows.append(
+            f"\\frac{{\\partial {name_latex(ex.output)}}}{{\\partial {name_latex(name)}}} &= {form.latex}"
+        )
+    return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
 # ---------------------------------------------------------------- the command

@@ -8,7 +8,14 @@ from click.testing import CliRunner
 from symcheck.cli import main
 from symcheck.ir import DType, TensorType
 from symcheck.parser import bind, parse
-from symcheck.teaching.explain import check_claims, explain, render_text, split_steps
+from symcheck.teaching.explain import (
+    check_claims,
+    explain,
+    render_latex,
+    render_markdown,
+    render_text,
+    split_steps,
+)
 
 SEED = "mean(3*(x+2)^2)"
 ONES = {"x": np.ones((2, 2))}
@@ -35,17 +42,18 @@ def test_the_seed_derivation_by_hand() -> None:
         ("z", 27),
         ("out", 27),
     ]
-    assert ex.elementwise[0] == "out = 3/4*((x1 + 2)^2 + (x2 + 2)^2 + (x3 + 2)^2 + (x4 + 2)^2)"
-    assert ex.elementwise[1].startswith("dout/dx1 = 3/2*(x1 + 2)")
+    text = render_text(ex)
+    assert "  out = 3/4*((x1 + 2)^2 + (x2 + 2)^2 + (x3 + 2)^2 + (x4 + 2)^2)\n" in text
+    assert "  dout/dx1 = 3/2*(x1 + 2)   (every element alike)\n" in text
     out, z, y = ex.backward
-    assert out.links[0].local == "dout/dz = 1/4"
+    assert (out.links[0].local[0].text, out.links[0].local[1].text) == ("dout/dz", "1/4")
     assert "mean: 1/N with N = 4" in out.rules
-    assert z.upstream == "dout/dz = 1/4"
-    assert z.links[0].local == "dz/dy = 6*y"
-    assert z.links[0].chain == "dout/dy = dout/dz * dz/dy = 3/2*y"
-    assert z.links[0].in_inputs == "3/2*(x + 2)"
+    assert "arriving: dout/dz = 1/4\n" in text
+    assert "local:    dz/dy = 6*y\n" in text
+    assert "chain:    dout/dy = dout/dz * dz/dy = 3/2*y\n" in text
+    assert z.links[0].in_inputs is not None and z.links[0].in_inputs.text == "3/2*(x + 2)"
     assert "power rule" in z.rules and "chain rule" not in y.rules
-    assert ex.closed_forms == {"x": "3/2*(x + 2)"}
+    assert {n: f.text for n, f in ex.closed_forms.items()} == {"x": "3/2*(x + 2)"}
     np.testing.assert_allclose(ex.values["x"], 4.5)
     for grads in ex.engines.values():
         np.testing.assert_allclose(grads["x"], 4.5)
@@ -90,3 +98,61 @@ def test_the_command() -> None:
     assert r.exit_code == 2 and "--case" in r.output
     r = runner.invoke(main, ["explain", "maen(x)", "-i", "x:2"])
     assert r.exit_code == 2 and "did you mean 'mean'" in r.output
+
+
+def test_markdown_and_latex_carry_the_same_derivation() -> None:
+    ex = explain(seed_program("y = x + 2\nz = 3*y^2\nout = mean(z)"), ONES, ["x"])
+    markdown = render_markdown(ex)
+    assert "$\\frac{\\partial z}{\\partial y} = 6 y$" in markdown
+    assert "\\frac{3 \\left(x + 2\\right)}{2}" in markdown
+    latex = render_latex(ex)
+    assert latex.startswith("\\begin{aligned}") and latex.endswith("\\end{aligned}")
+    assert ex._repr_markdown_() == markdown and ex._repr_latex_().startswith("$\\begin{aligned}")
+
+
+KATEX_RENDER = (
+    "const k = require('katex'); const parts = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+    "for (const p of parts) { k.renderToString(p, {throwOnError: true, displayMode: true}); }"
+)
+
+
+def _katex_modules() -> str | None:
+    """node_modules holding KaTeX: $SYMCHECK_KATEX, or where .ci/run installs it (.venv/katex)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("node") is None:
+        return None
+    for candidate in (
+        os.environ.get("SYMCHECK_KATEX"),
+        Path(__file__).parents[2] / ".venv/katex/node_modules",
+    ):
+        if candidate and (Path(candidate) / "katex").is_dir():
+            return str(candidate)
+    return None
+
+
+def test_the_latex_and_the_markdown_math_render_in_katex() -> None:
+    import json
+    import os
+    import re
+    import subprocess
+
+    import pytest
+
+    modules = _katex_modules()
+    if modules is None:
+        pytest.skip("no LaTeX renderer: install KaTeX (npm install --prefix .venv/katex katex) and node")
+    ex = explain(seed_program("y = x + 2\nz = 3*y^2\nout = mean(z)"), ONES, ["x"])
+    pieces = [render_latex(ex)] + re.findall(r"\$([^$]+)\$", render_markdown(ex))
+    env = {**os.environ, "NODE_PATH": modules}
+    run = subprocess.run(
+        ["node", "-e", KATEX_RENDER],
+        input=json.dumps(pieces),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
