@@ -166,8 +166,12 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             if result.closed_forms.get(proof.wrt):
                 lines.append(f"{pad}          true gradient  = {result.closed_forms[proof.wrt]}")
             bad = next((e for e in checks if not e.ok), None)
-            if bad is not None:
+            if proof.differs_at is not None:  # the diagnosis: symcheck/teaching/diagnose.py
+                lines.append(f"{pad}          differs {proof.differs_at}")
+            elif bad is not None:
                 lines.append(f"{pad}          {bad.detail}")
+            if proof.likely_mistake is not None:
+                lines.append(f"{pad}          likely mistake: {proof.likely_mistake}")
     for point in result.points:
         for e in point.expectations:
             if any(e.what == f"d{output}/d{p.wrt}" for p in result.proofs):
@@ -295,7 +299,8 @@ def summary_line(results: Sequence[CaseResult]) -> str:
 #                         "comparisons": [{engine, reference, ok, failures, checks: [check]}],
 #                         "expectations": [{what, claim, ok, detail, line}]}]}]}
 # Added compatibly: case "seconds" and "baseline" (null, or {file, key, status, points, mismatched,
-# missing, versions}); point "baseline" ([comparison] of each engine against its recorded numbers).
+# missing, versions}); point "baseline" ([comparison] of each engine against its recorded numbers);
+# proof "likely_mistake" and "differs_at" (null, or the diagnosis of a wrong formula in words).
 # check: {what, ok, total, mismatched, max_abs, max_rel, worst_index, actual, expected, nonfinite, rtol, atol}
 
 

@@ -1240,7 +1240,9 @@ def grad_programs(case: Case, program: Program) -> dict[str, Program]:
                 )
         fprog = bind(parsed, {n: known[n] for n in used if n in known})
         got, want = fprog.output_type.shape, known[name].shape
-        if not _broadcasts(got, want):
+        # A transposed matrix is a classic hand-derivation slip: let it through to be diagnosed.
+        transposed = len(want) == 2 and tuple(reversed(want)) == tuple(got)
+        if not _broadcasts(got, want) and not transposed:
             raise SymcheckError(
                 f"the expected gradient for '{name}' has shape {list(got)} "
                 f"but '{name}' has shape {list(want)}",

@@ -81,6 +81,10 @@ class FormulaProof:
     proven: bool
     difference: str | None  # claimed - true, simplified, when not proven
     line: int | None = None
+    # When not proven (symcheck/teaching/diagnose.py): the common mistake the claim most likely
+    # comes from, and where claim and truth differ ("at x = [[1, 1], [1, 1]] (...): claimed 18, ...").
+    likely_mistake: str | None = None
+    differs_at: str | None = None
 
 
 @dataclass
@@ -376,6 +380,32 @@ class Runner:
                     expect.line,
                 )
             )
+            if not proven:
+                self._diagnose(closed, name, expect, result)
+
+    @staticmethod
+    def _diagnose(closed: Any, name: str, expect: GradExpect, result: CaseResult) -> None:
+        """Where a wrong formula parts from the truth, at the first point where its check failed."""
+        from symcheck.teaching.diagnose import diagnose
+
+        what = f"d{result.program.output.name}/d{name}"
+        failed = next((p for p in result.points for e in p.expectations if e.what == what and not e.ok), None)
+        point = failed or (result.points[0] if result.points else None)
+        proof = result.proofs[-1]
+        try:
+            found = diagnose(
+                closed,
+                name,
+                expect.formula or "",
+                expect.formula_source,
+                None if point is None else point.inputs,
+                point_label=None if point is None else f"the {point.label}",
+                seed=result.case.seed,
+            )
+        except Exception as e:  # a heuristic must never turn a clear WRONG into a crash
+            result.notes.append(f"could not diagnose the expected {what}: {type(e).__name__}: {e}")
+            return
+        proof.likely_mistake, proof.differs_at = found.likely_mistake, found.where()
 
 
 def _numbers_text(numbers: np.ndarray) -> str:

@@ -550,7 +550,9 @@ def load_target(
     return program, make_point({n: specs[n] for n in program.inputs}, 0, program), chosen_wrt
 
 
-def check_claims(program: Program, wrt: list[str], claims: Sequence[str]) -> tuple[list[str], bool]:
+def check_claims(
+    program: Program, wrt: list[str], claims: Sequence[str], point: Mapping[str, np.ndarray] | None = None
+) -> tuple[list[str], bool]:
     """`name: formula` claims against the closed form: report lines, and whether all hold."""
     from symcheck.errors import Source, SymcheckError
     from symcheck.parser import parse
@@ -565,7 +567,7 @@ def check_claims(program: Program, wrt: list[str], claims: Sequence[str]) -> tup
             raise SymcheckError(
                 f"bad claim {claim!r}", hint=f"write NAME: FORMULA with NAME one of {', '.join(closed.grads)}"
             )
-        diagnosis = _diagnose(closed, name, formula.strip())
+        diagnosis = _diagnose(closed, name, formula.strip(), point)
         if diagnosis is not None:
             lines.extend(diagnosis[0])
             all_right &= diagnosis[1]
@@ -582,11 +584,13 @@ def check_claims(program: Program, wrt: list[str], claims: Sequence[str]) -> tup
     return lines, all_right
 
 
-def _diagnose(closed: ClosedForm, name: str, formula: str) -> tuple[list[str], bool] | None:
+def _diagnose(
+    closed: ClosedForm, name: str, formula: str, point: Mapping[str, np.ndarray] | None
+) -> tuple[list[str], bool] | None:
     """The teaching diagnosis (which step a wrong claim most likely comes from), when available."""
     try:
         from symcheck.teaching.diagnose import diagnose, render_diagnosis  # type: ignore[attr-defined]
     except ImportError:
         return None
-    result = diagnose(closed, name, formula)
+    result = diagnose(closed, name, formula, point=point, point_label="the given values" if point else None)
     return render_diagnosis(result).splitlines(), bool(result.correct)
