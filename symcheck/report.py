@@ -146,6 +146,13 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
     notes += [n for n in result.notes if n not in notes]
     for note in notes if verbose else [n for n in notes if any(w in n for w in ("skipped", "not", "probe"))]:
         lines.append(f"{pad}note      {note}")
+    for m in result.mistakes:
+        verdict = "refuted, as it must be" if m.refuted else "NOT REFUTED: symcheck accepted a known mistake"
+        lines.append(f"{pad}mistake   d{output}/d{m.wrt} = {m.claim}: {verdict}")
+        if m.likely_mistake:
+            lines.append(f"{pad}          why: {m.likely_mistake}")
+        if m.refuted and not m.ok:
+            lines.append(f"{pad}          DIAGNOSED DIFFERENTLY: the case expects '{m.expected_reason}'")
     for proof in result.proofs:
         checks = [e for p in result.points for e in p.expectations if e.what == f"d{output}/d{proof.wrt}"]
         held = sum(e.ok for e in checks)
@@ -341,6 +348,7 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "hessian_forms": result.hessian_forms,
         "engines": [s.__dict__ for s in summarize_engines(result)],
         "proofs": [p.__dict__ for p in result.proofs],
+        "mistakes": [{**m.__dict__, "ok": m.ok} for m in result.mistakes],
         "notes": result.notes,
         "training": None if result.training is None else training_json(result.training),
         "seconds": result.seconds,

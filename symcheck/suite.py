@@ -116,6 +116,18 @@ class GradExpect:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    """A classic wrong claim shipped with a teaching case: symcheck must refute it (and, with
+    `because`, diagnose it that way)."""
+
+    wrt: str
+    formula: str
+    source: Source
+    because: str | None
+    line: int
+
+
+@dataclass(frozen=True)
 class Expect:
     value: np.ndarray | None = None
     value_line: int | None = None
@@ -213,6 +225,8 @@ class Case:
     impl_grad_source: Source | None = None
     allow_import: bool = False  # set by --allow-import only: a suite cannot opt itself in
 
+    mistakes: list[Mistake] = field(default_factory=list)  # teaching: wrong claims to refute
+
     def error(self, message: str, line: int | None = None, hint: str | None = None) -> SymcheckError:
         return SymcheckError(message, filename=self.file, line=line or self.line, hint=hint)
 
@@ -266,6 +280,12 @@ class ExpectModel(BaseModel):
     model_config = _CONFIG
     value: Any = None
     grad: dict[StrictStr, Any] = {}
+
+
+class MistakeModel(BaseModel):
+    model_config = _CONFIG
+    grad: dict[StrictStr, StrictStr]
+    because: StrictStr | None = None
 
 
 class _TolModel(BaseModel):
@@ -322,6 +342,7 @@ class CaseModel(BaseModel):
     inputs: dict[StrictStr, InputModel] = {}
     wrt: Annotated[list[StrictStr], BeforeValidator(_listify)] | None = None
     expect: ExpectModel | None = None
+    mistakes: list[MistakeModel] = []
     engines: Annotated[list[StrictStr], BeforeValidator(_listify)] | None = None
     tolerance: ToleranceModel | None = None  # type: ignore[valid-type]
     samples: NonNegInt = DEFAULT_SAMPLES
@@ -336,7 +357,7 @@ class CaseModel(BaseModel):
 
 
 TOP_KEYS = ("suite", "defaults", "cases")
-NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect", "impl", "impl_grad")
+NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect", "mistakes", "impl", "impl_grad")
 DEFAULT_KEYS = tuple(k for k in CaseModel.model_fields if k not in NO_DEFAULT_KEYS)
 
 
@@ -646,6 +667,7 @@ class _Loader:
             inputs=inputs,
             wrt=None if m.wrt is None else list(dict.fromkeys(m.wrt)),
             expect=expect,
+            mistakes=self.mistakes(m.mistakes, (*path, "mistakes")),
             engines=engines,
             tolerance=_tolerance(m.tolerance),
             samples=m.samples,
@@ -707,6 +729,18 @@ class _Loader:
             else:
                 grads[name] = GradExpect(None, None, self.numbers(raw, gpath, f"expect.grad.{name}"), line)
         return Expect(value, self.doc.line((*path, "value")) if value is not None else None, grads)
+
+    def mistakes(self, models: list[MistakeModel], path: YamlPath) -> list[Mistake]:
+        out = []
+        for i, m in enumerate(models):
+            for name, formula in m.grad.items():
+                gpath = (*path, i, "grad", name)
+                out.append(
+                    Mistake(
+                        name, formula, self.doc.source(formula, gpath), m.because, self.doc.line(gpath) or 1
+                    )
+                )
+        return out
 
     def numbers(self, raw: Any, path: YamlPath, what: str) -> np.ndarray:
         try:

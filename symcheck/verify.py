@@ -75,6 +75,26 @@ class PointResult:
 
 
 @dataclass
+class MistakeCheck:
+    """A shipped wrong claim: refuted as it must be, and diagnosed as the case says."""
+
+    wrt: str
+    claim: str
+    refuted: bool
+    likely_mistake: str | None
+    expected_reason: str | None
+    line: int
+
+    @property
+    def ok(self) -> bool:
+        reason_ok = (
+            self.expected_reason is None
+            or self.expected_reason.lower() in (self.likely_mistake or "").lower()
+        )
+        return self.refuted and reason_ok
+
+
+@dataclass
 class FormulaProof:
     wrt: str
     claim: str
@@ -97,6 +117,7 @@ class CaseResult:
     hessian_forms: dict[str, str] = field(default_factory=dict)
     exact_value: str | None = None
     proofs: list[FormulaProof] = field(default_factory=list)
+    mistakes: list[MistakeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     training: Any = None  # symcheck.train.TrainingResult, for a case with `train:`
     baseline: Any = None  # symcheck.baseline.BaselineOutcome, with --baseline
@@ -111,7 +132,8 @@ class CaseResult:
         if self.crashed:
             return "error"
         trained = self.training is None or self.training.ok
-        return "pass" if all(p.ok for p in self.points) and trained else "fail"
+        refuted = all(m.ok for m in self.mistakes)
+        return "pass" if all(p.ok for p in self.points) and trained and refuted else "fail"
 
 
 @dataclass
@@ -204,6 +226,7 @@ class Runner:
         for label, point in self._points(case, program, result.notes):
             result.points.append(self._run_point(prep, wrt, options, label, point))
         self._prove_formulas(prep, wrt, result)
+        self._refute_mistakes(prep, result)
         for p in result.points:
             sym = p.results.get("symbolic")
             if sym is not None:
@@ -364,6 +387,32 @@ class Runner:
         assert isinstance(engine, SymbolicEngine)
         wrt = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
         return engine.closed_form(prep.program, wrt)
+
+    def _refute_mistakes(self, prep: Prepared, result: CaseResult) -> None:
+        from symcheck.teaching.diagnose import diagnose
+
+        given = result.points[0] if result.points else None
+        for mistake in prep.case.mistakes:
+            closed = self._closed_form(prep, mistake.wrt)
+            d = diagnose(
+                closed,
+                mistake.wrt,
+                mistake.formula,
+                source=mistake.source,
+                point=given.inputs if given else None,
+                point_label=given.label if given else None,
+                seed=prep.case.seed,
+            )
+            result.mistakes.append(
+                MistakeCheck(
+                    mistake.wrt,
+                    mistake.formula,
+                    not d.correct and not d.holds,
+                    d.likely_mistake,
+                    mistake.because,
+                    mistake.line,
+                )
+            )
 
     def _prove_formulas(self, prep: Prepared, wrt: list[str], result: CaseResult) -> None:
         for name, parsed in prep.formulas.items():

@@ -156,3 +156,29 @@ def test_the_latex_and_the_markdown_math_render_in_katex() -> None:
         timeout=60,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_shipped_mistakes_are_refuted_with_their_diagnosis(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A known mistake that symcheck accepted, or diagnosed otherwise, fails the case."""
+    from symcheck.suite import load_suite
+    from symcheck.verify import run_cases
+
+    suite = tmp_path / "m.yaml"
+    suite.write_text(
+        "cases:\n"
+        "  - name: seed\n"
+        "    expr: mean(3*(x+2)^2)\n"
+        "    inputs: {x: {shape: [2, 2], fill: 1}}\n"
+        "    samples: 0\n"
+        "    mistakes:\n"
+        "      - grad: {x: '6*(x + 2)'}\n"
+        "        because: the 1/N of mean is missing\n"
+    )
+    (result,), _ = run_cases(load_suite(suite).cases)
+    assert result.status == "pass" and result.mistakes[0].refuted
+    suite.write_text(suite.read_text().replace("6*(x + 2)", "3/2*(x + 2)"))  # not a mistake at all
+    (result,), _ = run_cases(load_suite(suite).cases)
+    assert result.status == "fail" and not result.mistakes[0].refuted
+    suite.write_text(suite.read_text().replace("3/2*(x + 2)", "-3/2*(x + 2)"))  # diagnosed as a sign error
+    (result,), _ = run_cases(load_suite(suite).cases)
+    assert result.status == "fail" and result.mistakes[0].refuted and not result.mistakes[0].ok
