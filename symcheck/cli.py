@@ -387,6 +387,14 @@ def verify(
     help="Import the Python code that cases name with impl: (it runs). Without it, only where "
     "[tool.symcheck] allow-import = true in the suite's pyproject.toml.",
 )
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    metavar="NAME: FORMULA",
+    help='Your hand-derived gradient, e.g. "x: 3/2*(x+2)": checked like an expect: formula; when wrong, '
+    "where it parts from the truth and the likely mistake. Repeatable.",
+)
 @_with_common
 @_guarded
 @_with_plugins
@@ -399,6 +407,7 @@ def grad(
     impl: str | None,
     impl_grad: str | None,
     allow_import: bool,
+    claims: tuple[str, ...],
     engines: str | None,
     samples: int | None,
     seed: int | None,
@@ -413,6 +422,7 @@ def grad(
     from symcheck.inputs import parse_cli_input
     from symcheck.parser import parse
     from symcheck.suite import Case, Expect, Tolerance
+    from symcheck.teaching.diagnose import claim_expectations
 
     specs = {}
     for text in inputs:
@@ -438,7 +448,7 @@ def grad(
         expr_source=source,
         inputs=specs,
         wrt=[w.strip() for w in wrt.split(",")] if wrt else None,
-        expect=Expect(),
+        expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/teaching/diagnose.py
         engines=list(ENGINE_NAMES),
         tolerance=Tolerance(),
         dtype=dtype or "float64",
@@ -495,7 +505,7 @@ def explain(
     click.echo(render[fmt](teaching.explain(program, point, chosen)))
     if not claims:
         return EXIT_OK
-    lines, right = teaching.check_claims(program, chosen, claims)
+    lines, right = teaching.check_claims(program, chosen, claims, point)
     click.echo("\n" + "\n".join(lines))
     return EXIT_OK if right else EXIT_MISMATCH
 
@@ -543,6 +553,79 @@ def schema(output: str | None) -> None:
         click.echo(text, nl=False)
     else:
         Path(output).write_text(text, encoding="utf-8")
+
+
+@main.command()
+@click.argument("target", metavar="EXPR|SUITE")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC", help="An input, as for `grad`.")
+@click.option("--case", "case_name", metavar="NAME", help="With a suite file: the case to draw.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write here (.svg, .png, or .mmd for Mermaid)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["svg", "png", "mermaid"]),
+    help="Default: from the -o suffix; without -o, Mermaid text on stdout.",
+)
+@click.option("--steps", is_flag=True, help="One box per named step instead of one per op.")
+@_guarded
+def graph(
+    target: str,
+    inputs: tuple[str, ...],
+    case_name: str | None,
+    output: str | None,
+    fmt: str | None,
+    steps: bool,
+) -> int:
+    """Draw the computation graph: each node's value and gradient d out/d node (symcheck/teaching)."""
+    from symcheck.teaching.graph import run_graph
+
+    text = run_graph(target, inputs, case_name=case_name, output=output, fmt=fmt, steps=steps)  # type: ignore[arg-type]
+    click.echo(text if text is not None else f"wrote {output}", nl=text is None)
+    return EXIT_OK
+
+
+@main.command()
+@click.argument("target", metavar="EXPR|SUITE")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC", help="An input, as for `grad`.")
+@click.option("--case", "case_name", metavar="NAME", help="With a suite file: the case to plot.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="A .png, .svg or .pdf file."
+)
+@click.option(
+    "--wrt", help="The input along the x axis (one scalar input); the others stay at their -i values."
+)
+@click.option("--range", "bounds", metavar="LOW,HIGH", help="The x range of a scalar input (default -3,3).")
+@click.option("--points", type=click.IntRange(1, 50), default=7, show_default=True, help="Engine points.")
+@click.option("--engines", help="Comma-separated engines to mark (default: all four).")
+@_guarded
+def plot(
+    target: str,
+    inputs: tuple[str, ...],
+    case_name: str | None,
+    output: str,
+    wrt: str | None,
+    bounds: str | None,
+    points: int,
+    engines: str | None,
+) -> int:
+    """Plot the function and its derivative over a range (one scalar input), or each engine's
+    gradient error per element as heatmaps (tensor inputs)."""
+    from symcheck.teaching.plot import run_plot
+
+    kind = run_plot(
+        target,
+        inputs,
+        output,
+        case_name=case_name,
+        wrt=wrt,
+        bounds=bounds,
+        points=points,
+        engines=_engine_list(engines),
+    )
+    click.echo(f"wrote {output} ({kind})")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover
