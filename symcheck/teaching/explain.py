@@ -513,41 +513,13 @@ def load_target(
     target: str, inputs: Sequence[str], case_name: str | None, wrt: str | None
 ) -> tuple[Program, dict[str, np.ndarray], list[str]]:
     """EXPR with -i specs, or a suite file and --case NAME: the program, the point, the wrt inputs."""
-    from pathlib import Path
+    from symcheck.inputs import make_point
+    from symcheck.suite import case_wrt, parse_case_program
+    from symcheck.teaching.graph import load_case
 
-    from symcheck.errors import Source, SymcheckError, did_you_mean
-    from symcheck.inputs import make_point, parse_cli_input
-    from symcheck.parser import bind, parse
-    from symcheck.suite import case_wrt, load_suite, parse_case_program
-
-    if target.endswith((".yaml", ".yml")) and Path(target).is_file():
-        cases = load_suite(target).cases
-        names = [c.name for c in cases]
-        if case_name is None and len(cases) > 1:
-            raise SymcheckError(
-                f"{target} has {len(cases)} cases", hint=f"pick one with --case: {', '.join(names)}"
-            )
-        chosen = [c for c in cases if case_name is None or c.name == case_name]
-        if not chosen:
-            raise SymcheckError(
-                f"no case named '{case_name}' in {target}", hint=did_you_mean(case_name or "", names)
-            )
-        case = chosen[0]
-        program = parse_case_program(case)
-        return program, make_point(case.inputs, case.seed, program), case_wrt(case)
-    specs = {}
-    for text in inputs:
-        name, spec = parse_cli_input(text)
-        specs[name] = spec
-    source = Source(target, "<command line>")
-    parsed = parse(target, source)
-    missing = [n for n in parsed.free_names() if n not in specs]
-    if missing:
-        example = " ".join(f"-i {n}:2x2=1" for n in missing)
-        raise SymcheckError(f"no input spec for {', '.join(missing)}", hint=f"e.g. {example}")
-    program = bind(parsed, {n: specs[n].type() for n in parsed.free_names()})
-    chosen_wrt = [w.strip() for w in wrt.split(",")] if wrt else program.float_inputs()
-    return program, make_point({n: specs[n] for n in program.inputs}, 0, program), chosen_wrt
+    case = load_case(target, inputs, case_name, wrt)
+    program = parse_case_program(case)
+    return program, make_point(case.inputs, case.seed, program), case_wrt(case)
 
 
 def check_claims(
