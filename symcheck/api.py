@@ -19,11 +19,9 @@ import numpy as np
 
 from symcheck.engine import (
     DEFAULT_ENGINES,
-    HVP,
     EngineOptions,
     EngineResult,
     check_engine_names,
-    hessian_key,
     second_order_directions,
     wants_full_hessian,
 )
@@ -99,7 +97,7 @@ class FunctionEngine(ImplEngine):
     ) -> None:
         import torch
 
-        from symcheck.torch_engine import resolve_device, resolve_dtype
+        from symcheck.torch_engine import TorchEngine, resolve_device, resolve_dtype
 
         dtype, device = resolve_dtype(options.dtype), resolve_device(options.device)
         args: dict[str, torch.Tensor] = {}
@@ -122,65 +120,15 @@ class FunctionEngine(ImplEngine):
             names = [n for n in dict.fromkeys(wrt) if n in leaves]
             shapes = {n: tuple(leaves[n].shape) for n in names}
             if wants_full_hessian(shapes, options):
-                result.hessian = _hessian({n: firsts[n] for n in names}, leaves)
+                # fn is differentiated by torch: the same double backward as the torch engine's.
+                result.hessian = TorchEngine._hessian({n: firsts[n] for n in names}, leaves)
             else:
                 directions = second_order_directions(shapes, options)
-                result.hvps = _hvps({n: firsts[n] for n in names}, leaves, directions)
+                result.hvps = TorchEngine._hvps({n: firsts[n] for n in names}, leaves, directions)
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu").double().numpy()
-
-
-def _hessian(
-    firsts: Mapping[str, torch.Tensor | None], leaves: Mapping[str, torch.Tensor]
-) -> dict[str, np.ndarray]:
-    """Each block d2 out / (da db): row i is element i of grad a, differentiated once more."""
-    import torch
-
-    names = list(firsts)
-    targets = [leaves[n] for n in names]
-    blocks: dict[str, np.ndarray] = {}
-    for a, g in firsts.items():
-        rows: dict[str, list[np.ndarray]] = {b: [] for b in names}
-        for i in range(leaves[a].numel()):
-            found: Sequence[torch.Tensor | None] = (None,) * len(names)
-            if g is not None and g.requires_grad:
-                found = torch.autograd.grad(g.reshape(-1)[i], targets, retain_graph=True, allow_unused=True)
-            for b, d in zip(names, found, strict=True):
-                rows[b].append(np.zeros(tuple(leaves[b].shape)) if d is None else _numpy(d))
-        for b in names:
-            shape = tuple(leaves[a].shape) + tuple(leaves[b].shape)
-            blocks[hessian_key(a, b)] = np.stack(rows[b]).reshape(shape) if rows[b] else np.zeros(shape)
-    return blocks
-
-
-def _hvps(
-    firsts: Mapping[str, torch.Tensor | None],
-    leaves: Mapping[str, torch.Tensor],
-    directions: Sequence[Mapping[str, np.ndarray]],
-) -> list[HVP]:
-    """H v as the gradient of sum_a <grad_a, v_a>."""
-    import torch
-
-    names = list(firsts)
-    targets = [leaves[n] for n in names]
-    products = []
-    for v in directions:
-        terms = [
-            (g * torch.as_tensor(np.asarray(v[n], dtype=np.float64)).to(g)).sum()
-            for n, g in firsts.items()
-            if g is not None and g.requires_grad
-        ]
-        found: Sequence[torch.Tensor | None] = (None,) * len(names)
-        if terms:
-            found = torch.autograd.grad(sum(terms), targets, retain_graph=True, allow_unused=True)
-        product = {
-            n: np.zeros(tuple(leaves[n].shape)) if d is None else _numpy(d)
-            for n, d in zip(names, found, strict=True)
-        }
-        products.append(HVP(direction=dict(v), product=product))
-    return products
 
 
 # ---------------------------------------------------------------- the assertion

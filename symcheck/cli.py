@@ -418,39 +418,18 @@ def grad(
     verbose: bool,
 ) -> int:
     """Differentiate EXPR (a program: `y = x + 2; out = mean(3*y^2)`) without a suite file."""
+    from dataclasses import replace
+
     from symcheck.errors import Source, SymcheckError
-    from symcheck.inputs import parse_cli_input
-    from symcheck.parser import parse
-    from symcheck.suite import Case, Expect, Tolerance
+    from symcheck.suite import DEFAULT_SAMPLES, Expect, load_case
     from symcheck.teaching.diagnose import claim_expectations
 
-    specs = {}
-    for text in inputs:
-        name, spec = parse_cli_input(text)
-        if name in specs:
-            raise SymcheckError(f"input '{name}' is given twice", hint="give each input once with -i")
-        specs[name] = spec
     if impl_grad is not None and impl is None:
         raise SymcheckError("--impl-grad needs --impl: the function that computes the value")
-    source = Source(expr, "<command line>")
-    missing = [n for n in parse(expr, source).free_names() if n not in specs]
-    if missing:
-        example = " ".join(f"-i {n}:2x2=1" for n in missing)
-        raise SymcheckError(
-            f"no input spec for {', '.join(missing)}",
-            hint=f"give every input a shape or value, e.g. {example}",
-        )
-    case = Case(
-        name=expr.strip().splitlines()[0] if "\n" not in expr.strip() else "<command line>",
-        file="<command line>",
-        line=1,
-        expr=expr,
-        expr_source=source,
-        inputs=specs,
-        wrt=[w.strip() for w in wrt.split(",")] if wrt else None,
+    case = replace(
+        load_case(expr, inputs, None, wrt),
+        samples=DEFAULT_SAMPLES,
         expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/teaching/diagnose.py
-        engines=list(ENGINE_NAMES),
-        tolerance=Tolerance(),
         dtype=dtype or "float64",
         device=device or "cpu",
         impl=impl,

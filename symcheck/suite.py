@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -1378,3 +1378,73 @@ def suite_json_schema() -> dict[str, Any]:
 def suite_json_schema_text() -> str:
     """The schema as `symcheck schema` prints it and symcheck/suite.schema.json holds it."""
     return json.dumps(suite_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def load_case(
+    target: str, inputs: Sequence[str], case_name: str | None = None, wrt: str | None = None
+) -> Any:
+    """A Case from EXPR and -i specs (as `symcheck grad`), or from a suite file and --case NAME;
+    -i specs given with a suite replace those inputs of the case."""
+    from symcheck.engine import DEFAULT_ENGINES
+    from symcheck.inputs import parse_cli_input
+    from symcheck.parser import parse
+
+    specs: dict[str, Any] = {}
+    for text in inputs:
+        name, spec = parse_cli_input(text)
+        if name in specs:
+            raise SymcheckError(f"input '{name}' is given twice", hint="give each input once with -i")
+        specs[name] = spec
+    wrt_list = [w.strip() for w in wrt.split(",") if w.strip()] if wrt else None
+    if target.lower().endswith((".yaml", ".yml")):
+        if not Path(target).is_file():
+            raise SymcheckError(f"no suite file {target!r}")
+        suite = load_suite(target)
+        names = [c.name for c in suite.cases]
+        if case_name is None:
+            if len(names) != 1:
+                raise SymcheckError(
+                    f"{target} has {len(names)} cases: pick one with --case NAME",
+                    hint=f"cases: {', '.join(names)}",
+                )
+            case_name = names[0]
+        if case_name not in names:
+            raise SymcheckError(
+                f"no case '{case_name}' in {target}",
+                hint=did_you_mean(case_name, names) or f"cases: {', '.join(names)}",
+            )
+        case = next(c for c in suite.cases if c.name == case_name)
+        unknown = [n for n in specs if n not in case.inputs]
+        if unknown:
+            raise SymcheckError(
+                f"case '{case_name}' has no input {unknown[0]}", hint=f"its inputs: {', '.join(case.inputs)}"
+            )
+        changes: dict[str, Any] = {"inputs": {**case.inputs, **specs}}
+        if wrt_list is not None:
+            changes["wrt"] = wrt_list
+        return replace(case, **changes)
+    if case_name is not None:
+        raise SymcheckError(
+            "--case picks a case of a suite file", hint="give a .yaml file, not an expression"
+        )
+    source = Source(target, "<command line>")
+    missing = [n for n in parse(target, source).free_names() if n not in specs]
+    if missing:
+        example = " ".join(f"-i {n}:2x2=1" for n in missing)
+        raise SymcheckError(
+            f"no input spec for {', '.join(missing)}",
+            hint=f"give every input a shape or value, e.g. {example}",
+        )
+    return Case(
+        name=target.strip().splitlines()[0] if "\n" not in target.strip() else "<command line>",
+        file="<command line>",
+        line=1,
+        expr=target,
+        expr_source=source,
+        inputs=specs,
+        wrt=wrt_list,
+        expect=Expect(),
+        engines=list(DEFAULT_ENGINES),
+        tolerance=Tolerance(),
+        samples=0,
+    )

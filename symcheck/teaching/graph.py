@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from symcheck.errors import Source, SymcheckError, did_you_mean
+from symcheck.errors import SymcheckError
 from symcheck.ir import Call, Const, DType, Node, Program, Ref, Step
 from symcheck.parser import format_fraction, to_source
+from symcheck.suite import load_case
 
 NodeKind = Literal["input", "const", "op", "step"]
 GraphFormat = Literal["svg", "png", "mermaid"]
@@ -685,77 +686,6 @@ def draw(graph: ComputationGraph) -> Any:
 
 
 # ---------------------------------------------------------------- cases from the command line
-
-
-def load_case(
-    target: str, inputs: Sequence[str], case_name: str | None = None, wrt: str | None = None
-) -> Any:
-    """A Case from EXPR and -i specs (as `symcheck grad`), or from a suite file and --case NAME;
-    -i specs given with a suite replace those inputs of the case."""
-    from symcheck.engine import DEFAULT_ENGINES
-    from symcheck.inputs import parse_cli_input
-    from symcheck.parser import parse
-    from symcheck.suite import Case, Expect, Tolerance, load_suite
-
-    specs: dict[str, Any] = {}
-    for text in inputs:
-        name, spec = parse_cli_input(text)
-        if name in specs:
-            raise SymcheckError(f"input '{name}' is given twice", hint="give each input once with -i")
-        specs[name] = spec
-    wrt_list = [w.strip() for w in wrt.split(",") if w.strip()] if wrt else None
-    if target.lower().endswith((".yaml", ".yml")):
-        if not Path(target).is_file():
-            raise SymcheckError(f"no suite file {target!r}")
-        suite = load_suite(target)
-        names = [c.name for c in suite.cases]
-        if case_name is None:
-            if len(names) != 1:
-                raise SymcheckError(
-                    f"{target} has {len(names)} cases: pick one with --case NAME",
-                    hint=f"cases: {', '.join(names)}",
-                )
-            case_name = names[0]
-        if case_name not in names:
-            raise SymcheckError(
-                f"no case '{case_name}' in {target}",
-                hint=did_you_mean(case_name, names) or f"cases: {', '.join(names)}",
-            )
-        case = next(c for c in suite.cases if c.name == case_name)
-        unknown = [n for n in specs if n not in case.inputs]
-        if unknown:
-            raise SymcheckError(
-                f"case '{case_name}' has no input {unknown[0]}", hint=f"its inputs: {', '.join(case.inputs)}"
-            )
-        changes: dict[str, Any] = {"inputs": {**case.inputs, **specs}}
-        if wrt_list is not None:
-            changes["wrt"] = wrt_list
-        return replace(case, **changes)
-    if case_name is not None:
-        raise SymcheckError(
-            "--case picks a case of a suite file", hint="give a .yaml file, not an expression"
-        )
-    source = Source(target, "<command line>")
-    missing = [n for n in parse(target, source).free_names() if n not in specs]
-    if missing:
-        example = " ".join(f"-i {n}:2x2=1" for n in missing)
-        raise SymcheckError(
-            f"no input spec for {', '.join(missing)}",
-            hint=f"give every input a shape or value, e.g. {example}",
-        )
-    return Case(
-        name=target.strip().splitlines()[0] if "\n" not in target.strip() else "<command line>",
-        file="<command line>",
-        line=1,
-        expr=target,
-        expr_source=source,
-        inputs=specs,
-        wrt=wrt_list,
-        expect=Expect(),
-        engines=list(DEFAULT_ENGINES),
-        tolerance=Tolerance(),
-        samples=0,
-    )
 
 
 def case_point(case: Any) -> tuple[Program, dict[str, np.ndarray], list[str]]:
