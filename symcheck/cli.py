@@ -475,13 +475,15 @@ def explain(
     """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
     from symcheck.teaching import explain as teaching
 
-    program, point, chosen = teaching.load_target(target, inputs, case_name, wrt)
+    program, point, chosen, case = teaching.load_target(target, inputs, case_name, wrt)
     render = {
         "text": teaching.render_text,
         "markdown": teaching.render_markdown,
         "latex": teaching.render_latex,
     }
     click.echo(render[fmt](teaching.explain(program, point, chosen)))
+    if getattr(case, "train", None) is not None and fmt == "text":
+        click.echo("\n".join(teaching.sgd_step_lines(case, program, point)))
     if not claims:
         return EXIT_OK
     lines, right = teaching.check_claims(program, chosen, claims, point)

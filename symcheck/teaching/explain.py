@@ -511,7 +511,7 @@ def render_latex(ex: Explanation) -> str:
 
 def load_target(
     target: str, inputs: Sequence[str], case_name: str | None, wrt: str | None
-) -> tuple[Program, dict[str, np.ndarray], list[str]]:
+) -> tuple[Program, dict[str, np.ndarray], list[str], object]:
     """EXPR with -i specs, or a suite file and --case NAME: the program, the point, the wrt inputs."""
     from symcheck.inputs import make_point
     from symcheck.suite import case_wrt, parse_case_program
@@ -519,7 +519,7 @@ def load_target(
 
     case = load_case(target, inputs, case_name, wrt)
     program = parse_case_program(case)
-    return program, make_point(case.inputs, case.seed, program), case_wrt(case)
+    return program, make_point(case.inputs, case.seed, program), case_wrt(case), case
 
 
 def check_claims(
@@ -566,3 +566,40 @@ def _diagnose(
         return None
     result = diagnose(closed, name, formula, point=point, point_label="the given values" if point else None)
     return render_diagnosis(result).splitlines(), bool(result.correct)
+
+
+# ---------------------------------------------------------------- the SGD step, made visible
+
+
+def sgd_step_lines(case: object, program: Program, point: Mapping[str, np.ndarray]) -> list[str]:
+    """For a case with a `train:` block: what backward(), step() and zero_grad() do to .grad,
+    on the first training example, with the exact gradient (the seed's confusion, answered)."""
+    from symcheck.train import examples
+
+    spec = case.train  # type: ignore[attr-defined]
+    params = list(spec.parameters)
+    first = {**point, **examples(spec, case, None)[0]}
+    closed = ClosedForm.derive(program, params)
+    _, grads = closed.evaluate(first)
+    lr = spec.optimizer.lr
+    out = program.output.name
+    lines = ["", f"one training step ({spec.optimizer.describe()}), on the first example"]
+    lines.append(
+        f"  {out} = {to_source(program.output.expr)}   (loss.backward() never passes {out} to the optimizer)"
+    )
+    for name in params:
+        g = grads[name]
+        new = np.asarray(first[name], dtype=float) - lr * g
+        lines.append(f"  backward()   adds d{out}/d{name} to .grad: {name}.grad = {_array(g)}")
+        lines.append(
+            f"  step()       reads {name}.grad only:   {name} <- {name} - {lr:g} * {name}.grad = {_array(new)}"
+        )
+    lines.append("  zero_grad()  sets every .grad back to zero before the next backward()")
+    lines.append(
+        "  without it   a second backward() adds again: .grad = "
+        + ", ".join(f"{n}.grad = {_array(2 * grads[n])}" for n in params[-1:])
+        + " on the same example (the sum of both gradients), and step() moves by that sum"
+    )
+    if spec.optimizer.momentum or spec.optimizer.weight_decay:
+        lines.append("  (momentum and weight decay change what step() does with .grad; see torch.optim.SGD)")
+    return lines

@@ -182,3 +182,15 @@ def test_shipped_mistakes_are_refuted_with_their_diagnosis(tmp_path) -> None:  #
     suite.write_text(suite.read_text().replace("3/2*(x + 2)", "-3/2*(x + 2)"))  # diagnosed as a sign error
     (result,), _ = run_cases(load_suite(suite).cases)
     assert result.status == "fail" and result.mistakes[0].refuted and not result.mistakes[0].ok
+
+
+def test_a_training_case_shows_what_backward_step_and_zero_grad_do() -> None:
+    runner = CliRunner()
+    r = runner.invoke(
+        main, ["explain", "expressions/bow_logistic_regression.yaml", "--case", "bow-classifier"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "one training step" in r.output
+    assert "step()       reads b.grad only" in r.output
+    assert "zero_grad()  sets every .grad back to zero" in r.output
+    assert "b.grad = [-0.910313,  0.910313]" in r.output  # a second backward() without zero_grad() adds
