@@ -592,7 +592,7 @@ def sgd_step_lines(case: object, program: Program, point: Mapping[str, np.ndarra
         new = np.asarray(first[name], dtype=float) - lr * g
         lines.append(f"  backward()   adds d{out}/d{name} to .grad: {name}.grad = {_array(g)}")
         lines.append(
-            f"  step()       reads {name}.grad only:   {name} <- {name} - {lr:g} * {name}.grad = {_array(new)}"
+            f"  step()       reads {name}.grad only:  {name} <- {name} - {lr:g}*{name}.grad = {_array(new)}"
         )
     lines.append("  zero_grad()  sets every .grad back to zero before the next backward()")
     lines.append(
