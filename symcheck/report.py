@@ -237,7 +237,7 @@ def _point_failures(point: PointResult, pad: str, output: str) -> list[str]:
                 )
                 lines.extend(
                     f"{pad}          {line}"
-                    for line in _mismatch_lines(check, comparison.engine, comparison.reference)
+                    for line in mismatch_lines(check, comparison.engine, comparison.reference)
                 )
     for name, trace in point.crashed.items():
         lines.append(f"{pad}CRASHED   {name} at the {point.label}: {trace.strip().splitlines()[0]}")
@@ -248,12 +248,12 @@ def _point_failures(point: PointResult, pad: str, output: str) -> list[str]:
                     f"{pad}MISMATCH  {comparison.engine} vs baseline, {check.what}, at the {point.label}:"
                 )
                 lines.extend(
-                    f"{pad}          {line}" for line in _mismatch_lines(check, comparison.engine, "baseline")
+                    f"{pad}          {line}" for line in mismatch_lines(check, comparison.engine, "baseline")
                 )
     return lines
 
 
-def _mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[str]:
+def mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[str]:
     if check.nonfinite:
         return [check.nonfinite]
     pct = 100.0 * check.mismatched / max(check.total, 1)

@@ -92,7 +92,7 @@ def _poison(value: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor | Non
 
 
 def _onehot(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
-    # float64 holds 0, 1 and NaN exactly; `_Lowerer.call` casts the result to the engine's dtype.
+    # float64 holds 0, 1 and NaN exactly; `Lowerer.call` casts the result to the engine's dtype.
     classes: int = kw["num_classes"]
     labels, valid = _labels(args[0], classes)
     out = F.one_hot(labels, classes).to(torch.float64)
@@ -146,7 +146,7 @@ def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
     return lower
 
 
-# One entry per catalogue op. `pow` with a literal exponent is special-cased in `_Lowerer.call`
+# One entry per catalogue op. `pow` with a literal exponent is special-cased in `Lowerer.call`
 # so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
 TABLE: dict[str, Lowering] = {
     "add": lambda a, kw: torch.add(a[0], a[1]),
@@ -180,7 +180,7 @@ TABLE: dict[str, Lowering] = {
     "outer": lambda a, kw: torch.outer(a[0], a[1]),
     "dot": lambda a, kw: torch.dot(a[0], a[1]),
     "trace": lambda a, kw: torch.trace(a[0]),
-    "eye": lambda a, kw: torch.eye(kw["n"]),  # dtype and device are set in `_Lowerer.call`
+    "eye": lambda a, kw: torch.eye(kw["n"]),  # dtype and device are set in `Lowerer.call`
     "mse_loss": _mse_loss,
     "onehot": _onehot,
     "nll_loss": _classification(F.nll_loss),
@@ -245,7 +245,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class _Lowerer:
+class Lowerer:
     def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
         self.dtype = dtype
         self.device = device
@@ -295,7 +295,7 @@ class TorchEngine(Engine):
         dtype = resolve_dtype(options.dtype)
         device = resolve_device(options.device)
         start = time.perf_counter()
-        lowerer = _Lowerer(dtype, device)
+        lowerer = Lowerer(dtype, device)
         leaves: dict[str, torch.Tensor] = {}
         notes: list[str] = []
         for name, decl in program.inputs.items():

@@ -329,7 +329,7 @@ def _train_symbolic(plan: _Plan, runner: Runner) -> Trajectory:
 
 
 def _train_autograd(plan: _Plan, runner: Runner) -> Trajectory:
-    from symcheck.autograd.engine import _lower
+    from symcheck.autograd.engine import lower_node
     from symcheck.autograd.optim import SGD
     from symcheck.autograd.tensor import Tensor
     from symcheck.ir import DType
@@ -358,7 +358,7 @@ def _train_autograd(plan: _Plan, runner: Runner) -> Trajectory:
                 is_float = decl.type.dtype is DType.FLOAT
                 env[name] = Tensor(inputs[name], dtype=np.float64 if is_float else np.int64)
         for st in program.steps:
-            value = _lower(st.expr, env)
+            value = lower_node(st.expr, env)
             env[st.id] = value if isinstance(value, Tensor) else Tensor(value)
         loss = env[program.output.id]
         if loss.requires_grad:
@@ -387,7 +387,7 @@ def _train_torch(plan: _Plan, runner: Runner) -> Trajectory:
     import torch
 
     from symcheck.ir import DType
-    from symcheck.torch_engine import _Lowerer, resolve_device, resolve_dtype
+    from symcheck.torch_engine import Lowerer, resolve_device, resolve_dtype
 
     dtype, device = resolve_dtype(plan.dtype), resolve_device(plan.device)
     # As the seed writes it: parameters are leaf tensors, the optimizer is torch's own.
@@ -416,7 +416,7 @@ def _train_torch(plan: _Plan, runner: Runner) -> Trajectory:
             optimizer.zero_grad()
             rec.cleared()
         before = {n: numpy(p.grad, p) for n, p in params.items()}
-        lowerer = _Lowerer(dtype, device)
+        lowerer = Lowerer(dtype, device)
         for name, decl in program.inputs.items():
             if name in params:
                 lowerer.env[name] = params[name]
@@ -621,7 +621,7 @@ def _num(x: float) -> str:
 
 def training_text(t: TrainingResult, pad: str) -> list[str]:
     """The training section of a case's text report."""
-    from symcheck.report import _mismatch_lines
+    from symcheck.report import mismatch_lines
 
     spec = t.spec
     more = " " * 10
@@ -703,7 +703,7 @@ def training_text(t: TrainingResult, pad: str) -> list[str]:
             lines.append(f"{pad}MISMATCH  {leg.engine} vs {t.reference}, training, first at {at}: {d.what}")
             lines.extend(
                 f"{pad}          {line}"
-                for line in _mismatch_lines(d.comparison, leg.engine, t.reference or "")
+                for line in mismatch_lines(d.comparison, leg.engine, t.reference or "")
             )
             if leg.mismatched > 1:
                 lines.append(f"{pad}          ({leg.mismatched} of {leg.checks} checks fail from there on)")

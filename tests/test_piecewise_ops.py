@@ -14,7 +14,7 @@ from symcheck.engine import Engine, EngineOptions, EngineResult, hessian_key
 from symcheck.ir import DType, TensorType
 from symcheck.numeric import NumericEngine, forward
 from symcheck.parser import bind, parse
-from symcheck.torch_engine import TorchEngine, _Lowerer
+from symcheck.torch_engine import Lowerer, TorchEngine
 
 Arrays = dict[str, np.ndarray]
 ENGINES: dict[str, type[Engine]] = {"torch": TorchEngine, "numeric": NumericEngine}
@@ -113,7 +113,7 @@ def test_comparisons_give_bools_in_both_engines() -> None:
     env = forward(program, {"n": N, "x": V})
     assert env["b"].dtype == np.bool_ and env["c"].dtype == np.bool_
     assert float(env["out"]) == np.sum((N < 1) & (V > 0))
-    lowerer = _Lowerer(torch.float32, torch.device("cpu"))
+    lowerer = Lowerer(torch.float32, torch.device("cpu"))
     lowerer.env["n"] = torch.as_tensor(N)
     lowerer.env["x"] = torch.as_tensor(V, dtype=torch.float32)
     for step in program.steps:

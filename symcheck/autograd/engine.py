@@ -114,18 +114,18 @@ def evaluate(
     }
     env: dict[str, Tensor] = dict(leaves)
     for step in program.steps:
-        value = _lower(step.expr, env)
+        value = lower_node(step.expr, env)
         env[step.id] = value if isinstance(value, Tensor) else Tensor(value)  # a step may be a bare constant
     return leaves, env[program.output.id]
 
 
-def _lower(node: Node, env: Mapping[str, Tensor]) -> Tensor | float:
+def lower_node(node: Node, env: Mapping[str, Tensor]) -> Tensor | float:
     if isinstance(node, Const):
         return float(node.value)
     if isinstance(node, Ref):
         return env[node.target]
     assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
-    args = [_lower(a, env) for a in node.args]
+    args = [lower_node(a, env) for a in node.args]
     return LOWERING[node.op](*args, **node.kwdict)
 
 
