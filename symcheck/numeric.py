@@ -262,17 +262,25 @@ def _derivative(g: Callable[[float], float], h: float, exact: Callable[[float], 
             return None
         return _richardson((f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2), h1, h2)
 
+    def inside(h: float) -> bool:
+        h1 = exact(h)
+        return h1 > 0 and bool(np.isfinite(g(h1)) and np.isfinite(g(-h1)))
+
+    return _retreating(attempt, inside, h)
+
+
+def _retreating(
+    attempt: Callable[[float], float | None], inside: Callable[[float], bool], h: float
+) -> float | None:
+    """attempt(h); where the step crossed a domain edge (log near 0, say), halve it until the
+    points stay `inside`, then difference well inside that: the extrapolated error grows like
+    (h / distance)^4, so a step `_BACKOFF` times smaller than the distance is accurate."""
     d = attempt(h)
     if d is not None:
         return d
-    # The step crossed a domain edge (log near 0, say). Find roughly how far away the edge is and
-    # difference well inside it: the extrapolated error grows like (h / distance)^4.
     for _ in range(_HALVINGS):
         h /= 2
-        h1 = exact(h)
-        if h1 <= 0:
-            return None
-        if np.isfinite(g(h1)) and np.isfinite(g(-h1)):
+        if inside(h):
             break
     else:
         return None
@@ -320,21 +328,7 @@ def _second_derivative(quotient: Callable[[float], tuple[float, float] | None], 
             return None
         return _richardson(first[0], second[0], first[1], second[1])
 
-    d = attempt(h)
-    if d is not None:
-        return d
-    for _ in range(_HALVINGS):
-        h /= 2
-        if quotient(h) is not None:
-            break
-    else:
-        return None
-    for _ in range(_RETRIES):
-        h /= _BACKOFF
-        d = attempt(h)
-        if d is not None:
-            return d
-    return None
+    return _retreating(attempt, lambda h: quotient(h) is not None, h)
 
 
 def _count(n: int) -> str:
