@@ -155,6 +155,7 @@ class Graph:
 
     def atom(self, op: str, args: tuple[SymTensor, ...], result_shape: Shape, /, **kwargs: Any) -> SymTensor:
         kw = tuple(sorted(kwargs.items()))
+        args = tuple(SymTensor(_drop_redundant_steps(a.expr), a.shape) for a in args)
         key = (op, tuple(a.key for a in args), kw)
         if key not in self._by_key:
             symbol = sympy.Symbol(f"_a{len(self.atoms)}", real=True)
@@ -642,9 +643,25 @@ class Graph:
         return value
 
 
+def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:
+    """relu(u)*step(u) is relu(u): step is 1 wherever relu is not 0 (SymPy does not know it)."""
+
+    def redundant(e: sympy.Expr) -> bool:
+        if not e.is_Mul:
+            return False
+        relus = {f.args[0] for f in e.args if isinstance(f, relu)}
+        return any(isinstance(f, step) and f.args[0] in relus for f in e.args)
+
+    def drop(e: sympy.Expr) -> sympy.Expr:
+        relus = {f.args[0] for f in e.args if isinstance(f, relu)}
+        return sympy.Mul(*(f for f in e.args if not (isinstance(f, step) and f.args[0] in relus)))
+
+    return expr.replace(redundant, drop)
+
+
 def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:
     """The most readable of a few equivalent forms (factored first: 3/2*(x + 2))."""
-    expr = t.expr
+    expr = _drop_redundant_steps(t.expr)
     candidates = []
     try:
         if sympy.count_ops(expr) <= 200:

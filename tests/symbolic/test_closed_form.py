@@ -225,3 +225,17 @@ def test_claim_over_tensor_atoms() -> None:
     assert closed.difference("v", claim).expr == 0
     wrong = closed.difference("v", closed.lower_formula(parse("W.T @ (W @ v)")))
     assert closed.printer(wrong.expr) == "-W.T @ (W @ v)"
+
+
+def test_relu_times_its_step_reads_as_relu() -> None:
+    from symcheck.ir import TensorType
+    from symcheck.parser import bind, parse
+    from symcheck.symbolic import ClosedForm
+
+    types = {"W": TensorType((2, 3)), "x": TensorType((3,)), "b": TensorType((2,))}
+    closed = ClosedForm.derive(bind(parse("sum(relu(W @ x + b)^2)"), types), ["W", "x", "b"])
+    assert closed.printed == {
+        "W": "2*outer(relu(W @ x + b), x)",
+        "x": "2*(W.T @ relu(W @ x + b))",
+        "b": "2*relu(W @ x + b)",
+    }
