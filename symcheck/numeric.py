@@ -331,6 +331,26 @@ def _second_derivative(quotient: Callable[[float], tuple[float, float] | None], 
     return _retreating(attempt, lambda h: quotient(h) is not None, h)
 
 
+def _along(
+    f: Callable[[], float],
+    point: dict[str, np.ndarray],
+    base: Mapping[str, np.ndarray],
+    direction: Mapping[str, np.ndarray],
+) -> Callable[[float], float]:
+    """t -> f at base + t*direction: moves `point` (the arrays f reads) there and back."""
+
+    def g(t: float) -> float:
+        for n, d in direction.items():
+            np.add(base[n], t * d, out=point[n])
+        try:
+            return f()
+        finally:
+            for n in direction:
+                point[n][...] = base[n]
+
+    return g
+
+
 def _count(n: int) -> str:
     k = len(str(n)) - 1
     return f"10^{k}" if n >= 1000 and n == 10**k else str(n)
@@ -466,14 +486,7 @@ class NumericEngine(Engine):
             parts = np.split(v, np.cumsum([base[n].size for n in names])[:-1])
             direction = {n: p.reshape(base[n].shape) for n, p in zip(names, parts, strict=True)}
 
-            def g(t: float, direction: dict[str, np.ndarray] = direction) -> float:
-                for n in names:
-                    np.add(base[n], t * direction[n], out=point[n])
-                try:
-                    return f()
-                finally:
-                    for n in names:
-                        point[n][...] = base[n]
+            g = _along(f, point, base, direction)
 
             d = _derivative(g, h, lambda t: t)
             if d is None:
@@ -598,15 +611,7 @@ class NumericEngine(Engine):
             return [Curvature(direction=v, value=float("nan")) for v in directions]
         result: list[Curvature] = []
         for k, v in enumerate(directions):
-
-            def g(t: float, v: Mapping[str, np.ndarray] = v) -> float:
-                for n in names:
-                    np.add(base[n], t * v[n], out=point[n])
-                try:
-                    return f()
-                finally:
-                    for n in names:
-                        point[n][...] = base[n]
+            g = _along(f, point, base, v)
 
             def quotient(h: float, g: Callable[[float], float] = g) -> tuple[float, float] | None:
                 values = [g(h), g(-h)]
