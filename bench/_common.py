@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symcheck.suite import Case
-from symcheck.verify import CaseResult, run_cases
+from symcheck.check.runner import CaseResult, run_cases
+from symcheck.suites.case import Case
 
 ENGINES = ("symbolic", "autograd", "torch", "numeric")
 NAN = float("nan")

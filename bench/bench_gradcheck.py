@@ -43,9 +43,9 @@ from _common import (
     worst_status,
 )
 
-from symcheck.errors import Source
-from symcheck.inputs import InputSpec
-from symcheck.suite import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
+from symcheck.language.errors import Source
+from symcheck.language.inputs import InputSpec
+from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
 
 FULL_SIZES = (4, 16, 64, 256, 1024)
 QUICK_SIZES = (4, 64, 1024)

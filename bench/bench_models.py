@@ -51,10 +51,10 @@ from _common import (
     worst_status,
 )
 
-from symcheck.errors import Source
-from symcheck.inputs import InputSpec
-from symcheck.ir import DType
-from symcheck.suite import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
+from symcheck.language.errors import Source
+from symcheck.language.inputs import InputSpec
+from symcheck.language.ir import DType
+from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
 
 # (users, items, rank); (examples, features, classes); n for x @ A @ x; n for the tanh layer
 MF_SIZES = {"full": ((5, 4, 2), (50, 40, 5), (200, 150, 10)), "quick": ((200, 150, 10),)}

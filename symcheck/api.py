@@ -17,118 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symcheck.engine import (
-    DEFAULT_ENGINES,
-    EngineOptions,
-    EngineResult,
-    check_engine_names,
-    second_order_directions,
-    wants_full_hessian,
-)
-from symcheck.errors import Source, SymcheckError, did_you_mean
-from symcheck.impl import ImplEngine
-from symcheck.inputs import InputSpec
-from symcheck.ir import DType, Program, Ref, walk
-from symcheck.parser import ParsedProgram, parse
+from symcheck.engines.registry import DEFAULT_ENGINES, check_engine_names
+from symcheck.engines.user import FN_ENGINE, FunctionEngine
+from symcheck.language.errors import Source, SymcheckError, did_you_mean
+from symcheck.language.inputs import InputSpec
+from symcheck.language.ir import DType, Ref, walk
+from symcheck.language.parser import ParsedProgram, parse
 
 if TYPE_CHECKING:
-    import torch
+    from symcheck.check.runner import CaseResult
+    from symcheck.suites.case import Tolerance
 
-    from symcheck.suite import Tolerance
-    from symcheck.verify import CaseResult
-
-FN_ENGINE = "fn"
 DTYPES = ("float64", "float32", "float16", "bfloat16")
-
-
-class FunctionEngine(ImplEngine):
-    """A torch function as an engine: tensors named like the program's inputs in, a tensor out.
-
-    First order is a case's `impl:` engine (symcheck/impl.py) under another name: its value and
-    torch-autograd gradient, through whatever backward the function defines; what the function
-    does wrong when it runs is a failure in its column. Order 2 differentiates that gradient once
-    more (double backward) into Hessian blocks or Hessian-vector products.
-    """
-
-    name = FN_ENGINE
-    description = "the function under test, differentiated by torch.autograd"
-
-    def __init__(self, fn: Callable[..., Any], summed: tuple[int, ...] | None = None) -> None:
-        super().__init__(self._call, None, FN_ENGINE)
-        self.user_fn = fn
-        # The shape of the expression's own output when the case checks its sum (see
-        # assert_gradients): the function must return that shape, and its sum is compared.
-        self.summed = summed
-
-    def _call(self, **args: Any) -> Any:
-        out = self.user_fn(**args)
-        if self.summed is None or not hasattr(out, "sum"):
-            return out
-        if tuple(out.shape) != self.summed:
-            raise ValueError(
-                f"fn returned shape {list(out.shape)}; the expression's output has shape {list(self.summed)}"
-            )
-        return out.sum()
-
-    def run(
-        self,
-        program: Program,
-        inputs: Mapping[str, np.ndarray],
-        wrt: Sequence[str],
-        options: EngineOptions,
-    ) -> EngineResult:
-        result = super().run(program, inputs, wrt, options)
-        if options.order >= 2:
-            result.notes = [n for n in result.notes if "second derivatives are not checked" not in n]
-            if not result.failures:
-                try:
-                    self._second_order(program, inputs, wrt, options, result)
-                except Exception as e:
-                    result.failures.append(f"fn's double backward raised {type(e).__name__}: {e}")
-        return result
-
-    def _second_order(
-        self,
-        program: Program,
-        inputs: Mapping[str, np.ndarray],
-        wrt: Sequence[str],
-        options: EngineOptions,
-        result: EngineResult,
-    ) -> None:
-        import torch
-
-        from symcheck.torch_engine import TorchEngine, resolve_device, resolve_dtype
-
-        dtype, device = resolve_dtype(options.dtype), resolve_device(options.device)
-        args: dict[str, torch.Tensor] = {}
-        leaves: dict[str, torch.Tensor] = {}
-        for name, decl in program.inputs.items():
-            array = np.asarray(inputs[name])
-            if decl.type.dtype is DType.FLOAT:
-                t = torch.as_tensor(array.astype(np.float64)).to(device=device, dtype=dtype)
-                if name in wrt:
-                    leaves[name] = t.requires_grad_(True)
-            else:
-                t = torch.as_tensor(array.astype(np.int64)).to(device=device)
-            args[name] = t
-        with torch.enable_grad():
-            out = self._call(**args)
-            found: Sequence[torch.Tensor | None] = (None,) * len(leaves)
-            if leaves and out.requires_grad:
-                found = torch.autograd.grad(out, list(leaves.values()), allow_unused=True, create_graph=True)
-            firsts = dict(zip(leaves, found, strict=True))
-            names = [n for n in dict.fromkeys(wrt) if n in leaves]
-            shapes = {n: tuple(leaves[n].shape) for n in names}
-            if wants_full_hessian(shapes, options):
-                # fn is differentiated by torch: the same double backward as the torch engine's.
-                result.hessian = TorchEngine._hessian({n: firsts[n] for n in names}, leaves)
-            else:
-                directions = second_order_directions(shapes, options)
-                result.hvps = TorchEngine._hvps({n: firsts[n] for n in names}, leaves, directions)
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu").double().numpy()
 
 
 # ---------------------------------------------------------------- the assertion
@@ -166,9 +66,9 @@ def assert_gradients(
     disagrees, crashes or cannot compare; returns the CaseResult when everything agrees. A mistake
     in `expr` or the options raises SymcheckError with a caret under the problem.
     """
-    from symcheck.report import render_text
-    from symcheck.suite import Case, Expect
-    from symcheck.verify import Runner, prepare
+    from symcheck.check.runner import Runner, prepare
+    from symcheck.report.text import render_text
+    from symcheck.suites.case import Case, Expect
 
     given = {**(inputs or {}), **values}
     parsed = parse(expr, Source(expr, "<expr>"))
@@ -217,7 +117,7 @@ def assert_gradients(
 
 
 def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:
-    from symcheck.ops import FUNCTIONS
+    from symcheck.language.catalogue import FUNCTIONS
 
     free = [n for n in parsed.free_names() if n not in FUNCTIONS or n in given]
     for name in free:
@@ -242,7 +142,7 @@ def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, I
 
 
 def _output_shape(parsed: ParsedProgram, specs: Mapping[str, InputSpec]) -> tuple[int, ...]:
-    from symcheck.parser import bind
+    from symcheck.language.parser import bind
 
     program = bind(parsed, {n: spec.type() for n, spec in specs.items()})
     return program.output_type.shape
@@ -289,7 +189,7 @@ def _spec(name: str, value: Any) -> InputSpec:
 def _tolerance(
     rtol: float | None, atol: float | None, tolerance: Tolerance | Mapping[str, Any] | None
 ) -> Tolerance:
-    from symcheck.suite import Tolerance
+    from symcheck.suites.case import Tolerance
 
     if isinstance(tolerance, Tolerance):
         base = tolerance

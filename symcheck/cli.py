@@ -31,7 +31,7 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from symcheck.errors import SymcheckError
+        from symcheck.language.errors import SymcheckError
 
         try:
             code = fn(*args, **kwargs)
@@ -54,13 +54,13 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 def _engine_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    from symcheck.engine import available_engines
+    from symcheck.engines.registry import available_engines
 
     known = available_engines()  # the four, plus plug-ins (docs/engines.md); lists, imports nothing
     names = [v.strip() for v in value.split(",") if v.strip()]
     for name in names:
         if name not in known:
-            from symcheck.errors import did_you_mean
+            from symcheck.language.errors import did_you_mean
 
             hint = did_you_mean(name, known) or f"engines are {', '.join(known)}"
             raise click.BadParameter(f"unknown engine '{name}'; {hint}", param_hint="--engines")
@@ -84,13 +84,13 @@ def _with_plugins(fn: Callable[..., Any]) -> Callable[..., Any]:
         "engine_plugins",
         multiple=True,
         metavar="MODULE:CLASS",
-        help="Also run your own engine (a symcheck.engine.Engine subclass), as one more column in "
+        help="Also run your own engine (a symcheck.engines.Engine subclass), as one more column in "
         "every case; needs --allow-import. Repeatable. See docs/engines.md.",
     )
     @wraps(fn)
     def wrapper(*args: Any, engine_plugins: tuple[str, ...] = (), **kwargs: Any) -> Any:
-        from symcheck.engine import entry_point_engines, plugins_loaded
-        from symcheck.errors import SymcheckError
+        from symcheck.engines.registry import entry_point_engines, plugins_loaded
+        from symcheck.language.errors import SymcheckError
 
         allow = bool(kwargs.get("allow_import"))
         if engine_plugins and not allow:
@@ -167,7 +167,8 @@ def _report(
     color: str = "auto",
     suite_names: dict[str, str] | None = None,
 ) -> int:
-    from symcheck.formats import render, use_color
+    from symcheck.report.formats import render
+    from symcheck.report.terminal import use_color
 
     colored = fmt == "text" and use_color(color)
     text = render(results, fmt, verbose=verbose, color=colored, suite_names=suite_names)
@@ -189,8 +190,8 @@ def _run(
     strict_baseline: bool = False,
     suite_names: dict[str, str] | None = None,
 ) -> int:
-    from symcheck.formats import Progress
-    from symcheck.verify import run_cases
+    from symcheck.check.runner import run_cases
+    from symcheck.report.terminal import Progress
 
     cases = _add_plugin_columns(cases)  # --engine-plugin, and installed plug-ins with --allow-import
     recorded = _read_baseline(baseline, update_baseline)  # before running: a bad file fails fast
@@ -204,7 +205,7 @@ def _run(
             "\n".join(e.render() for e in errors) + f"\n{len(errors)} error(s) in the input", EXIT_BAD_INPUT
         )
     if baseline is not None:
-        from symcheck import baseline as baselines
+        from symcheck.check import baseline as baselines
 
         if update_baseline:  # the only time verify writes a file
             baselines.write(baseline, baselines.record(results, baseline, recorded))
@@ -219,7 +220,7 @@ def _read_baseline(path: str | None, update: bool) -> dict[str, Any] | None:
     """The baseline to compare with, or (updating) the one whose other cases are kept, if any."""
     if path is None or (update and not os.path.exists(path)):
         return None
-    from symcheck.baseline import load
+    from symcheck.check.baseline import load
 
     return load(path)
 
@@ -326,7 +327,7 @@ def verify(
     verbose: bool,
 ) -> int:
     """Run the suites in PATHS (YAML files, or directories searched for *.yaml)."""
-    from symcheck.suite import load_paths
+    from symcheck.suites.loader import load_paths
 
     if (update_baseline or strict_baseline) and baseline is None:
         flag = "--update-baseline" if update_baseline else "--strict-baseline"
@@ -420,9 +421,10 @@ def grad(
     """Differentiate EXPR (a program: `y = x + 2; out = mean(3*y^2)`) without a suite file."""
     from dataclasses import replace
 
-    from symcheck.errors import Source, SymcheckError
-    from symcheck.suite import DEFAULT_SAMPLES, Expect, load_case
-    from symcheck.teaching.diagnose import claim_expectations
+    from symcheck.check.diagnose import claim_expectations
+    from symcheck.language.errors import Source, SymcheckError
+    from symcheck.suites.case import DEFAULT_SAMPLES, Expect
+    from symcheck.suites.programs import load_case
 
     if impl_grad is not None and impl is None:
         raise SymcheckError("--impl-grad needs --impl: the function that computes the value")
@@ -494,7 +496,7 @@ def explain(
 @main.command()
 def ops() -> None:
     """List the ops of the language: arity, keyword arguments, domains and kinks."""
-    from symcheck.ops import CATALOGUE
+    from symcheck.language.catalogue import CATALOGUE
 
     for op in CATALOGUE:
         signature = f"a {op.infix} b" if op.infix else None
@@ -520,14 +522,14 @@ def ops() -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, writable=True),
-    help="Write the schema to this file instead of printing it (symcheck/suite.schema.json regenerates "
-    "the shipped copy).",
+    help="Write the schema to this file instead of printing it (symcheck/suites/suite.schema.json "
+    "regenerates the shipped copy).",
 )
 def schema(output: str | None) -> None:
     """Print the JSON Schema of suite files, for editors (see the README's "Editor support")."""
     from pathlib import Path
 
-    from symcheck.suite import suite_json_schema_text
+    from symcheck.suites.schema import suite_json_schema_text
 
     text = suite_json_schema_text()
     if output is None:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from symcheck.suite import Case
-    from symcheck.verify import CaseResult, Runner
+    from symcheck.check.runner import CaseResult, Runner
+    from symcheck.suites.case import Case
 
 DEFAULT_PATTERNS = ("*.symcheck.yaml",)
 SUITE_SUFFIXES = (".yaml", ".yml")
@@ -80,7 +80,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> SymcheckFi
 
 
 def _render_error(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
-    from symcheck.errors import SymcheckError
+    from symcheck.language.errors import SymcheckError
 
     if isinstance(excinfo.value, SymcheckError):
         return excinfo.value.render()
@@ -90,7 +90,8 @@ def _render_error(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
 def _case_report(result: CaseResult, verbose: bool) -> str:
     """`symcheck verify`'s text for one case, less the file header and the count line that pytest
     shows itself: its first line (`FAIL  name  (file:line)`) is then pytest's one-line summary."""
-    from symcheck.report import render_text, summary_line
+    from symcheck.report.summary import summary_line
+    from symcheck.report.text import render_text
 
     lines = render_text([result], verbose=verbose).rstrip("\n").splitlines()
     if lines and lines[0].startswith("== "):
@@ -104,7 +105,7 @@ class SymcheckFile(pytest.File):
     """One suite: its cases, in file order (stable node ids: `file::case-name`)."""
 
     def collect(self) -> Iterator[SymcheckItem]:
-        from symcheck.suite import load_suite
+        from symcheck.suites.loader import load_suite
 
         # As `symcheck verify` run here would name it: reports and errors say `suites/a.symcheck.yaml:12`.
         try:
@@ -138,7 +139,7 @@ class SymcheckItem(pytest.Item):
         self.add_marker("symcheck")
 
     def runtest(self) -> None:
-        from symcheck.verify import Runner, prepare
+        from symcheck.check.runner import Runner, prepare
 
         prepared, errors = prepare([self.case])
         if errors:

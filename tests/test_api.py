@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import symcheck
-from symcheck.errors import SymcheckError
-from symcheck.report import summarize_engines
+from symcheck.language.errors import SymcheckError
+from symcheck.report.summary import summarize_engines
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,16 +84,16 @@ def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None
 
 
 def test_the_message_is_the_cli_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import symcheck.report
+    import symcheck.report.text
 
     rendered: list[str] = []
-    original = symcheck.report.render_text
+    original = symcheck.report.text.render_text
 
     def spy(results: Any, verbose: bool = False) -> str:
         rendered.append(original(results, verbose))
         return rendered[-1]
 
-    monkeypatch.setattr(symcheck.report, "render_text", spy)
+    monkeypatch.setattr(symcheck.report.text, "render_text", spy)
     with pytest.raises(AssertionError) as e:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
     assert [str(e.value)] == rendered
@@ -210,8 +210,8 @@ def test_what_the_function_does_wrong_is_in_its_column() -> None:
 
 
 def test_a_plugin_engine_in_the_api() -> None:
-    from symcheck.engine import register_engine, unregister_engine
-    from symcheck.numeric import NumericEngine
+    from symcheck.engines.numeric.engine import NumericEngine
+    from symcheck.engines.registry import register_engine, unregister_engine
 
     class Again(NumericEngine):
         name = "again"

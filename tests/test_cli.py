@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import symcheck.suite
-from symcheck.autograd.engine import AutogradEngine
+import symcheck.suites.loader
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_MISMATCH, EXIT_OK, main
-from symcheck.ops import CATALOGUE
+from symcheck.engines.autograd.engine import AutogradEngine
+from symcheck.language.catalogue import CATALOGUE
 
 WriteSuite = Callable[..., Path]
 
@@ -174,7 +174,7 @@ def test_internal_error_exits_3(tutorial: Path, monkeypatch: pytest.MonkeyPatch)
     def broken(paths: object) -> None:
         raise RuntimeError("the loader broke")
 
-    monkeypatch.setattr(symcheck.suite, "load_paths", broken)
+    monkeypatch.setattr(symcheck.suites.loader, "load_paths", broken)
     r = cli("verify", tutorial)
     assert r.exit_code == EXIT_INTERNAL, r.output
     assert "internal error (this is a bug in symcheck" in r.stderr

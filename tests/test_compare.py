@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.compare import (
+from symcheck.check.compare import (
     DTYPE_TOLERANCES,
     ENGINE_TOLERANCES,
     ArrayComparison,
@@ -14,7 +14,7 @@ from symcheck.compare import (
     default_tolerance,
     resolve_tolerance,
 )
-from symcheck.engine import Directional, EngineResult
+from symcheck.engines.base import Directional, EngineResult
 
 F64 = DTYPE_TOLERANCES["float64"]
 EXACT = Tolerance(rtol=0.0, atol=0.0)

@@ -1,4 +1,4 @@
-"""Report formats for CI (symcheck/formats.py): JUnit XML, GitHub annotations, colour, progress."""
+"""Report formats for CI (symcheck/report/formats.py): JUnit XML, GitHub annotations, colour, progress."""
 
 from __future__ import annotations
 
@@ -12,22 +12,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from symcheck.autograd.engine import AutogradEngine
+from symcheck.check.runner import CaseResult, run_cases
 from symcheck.cli import EXIT_INTERNAL, EXIT_MISMATCH, EXIT_OK, main
-from symcheck.engine import EngineOptions, EngineResult
-from symcheck.formats import (
-    Progress,
-    annotation,
-    colorize,
-    escape_data,
-    escape_property,
-    github_annotations,
-    render_junit,
-    use_color,
-)
-from symcheck.ir import Program
-from symcheck.suite import load_suite
-from symcheck.verify import CaseResult, run_cases
+from symcheck.engines.autograd.engine import AutogradEngine
+from symcheck.engines.base import EngineOptions, EngineResult
+from symcheck.language.ir import Program
+from symcheck.report.github import annotation, escape_data, escape_property, github_annotations
+from symcheck.report.junit import render_junit
+from symcheck.report.terminal import Progress, colorize, use_color
+from symcheck.suites.loader import load_suite
 
 WriteSuite = Callable[..., Path]
 

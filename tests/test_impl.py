@@ -1,4 +1,4 @@
-"""The user's own implementation as an engine column (`impl:`, symcheck/impl.py), end to end.
+"""The user's own implementation as an engine column (`impl:`, symcheck/suites/imports.py), end to end.
 
 tests/impl_project/ is a user's project: a package with a custom torch.autograd.Function whose
 backward is right and one whose backward misses a factor on one branch, a pyproject.toml that opts
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-import symcheck.impl
+import symcheck.suites.imports
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_OK, main
-from symcheck.engine import EngineOptions
-from symcheck.impl import ImplEngine
-from symcheck.ir import DType, TensorType
-from symcheck.parser import bind, parse
-from symcheck.suite import load_suite
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.user import ImplEngine
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
+from symcheck.suites.loader import load_suite
 
 PROJECT = Path(__file__).resolve().parent / "impl_project"
 OK_SUITE = PROJECT / "swish_ok.symcheck.yaml"
@@ -42,7 +42,7 @@ def cli(*args: str | Path) -> Result:
 def isolated_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """What a test imports from the project or tmp_path is forgotten afterwards (a later test may
     import a different module of the same name), and so are the sys.path entries symcheck added."""
-    monkeypatch.setattr(symcheck.impl, "_LOADED", {})
+    monkeypatch.setattr(symcheck.suites.imports, "_LOADED", {})
     path = list(sys.path)
     yield
     sys.path[:] = path

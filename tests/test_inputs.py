@@ -3,19 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.errors import SymcheckError
-from symcheck.inputs import (
-    DEFAULT_RANGE,
-    InputSpec,
-    RandomSpec,
-    check_point,
-    default_ranges,
-    make_point,
-    parse_cli_input,
-    sample_points,
-)
-from symcheck.ir import DType, Program, TensorType
-from symcheck.parser import bind, parse
+from symcheck.check.points import check_point, default_ranges, make_point, sample_points
+from symcheck.language.errors import SymcheckError
+from symcheck.language.inputs import DEFAULT_RANGE, InputSpec, RandomSpec, parse_cli_input
+from symcheck.language.ir import DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 
 def program(text: str, **types: tuple[int, ...] | TensorType) -> Program:

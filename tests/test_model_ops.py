@@ -7,11 +7,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from symcheck.engine import EngineOptions, EngineResult
-from symcheck.ir import Call, DType, Program, TensorType
-from symcheck.numeric import NumericEngine, forward
-from symcheck.parser import bind, parse
-from symcheck.torch_engine import TorchEngine
+from symcheck.engines.base import EngineOptions, EngineResult
+from symcheck.engines.numeric.engine import NumericEngine
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.torch.engine import TorchEngine
+from symcheck.language.ir import Call, DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 Arrays = dict[str, np.ndarray]
 ENGINES = {"torch": TorchEngine, "numeric": NumericEngine}

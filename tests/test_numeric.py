@@ -6,10 +6,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from symcheck.engine import EngineOptions, EngineResult, load_engine
-from symcheck.ir import Call, DType, Program, TensorType
-from symcheck.numeric import NumericEngine, forward
-from symcheck.parser import bind, parse
+from symcheck.engines.base import EngineOptions, EngineResult
+from symcheck.engines.numeric.engine import NumericEngine
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.registry import load_engine
+from symcheck.language.ir import Call, DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 Arrays = dict[str, np.ndarray]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from symcheck.check.runner import CaseResult, run_cases
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, _Jobs, main, shard_cases
-from symcheck.suite import load_suite
-from symcheck.verify import CaseResult, run_cases
+from symcheck.suites.loader import load_suite
 
 WriteSuite = Callable[..., Path]
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from symcheck.engine import Engine, EngineOptions, EngineResult, hessian_key
-from symcheck.ir import DType, TensorType
-from symcheck.numeric import NumericEngine, forward
-from symcheck.parser import bind, parse
-from symcheck.torch_engine import Lowerer, TorchEngine
+from symcheck.engines.base import Engine, EngineOptions, EngineResult, hessian_key
+from symcheck.engines.numeric.engine import NumericEngine
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.torch.engine import Lowerer, TorchEngine
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 
 Arrays = dict[str, np.ndarray]
 ENGINES: dict[str, type[Engine]] = {"torch": TorchEngine, "numeric": NumericEngine}

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from symcheck import engine as engine_module
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_MISMATCH, EXIT_OK, main
-from symcheck.engine import (
+from symcheck.engines import registry as engine_module
+from symcheck.engines.registry import (
     BUILTIN_ENGINES,
     available_engines,
     import_engine_class,
@@ -22,7 +22,7 @@ from symcheck.engine import (
     register_engine,
     registered_engines,
 )
-from symcheck.errors import SymcheckError
+from symcheck.language.errors import SymcheckError
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "example_engine"
@@ -44,8 +44,8 @@ cases:
 
 # Plug-ins written per test into their own folder, so that "was it imported?" can be asked.
 PLUGINS = '''\
-from symcheck.engine import Engine, EngineResult
-from symcheck.numeric import NumericEngine
+from symcheck.engines.base import Engine, EngineResult
+from symcheck.engines.numeric.engine import NumericEngine
 
 
 class Doubled(NumericEngine):
@@ -197,7 +197,7 @@ def test_a_wrong_plugin_is_found_out(plugins: str, suite: Path) -> None:
     [
         ("symcheck_no_such_module:X", "cannot import engine plug-in 'symcheck_no_such_module:X'"),
         ("{m}:Dubled", "has no attribute 'Dubled'"),
-        ("{m}:NotAnEngine", "is not a subclass of symcheck.engine.Engine"),
+        ("{m}:NotAnEngine", "is not a subclass of symcheck.engines.Engine"),
         ("{m}:Unnamed", "needs a name (a class attribute `name`)"),
         ("{m}:Numeric", "is named 'numeric', like a built-in engine"),
         ("{m}", "is not of the form module:Class"),
@@ -324,9 +324,9 @@ def test_the_docs_show_the_example_engine() -> None:
 def test_the_example_engine_on_its_own(example: None) -> None:
     import numpy as np
 
-    from symcheck.engine import EngineOptions
-    from symcheck.ir import TensorType
-    from symcheck.parser import bind, parse
+    from symcheck.engines.base import EngineOptions
+    from symcheck.language.ir import TensorType
+    from symcheck.language.parser import bind, parse
 
     program = bind(parse("sum(x*x) + y"), {"x": TensorType((2,)), "y": TensorType(())})
     engine = import_engine_class(FD)()

@@ -14,10 +14,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symcheck.compare import compare_results, resolve_tolerance
-from symcheck.engine import DEFAULT_ENGINES, Engine, EngineOptions, load_engine
-from symcheck.ir import TensorType
-from symcheck.parser import bind, parse
+from symcheck.check.compare import compare_results, resolve_tolerance
+from symcheck.engines.base import Engine, EngineOptions
+from symcheck.engines.registry import DEFAULT_ENGINES, load_engine
+from symcheck.language.ir import TensorType
+from symcheck.language.parser import bind, parse
 
 Shape = tuple[int, ...]
 Draw = Callable[..., object]

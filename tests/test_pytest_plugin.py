@@ -15,11 +15,13 @@ import pytest
 
 # pytester's in-process runs drop the modules first imported inside them, and numpy cannot be
 # imported twice in one process: import what the items use here, once.
-from symcheck import report, suite, verify
-from symcheck.engine import load_engine
+from symcheck.check import runner
+from symcheck.engines.registry import load_engine
+from symcheck.report import text
+from symcheck.suites import loader
 
 pytest_plugins = ["pytester"]
-PRELOADED = (report, suite, verify, load_engine("autograd"), load_engine("numeric"))
+PRELOADED = (text, loader, runner, load_engine("autograd"), load_engine("numeric"))
 
 SUITE = """\
 cases:

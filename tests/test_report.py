@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from symcheck import __version__
-from symcheck.autograd.engine import AutogradEngine
-from symcheck.engine import EngineOptions, EngineResult
-from symcheck.ir import Program
-from symcheck.report import JSON_SCHEMA_VERSION, render_json, render_text, summary_line
-from symcheck.suite import load_suite
-from symcheck.verify import CaseResult, run_cases
+from symcheck.check.runner import CaseResult, run_cases
+from symcheck.engines.autograd.engine import AutogradEngine
+from symcheck.engines.base import EngineOptions, EngineResult
+from symcheck.language.ir import Program
+from symcheck.report.json import JSON_SCHEMA_VERSION, render_json
+from symcheck.report.summary import summary_line
+from symcheck.report.text import render_text
+from symcheck.suites.loader import load_suite
 
 WriteSuite = Callable[..., Path]
 

@@ -1,4 +1,4 @@
-"""The suite format's JSON Schema (suite_json_schema in symcheck/suite.py), for editors.
+"""The suite format's JSON Schema (suite_json_schema in symcheck/suites/schema.py), for editors.
 
 It is generated from the pydantic models that validate suites; the shipped copy must equal the
 generated one, and every shipped suite must validate against it.
@@ -18,16 +18,10 @@ from click.testing import CliRunner
 from ruamel.yaml import YAML
 
 from symcheck.cli import main
-from symcheck.errors import SymcheckError
-from symcheck.suite import (
-    DEFAULT_KEYS,
-    SCHEMA_FILE,
-    TOP_KEYS,
-    CaseModel,
-    load_suite,
-    suite_json_schema,
-    suite_json_schema_text,
-)
+from symcheck.language.errors import SymcheckError
+from symcheck.suites.loader import load_suite
+from symcheck.suites.models import DEFAULT_KEYS, TOP_KEYS, CaseModel
+from symcheck.suites.schema import SCHEMA_FILE, suite_json_schema, suite_json_schema_text
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -55,8 +49,8 @@ def errors(validator: Any, data: Any) -> list[str]:
 
 def test_the_shipped_schema_is_the_generated_one() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == suite_json_schema_text(), (
-        "symcheck/suite.schema.json is stale: regenerate it with "
-        "`symcheck schema --output symcheck/suite.schema.json`"
+        "symcheck/suites/suite.schema.json is stale: regenerate it with "
+        "`symcheck schema --output symcheck/suites/suite.schema.json`"
     )
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from symcheck.autograd.engine import AutogradEngine
-from symcheck.engine import (
+from symcheck.engines.autograd.engine import AutogradEngine
+from symcheck.engines.base import (
     Engine,
     EngineOptions,
     EngineResult,
@@ -18,10 +18,10 @@ from symcheck.engine import (
     second_order_directions,
     wants_full_hessian,
 )
-from symcheck.ir import DType, TensorType
-from symcheck.numeric import NumericEngine
-from symcheck.parser import bind, parse
-from symcheck.torch_engine import TorchEngine
+from symcheck.engines.numeric.engine import NumericEngine
+from symcheck.engines.torch.engine import TorchEngine
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 
 Arrays = dict[str, np.ndarray]
 Blocks = dict[str, np.ndarray]

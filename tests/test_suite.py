@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symcheck.engine import DEFAULT_ENGINES
-from symcheck.errors import SymcheckError
-from symcheck.inputs import InputSpec, RandomSpec
-from symcheck.ir import DType
-from symcheck.suite import Case, Suite, case_wrt, grad_programs, load_paths, load_suite, parse_case_program
+from symcheck.engines.registry import DEFAULT_ENGINES
+from symcheck.language.errors import SymcheckError
+from symcheck.language.inputs import InputSpec, RandomSpec
+from symcheck.language.ir import DType
+from symcheck.suites.case import Case, Suite
+from symcheck.suites.loader import load_paths, load_suite
+from symcheck.suites.programs import case_wrt, grad_programs, parse_case_program
 
 FULL = """\
 suite: tutorial                # optional; default the file's stem

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from symcheck.engine import EngineOptions, EngineResult, EngineUnavailable, load_engine
-from symcheck.ir import DType, TensorType
-from symcheck.parser import bind, parse
-from symcheck.torch_engine import TorchEngine
+from symcheck.engines.base import EngineOptions, EngineResult, EngineUnavailable
+from symcheck.engines.registry import load_engine
+from symcheck.engines.torch.engine import TorchEngine
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 
 Arrays = dict[str, np.ndarray]
 

@@ -1,4 +1,5 @@
-"""Training runs (symcheck/train.py), autograd's SGD (symcheck/autograd/optim.py) and the `train:` schema."""
+"""Training runs (symcheck/check/training.py), autograd's SGD (engines/autograd/optim.py) and the `train:`
+schema."""
 
 from __future__ import annotations
 
@@ -12,14 +13,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from symcheck.autograd.optim import SGD
-from symcheck.autograd.tensor import Tensor
+from symcheck.check.runner import CaseResult, run_cases
+from symcheck.check.training import examples, sgd_update, step_tolerance
 from symcheck.cli import main
-from symcheck.errors import SymcheckError
-from symcheck.report import render_json, render_text
-from symcheck.suite import OptimizerSpec, load_suite
-from symcheck.train import examples, sgd_update, step_tolerance
-from symcheck.verify import CaseResult, run_cases
+from symcheck.engines.autograd.optim import SGD
+from symcheck.engines.autograd.tensor import Tensor
+from symcheck.language.errors import SymcheckError
+from symcheck.report.json import render_json
+from symcheck.report.text import render_text
+from symcheck.suites.case import OptimizerSpec
+from symcheck.suites.loader import load_suite
 
 WriteSuite = Callable[..., Path]
 
@@ -222,7 +225,7 @@ def test_a_wrong_update_is_caught_at_its_first_step(
 def test_a_wrong_gradient_shows_first_in_grad(
     write_suite: WriteSuite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from symcheck.autograd import tensor as T
+    from symcheck.engines.autograd import tensor as T
 
     x_rule, y_rule = T.VJPS["add"]
     monkeypatch.setitem(T.VJPS, "add", (x_rule, lambda g, ans, x, y: 2 * y_rule(g, ans, x, y)))
@@ -235,7 +238,7 @@ def test_a_wrong_gradient_shows_first_in_grad(
 
 
 def test_step_tolerance_grows_linearly() -> None:
-    from symcheck.compare import Tolerance
+    from symcheck.check.compare import Tolerance
 
     tol = step_tolerance(Tolerance(1e-7, 1e-8), 0.01, 100)
     assert tol.rtol == pytest.approx(2e-7) and tol.atol == pytest.approx(2e-8)

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symcheck.autograd.engine import AutogradEngine
-from symcheck.report import render_text, summarize_engines
-from symcheck.suite import load_suite
-from symcheck.verify import CaseResult, prepare, run_cases
+from symcheck.check.runner import CaseResult, prepare, run_cases
+from symcheck.engines.autograd.engine import AutogradEngine
+from symcheck.report.summary import summarize_engines
+from symcheck.report.text import render_text
+from symcheck.suites.loader import load_suite
 
 WriteSuite = Callable[..., Path]
 

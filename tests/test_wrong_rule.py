@@ -1,7 +1,7 @@
 """A deliberately wrong rule in one engine is caught by the others.
 
 Each test breaks one engine through its own table (monkeypatch restores it), runs a suite through
-symcheck.verify, and checks that the case fails, that the mismatch is that engine's against the
+symcheck.check.runner, and checks that the case fails, that the mismatch is that engine's against the
 symbolic reference, and that it names the element where they differ.
 """
 
@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from symcheck import numeric, torch_engine
-from symcheck.autograd import tensor as T
-from symcheck.compare import ArrayComparison
-from symcheck.report import render_text
-from symcheck.suite import load_suite
-from symcheck.verify import CaseResult, run_cases
+from symcheck.check.compare import ArrayComparison
+from symcheck.check.runner import CaseResult, run_cases
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.numeric import rules as numeric_rules
+from symcheck.engines.torch import rules as torch_rules
+from symcheck.report.text import render_text
+from symcheck.suites.loader import load_suite
 
 # tanh at -1.5 is the largest of |t - t^2| over these: the element a wrong tanh rule hurts most.
 SUITE = """\
@@ -129,7 +130,7 @@ def test_wrong_torch_lowering_is_caught(tmp_path: Path, monkeypatch: pytest.Monk
         (x,) = args
         return torch.sin(x).detach() + x - x.detach()
 
-    monkeypatch.setitem(torch_engine.TABLE, "sin", wrong_sin)
+    monkeypatch.setitem(torch_rules.TABLE, "sin", wrong_sin)
     result = run(tmp_path, "trig")
     assert result.status == "fail"
     bad = bad_checks(result, "torch")
@@ -147,7 +148,7 @@ def test_wrong_torch_lowering_is_caught(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_wrong_finite_difference_forward_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(numeric.FORWARD, "sin", lambda a, kw: np.sin(a[0]) + 1e-3 * a[0] ** 2)
+    monkeypatch.setitem(numeric_rules.FORWARD, "sin", lambda a, kw: np.sin(a[0]) + 1e-3 * a[0] ** 2)
     result = run(tmp_path, "trig")
     assert result.status == "fail"
     bad = bad_checks(result, "numeric")

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from symcheck.engine import Engine, EngineOptions, EngineResult
-from symcheck.ir import DType, Program
-from symcheck.numeric import forward
+from symcheck.engines import Engine, EngineOptions, EngineResult
+from symcheck.engines.numeric import forward
+from symcheck.language.ir import DType, Program
 
 
 class ForwardDifference(Engine):

@@ -40,10 +40,10 @@ from typing import Any
 import numpy as np
 
 from symcheck import __version__
-from symcheck.compare import EngineComparison, compare_arrays, resolve_tolerance
-from symcheck.engine import EngineResult
-from symcheck.errors import SymcheckError
-from symcheck.verify import CaseResult
+from symcheck.check.compare import EngineComparison, compare_arrays, resolve_tolerance
+from symcheck.check.runner import CaseResult
+from symcheck.engines.base import EngineResult
+from symcheck.language.errors import SymcheckError
 
 BASELINE_FORMAT = 1
 SECOND_ORDER_PREFIXES = ("d2", "(H v", "v^T H v")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from symcheck.engine import EngineResult
+from symcheck.engines.base import EngineResult
 
 
 @dataclass(frozen=True)

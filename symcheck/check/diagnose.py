@@ -25,17 +25,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy
 
-from symcheck.errors import Source, SymcheckError, did_you_mean
-from symcheck.inputs import InputSpec, sample_points
-from symcheck.ir import Call, DType, Node, Program, Ref, walk
-from symcheck.ops import OPS, reduced_count
-from symcheck.parser import parse, to_source
-from symcheck.symbolic.closed_form import Atom, SymTensor
-from symcheck.symbolic.engine import ClosedForm
-from symcheck.symbolic.printer import Unprintable
+from symcheck.check.points import sample_points
+from symcheck.engines.symbolic.closed_form import Atom, SymTensor
+from symcheck.engines.symbolic.engine import ClosedForm
+from symcheck.engines.symbolic.printer import Unprintable
+from symcheck.language.catalogue import OPS, reduced_count
+from symcheck.language.errors import Source, SymcheckError, did_you_mean
+from symcheck.language.inputs import InputSpec
+from symcheck.language.ir import Call, DType, Node, Program, Ref, walk
+from symcheck.language.parser import parse, to_source
 
 if TYPE_CHECKING:
-    from symcheck.suite import GradExpect
+    from symcheck.suites.case import GradExpect
 
 # Claim and truth are both float64 evaluations of exact forms: only rounding separates equal ones.
 RTOL = 1e-7
@@ -167,7 +168,7 @@ def parse_claim(text: str, known: Sequence[str] | None = None) -> tuple[str, str
 
 def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
     """--claim texts as a case's expected gradients (`expect: grad:`), checked and diagnosed by verify."""
-    from symcheck.suite import GradExpect
+    from symcheck.suites.case import GradExpect
 
     out: dict[str, GradExpect] = {}
     for text in claims:

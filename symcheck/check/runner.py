@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.compare import (
+from symcheck.check.compare import (
     ArrayComparison,
     EngineComparison,
     Tolerance,
@@ -23,12 +23,14 @@ from symcheck.compare import (
     compare_results,
     resolve_tolerance,
 )
-from symcheck.engine import Engine, EngineOptions, EngineResult, EngineUnavailable, load_engine
-from symcheck.errors import SymcheckError
-from symcheck.inputs import check_point, make_point, sample_points
-from symcheck.ir import Program
-from symcheck.parser import ParsedProgram, parse
-from symcheck.suite import Case, GradExpect, parse_case_program
+from symcheck.check.points import check_point, make_point, sample_points
+from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable
+from symcheck.engines.registry import load_engine
+from symcheck.language.errors import SymcheckError
+from symcheck.language.ir import Program
+from symcheck.language.parser import ParsedProgram, parse
+from symcheck.suites.case import Case, GradExpect
+from symcheck.suites.programs import parse_case_program
 
 REFERENCE_ORDER = ("symbolic", "torch", "autograd", "numeric")
 # Engines whose gradient is exact or computed by autodiff: a kink hit makes only FD suspect.
@@ -57,7 +59,7 @@ class PointResult:
     kink_hits: list[str] = field(default_factory=list)
     conventions: list[str] = field(default_factory=list)  # mismatches explained by a kink
     problems: list[str] = field(default_factory=list)  # failures not tied to one engine
-    # Each engine against its own recorded numbers (--baseline; symcheck/baseline.py).
+    # Each engine against its own recorded numbers (--baseline; symcheck/check/baseline.py).
     baseline: list[EngineComparison] = field(default_factory=list)
 
     @property
@@ -119,8 +121,8 @@ class CaseResult:
     proofs: list[FormulaProof] = field(default_factory=list)
     mistakes: list[MistakeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    training: Any = None  # symcheck.train.TrainingResult, for a case with `train:`
-    baseline: Any = None  # symcheck.baseline.BaselineOutcome, with --baseline
+    training: Any = None  # symcheck.check.training.TrainingResult, for a case with `train:`
+    baseline: Any = None  # symcheck.check.baseline.BaselineOutcome, with --baseline
     seconds: float = 0.0  # wall time of Runner.run
 
     @property
@@ -155,8 +157,10 @@ def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]
             for name, expect in case.expect.grads.items():
                 if expect.formula is not None:
                     formulas[name] = _parse_formula(expect, program)
-            if case.impl is not None:  # the user's own implementation, one more engine (symcheck/impl.py)
-                from symcheck.impl import with_impl
+            if (
+                case.impl is not None
+            ):  # the user's own implementation, one more engine (symcheck/suites/imports.py)
+                from symcheck.suites.imports import with_impl
 
                 case = with_impl(case)
             prepared.append(Prepared(case, program, formulas))
@@ -182,7 +186,7 @@ def _parse_formula(expect: GradExpect, program: Program) -> ParsedProgram:
     known = set(program.inputs) | {s.name for s in program.steps}
     for name in parsed.free_names():
         if name not in known:
-            from symcheck.errors import did_you_mean
+            from symcheck.language.errors import did_you_mean
 
             raise SymcheckError(
                 f"unknown name '{name}' in the expected gradient",
@@ -235,8 +239,8 @@ class Runner:
                 if p is result.points[0]:
                     result.exact_value = sym.exact_value
                 break
-        if case.train is not None:  # training runs: symcheck/train.py
-            from symcheck.train import run_training
+        if case.train is not None:  # training runs: symcheck/check/training.py
+            from symcheck.check.training import run_training
 
             result.training = run_training(prep, self)
         result.seconds = time.perf_counter() - start
@@ -307,7 +311,7 @@ class Runner:
 
     @staticmethod
     def _impl(case: Case) -> Engine:
-        from symcheck.impl import impl_engine
+        from symcheck.suites.imports import impl_engine
 
         return impl_engine(case)
 
@@ -381,7 +385,7 @@ class Runner:
                 )
 
     def _closed_form(self, prep: Prepared, name: str):  # type: ignore[no-untyped-def]
-        from symcheck.symbolic import SymbolicEngine
+        from symcheck.engines.symbolic import SymbolicEngine
 
         engine = self.engine("symbolic")
         assert isinstance(engine, SymbolicEngine)
@@ -389,7 +393,7 @@ class Runner:
         return engine.closed_form(prep.program, wrt)
 
     def _refute_mistakes(self, prep: Prepared, result: CaseResult) -> None:
-        from symcheck.teaching.diagnose import diagnose
+        from symcheck.check.diagnose import diagnose
 
         given = result.points[0] if result.points else None
         for mistake in prep.case.mistakes:
@@ -435,7 +439,7 @@ class Runner:
     @staticmethod
     def _diagnose(closed: Any, name: str, expect: GradExpect, result: CaseResult) -> None:
         """Where a wrong formula parts from the truth, at the first point where its check failed."""
-        from symcheck.teaching.diagnose import diagnose
+        from symcheck.check.diagnose import diagnose
 
         what = f"d{result.program.output.name}/d{name}"
         failed = next((p for p in result.points for e in p.expectations if e.what == what and not e.ok), None)
@@ -515,7 +519,7 @@ def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int
 
     # N workers each with a full-size torch thread pool would oversubscribe the cores.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    from symcheck import engine as engine_module
+    from symcheck.engines import registry as engine_module
 
     for name, spec in plugins.items():  # --engine-plugin registrations live in the parent only
         engine_module.register_engine(engine_module.import_engine_class(spec), name)
@@ -537,7 +541,7 @@ def _run_parallel(
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from symcheck import engine as engine_module
+    from symcheck.engines import registry as engine_module
 
     plugins = getattr(engine_module, "registered_engines", dict)()
     threads = max(1, (os.cpu_count() or 1) // jobs)

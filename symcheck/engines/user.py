@@ -9,273 +9,37 @@ callables take numpy arrays (float64, int64): `impl` returns the value, `impl_gr
 {input name: gradient array}. Either way the result is one more engine, "impl", compared against the
 reference like the built-in engines.
 
-Importing a module runs its code, so it happens only on opt-in: `--allow-import` (which sets
-`Case.allow_import`; a suite cannot set it itself), or `[tool.symcheck] allow-import = true` in the
-nearest pyproject.toml at or above the suite's folder. A suite graded as data (students' YAML) never
-imports anything by default. The folder of that pyproject.toml (else the suite's folder) goes on
-sys.path for the import. Opt-in, import and attribute problems are located input errors (exit 2);
-what the implementation does wrong when it runs (an exception, a wrong shape, a missing gradient) is
-a failure of the case (exit 1), reported in the "impl" column.
+How a case's `impl:` is allowed and imported is the suites' business (symcheck/suites/imports.py);
+this module runs what was loaded. `FunctionEngine` is the same for `assert_gradients`' fn (column
+"fn"), with second derivatives by double backward. What the implementation does wrong when it runs
+(an exception, a wrong shape, a missing gradient) is a failure in its column (exit 1).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
-import re
 import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from symcheck.engine import Engine, EngineOptions, EngineResult, EngineUnavailable
-from symcheck.errors import Source, Span, SymcheckError, did_you_mean
-from symcheck.ir import DType, Program
-
-if TYPE_CHECKING:
-    from symcheck.suite import Case
+from symcheck.engines.base import (
+    Engine,
+    EngineOptions,
+    EngineResult,
+    EngineUnavailable,
+    second_order_directions,
+    wants_full_hessian,
+)
+from symcheck.language.ir import DType, Program
 
 IMPL_ENGINE = "impl"
-CONFIG_FILE = "pyproject.toml"
-CONFIG_KEY = "allow-import"
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-TARGET_RE = re.compile(rf"(?P<module>{_IDENT}(?:\.{_IDENT})*):(?P<attr>{_IDENT}(?:\.{_IDENT})*)")
+FN_ENGINE = "fn"
 # Frames inside these packages are not where the user's bug is.
 _NOT_USER_CODE = ("torch", "symcheck", "numpy")
-
-
-# ---------------------------------------------------------------- opt-in
-
-
-@dataclass(frozen=True)
-class ImportPermission:
-    allowed: bool
-    root: Path  # the folder put on sys.path: the pyproject.toml's, else the suite's
-    config: Path | None  # the nearest pyproject.toml, if any
-
-
-def suite_folder(case: Case) -> Path:
-    path = Path(case.file)
-    return (path.parent if case.file != "<command line>" else Path.cwd()).resolve()
-
-
-def nearest_config(start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def import_permission(case: Case) -> ImportPermission:
-    folder = suite_folder(case)
-    config = nearest_config(folder)
-    root = config.parent if config is not None else folder
-    if case.allow_import:
-        return ImportPermission(True, root, config)
-    return ImportPermission(
-        config is not None and _config_allows(config, config.stat().st_mtime_ns), root, config
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _config_allows(config: Path, mtime_ns: int) -> bool:
-    """The setting in `config` (read once per version of the file: the runner asks at every point)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise SymcheckError(
-                "reading [tool.symcheck] needs Python 3.11 or the tomli package",
-                filename=str(config),
-                hint="pip install tomli, or pass --allow-import",
-            ) from None
-    try:
-        data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SymcheckError(f"cannot read {CONFIG_FILE}: {e}", filename=str(config)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise SymcheckError(f"malformed TOML: {e}", filename=str(config)) from None
-    table = data.get("tool", {}).get("symcheck", {})
-    if not isinstance(table, dict):
-        return False
-    if CONFIG_KEY not in table and "allow_import" in table:
-        raise SymcheckError(
-            "[tool.symcheck] has 'allow_import'; the setting is spelled 'allow-import'",
-            filename=str(config),
-            line=_line_of(config, "allow_import"),
-        )
-    value = table.get(CONFIG_KEY, False)
-    if not isinstance(value, bool):
-        raise SymcheckError(
-            f"[tool.symcheck] {CONFIG_KEY} must be true or false, got {value!r}",
-            filename=str(config),
-            line=_line_of(config, CONFIG_KEY),
-        )
-    return value
-
-
-def _line_of(config: Path, key: str) -> int | None:
-    for i, line in enumerate(config.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip().startswith(key):
-            return i
-    return None
-
-
-# ---------------------------------------------------------------- loading
-
-
-@dataclass(frozen=True)
-class _Target:
-    text: str
-    key: str  # "impl" or "impl_grad"
-    source: Source
-    module: str
-    attr: str
-
-    def error(
-        self, message: str, hint: str | None = None, at: tuple[int, int] | None = None
-    ) -> SymcheckError:
-        """An error with a caret under the target, or under `at` = (offset, width) of it."""
-        start, width = at if at is not None else (0, len(self.text))
-        span = Span(1, start + 1, 1, start + 1 + max(width, 1))
-        return SymcheckError(message, source=self.source, span=span, hint=hint)
-
-    @property
-    def module_at(self) -> tuple[int, int]:
-        return 0, len(self.module)
-
-    def attr_at(self, index: int) -> tuple[int, int]:
-        parts = self.attr.split(".")
-        offset = len(self.module) + 1 + sum(len(p) + 1 for p in parts[:index])
-        return offset, len(parts[index])
-
-
-def _target(case: Case, key: str) -> _Target:
-    text = getattr(case, key).strip()
-    source = getattr(case, f"{key}_source", None) or Source(text, case.file, max((case.line or 1) - 1, 0))
-    match = TARGET_RE.fullmatch(text)
-    if match is None:
-        raise _Target(text, key, source, "", "").error(
-            f"{key} must name a function as 'package.module:function', got {text!r}",
-            hint='e.g. impl: "mylayers:swish" (a module importable from the project folder, a colon, '
-            "a name in it)",
-        )
-    return _Target(text, key, source, match["module"], match["attr"])
-
-
-def load_callable(target: _Target, root: Path) -> Callable[..., Any]:
-    """Import the target's module (with `root` on sys.path) and fetch the attribute."""
-    where = str(root)
-    if where not in sys.path:
-        sys.path.insert(0, where)
-    importlib.invalidate_caches()
-    try:
-        module = importlib.import_module(target.module)
-    except ModuleNotFoundError as e:
-        missing = e.name or ""
-        if target.module == missing or target.module.startswith(missing + "."):
-            raise target.error(
-                f"{target.key}: no module named '{missing}'",
-                hint=f"modules are imported from {root} (the project folder) and the installed packages",
-                at=target.module_at,
-            ) from None
-        raise target.error(
-            f"{target.key}: importing '{target.module}' failed: {_exception_text(e)}",
-            hint="the module itself imports something that is not installed",
-            at=target.module_at,
-        ) from None
-    except (Exception, SystemExit) as e:
-        raise target.error(
-            f"{target.key}: importing '{target.module}' failed: {_exception_text(e)}", at=target.module_at
-        ) from None
-    obj: Any = module
-    owner = target.module
-    parts = target.attr.split(".")
-    for i, part in enumerate(parts):
-        if not hasattr(obj, part):
-            names = [n for n in dir(obj) if not n.startswith("_")]
-            raise target.error(
-                f"{target.key}: '{owner}' has no attribute '{part}'",
-                hint=did_you_mean(part, names) or (f"it defines {', '.join(names[:12])}" if names else None),
-                at=target.attr_at(i),
-            )
-        obj = getattr(obj, part)
-        owner = f"{target.module}:{'.'.join(parts[: i + 1])}"
-    if not callable(obj):
-        raise target.error(f"{target.key}: '{target.text}' is not callable ({type(obj).__name__})")
-    if isinstance(obj, type) and any(
-        c.__name__ == "Function" and c.__module__.startswith("torch.autograd") for c in obj.__mro__
-    ):
-        raise target.error(
-            f"{target.key}: '{target.text}' is a torch.autograd.Function class",
-            hint=f"name a function that calls {obj.__name__}.apply(...) and computes the whole expr",
-        )
-    return obj
-
-
-def _check_signature(target: _Target, fn: Callable[..., Any], inputs: Sequence[str]) -> None:
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # a builtin or extension without one: find out when it runs
-        return
-    try:
-        signature.bind(**dict.fromkeys(inputs))
-    except TypeError as e:
-        call = f"{target.attr}({', '.join(f'{n}=...' for n in inputs)})"
-        raise target.error(
-            f"{target.key}: '{target.text}' cannot take the case's inputs as keyword arguments: {e}",
-            hint=f"symcheck calls {call}",
-        ) from None
-
-
-_LOADED: dict[tuple[str, str | None, Path], ImplEngine] = {}
-
-
-def impl_engine(case: Case) -> ImplEngine:
-    """The engine for a case with `impl:`: opt-in checked, module imported (once per process)."""
-    assert case.impl is not None
-    target = _target(case, "impl")
-    grad_target = _target(case, "impl_grad") if case.impl_grad is not None else None
-    permission = import_permission(case)
-    if not permission.allowed:
-        where = (
-            str(permission.config)
-            if permission.config is not None
-            else f"a {CONFIG_FILE} in {suite_folder(case)} or a folder above it"
-        )
-        raise target.error(
-            f"impl: '{target.text}' would import and run Python code; symcheck imports user code "
-            "only when allowed",
-            hint=f"pass --allow-import, or set `{CONFIG_KEY} = true` under [tool.symcheck] in {where}",
-        )
-    key = (target.text.strip(), None if grad_target is None else grad_target.text.strip(), permission.root)
-    if key not in _LOADED:
-        fn = load_callable(target, permission.root)
-        grad_fn = None if grad_target is None else load_callable(grad_target, permission.root)
-        _LOADED[key] = ImplEngine(fn, grad_fn, target.text.strip())
-    engine = _LOADED[key]
-    _check_signature(target, engine.fn, list(case.inputs))
-    if grad_target is not None and engine.grad_fn is not None:
-        _check_signature(grad_target, engine.grad_fn, list(case.inputs))
-    return engine
-
-
-def with_impl(case: Case) -> Case:
-    """Check that the case's implementation loads; the case with the "impl" engine added."""
-    impl_engine(case)
-    if IMPL_ENGINE in case.engines:
-        return case
-    return replace(case, engines=[*case.engines, IMPL_ENGINE])
-
 
 # ---------------------------------------------------------------- the engine
 
@@ -334,7 +98,7 @@ class ImplEngine(Engine):
             try:
                 out = self.fn(**kwargs)
             except Exception as e:
-                return self._failed(shape, f"{self.target} raised {_exception_text(e)}", options.dtype)
+                return self._failed(shape, f"{self.target} raised {exception_text(e)}", options.dtype)
             if not isinstance(out, torch.Tensor):
                 return self._failed(
                     shape,
@@ -352,7 +116,7 @@ class ImplEngine(Engine):
                     grads = torch.autograd.grad(out, list(leaves.values()), allow_unused=True)
                 except Exception as e:
                     return self._failed(
-                        shape, f"{self.target}'s backward raised {_exception_text(e)}", options.dtype, value
+                        shape, f"{self.target}'s backward raised {exception_text(e)}", options.dtype, value
                     )
                 found = dict(zip(leaves, grads, strict=True))
             elif leaves:
@@ -390,7 +154,7 @@ class ImplEngine(Engine):
         try:
             raw = self.fn(**arrays())
         except Exception as e:
-            return self._failed(shape, f"{self.target} raised {_exception_text(e)}")
+            return self._failed(shape, f"{self.target} raised {exception_text(e)}")
         try:
             value = np.array(raw, dtype=np.float64)
         except (TypeError, ValueError, RuntimeError):
@@ -402,7 +166,7 @@ class ImplEngine(Engine):
         try:
             grads = self.grad_fn(**arrays())
         except Exception as e:
-            return self._failed(shape, f"impl_grad raised {_exception_text(e)}", value=value)
+            return self._failed(shape, f"impl_grad raised {exception_text(e)}", value=value)
         if not isinstance(grads, Mapping):
             return self._failed(
                 shape,
@@ -445,7 +209,7 @@ def _shape_problem(target: str, out: Any, shape: tuple[int, ...]) -> str:
     )
 
 
-def _exception_text(e: BaseException) -> str:
+def exception_text(e: BaseException) -> str:
     """`Type: message (at file:line in function)`, at the innermost frame of the user's code."""
     text = f"{type(e).__name__}: {e}"
     if isinstance(e, SyntaxError) and e.filename:
@@ -501,4 +265,96 @@ def _numpy(t: Any) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
-__all__ = ["IMPL_ENGINE", "ImplEngine", "ImportPermission", "impl_engine", "import_permission", "with_impl"]
+# ---------------------------------------------------------------- assert_gradients' function
+
+
+class FunctionEngine(ImplEngine):
+    """A torch function as an engine: tensors named like the program's inputs in, a tensor out.
+
+    First order is a case's `impl:` engine (ImplEngine) under another name: its value and
+    torch-autograd gradient, through whatever backward the function defines; what the function
+    does wrong when it runs is a failure in its column. Order 2 differentiates that gradient once
+    more (double backward) into Hessian blocks or Hessian-vector products.
+    """
+
+    name = FN_ENGINE
+    description = "the function under test, differentiated by torch.autograd"
+
+    def __init__(self, fn: Callable[..., Any], summed: tuple[int, ...] | None = None) -> None:
+        super().__init__(self._call, None, FN_ENGINE)
+        self.user_fn = fn
+        # The shape of the expression's own output when the case checks its sum (see
+        # assert_gradients): the function must return that shape, and its sum is compared.
+        self.summed = summed
+
+    def _call(self, **args: Any) -> Any:
+        out = self.user_fn(**args)
+        if self.summed is None or not hasattr(out, "sum"):
+            return out
+        if tuple(out.shape) != self.summed:
+            raise ValueError(
+                f"fn returned shape {list(out.shape)}; the expression's output has shape {list(self.summed)}"
+            )
+        return out.sum()
+
+    def run(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+    ) -> EngineResult:
+        result = super().run(program, inputs, wrt, options)
+        if options.order >= 2:
+            result.notes = [n for n in result.notes if "second derivatives are not checked" not in n]
+            if not result.failures:
+                try:
+                    self._second_order(program, inputs, wrt, options, result)
+                except Exception as e:
+                    result.failures.append(f"fn's double backward raised {type(e).__name__}: {e}")
+        return result
+
+    def _second_order(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        result: EngineResult,
+    ) -> None:
+        import torch
+
+        # Lazily: a numpy-only impl never needs torch.
+        from symcheck.engines.torch_autograd import (
+            hessian_blocks,
+            hessian_vector_products,
+            resolve_device,
+            resolve_dtype,
+        )
+
+        dtype, device = resolve_dtype(options.dtype), resolve_device(options.device)
+        args: dict[str, torch.Tensor] = {}
+        leaves: dict[str, torch.Tensor] = {}
+        for name, decl in program.inputs.items():
+            array = np.asarray(inputs[name])
+            if decl.type.dtype is DType.FLOAT:
+                t = torch.as_tensor(array.astype(np.float64)).to(device=device, dtype=dtype)
+                if name in wrt:
+                    leaves[name] = t.requires_grad_(True)
+            else:
+                t = torch.as_tensor(array.astype(np.int64)).to(device=device)
+            args[name] = t
+        with torch.enable_grad():
+            out = self._call(**args)
+            found: Sequence[torch.Tensor | None] = (None,) * len(leaves)
+            if leaves and out.requires_grad:
+                found = torch.autograd.grad(out, list(leaves.values()), allow_unused=True, create_graph=True)
+            firsts = dict(zip(leaves, found, strict=True))
+            names = [n for n in dict.fromkeys(wrt) if n in leaves]
+            shapes = {n: tuple(leaves[n].shape) for n in names}
+            if wants_full_hessian(shapes, options):
+                # fn is differentiated by torch: the same double backward as the torch engine's.
+                result.hessian = hessian_blocks({n: firsts[n] for n in names}, leaves)
+            else:
+                directions = second_order_directions(shapes, options)
+                result.hvps = hessian_vector_products({n: firsts[n] for n in names}, leaves, directions)

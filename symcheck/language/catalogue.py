@@ -14,7 +14,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from symcheck.ir import Call, Const, DType, KwValue, Shape, TensorType
+from symcheck.language.ir import Call, Const, DType, KwValue, Shape, TensorType
 
 if TYPE_CHECKING:
     import numpy as np

@@ -5,10 +5,10 @@ expression is a tree of three node kinds:
 
 - `Const`: a scalar literal, kept as an exact `Fraction` (``0.5`` is 1/2);
 - `Ref`: a reference to an input or to an earlier step, by its unique binding id;
-- `Call`: an op from the catalogue (`symcheck.ops`) applied to argument nodes, with canonical
+- `Call`: an op from the catalogue (`symcheck.language.catalogue`) applied to argument nodes, with canonical
   keyword arguments (``axis`` is always a sorted tuple of non-negative ints or None).
 
-Every node carries its `TensorType` (shape and dtype), filled in by `symcheck.parser.bind`.
+Every node carries its `TensorType` (shape and dtype), filled in by `symcheck.language.parser.bind`.
 Engines walk this IR; none of them sees the source text.
 """
 
@@ -20,7 +20,7 @@ from enum import Enum
 from fractions import Fraction
 from typing import Any
 
-from symcheck.errors import Source, Span
+from symcheck.language.errors import Source, Span
 
 Shape = tuple[int, ...]
 
@@ -64,7 +64,7 @@ class Node:
 
     @property
     def shape(self) -> Shape:
-        assert self.type is not None, "node is not typed yet: call symcheck.parser.bind first"
+        assert self.type is not None, "node is not typed yet: call symcheck.language.parser.bind first"
         return self.type.shape
 
     def children(self) -> tuple[Node, ...]:

@@ -17,9 +17,9 @@ from importlib import resources
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from symcheck.errors import Source, Span, SymcheckError, did_you_mean
-from symcheck.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
-from symcheck.ops import FUNCTIONS, OPS, OpSpec, ShapeError, canonical_kwargs, infer_type
+from symcheck.language.catalogue import FUNCTIONS, OPS, OpSpec, ShapeError, canonical_kwargs, infer_type
+from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
+from symcheck.language.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
 
 RESERVED = frozenset({"True", "False", "None", "true", "false", "none", "T", "inf", "nan"}) | frozenset(
     keyword.kwlist
@@ -81,7 +81,7 @@ def _is_keyword_literal(node: Node) -> bool:
 
 @cache
 def _lark() -> Lark:
-    grammar = resources.files("symcheck").joinpath("grammar.lark").read_text()
+    grammar = resources.files("symcheck.language").joinpath("grammar.lark").read_text()
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 

@@ -1,74 +1,18 @@
-"""Reports: what each case computed, which engines agreed, and exactly where they parted.
-
-Text for people (torch.testing-style mismatch lines), JSON for machines (schema below, versioned).
-"""
+"""The text report, for people: what each case computed, which engines agreed, and exactly where
+they parted (torch.testing-style mismatch lines)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from symcheck import __version__
-from symcheck.compare import ArrayComparison
-from symcheck.train import training_json, training_text
-from symcheck.verify import CaseResult, PointResult
+from symcheck.check.runner import CaseResult, PointResult
+from symcheck.report.summary import mismatch_lines, summarize_engines, summary_line
+from symcheck.report.training import training_text
 
-JSON_SCHEMA_VERSION = 1
 SHOW_ARRAY_LIMIT = 16  # print gradients in full up to this many elements
-
-
-@dataclass
-class EngineSummary:
-    """One engine across every point of a case."""
-
-    engine: str
-    status: str  # reference | ok | mismatch | convention | skipped | crashed | inconsistent
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    points: int = 0
-    detail: str = ""
-
-
-def summarize_engines(result: CaseResult) -> list[EngineSummary]:
-    out: dict[str, EngineSummary] = {}
-    for name in result.case.engines:
-        out[name] = EngineSummary(name, "skipped")
-    for point in result.points:
-        for name, why in point.skipped.items():
-            out[name].detail = why
-        for name, trace in point.crashed.items():
-            out[name].status = "crashed"
-            out[name].detail = trace.splitlines()[0]
-        if point.reference:
-            s = out[point.reference]
-            if s.status in ("skipped", "reference"):
-                s.status = "reference"
-                s.points += 1
-        explained = {c.split(":")[0] for c in point.conventions}
-        for comparison in point.comparisons:
-            s = out[comparison.engine]
-            if comparison.engine == point.reference:
-                s.status = "inconsistent"
-                s.detail = comparison.failures[0]
-                continue
-            s.points += 1
-            for check in comparison.checks:
-                if check.nonfinite is None:
-                    s.max_abs = max(s.max_abs, check.max_abs)
-                    s.max_rel = max(s.max_rel, check.max_rel)
-            if s.status in ("crashed", "inconsistent", "mismatch"):
-                continue
-            if comparison.failures:
-                s.status, s.detail = "inconsistent", comparison.failures[0]
-            elif not comparison.ok:
-                s.status = "convention" if comparison.engine in explained else "mismatch"
-            elif s.status == "skipped":
-                s.status = "ok"
-    return list(out.values())
 
 
 # ---------------------------------------------------------------- text
@@ -140,7 +84,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 f"{pad}  {s.engine:{width}} {s.status:10} "
                 f"max abs err {s.max_abs:.2g}, max rel err {s.max_rel:.2g}"
             )
-    if result.baseline is not None:  # --baseline: symcheck/baseline.py
+    if result.baseline is not None:  # --baseline: symcheck/check/baseline.py
         lines.append(f"{pad}baseline  {result.baseline.summary()}")
     notes = _unique(n for p in result.points for r in p.results.values() for n in r.notes)
     notes += [n for n in result.notes if n not in notes]
@@ -188,7 +132,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             lines.append(f"{pad}expect    {e.what} = {e.claim}: {mark}{detail}")
     for point in result.points:
         lines.extend(_point_failures(point, pad, output))
-    if result.training is not None:  # the training section: symcheck/train.py
+    if result.training is not None:  # the training section: symcheck/check/training.py
         lines.extend(training_text(result.training, pad))
     return "\n".join(lines)
 
@@ -253,23 +197,8 @@ def _point_failures(point: PointResult, pad: str, output: str) -> list[str]:
     return lines
 
 
-def mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[str]:
-    if check.nonfinite:
-        return [check.nonfinite]
-    pct = 100.0 * check.mismatched / max(check.total, 1)
-    index = "(" + ", ".join(map(str, check.worst_index)) + ("," if len(check.worst_index) == 1 else "") + ")"
-    tol = check.tolerance.describe() if check.tolerance else ""
-    return [
-        f"Mismatched elements: {check.mismatched} / {check.total} ({pct:.1f}%)",
-        f"Greatest absolute difference: {check.max_abs:.6g} at index {index} (up to {check.allowed_abs:.3g} "
-        f"allowed; {tol})",
-        f"Greatest relative difference: {check.max_rel:.6g}",
-        f"At {index}: {engine} = {check.actual:.12g}, {reference} = {check.expected:.12g}",
-    ]
-
-
 def render_case_text(result: CaseResult, verbose: bool = False) -> str:
-    """One case's block of the text report (for the JUnit and GitHub formats: symcheck/formats.py)."""
+    """One case's block of the text report (for the JUnit and GitHub formats: symcheck/report/formats.py)."""
     return _case_text(result, verbose)
 
 
@@ -283,128 +212,3 @@ def render_text(results: Sequence[CaseResult], verbose: bool = False) -> str:
         blocks.append(_case_text(result, verbose))
     blocks.append(summary_line(results))
     return "\n".join(blocks) + "\n"
-
-
-def summary_line(results: Sequence[CaseResult]) -> str:
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
-    points = sum(len(r.points) for r in results)
-    parts = [f"{counts['pass']} passed", f"{counts['fail']} failed"]
-    if counts["error"]:
-        parts.append(f"{counts['error']} errors")
-    return f"{len(results)} cases, {points} points: " + ", ".join(parts)
-
-
-# ---------------------------------------------------------------- JSON
-
-# Schema (version 1), documented in the README:
-# {"symcheck": str, "schema": 1, "summary": {"cases", "passed", "failed", "errors"},
-#  "cases": [{"name", "file", "line", "expr", "status", "wrt", "value", "exact_value",
-#             "closed_forms": {input: formula},
-#             "engines": [{engine, status, max_abs, max_rel, points, detail}],
-#             "proofs": [{wrt, claim, proven, difference}],
-#             "points": [{label, reference, kink_hits, conventions, problems, skipped, crashed,
-#                         "comparisons": [{engine, reference, ok, failures, checks: [check]}],
-#                         "expectations": [{what, claim, ok, detail, line}]}]}]}
-# Added compatibly: case "seconds" and "baseline" (null, or {file, key, status, points, mismatched,
-# missing, versions}); point "baseline" ([comparison] of each engine against its recorded numbers);
-# proof "likely_mistake" and "differs_at" (null, or the diagnosis of a wrong formula in words).
-# check: {what, ok, total, mismatched, max_abs, max_rel, worst_index, actual, expected, nonfinite, rtol, atol}
-
-
-def _finite(x: float) -> float | str:
-    return x if np.isfinite(x) else str(x)
-
-
-def _check_json(c: ArrayComparison) -> dict[str, Any]:
-    return {
-        "what": c.what,
-        "ok": c.ok,
-        "total": c.total,
-        "mismatched": c.mismatched,
-        "max_abs": _finite(c.max_abs),
-        "max_rel": _finite(c.max_rel),
-        "worst_index": list(c.worst_index),
-        "actual": _finite(c.actual),
-        "expected": _finite(c.expected),
-        "nonfinite": c.nonfinite,
-        "rtol": c.tolerance.rtol if c.tolerance else None,
-        "atol": c.tolerance.atol if c.tolerance else None,
-    }
-
-
-def _case_json(result: CaseResult) -> dict[str, Any]:
-    first = result.points[0] if result.points else None
-    ref = first.results.get(first.reference) if first and first.reference else None
-    return {
-        "name": result.case.name,
-        "file": result.case.file,
-        "line": result.case.line,
-        "expr": result.case.expr,
-        "status": result.status,
-        "wrt": result.wrt,
-        "value": ref.value.tolist() if ref is not None else None,
-        "exact_value": result.exact_value,
-        "closed_forms": result.closed_forms,
-        "hessian_forms": result.hessian_forms,
-        "engines": [s.__dict__ for s in summarize_engines(result)],
-        "proofs": [p.__dict__ for p in result.proofs],
-        "mistakes": [{**m.__dict__, "ok": m.ok} for m in result.mistakes],
-        "notes": result.notes,
-        "training": None if result.training is None else training_json(result.training),
-        "seconds": result.seconds,
-        "baseline": None if result.baseline is None else result.baseline.to_json(),
-        "points": [
-            {
-                "label": p.label,
-                "reference": p.reference,
-                "kink_hits": p.kink_hits,
-                "conventions": p.conventions,
-                "problems": p.problems,
-                "skipped": p.skipped,
-                "crashed": p.crashed,
-                "notes": {n: r.notes for n, r in p.results.items()},
-                "comparisons": [
-                    {
-                        "engine": c.engine,
-                        "reference": c.reference,
-                        "ok": c.ok,
-                        "failures": c.failures,
-                        "checks": [_check_json(x) for x in c.checks],
-                    }
-                    for c in p.comparisons
-                ],
-                "expectations": [e.__dict__ for e in p.expectations],
-                "baseline": [
-                    {"engine": c.engine, "ok": c.ok, "checks": [_check_json(x) for x in c.checks]}
-                    for c in p.baseline
-                ],
-            }
-            for p in result.points
-        ],
-    }
-
-
-def render_json(results: Sequence[CaseResult]) -> str:
-    doc = {
-        "symcheck": __version__,
-        "schema": JSON_SCHEMA_VERSION,
-        "summary": {
-            "cases": len(results),
-            "passed": sum(r.status == "pass" for r in results),
-            "failed": sum(r.status == "fail" for r in results),
-            "errors": sum(r.status == "error" for r in results),
-        },
-        "cases": [_case_json(r) for r in results],
-    }
-    return json.dumps(_strict(doc), indent=2, default=str, allow_nan=False) + "\n"
-
-
-def _strict(value: Any) -> Any:
-    """Strict JSON has no NaN or Infinity: non-finite numbers become the strings "nan", "inf"."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else str(value)
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value

@@ -2,7 +2,7 @@
 step), arrows from arguments to the ops that use them, and on every box its forward value and its
 gradient d out / d node.
 
-Values and gradients come from symcheck's own autograd engine (`symcheck.autograd`): the program
+Values and gradients come from symcheck's own autograd engine (`symcheck.engines.autograd`): the program
 is lowered onto its Tensors exactly as the engine does, keeping the Tensor of every IR node, and
 one backward pass gives the cotangent of each of them. A node whose Tensor records no gradient (the
 output of `sign`, `step`, a comparison, or an op on constants only) is evaluated once more with
@@ -22,10 +22,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from symcheck.errors import SymcheckError
-from symcheck.ir import Call, Const, DType, Node, Program, Ref, Step
-from symcheck.parser import format_fraction, to_source
-from symcheck.suite import load_case
+from symcheck.language.errors import SymcheckError
+from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step
+from symcheck.language.parser import format_fraction, to_source
+from symcheck.suites.programs import load_case
 
 NodeKind = Literal["input", "const", "op", "step"]
 GraphFormat = Literal["svg", "png", "mermaid"]
@@ -179,8 +179,8 @@ class _Lowered:
     whose own Tensor records no gradient)."""
 
     def __init__(self, program: Program, point: Mapping[str, np.ndarray], leaves: Mapping[int, Any] = {}):
-        from symcheck.autograd import tensor as T
-        from symcheck.autograd.engine import LOWERING
+        from symcheck.engines.autograd import tensor as T
+        from symcheck.engines.autograd.engine import LOWERING
 
         self._lowering = LOWERING
         self._leaves = leaves
@@ -359,7 +359,7 @@ def _gradients(
     pending: Sequence[_Pending],
     notes: list[str],
 ) -> None:
-    from symcheck.autograd import tensor as T
+    from symcheck.engines.autograd import tensor as T
 
     output = lowered.output
     if output.size != 1:
@@ -690,8 +690,8 @@ def draw(graph: ComputationGraph) -> Any:
 
 def case_point(case: Any) -> tuple[Program, dict[str, np.ndarray], list[str]]:
     """The case's program and its given point (inputs without a value drawn with the case's seed)."""
-    from symcheck.inputs import make_point
-    from symcheck.suite import parse_case_program
+    from symcheck.check.points import make_point
+    from symcheck.suites.programs import parse_case_program
 
     program = parse_case_program(case)
     notes: list[str] = []

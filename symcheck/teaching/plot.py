@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.errors import SymcheckError
-from symcheck.ir import Call, Program
+from symcheck.language.errors import SymcheckError
+from symcheck.language.ir import Call, Program
 from symcheck.teaching.graph import _matplotlib, load_case, number_text, require, save_figure, summarize
 
 DENSE = 600  # points on each curve
@@ -51,8 +51,8 @@ class KinkMark:
 
 def _kink_offsets(program: Program, point: Mapping[str, np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
     """Signed distance of every element of every kink's argument(s) from its kink."""
-    from symcheck.numeric import forward
-    from symcheck.ops import OPS
+    from symcheck.engines.numeric.evaluator import forward
+    from symcheck.language.catalogue import OPS
 
     offsets: dict[tuple[int, int], np.ndarray] = {}
 
@@ -73,9 +73,9 @@ def find_kinks(
     """Where along `xs` (values of input `name`, the others as in `point`) some op's argument
     crosses one of its kinks: sign changes of the op catalogue's kink offsets, bisected, then
     confirmed by `check_point` (which reports a kink hit there)."""
-    from symcheck.inputs import check_point
-    from symcheck.ops import OPS
-    from symcheck.parser import to_source
+    from symcheck.check.points import check_point
+    from symcheck.language.catalogue import OPS
+    from symcheck.language.parser import to_source
 
     calls = {id(n): n for n in program.nodes() if isinstance(n, Call)}
 
@@ -167,9 +167,9 @@ def curve_plot(
     bounds: tuple[float, float],
     points: int = DEFAULT_POINTS,
 ) -> CurvePlot:
-    from symcheck.engine import EngineOptions, EngineUnavailable
-    from symcheck.symbolic import SymbolicEngine
-    from symcheck.verify import Runner
+    from symcheck.check.runner import Runner
+    from symcheck.engines.base import EngineOptions, EngineUnavailable
+    from symcheck.engines.symbolic import SymbolicEngine
 
     lo, hi = bounds
     runner = Runner()
@@ -338,8 +338,8 @@ class HeatmapPlot:
 def heatmap_plot(case: Any, wrt: Sequence[str] | None = None) -> HeatmapPlot:
     """Every engine against the reference at the case's first point (its given values, else its
     first random point), element by element."""
-    from symcheck.compare import resolve_tolerance
-    from symcheck.verify import Runner, prepare
+    from symcheck.check.compare import resolve_tolerance
+    from symcheck.check.runner import Runner, prepare
 
     case = replace(case, samples=0 if any(s.concrete() for s in case.inputs.values()) else 1)
     if wrt is not None:

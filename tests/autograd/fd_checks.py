@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from symcheck.autograd import tensor as T
-from symcheck.autograd.tensor import Tensor
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.autograd.tensor import Tensor
 
 Fn = Callable[..., Tensor]
 rng = np.random.default_rng(7)

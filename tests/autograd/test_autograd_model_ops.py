@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from fd_checks import central_difference, check_grad, check_second  # shared by the op tests
 
-from symcheck.autograd import tensor as T
-from symcheck.autograd.engine import AutogradEngine, evaluate, gradient_tensors, hessian
-from symcheck.autograd.tensor import Tensor
-from symcheck.engine import EngineOptions, EngineResult
-from symcheck.ir import DType, Program, TensorType
-from symcheck.parser import bind, parse
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.autograd.engine import AutogradEngine, evaluate, gradient_tensors, hessian
+from symcheck.engines.autograd.tensor import Tensor
+from symcheck.engines.base import EngineOptions, EngineResult
+from symcheck.language.ir import DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 Fn = Callable[..., Tensor]
 rng = np.random.default_rng(7)

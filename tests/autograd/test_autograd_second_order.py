@@ -7,16 +7,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from symcheck.autograd.engine import (
+from symcheck.engines.autograd.engine import (
     AutogradEngine,
     gradient_tensors,
     hessian,
     hessian_blocks_of,
     hessian_vector_products,
 )
-from symcheck.engine import EngineOptions, EngineResult, hessian_key, second_order_directions
-from symcheck.ir import DType, Program, TensorType
-from symcheck.parser import bind, parse
+from symcheck.engines.base import EngineOptions, EngineResult, hessian_key, second_order_directions
+from symcheck.language.ir import DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 RNG = np.random.default_rng(5)
 

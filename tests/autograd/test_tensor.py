@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from symcheck.autograd import tensor as T
-from symcheck.autograd.tensor import Tensor
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.autograd.tensor import Tensor
 
 Fn = Callable[..., Tensor]
 

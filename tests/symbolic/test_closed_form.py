@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import sympy
 
-from symcheck.engine import EngineOptions
-from symcheck.ir import Program, TensorType
-from symcheck.parser import bind, parse
-from symcheck.symbolic import ClosedForm, SymbolicEngine
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.symbolic import ClosedForm, SymbolicEngine
+from symcheck.language.ir import Program, TensorType
+from symcheck.language.parser import bind, parse
 
 SEED = "mean(3*(x+2)^2)"
 
@@ -228,9 +228,9 @@ def test_claim_over_tensor_atoms() -> None:
 
 
 def test_relu_times_its_step_reads_as_relu() -> None:
-    from symcheck.ir import TensorType
-    from symcheck.parser import bind, parse
-    from symcheck.symbolic import ClosedForm
+    from symcheck.engines.symbolic import ClosedForm
+    from symcheck.language.ir import TensorType
+    from symcheck.language.parser import bind, parse
 
     types = {"W": TensorType((2, 3)), "x": TensorType((3,)), "b": TensorType((2,))}
     closed = ClosedForm.derive(bind(parse("sum(relu(W @ x + b)^2)"), types), ["W", "x", "b"])

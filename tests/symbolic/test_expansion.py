@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 import sympy
 
-from symcheck.engine import EngineOptions
-from symcheck.ir import DType, Program, TensorType
-from symcheck.parser import bind, parse
-from symcheck.symbolic import ClosedForm, SymbolicEngine
-from symcheck.symbolic import closed_form as closed_form_module
-from symcheck.symbolic.engine import probe_shapes
-from symcheck.symbolic.expansion import element_symbols, evaluate_exact, exact_number, expand, expand_gradient
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.symbolic import ClosedForm, SymbolicEngine
+from symcheck.engines.symbolic import closed_form as closed_form_module
+from symcheck.engines.symbolic.engine import probe_shapes
+from symcheck.engines.symbolic.expansion import (
+    element_symbols,
+    evaluate_exact,
+    exact_number,
+    expand,
+    expand_gradient,
+)
+from symcheck.language.ir import DType, Program, TensorType
+from symcheck.language.parser import bind, parse
 
 SEED = "mean(3*(x+2)^2)"
 R = sympy.Rational

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.compare import compare_results, resolve_tolerance
-from symcheck.engine import EngineOptions, load_engine
-from symcheck.ir import DType, TensorType
-from symcheck.numeric import forward
-from symcheck.parser import bind, parse
-from symcheck.symbolic import ClosedForm
+from symcheck.check.compare import compare_results, resolve_tolerance
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.registry import load_engine
+from symcheck.engines.symbolic import ClosedForm
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 
 FLT, INT = DType.FLOAT, DType.INT
 

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import sympy
 
-from symcheck.engine import EngineOptions, load_engine
-from symcheck.ir import TensorType
-from symcheck.numeric import forward
-from symcheck.parser import bind, parse
-from symcheck.symbolic import ClosedForm
-from symcheck.symbolic.closed_form import Graph
-from symcheck.symbolic.functions import Abs, relu, sigmoid, softplus, step
-from symcheck.symbolic.printer import LanguagePrinter, Unprintable, printable
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.registry import load_engine
+from symcheck.engines.symbolic import ClosedForm
+from symcheck.engines.symbolic.closed_form import Graph
+from symcheck.engines.symbolic.functions import Abs, relu, sigmoid, softplus, step
+from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
+from symcheck.language.ir import TensorType
+from symcheck.language.parser import bind, parse
 
 Shapes = dict[str, tuple[int, ...]]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.engine import EngineOptions, hessian_key
-from symcheck.ir import DType, TensorType
-from symcheck.parser import bind, parse
-from symcheck.symbolic import SymbolicEngine
-from symcheck.symbolic.engine import ClosedForm
-from symcheck.symbolic.second_order import SecondOrder
+from symcheck.engines.base import EngineOptions, hessian_key
+from symcheck.engines.symbolic import SymbolicEngine
+from symcheck.engines.symbolic.engine import ClosedForm
+from symcheck.engines.symbolic.second_order import SecondOrder
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 
 FLT, INT = DType.FLOAT, DType.INT
 

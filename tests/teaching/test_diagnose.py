@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from symcheck.check.diagnose import Diagnosis, check_claims, diagnose, parse_claim, render_diagnosis
+from symcheck.check.runner import run_cases
 from symcheck.cli import main
-from symcheck.errors import SymcheckError
-from symcheck.ir import DType, TensorType
-from symcheck.parser import bind, parse
-from symcheck.report import render_json, render_text
-from symcheck.suite import load_suite
-from symcheck.symbolic.engine import ClosedForm
-from symcheck.teaching.diagnose import Diagnosis, check_claims, diagnose, parse_claim, render_diagnosis
-from symcheck.verify import run_cases
+from symcheck.engines.symbolic.engine import ClosedForm
+from symcheck.language.errors import SymcheckError
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
+from symcheck.report.json import render_json
+from symcheck.report.text import render_text
+from symcheck.suites.loader import load_suite
 
 SEED = "mean(3*(x+2)^2)"
 SEED_STEPS = "y = x + 2\nz = 3*y^2\nout = mean(z)"

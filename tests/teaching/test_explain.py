@@ -6,8 +6,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from symcheck.cli import main
-from symcheck.ir import DType, TensorType
-from symcheck.parser import bind, parse
+from symcheck.language.ir import DType, TensorType
+from symcheck.language.parser import bind, parse
 from symcheck.teaching.explain import (
     check_claims,
     explain,
@@ -160,8 +160,8 @@ def test_the_latex_and_the_markdown_math_render_in_katex() -> None:
 
 def test_shipped_mistakes_are_refuted_with_their_diagnosis(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A known mistake that symcheck accepted, or diagnosed otherwise, fails the case."""
-    from symcheck.suite import load_suite
-    from symcheck.verify import run_cases
+    from symcheck.check.runner import run_cases
+    from symcheck.suites.loader import load_suite
 
     suite = tmp_path / "m.yaml"
     suite.write_text(

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from symcheck.autograd import tensor as T
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from symcheck.ir import Call, TensorType
-from symcheck.parser import bind, parse
+from symcheck.engines.autograd import tensor as T
+from symcheck.language.ir import Call, TensorType
+from symcheck.language.parser import bind, parse
 from symcheck.teaching.graph import (
     _Lowered,
     build_graph,

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from symcheck.ir import TensorType
-from symcheck.parser import bind, parse
+from symcheck.language.ir import TensorType
+from symcheck.language.parser import bind, parse
 from symcheck.teaching.graph import case_point, load_case
 from symcheck.teaching.plot import as_matrix, curve_plot, find_kinks, heatmap_plot, run_plot
 

@@ -1,10 +1,18 @@
 """symcheck's own reverse-mode autograd: a `Tensor` on numpy arrays with hand-written VJP rules
-(`symcheck.autograd.tensor`), and the engine that lowers the IR onto it
-(`symcheck.autograd.engine`).
+(`symcheck.engines.autograd.tensor`), and the engine that lowers the IR onto it
+(`symcheck.engines.autograd.engine`).
 
 It imports neither torch nor sympy: it is an independent witness of their derivatives.
 """
 
-from symcheck.autograd.tensor import NONDIFFERENTIABLE, PRIMITIVES, VJPS, Tensor, grad, no_grad, unbroadcast
+from symcheck.engines.autograd.tensor import (
+    NONDIFFERENTIABLE,
+    PRIMITIVES,
+    VJPS,
+    Tensor,
+    grad,
+    no_grad,
+    unbroadcast,
+)
 
 __all__ = ["NONDIFFERENTIABLE", "PRIMITIVES", "VJPS", "Tensor", "grad", "no_grad", "unbroadcast"]

@@ -1,4 +1,4 @@
-"""The autograd engine: lower symcheck's IR onto `symcheck.autograd.tensor` and back-propagate.
+"""The autograd engine: lower symcheck's IR onto `symcheck.engines.autograd.tensor` and back-propagate.
 
 Lowering is a walk over each step's expression: a `Ref` is the tensor already computed for its
 binding id (an input or an earlier step), a `Const` is a plain float, and a `Call` is the Tensor
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symcheck.autograd import tensor as T
-from symcheck.autograd.tensor import Tensor
-from symcheck.engine import (
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.autograd.tensor import Tensor
+from symcheck.engines.base import (
     HVP,
     Engine,
     EngineOptions,
@@ -28,7 +28,7 @@ from symcheck.engine import (
     second_order_directions,
     wants_full_hessian,
 )
-from symcheck.ir import Call, Const, DType, Node, Program, Ref
+from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
 # IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes, reduction,
 # num_classes, min, max, at) are the Tensor functions'.

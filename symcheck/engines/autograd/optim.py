@@ -1,4 +1,4 @@
-"""Stochastic gradient descent for `symcheck.autograd` tensors, with torch.optim.SGD's definitions.
+"""Stochastic gradient descent for `symcheck.engines.autograd` tensors, with torch.optim.SGD's definitions.
 
 The optimizer never sees the loss. `Tensor.backward()` *adds* d loss / d p to each leaf's `.grad`;
 `step()` reads `.grad` and moves the parameter; `zero_grad()` clears `.grad` so that the next
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from symcheck.autograd.tensor import Tensor
+from symcheck.engines.autograd.tensor import Tensor
 
 
 class SGD:

@@ -1,5 +1,5 @@
 """The symbolic engine (SymPy): exact closed forms and element-by-element expansion."""
 
-from symcheck.symbolic.engine import ClosedForm, SymbolicEngine
+from symcheck.engines.symbolic.engine import ClosedForm, SymbolicEngine
 
 __all__ = ["ClosedForm", "SymbolicEngine"]

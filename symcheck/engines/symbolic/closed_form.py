@@ -19,10 +19,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from symcheck.ir import Call, Const, Program, Ref, Shape
-from symcheck.ops import OPS, OpKind, reduced_count
-from symcheck.symbolic import arrays
-from symcheck.symbolic.functions import (
+from symcheck.engines.symbolic import arrays
+from symcheck.engines.symbolic.functions import (
     NUMPY_IMPLEMENTATIONS,
     Abs,
     clamp,
@@ -36,6 +34,8 @@ from symcheck.symbolic.functions import (
     softplus,
     step,
 )
+from symcheck.language.catalogue import OPS, OpKind, reduced_count
+from symcheck.language.ir import Call, Const, Program, Ref, Shape
 
 # The forward meaning of each elementwise op on SymPy expressions.
 ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {

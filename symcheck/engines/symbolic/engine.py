@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from symcheck.engine import (
+from symcheck.engines.base import (
     HVP,
     Engine,
     EngineOptions,
@@ -17,13 +17,13 @@ from symcheck.engine import (
     second_order_directions,
     wants_full_hessian,
 )
-from symcheck.ir import Program, TensorType
-from symcheck.parser import ParsedProgram, bind, parse
-from symcheck.symbolic.closed_form import Graph, SymTensor, simplify
-from symcheck.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
-from symcheck.symbolic.functions import ELEMENTARY, Abs, relu, sigmoid, sign, softplus, step
-from symcheck.symbolic.printer import LanguagePrinter, printable
-from symcheck.symbolic.second_order import SecondOrder, expansion_hessian
+from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
+from symcheck.engines.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
+from symcheck.engines.symbolic.functions import ELEMENTARY, Abs, relu, sigmoid, sign, softplus, step
+from symcheck.engines.symbolic.printer import LanguagePrinter, printable
+from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
+from symcheck.language.ir import Program, TensorType
+from symcheck.language.parser import ParsedProgram, bind, parse
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
 AGREEMENT_RTOL = 1e-9

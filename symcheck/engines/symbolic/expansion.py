@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import sympy
 
-from symcheck.ir import Call, Const, DType, Program, Ref
-from symcheck.ops import OPS, OpKind, reduced_count
-from symcheck.symbolic import arrays
-from symcheck.symbolic.closed_form import ELEMENTWISE
-from symcheck.symbolic.functions import ELEMENTARY
+from symcheck.engines.symbolic import arrays
+from symcheck.engines.symbolic.closed_form import ELEMENTWISE
+from symcheck.engines.symbolic.functions import ELEMENTARY
+from symcheck.language.catalogue import OPS, OpKind, reduced_count
+from symcheck.language.ir import Call, Const, DType, Program, Ref
 
 # Elementary definitions replace the named functions here (see functions.py).
 _EXPANDED_ELEMENTWISE = {**ELEMENTWISE, **ELEMENTARY}

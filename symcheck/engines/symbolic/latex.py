@@ -6,7 +6,7 @@ from __future__ import annotations
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from symcheck.symbolic.closed_form import Graph
+from symcheck.engines.symbolic.closed_form import Graph
 
 _NAMED = {
     "sigmoid": r"\sigma",

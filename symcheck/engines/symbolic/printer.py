@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy
 
-from symcheck.symbolic.closed_form import Atom, Graph
+from symcheck.engines.symbolic.closed_form import Atom, Graph
 
 ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from symcheck.engine import hessian_key
-from symcheck.symbolic.closed_form import SymTensor, simplify
-from symcheck.symbolic.expansion import Expansion, _partials
-from symcheck.symbolic.printer import printable
+from symcheck.engines.base import hessian_key
+from symcheck.engines.symbolic.closed_form import SymTensor, simplify
+from symcheck.engines.symbolic.expansion import Expansion, _partials
+from symcheck.engines.symbolic.printer import printable
 
 
 @dataclass

@@ -1,0 +1,166 @@
+"""The numeric engine's rule table: what every op of the catalogue computes, in plain numpy.
+
+Values only, never derivatives: finite differences of these are the engine-free witness. One entry
+per catalogue op in `FORWARD`; a missing entry fails the catalogue test (tests/engines/test_tables.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from symcheck.language.ir import Call, KwValue
+
+OnCall = Callable[[Call, list[np.ndarray], np.ndarray], None]
+Forward = Callable[[list[np.ndarray], Mapping[str, KwValue]], np.ndarray]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp of a non-positive number never overflows, whichever side of 0 x is on.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _shift(x: np.ndarray, axis: int | tuple[int, ...] | None) -> np.ndarray:
+    """The max over `axis` (kept), with non-finite maxima replaced by 0.
+
+    Subtracting it keeps exp from overflowing; an all -inf slice would otherwise give -inf - -inf.
+    """
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
+
+
+def _logsumexp(x: np.ndarray, axis: int | tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
+    m = _shift(x, axis)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    if keepdims:
+        return out
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    return np.squeeze(out, axis=tuple(axes))
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - _shift(x, axis))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    return x - _logsumexp(x, axis, keepdims=True)
+
+
+def _mse_loss(a: np.ndarray, b: np.ndarray, reduction: str) -> np.ndarray:
+    d = np.subtract(a, b)
+    return np.mean(d * d) if reduction == "mean" else np.sum(d * d)
+
+
+def _onehot(labels: np.ndarray, classes: int) -> np.ndarray:
+    out = (labels[..., None] == np.arange(classes)).astype(np.float64)
+    # An out-of-range label is outside the op's domain: NaN, not a silent row of zeros.
+    valid = (labels >= 0) & (labels < classes)
+    return np.where(valid[..., None], out, np.nan)
+
+
+def _nll_loss(logp: np.ndarray, target: np.ndarray, reduction: str) -> np.ndarray:
+    classes = logp.shape[-1]
+    valid = (target >= 0) & (target < classes)
+    # numpy would wrap a negative label round to the end; index with 0 there and NaN it out below.
+    index = np.where(valid, target, 0)
+    picked = np.take_along_axis(logp, index[..., None], axis=-1)[..., 0]
+    losses = np.where(valid, -picked, np.nan)
+    if logp.ndim == 1:
+        return losses
+    return np.mean(losses) if reduction == "mean" else np.sum(losses)
+
+
+def _where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(cond if cond.dtype == np.bool_ else cond != 0, a, b)
+
+
+def _clamp(x: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    # maximum then minimum, as torch.clamp: with lo > hi every element becomes hi.
+    out = x if lo is None else np.maximum(x, lo)
+    return out if hi is None else np.minimum(out, hi)
+
+
+def _take(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    n = x.shape[0]
+    valid = (index >= -n) & (index < n)
+    if np.all(valid):
+        return x[index]
+    # An out-of-range index is outside the op's domain: NaN rows, not an IndexError.
+    picked = x[np.where(valid, index, 0)].astype(np.result_type(x.dtype, np.float64))
+    mask = valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+    return np.where(mask, picked, np.nan)
+
+
+# One entry per catalogue op: args in order, canonical kwargs (see catalogue.canonical_kwargs).
+FORWARD: dict[str, Forward] = {
+    "add": lambda a, kw: np.add(a[0], a[1]),
+    "sub": lambda a, kw: np.subtract(a[0], a[1]),
+    "mul": lambda a, kw: np.multiply(a[0], a[1]),
+    "div": lambda a, kw: np.divide(a[0], a[1]),
+    "pow": lambda a, kw: np.power(a[0], a[1]),
+    "neg": lambda a, kw: np.negative(a[0]),
+    "matmul": lambda a, kw: np.matmul(a[0], a[1]),
+    "exp": lambda a, kw: np.exp(a[0]),
+    "log": lambda a, kw: np.log(a[0]),
+    "sqrt": lambda a, kw: np.sqrt(a[0]),
+    "sin": lambda a, kw: np.sin(a[0]),
+    "cos": lambda a, kw: np.cos(a[0]),
+    "tan": lambda a, kw: np.tan(a[0]),
+    "tanh": lambda a, kw: np.tanh(a[0]),
+    "sigmoid": lambda a, kw: _sigmoid(a[0]),
+    "relu": lambda a, kw: np.maximum(a[0], 0),
+    "abs": lambda a, kw: np.abs(a[0]),
+    "softplus": lambda a, kw: _softplus(a[0]),
+    "sign": lambda a, kw: np.sign(a[0]),
+    "step": lambda a, kw: (a[0] > 0).astype(a[0].dtype),
+    "sum": lambda a, kw: np.sum(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "mean": lambda a, kw: np.mean(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
+    "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
+    "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),
+    "softmax": lambda a, kw: _softmax(a[0], kw["axis"]),
+    "log_softmax": lambda a, kw: _log_softmax(a[0], kw["axis"]),
+    "logsumexp": lambda a, kw: _logsumexp(a[0], kw["axis"], kw["keepdims"]),
+    "outer": lambda a, kw: np.multiply.outer(a[0], a[1]),
+    "dot": lambda a, kw: np.dot(a[0], a[1]),
+    "trace": lambda a, kw: np.trace(a[0]),
+    "eye": lambda a, kw: np.eye(kw["n"]),
+    "mse_loss": lambda a, kw: _mse_loss(a[0], a[1], kw["reduction"]),
+    "onehot": lambda a, kw: _onehot(a[0], kw["num_classes"]),
+    "nll_loss": lambda a, kw: _nll_loss(a[0], a[1], kw["reduction"]),
+    "cross_entropy": lambda a, kw: _nll_loss(_log_softmax(a[0], -1), a[1], kw["reduction"]),
+    "lt": lambda a, kw: np.less(a[0], a[1]),
+    "le": lambda a, kw: np.less_equal(a[0], a[1]),
+    "gt": lambda a, kw: np.greater(a[0], a[1]),
+    "ge": lambda a, kw: np.greater_equal(a[0], a[1]),
+    "eq": lambda a, kw: np.equal(a[0], a[1]),
+    "ne": lambda a, kw: np.not_equal(a[0], a[1]),
+    "where": lambda a, kw: _where(a[0], a[1], a[2]),
+    "maximum": lambda a, kw: np.maximum(a[0], a[1]),
+    "minimum": lambda a, kw: np.minimum(a[0], a[1]),
+    "clamp": lambda a, kw: _clamp(a[0], kw["min"], kw["max"]),
+    "max": lambda a, kw: np.max(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "min": lambda a, kw: np.min(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "index": lambda a, kw: a[0][kw["at"]],
+    "take": lambda a, kw: _take(a[0], a[1]),
+}
+
+# Ops that move elements without computing on them keep integer (and bool) arrays as they are.
+KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+# Arguments that reach the op as they are: class labels and indices must stay integers, and
+# comparisons and where's condition need no float (comparing ints as ints is exact).
+LABEL_ARGS: dict[str, frozenset[int]] = {
+    "onehot": frozenset({0}),
+    "nll_loss": frozenset({1}),
+    "cross_entropy": frozenset({1}),
+    "take": frozenset({1}),
+    "where": frozenset({0}),
+    **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
+}

@@ -1,0 +1,193 @@
+"""The torch engine's rule table: each op of the catalogue as torch ops (`TABLE`).
+
+Torch's own derivatives are used as they are; this table only says which torch op computes each
+catalogue op, so that torch.autograd differentiates it. One entry per catalogue op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from symcheck.language.ir import KwValue
+
+Lowering = Callable[[Sequence[torch.Tensor], Mapping[str, KwValue]], torch.Tensor]
+
+
+def _reduce(fn: Callable[..., torch.Tensor]) -> Lowering:
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        (x,) = args
+        axes: tuple[int, ...] | None = kw["axis"]
+        keep = bool(kw["keepdims"])
+        if axes is None:
+            axes = tuple(range(x.ndim))
+        if not axes:
+            # torch reads dim=() as "every axis"; numpy (our semantics) reads it as "no axis".
+            return x.clone()
+        return fn(x, dim=axes, keepdim=keep)
+
+    return lower
+
+
+def _step(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    (x,) = args
+    return (x.detach() > 0).to(x.dtype)
+
+
+def _expand_dims(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    return torch.unsqueeze(args[0], kw["axis"])
+
+
+def _mse_loss(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    # F.mse_loss wants equal shapes (it warns otherwise); ours broadcast like numpy.
+    a, b = torch.broadcast_tensors(args[0], args[1])
+    return F.mse_loss(a, b, reduction=kw["reduction"])
+
+
+def _labels(labels: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Labels safe to index with, and (when some are out of [0, classes)) a mask of the valid ones.
+
+    Torch raises on an out-of-range label; the numeric engine answers NaN for it instead, as for
+    any value outside an op's domain, and so does this engine, so that a pinned bad label shows
+    up as a domain problem rather than as an engine crash.
+    """
+    valid = (labels >= 0) & (labels < classes)
+    if bool(valid.all()):
+        return labels, None
+    return torch.where(valid, labels, torch.zeros_like(labels)), valid
+
+
+def _poison(value: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    # Adding NaN * sum(scores) (rather than replacing the value) makes every score's gradient NaN,
+    # as finite differences of a NaN output are; the loss's own gradient is sparse, so scaling it
+    # by NaN would leave zeros.
+    if valid is None:
+        return value
+    return value + scores.sum() * float("nan")
+
+
+def _onehot(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    # float64 holds 0, 1 and NaN exactly; `Lowerer.call` casts the result to the engine's dtype.
+    classes: int = kw["num_classes"]
+    labels, valid = _labels(args[0], classes)
+    out = F.one_hot(labels, classes).to(torch.float64)
+    if valid is None:
+        return out
+    return torch.where(valid.unsqueeze(-1), out, torch.full_like(out, float("nan")))
+
+
+def _where(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    cond, a, b = args
+    return torch.where(cond if cond.dtype == torch.bool else cond != 0, a, b)
+
+
+def _clamp(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    (x,) = args
+    lo: float | None = kw["min"]
+    hi: float | None = kw["max"]
+    if lo is None and hi is None:
+        return x.clone()  # torch.clamp refuses to be called without a bound
+    return torch.clamp(x, min=lo, max=hi)
+
+
+def _take(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    x, index = args
+    n = x.shape[0]
+    valid = (index >= -n) & (index < n)
+    if bool(valid.all()):
+        return x[index]
+    # Torch raises on an out-of-range index; answer NaN there, as the numeric engine does (see
+    # `_labels`). NaN * sum(x) in those rows makes every element's gradient NaN, as finite
+    # differences of a sum with a NaN in it are.
+    picked = x[torch.where(valid, index, torch.zeros_like(index))]
+    if not picked.is_floating_point():
+        picked = picked.to(torch.float64)  # an int tensor cannot hold NaN
+    mask = valid.reshape(valid.shape + (1,) * (picked.ndim - valid.ndim))
+    bad = x.sum() * float("nan") if x.requires_grad else torch.tensor(float("nan"), dtype=picked.dtype)
+    return torch.where(mask, picked, bad.to(device=picked.device, dtype=picked.dtype))
+
+
+def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        scores, target = args
+        labels, valid = _labels(target, scores.shape[-1])
+        if scores.ndim == 1:
+            # A single example: torch's (C,) / () form is newer and less travelled than (1, C) / (1,).
+            value = fn(scores.unsqueeze(0), labels.reshape(1), reduction=kw["reduction"]).reshape(())
+        else:
+            value = fn(scores, labels, reduction=kw["reduction"])
+        return _poison(value, scores, valid)
+
+    return lower
+
+
+# One entry per catalogue op. `pow` with a literal exponent is special-cased in `Lowerer.call`
+# so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
+TABLE: dict[str, Lowering] = {
+    "add": lambda a, kw: torch.add(a[0], a[1]),
+    "sub": lambda a, kw: torch.sub(a[0], a[1]),
+    "mul": lambda a, kw: torch.mul(a[0], a[1]),
+    "div": lambda a, kw: torch.div(a[0], a[1]),
+    "pow": lambda a, kw: torch.pow(a[0], a[1]),
+    "neg": lambda a, kw: torch.neg(a[0]),
+    "matmul": lambda a, kw: torch.matmul(a[0], a[1]),
+    "exp": lambda a, kw: torch.exp(a[0]),
+    "log": lambda a, kw: torch.log(a[0]),
+    "sqrt": lambda a, kw: torch.sqrt(a[0]),
+    "sin": lambda a, kw: torch.sin(a[0]),
+    "cos": lambda a, kw: torch.cos(a[0]),
+    "tan": lambda a, kw: torch.tan(a[0]),
+    "tanh": lambda a, kw: torch.tanh(a[0]),
+    "sigmoid": lambda a, kw: torch.sigmoid(a[0]),
+    "relu": lambda a, kw: torch.relu(a[0]),
+    "abs": lambda a, kw: torch.abs(a[0]),
+    "softplus": lambda a, kw: F.softplus(a[0]),
+    "sign": lambda a, kw: torch.sign(a[0]),
+    "step": _step,
+    "sum": _reduce(torch.sum),
+    "mean": _reduce(torch.mean),
+    "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
+    "expand_dims": _expand_dims,
+    "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
+    "softmax": lambda a, kw: F.softmax(a[0], dim=kw["axis"]),
+    "log_softmax": lambda a, kw: F.log_softmax(a[0], dim=kw["axis"]),
+    "logsumexp": _reduce(torch.logsumexp),
+    "outer": lambda a, kw: torch.outer(a[0], a[1]),
+    "dot": lambda a, kw: torch.dot(a[0], a[1]),
+    "trace": lambda a, kw: torch.trace(a[0]),
+    "eye": lambda a, kw: torch.eye(kw["n"]),  # dtype and device are set in `Lowerer.call`
+    "mse_loss": _mse_loss,
+    "onehot": _onehot,
+    "nll_loss": _classification(F.nll_loss),
+    "cross_entropy": _classification(F.cross_entropy),
+    "lt": lambda a, kw: torch.lt(a[0], a[1]),
+    "le": lambda a, kw: torch.le(a[0], a[1]),
+    "gt": lambda a, kw: torch.gt(a[0], a[1]),
+    "ge": lambda a, kw: torch.ge(a[0], a[1]),
+    "eq": lambda a, kw: torch.eq(a[0], a[1]),
+    "ne": lambda a, kw: torch.ne(a[0], a[1]),
+    "where": _where,
+    # torch splits the gradient evenly at ties, for maximum/minimum and for amax/amin alike.
+    "maximum": lambda a, kw: torch.maximum(a[0], a[1]),
+    "minimum": lambda a, kw: torch.minimum(a[0], a[1]),
+    "clamp": _clamp,
+    "max": _reduce(torch.amax),
+    "min": _reduce(torch.amin),
+    "index": lambda a, kw: a[0][kw["at"]],
+    "take": _take,
+}
+
+# Ops that move elements without computing on them keep integer (and bool) tensors as they are.
+KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+# Arguments that reach the op as they are: class labels and indices must stay integers, and
+# comparisons and where's condition need no float (comparing ints as ints is exact).
+LABEL_ARGS: dict[str, frozenset[int]] = {
+    "onehot": frozenset({0}),
+    "nll_loss": frozenset({1}),
+    "cross_entropy": frozenset({1}),
+    "take": frozenset({1}),
+    "where": frozenset({0}),
+    **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
+}

@@ -1,0 +1,84 @@
+"""What every report format says of a case: each engine's status across its points, the summary
+line, and the torch.testing-style lines of a mismatch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from symcheck.check.compare import ArrayComparison
+from symcheck.check.runner import CaseResult
+
+
+@dataclass
+class EngineSummary:
+    """One engine across every point of a case."""
+
+    engine: str
+    status: str  # reference | ok | mismatch | convention | skipped | crashed | inconsistent
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    points: int = 0
+    detail: str = ""
+
+
+def summarize_engines(result: CaseResult) -> list[EngineSummary]:
+    out: dict[str, EngineSummary] = {}
+    for name in result.case.engines:
+        out[name] = EngineSummary(name, "skipped")
+    for point in result.points:
+        for name, why in point.skipped.items():
+            out[name].detail = why
+        for name, trace in point.crashed.items():
+            out[name].status = "crashed"
+            out[name].detail = trace.splitlines()[0]
+        if point.reference:
+            s = out[point.reference]
+            if s.status in ("skipped", "reference"):
+                s.status = "reference"
+                s.points += 1
+        explained = {c.split(":")[0] for c in point.conventions}
+        for comparison in point.comparisons:
+            s = out[comparison.engine]
+            if comparison.engine == point.reference:
+                s.status = "inconsistent"
+                s.detail = comparison.failures[0]
+                continue
+            s.points += 1
+            for check in comparison.checks:
+                if check.nonfinite is None:
+                    s.max_abs = max(s.max_abs, check.max_abs)
+                    s.max_rel = max(s.max_rel, check.max_rel)
+            if s.status in ("crashed", "inconsistent", "mismatch"):
+                continue
+            if comparison.failures:
+                s.status, s.detail = "inconsistent", comparison.failures[0]
+            elif not comparison.ok:
+                s.status = "convention" if comparison.engine in explained else "mismatch"
+            elif s.status == "skipped":
+                s.status = "ok"
+    return list(out.values())
+
+
+def mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[str]:
+    if check.nonfinite:
+        return [check.nonfinite]
+    pct = 100.0 * check.mismatched / max(check.total, 1)
+    index = "(" + ", ".join(map(str, check.worst_index)) + ("," if len(check.worst_index) == 1 else "") + ")"
+    tol = check.tolerance.describe() if check.tolerance else ""
+    return [
+        f"Mismatched elements: {check.mismatched} / {check.total} ({pct:.1f}%)",
+        f"Greatest absolute difference: {check.max_abs:.6g} at index {index} (up to {check.allowed_abs:.3g} "
+        f"allowed; {tol})",
+        f"Greatest relative difference: {check.max_rel:.6g}",
+        f"At {index}: {engine} = {check.actual:.12g}, {reference} = {check.expected:.12g}",
+    ]
+
+
+def summary_line(results: Sequence[CaseResult]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
+    points = sum(len(r.points) for r in results)
+    parts = [f"{counts['pass']} passed", f"{counts['fail']} failed"]
+    if counts["error"]:
+        parts.append(f"{counts['error']} errors")
+    return f"{len(results)} cases, {points} points: " + ", ".join(parts)

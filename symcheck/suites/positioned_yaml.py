@@ -1,0 +1,152 @@
+"""YAML read with ruamel's round-trip loader, keeping the line and column of every key, value and list item.
+
+Errors then point at the offending line of the file, and an expression's parse error lands on the
+right file line:col."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import (
+    DoubleQuotedScalarString,
+    FoldedScalarString,
+    LiteralScalarString,
+    SingleQuotedScalarString,
+)
+
+from symcheck.language.errors import Source, SymcheckError
+from symcheck.suites.case import BlockSource, YamlPath
+
+# ---------------------------------------------------------------- YAML with positions
+
+
+@dataclass(frozen=True)
+class YamlPos:
+    key_line: int | None  # 1-based; None for list items and the document
+    line: int  # 1-based line of the value
+    col: int  # 0-based column of the value
+
+
+class YamlDoc:
+    """Plain Python data plus the position and scalar style of every node, by path."""
+
+    def __init__(self, filename: str, text: str) -> None:
+        self.filename = filename
+        self.lines = text.splitlines()
+        self.pos: dict[YamlPath, YamlPos] = {}
+        self.style: dict[YamlPath, str] = {}
+
+    def plain(self, node: Any, path: YamlPath) -> Any:
+        if isinstance(node, CommentedMap):
+            out = {}
+            for key in node:
+                k_line, _ = node.lc.key(key)
+                v_line, v_col = node.lc.value(key)
+                child = (*path, _plain_key(key))
+                self.pos[child] = YamlPos(k_line + 1, v_line + 1, v_col)
+                out[_plain_key(key)] = self.plain(node[key], child)
+            return out
+        if isinstance(node, CommentedSeq):
+            out_list = []
+            for i, item in enumerate(node):
+                line, col = node.lc.item(i)
+                self.pos[(*path, i)] = YamlPos(None, line + 1, col)
+                out_list.append(self.plain(item, (*path, i)))
+            return out_list
+        if isinstance(node, str):
+            self.style[path] = _style(node)
+            return str(node)
+        if isinstance(node, bool) or node is None:
+            return node
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        return node
+
+    def line(self, path: YamlPath, *, key: bool = True) -> int | None:
+        """The line of the nearest known node on `path` (its key's line, where it has a key)."""
+        for n in range(len(path), -1, -1):
+            p = self.pos.get(path[:n])
+            if p is not None:
+                return p.key_line if key and p.key_line is not None else p.line
+        return None
+
+    def source(self, text: str, path: YamlPath) -> Source:
+        """Where a string value sits, so parse errors map to file line:col."""
+        p = self.pos.get(path)
+        if p is None:
+            return Source(text, self.filename)
+        style = self.style.get(path, "")
+        if style in ("|", ">"):
+            # The text begins on the line after the indicator; its indentation is stripped.
+            indent = 0
+            for raw in self.lines[p.line :]:
+                if raw.strip():
+                    indent = len(raw) - len(raw.lstrip(" "))
+                    break
+            return BlockSource(text, self.filename, line_offset=p.line, col_offset=indent, indent=indent)
+        quote = 1 if style in ('"', "'") else 0
+        return Source(text, self.filename, line_offset=p.line - 1, col_offset=p.col + quote)
+
+
+def _plain_key(key: Any) -> Any:
+    return str(key) if isinstance(key, str) else key
+
+
+def _style(s: str) -> str:
+    if isinstance(s, LiteralScalarString):
+        return "|"
+    if isinstance(s, FoldedScalarString):
+        return ">"
+    if isinstance(s, DoubleQuotedScalarString):
+        return '"'
+    if isinstance(s, SingleQuotedScalarString):
+        return "'"
+    return ""
+
+
+def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
+    filename = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise SymcheckError(f"cannot read {what}: {e.strerror or e}", filename=filename) from None
+    except UnicodeDecodeError:
+        raise SymcheckError(f"{what} is not UTF-8 text", filename=filename) from None
+    if path.suffix == ".json":
+        # JSON's own parser says what is wrong in JSON's terms; ruamel (below) gives the positions.
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SymcheckError(
+                f"malformed JSON: {e.msg} (column {e.colno})", filename=filename, line=e.lineno
+            ) from None
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = " ".join(p for p in (e.context, e.problem) if p) or "cannot parse"
+        line = mark.line + 1 if mark is not None else None
+        where = f" (column {mark.column + 1})" if mark is not None else ""
+        hint = (
+            "each key appears once in a mapping"
+            if "duplicate key" in problem
+            else "check the indentation and that every `key: value` is on its own line; "
+            "quote values that contain ': ' or start with a special character"
+        )
+        raise SymcheckError(
+            f"malformed YAML: {problem}{where}", filename=filename, line=line, hint=hint
+        ) from None
+    except YAMLError as e:
+        raise SymcheckError(f"malformed YAML: {e}", filename=filename) from None
+    doc = YamlDoc(filename, text)
+    return doc.plain(data, ()), doc
