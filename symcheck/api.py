@@ -17,12 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symcheck.check.runner import Runner, prepare
 from symcheck.engines.registry import DEFAULT_ENGINES, check_engine_names
 from symcheck.engines.user import FN_ENGINE, FunctionEngine
+from symcheck.language.catalogue import FUNCTIONS
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import DType, Ref, walk
-from symcheck.language.parser import ParsedProgram, parse
+from symcheck.language.parser import ParsedProgram, bind, parse
+from symcheck.report.text import render_text
+from symcheck.suites.case import Case, Expect, Tolerance
 
 if TYPE_CHECKING:
     from symcheck.check.runner import CaseResult
@@ -66,9 +70,6 @@ def assert_gradients(
     disagrees, crashes or cannot compare; returns the CaseResult when everything agrees. A mistake
     in `expr` or the options raises SymcheckError with a caret under the problem.
     """
-    from symcheck.check.runner import Runner, prepare
-    from symcheck.report.text import render_text
-    from symcheck.suites.case import Case, Expect
 
     given = {**(inputs or {}), **values}
     parsed = parse(expr, Source(expr, "<expr>"))
@@ -117,7 +118,6 @@ def assert_gradients(
 
 
 def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:
-    from symcheck.language.catalogue import FUNCTIONS
 
     free = [n for n in parsed.free_names() if n not in FUNCTIONS or n in given]
     for name in free:
@@ -142,7 +142,6 @@ def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, I
 
 
 def _output_shape(parsed: ParsedProgram, specs: Mapping[str, InputSpec]) -> tuple[int, ...]:
-    from symcheck.language.parser import bind
 
     program = bind(parsed, {n: spec.type() for n, spec in specs.items()})
     return program.output_type.shape
@@ -189,7 +188,6 @@ def _spec(name: str, value: Any) -> InputSpec:
 def _tolerance(
     rtol: float | None, atol: float | None, tolerance: Tolerance | Mapping[str, Any] | None
 ) -> Tolerance:
-    from symcheck.suites.case import Tolerance
 
     if isinstance(tolerance, Tolerance):
         base = tolerance

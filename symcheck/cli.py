@@ -2,7 +2,8 @@
 
 Exit codes: 0 every engine agrees and every expectation holds; 1 a mismatch or a failed
 expectation; 2 bad input (a message with file:line:col, no traceback); 3 an internal error.
-Heavy modules (torch, sympy) load only when a command runs an engine, never for --help.
+Each command imports the layers it uses when it runs (the suites, the checker, the reports, teaching),
+so that `symcheck --help` stays fast and torch and sympy load only when a command runs an engine.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any, NoReturn
 import click
 
 from symcheck import __version__
+from symcheck.engines.registry import available_engines, entry_point_engines, plugins_loaded
+from symcheck.language.catalogue import CATALOGUE
+from symcheck.language.errors import Source, SymcheckError, did_you_mean
 
 EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 ENGINE_NAMES = ("symbolic", "autograd", "torch", "numeric")
@@ -31,7 +35,6 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from symcheck.language.errors import SymcheckError
 
         try:
             code = fn(*args, **kwargs)
@@ -54,14 +57,11 @@ def _guarded(fn: Callable[..., int]) -> Callable[..., None]:
 def _engine_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
-    from symcheck.engines.registry import available_engines
 
     known = available_engines()  # the four, plus plug-ins (docs/engines.md); lists, imports nothing
     names = [v.strip() for v in value.split(",") if v.strip()]
     for name in names:
         if name not in known:
-            from symcheck.language.errors import did_you_mean
-
             hint = did_you_mean(name, known) or f"engines are {', '.join(known)}"
             raise click.BadParameter(f"unknown engine '{name}'; {hint}", param_hint="--engines")
     return names
@@ -89,8 +89,6 @@ def _with_plugins(fn: Callable[..., Any]) -> Callable[..., Any]:
     )
     @wraps(fn)
     def wrapper(*args: Any, engine_plugins: tuple[str, ...] = (), **kwargs: Any) -> Any:
-        from symcheck.engines.registry import entry_point_engines, plugins_loaded
-        from symcheck.language.errors import SymcheckError
 
         allow = bool(kwargs.get("allow_import"))
         if engine_plugins and not allow:
@@ -422,7 +420,6 @@ def grad(
     from dataclasses import replace
 
     from symcheck.check.diagnose import claim_expectations
-    from symcheck.language.errors import Source, SymcheckError
     from symcheck.suites.case import DEFAULT_SAMPLES, Expect
     from symcheck.suites.programs import load_case
 
@@ -496,7 +493,6 @@ def explain(
 @main.command()
 def ops() -> None:
     """List the ops of the language: arity, keyword arguments, domains and kinks."""
-    from symcheck.language.catalogue import CATALOGUE
 
     for op in CATALOGUE:
         signature = f"a {op.infix} b" if op.infix else None

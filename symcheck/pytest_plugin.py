@@ -21,6 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+# pytest loads this plugin in every session of every project that has symcheck installed: symcheck's
+# own modules (and the YAML, pydantic and Lark they bring) are imported inside the hooks, only once a
+# session has collected a suite file.
+
 if TYPE_CHECKING:
     from symcheck.check.runner import CaseResult, Runner
     from symcheck.suites.case import Case

@@ -84,16 +84,16 @@ def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None
 
 
 def test_the_message_is_the_cli_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import symcheck.report.text
+    import symcheck.api
 
     rendered: list[str] = []
-    original = symcheck.report.text.render_text
+    original = symcheck.api.render_text
 
     def spy(results: Any, verbose: bool = False) -> str:
         rendered.append(original(results, verbose))
         return rendered[-1]
 
-    monkeypatch.setattr(symcheck.report.text, "render_text", spy)
+    monkeypatch.setattr(symcheck.api, "render_text", spy)
     with pytest.raises(AssertionError) as e:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
     assert [str(e.value)] == rendered

@@ -34,6 +34,7 @@ from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import Call, DType, Node, Program, Ref, walk
 from symcheck.language.parser import parse, to_source
+from symcheck.suites.case import GradExpect
 
 if TYPE_CHECKING:
     from symcheck.suites.case import GradExpect
@@ -168,7 +169,6 @@ def parse_claim(text: str, known: Sequence[str] | None = None) -> tuple[str, str
 
 def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
     """--claim texts as a case's expected gradients (`expect: grad:`), checked and diagnosed by verify."""
-    from symcheck.suites.case import GradExpect
 
     out: dict[str, GradExpect] = {}
     for text in claims:

@@ -24,12 +24,15 @@ from symcheck.check.compare import (
     resolve_tolerance,
 )
 from symcheck.check.points import check_point, make_point, sample_points
+from symcheck.check.training import TrainingResult, run_training
+from symcheck.engines import registry as engine_module
 from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable
 from symcheck.engines.registry import load_engine
-from symcheck.language.errors import SymcheckError
+from symcheck.language.errors import SymcheckError, did_you_mean
 from symcheck.language.ir import Program
 from symcheck.language.parser import ParsedProgram, parse
 from symcheck.suites.case import Case, GradExpect
+from symcheck.suites.imports import impl_engine, with_impl
 from symcheck.suites.programs import parse_case_program
 
 REFERENCE_ORDER = ("symbolic", "torch", "autograd", "numeric")
@@ -121,7 +124,7 @@ class CaseResult:
     proofs: list[FormulaProof] = field(default_factory=list)
     mistakes: list[MistakeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    training: Any = None  # symcheck.check.training.TrainingResult, for a case with `train:`
+    training: TrainingResult | None = None  # for a case with `train:`
     baseline: Any = None  # symcheck.check.baseline.BaselineOutcome, with --baseline
     seconds: float = 0.0  # wall time of Runner.run
 
@@ -160,8 +163,6 @@ def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]
             if (
                 case.impl is not None
             ):  # the user's own implementation, one more engine (symcheck/suites/imports.py)
-                from symcheck.suites.imports import with_impl
-
                 case = with_impl(case)
             prepared.append(Prepared(case, program, formulas))
         except SymcheckError as e:
@@ -186,8 +187,6 @@ def _parse_formula(expect: GradExpect, program: Program) -> ParsedProgram:
     known = set(program.inputs) | {s.name for s in program.steps}
     for name in parsed.free_names():
         if name not in known:
-            from symcheck.language.errors import did_you_mean
-
             raise SymcheckError(
                 f"unknown name '{name}' in the expected gradient",
                 source=expect.formula_source,
@@ -240,9 +239,7 @@ class Runner:
                     result.exact_value = sym.exact_value
                 break
         if case.train is not None:  # training runs: symcheck/check/training.py
-            from symcheck.check.training import run_training
-
-            result.training = run_training(prep, self)
+            result.training = run_training(prep.case, prep.program, self.engine)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -311,7 +308,6 @@ class Runner:
 
     @staticmethod
     def _impl(case: Case) -> Engine:
-        from symcheck.suites.imports import impl_engine
 
         return impl_engine(case)
 
@@ -385,6 +381,7 @@ class Runner:
                 )
 
     def _closed_form(self, prep: Prepared, name: str):  # type: ignore[no-untyped-def]
+        # Lazily, here and below: sympy loads only for cases whose expectations or mistakes need it.
         from symcheck.engines.symbolic import SymbolicEngine
 
         engine = self.engine("symbolic")
@@ -519,7 +516,6 @@ def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int
 
     # N workers each with a full-size torch thread pool would oversubscribe the cores.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    from symcheck.engines import registry as engine_module
 
     for name, spec in plugins.items():  # --engine-plugin registrations live in the parent only
         engine_module.register_engine(engine_module.import_engine_class(spec), name)
@@ -540,8 +536,6 @@ def _run_parallel(
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    from symcheck.engines import registry as engine_module
 
     plugins = getattr(engine_module, "registered_engines", dict)()
     threads = max(1, (os.cpu_count() or 1) // jobs)

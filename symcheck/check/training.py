@@ -30,20 +30,24 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from symcheck.check.compare import ArrayComparison, Tolerance, compare_arrays, resolve_tolerance
 from symcheck.check.points import make_point
-from symcheck.engines.base import EngineUnavailable
+from symcheck.engines.autograd.engine import lower_node
+from symcheck.engines.autograd.optim import SGD
+from symcheck.engines.autograd.tensor import Tensor
+from symcheck.engines.base import Engine, EngineUnavailable
+from symcheck.engines.numeric.evaluator import forward
 from symcheck.language.errors import SymcheckError
-from symcheck.language.ir import Program
+from symcheck.language.ir import DType, Program
 from symcheck.suites.case import TRAIN_ENGINES, AfterCheck, Case, OptimizerSpec, TrainSpec
 from symcheck.suites.programs import training_programs
 
-if TYPE_CHECKING:
-    from symcheck.check.runner import Prepared, Runner
+# Loads an engine by name: the runner's `engine`, so that each engine is loaded once per run.
+EngineLoader = Callable[[str], Engine]
 
 REFERENCE_ORDER = ("symbolic", "torch", "autograd")
 ACCUMULATION_EXPLAINED = (
@@ -303,10 +307,11 @@ def sgd_update(
         params[name] = params[name] - opt.lr * d_p
 
 
-def _train_symbolic(plan: _Plan, runner: Runner) -> Trajectory:
+def _train_symbolic(plan: _Plan, load: EngineLoader) -> Trajectory:
+    # Lazily, here and in _train_torch: each leg loads only its own engine's sympy or torch.
     from symcheck.engines.symbolic import SymbolicEngine
 
-    engine = runner.engine("symbolic")
+    engine = load("symbolic")
     assert isinstance(engine, SymbolicEngine)
     closed = engine.closed_form(plan.program, plan.parameters)
     rec = _Recorder("symbolic", plan, "float64")
@@ -329,13 +334,9 @@ def _train_symbolic(plan: _Plan, runner: Runner) -> Trajectory:
 # ---------------------------------------------------------------- the autograd leg
 
 
-def _train_autograd(plan: _Plan, runner: Runner) -> Trajectory:
-    from symcheck.engines.autograd.engine import lower_node
-    from symcheck.engines.autograd.optim import SGD
-    from symcheck.engines.autograd.tensor import Tensor
-    from symcheck.language.ir import DType
+def _train_autograd(plan: _Plan, load: EngineLoader) -> Trajectory:
 
-    runner.engine("autograd")
+    load("autograd")
     leaves = {n: Tensor(np.array(v, dtype=np.float64), requires_grad=True) for n, v in plan.init.items()}
     opt = plan.optimizer
     optimizer = SGD(
@@ -383,13 +384,12 @@ def _zeros_or(grad: Any, shape: tuple[int, ...]) -> np.ndarray:
 # ---------------------------------------------------------------- the torch leg
 
 
-def _train_torch(plan: _Plan, runner: Runner) -> Trajectory:
-    runner.engine("torch")  # EngineUnavailable when torch is not installed
+def _train_torch(plan: _Plan, load: EngineLoader) -> Trajectory:
+    load("torch")  # EngineUnavailable when torch is not installed
     import torch
 
     from symcheck.engines.torch.engine import Lowerer
     from symcheck.engines.torch_autograd import resolve_device, resolve_dtype
-    from symcheck.language.ir import DType
 
     dtype, device = resolve_dtype(plan.dtype), resolve_device(plan.device)
     # As the seed writes it: parameters are leaf tensors, the optimizer is torch's own.
@@ -445,7 +445,7 @@ def _train_torch(plan: _Plan, runner: Runner) -> Trajectory:
     return rec.done()
 
 
-LEGS: dict[str, Callable[[_Plan, Runner], Trajectory]] = {
+LEGS: dict[str, Callable[[_Plan, EngineLoader], Trajectory]] = {
     "symbolic": _train_symbolic,
     "autograd": _train_autograd,
     "torch": _train_torch,
@@ -455,9 +455,9 @@ LEGS: dict[str, Callable[[_Plan, Runner], Trajectory]] = {
 # ---------------------------------------------------------------- running and comparing
 
 
-def run_training(prep: Prepared, runner: Runner) -> TrainingResult:
-    """Train in every engine, compare the runs, then check the trained parameters."""
-    case, program = prep.case, prep.program
+def run_training(case: Case, program: Program, load: EngineLoader) -> TrainingResult:
+    """Train in every engine, compare the runs, then check the trained parameters. `load` gives an
+    engine by name (the runner's, so that each engine is loaded once per run)."""
     spec = case.train
     assert spec is not None
     data_names = set(spec.sets[spec.train_set]) if spec.train_set else set()
@@ -477,9 +477,9 @@ def run_training(prep: Prepared, runner: Runner) -> TrainingResult:
         device=case.device,
     )
     result = TrainingResult(spec, len(plan.steps), notes=notes)
-    engines = spec.engines or [e for e in case.engines if e in TRAIN_ENGINES]
-    for name in engines:
-        result.engines.append(_run_leg(name, plan, runner))
+    legs = spec.engines or [e for e in case.engines if e in TRAIN_ENGINES]
+    for name in legs:
+        result.engines.append(_run_leg(name, plan, load))
     trained = {e.engine: e for e in result.engines if e.trajectory is not None}
     result.reference = next((n for n in REFERENCE_ORDER if n in trained), None)
     if len(trained) < 2:
@@ -503,14 +503,14 @@ def run_training(prep: Prepared, runner: Runner) -> TrainingResult:
     if spec.epochs >= 2 or spec.loss_decreases:
         result.trend = _trend(ref.trajectory.losses, spec, len(plan.steps))
     if not spec.zero_grad:
-        result.accumulation = _accumulation(result, plan, runner, ref.trajectory)
+        result.accumulation = _accumulation(result, plan, load, ref.trajectory)
     return result
 
 
-def _run_leg(name: str, plan: _Plan, runner: Runner) -> EngineTraining:
+def _run_leg(name: str, plan: _Plan, load: EngineLoader) -> EngineTraining:
     try:
         with np.errstate(all="ignore"):  # a diverging run is reported as such (non-finite losses)
-            return EngineTraining(name, "ok", LEGS[name](plan, runner))
+            return EngineTraining(name, "ok", LEGS[name](plan, load))
     except EngineUnavailable as e:
         return EngineTraining(name, "skipped", detail=str(e))
     except SymcheckError:
@@ -564,7 +564,6 @@ def _compare(
 
 
 def _check_after(result: TrainingResult, case: Case, plan: _Plan, ref: Trajectory) -> None:
-    from symcheck.engines.numeric.evaluator import forward
 
     spec = result.spec
     params = ref.final()
@@ -591,7 +590,7 @@ def _trend(losses: np.ndarray, spec: TrainSpec, per_epoch: int) -> LossTrend:
     return LossTrend(float(means[0]), float(means[-1]), monotone, spec.loss_decreases)
 
 
-def _accumulation(result: TrainingResult, plan: _Plan, runner: Runner, ref: Trajectory) -> Accumulation:
+def _accumulation(result: TrainingResult, plan: _Plan, load: EngineLoader, ref: Trajectory) -> Accumulation:
     def norm(arrays: Mapping[str, np.ndarray]) -> float:
         return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays.values())))
 
@@ -604,7 +603,7 @@ def _accumulation(result: TrainingResult, plan: _Plan, runner: Runner, ref: Traj
     # .grad at `step` = the sum of every gradient so far; their sum is what the recorder checked.
     errors = [e.trajectory.accumulation_error for e in result.engines if e.trajectory is not None]
     # The same run with zero_grad(), for contrast; the reference's own engine runs it.
-    cleared = LEGS[ref.engine](replace(plan, zero_grad=True), runner)
+    cleared = LEGS[ref.engine](replace(plan, zero_grad=True), load)
     parts_at = None
     for i, k in enumerate(ref.record_steps):
         if any(not np.array_equal(ref.params[n][i], cleared.params[n][i]) for n in ref.params):

@@ -13,6 +13,7 @@ import numpy as np
 from symcheck.engines.registry import DEFAULT_ENGINES
 from symcheck.language.catalogue import FUNCTIONS
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
+from symcheck.language.inputs import parse_cli_input
 from symcheck.language.ir import DType, Program, Ref, walk
 from symcheck.language.parser import ParsedProgram, bind, parse
 from symcheck.suites.case import Case, Expect, Tolerance
@@ -192,8 +193,6 @@ def load_case(
 ) -> Any:
     """A Case from EXPR and -i specs (as `symcheck grad`), or from a suite file and --case NAME;
     -i specs given with a suite replace those inputs of the case."""
-    from symcheck.language.inputs import parse_cli_input
-    from symcheck.language.parser import parse
 
     specs: dict[str, Any] = {}
     for text in inputs:

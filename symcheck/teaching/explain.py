@@ -17,14 +17,23 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy
 
+from symcheck.check.diagnose import diagnose, render_diagnosis
+from symcheck.check.points import make_point
+from symcheck.check.training import examples
+from symcheck.engines.base import EngineOptions, EngineUnavailable
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.registry import load_engine
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.expansion import element_symbols, expand
 from symcheck.engines.symbolic.latex import name_latex, to_latex
 from symcheck.engines.symbolic.printer import LanguagePrinter, printable
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
+from symcheck.language.errors import Source, SymcheckError
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step, walk
-from symcheck.language.parser import to_source
+from symcheck.language.parser import parse, to_source
+from symcheck.suites.programs import case_wrt, parse_case_program
+from symcheck.teaching.graph import load_case
 
 ELEMENTWISE_VIEW_LIMIT = 12  # input elements up to which the element-by-element view is shown
 
@@ -220,9 +229,6 @@ def _depth(node: Node) -> int:
 
 
 def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -> Explanation:
-    from symcheck.engines.base import EngineOptions, EngineUnavailable
-    from symcheck.engines.numeric.evaluator import forward
-    from symcheck.engines.registry import load_engine
 
     steps_program = split_steps(program)
     output = program.output.name
@@ -514,9 +520,6 @@ def load_target(
     target: str, inputs: Sequence[str], case_name: str | None, wrt: str | None
 ) -> tuple[Program, dict[str, np.ndarray], list[str], object]:
     """EXPR with -i specs, or a suite file and --case NAME: the program, the point, the wrt inputs."""
-    from symcheck.check.points import make_point
-    from symcheck.suites.programs import case_wrt, parse_case_program
-    from symcheck.teaching.graph import load_case
 
     case = load_case(target, inputs, case_name, wrt)
     program = parse_case_program(case)
@@ -527,8 +530,6 @@ def check_claims(
     program: Program, wrt: list[str], claims: Sequence[str], point: Mapping[str, np.ndarray] | None = None
 ) -> tuple[list[str], bool]:
     """`name: formula` claims against the closed form: report lines, and whether all hold."""
-    from symcheck.language.errors import Source, SymcheckError
-    from symcheck.language.parser import parse
 
     closed = ClosedForm.derive(program, wrt)
     lines: list[str] = []
@@ -561,10 +562,6 @@ def _diagnose(
     closed: ClosedForm, name: str, formula: str, point: Mapping[str, np.ndarray] | None
 ) -> tuple[list[str], bool] | None:
     """The teaching diagnosis (which step a wrong claim most likely comes from), when available."""
-    try:
-        from symcheck.check.diagnose import diagnose, render_diagnosis  # type: ignore[attr-defined]
-    except ImportError:
-        return None
     result = diagnose(closed, name, formula, point=point, point_label="the given values" if point else None)
     return render_diagnosis(result).splitlines(), bool(result.correct)
 
@@ -575,7 +572,6 @@ def _diagnose(
 def sgd_step_lines(case: object, program: Program, point: Mapping[str, np.ndarray]) -> list[str]:
     """For a case with a `train:` block: what backward(), step() and zero_grad() do to .grad,
     on the first training example, with the exact gradient (the seed's confusion, answered)."""
-    from symcheck.check.training import examples
 
     spec = case.train  # type: ignore[attr-defined]
     params = list(spec.parameters)

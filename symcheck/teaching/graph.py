@@ -22,10 +22,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+from symcheck.check.points import make_point
+from symcheck.engines.autograd import tensor as T
+from symcheck.engines.autograd.engine import LOWERING
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step
 from symcheck.language.parser import format_fraction, to_source
-from symcheck.suites.programs import load_case
+from symcheck.suites.programs import load_case, parse_case_program
 
 NodeKind = Literal["input", "const", "op", "step"]
 GraphFormat = Literal["svg", "png", "mermaid"]
@@ -179,8 +182,6 @@ class _Lowered:
     whose own Tensor records no gradient)."""
 
     def __init__(self, program: Program, point: Mapping[str, np.ndarray], leaves: Mapping[int, Any] = {}):
-        from symcheck.engines.autograd import tensor as T
-        from symcheck.engines.autograd.engine import LOWERING
 
         self._lowering = LOWERING
         self._leaves = leaves
@@ -359,7 +360,6 @@ def _gradients(
     pending: Sequence[_Pending],
     notes: list[str],
 ) -> None:
-    from symcheck.engines.autograd import tensor as T
 
     output = lowered.output
     if output.size != 1:
@@ -690,8 +690,6 @@ def draw(graph: ComputationGraph) -> Any:
 
 def case_point(case: Any) -> tuple[Program, dict[str, np.ndarray], list[str]]:
     """The case's program and its given point (inputs without a value drawn with the case's seed)."""
-    from symcheck.check.points import make_point
-    from symcheck.suites.programs import parse_case_program
 
     program = parse_case_program(case)
     notes: list[str] = []

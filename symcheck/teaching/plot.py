@@ -20,9 +20,24 @@ from typing import Any
 
 import numpy as np
 
+from symcheck.check.compare import resolve_tolerance
+from symcheck.check.points import check_point
+from symcheck.check.runner import Runner, prepare
+from symcheck.engines.base import EngineOptions, EngineUnavailable
+from symcheck.engines.numeric.evaluator import forward
+from symcheck.language.catalogue import OPS
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Call, Program
-from symcheck.teaching.graph import _matplotlib, load_case, number_text, require, save_figure, summarize
+from symcheck.language.parser import to_source
+from symcheck.teaching.graph import (
+    _matplotlib,
+    case_point,
+    load_case,
+    number_text,
+    require,
+    save_figure,
+    summarize,
+)
 
 DENSE = 600  # points on each curve
 DEFAULT_POINTS = 7  # engine points on the curves
@@ -51,8 +66,6 @@ class KinkMark:
 
 def _kink_offsets(program: Program, point: Mapping[str, np.ndarray]) -> dict[tuple[int, int], np.ndarray]:
     """Signed distance of every element of every kink's argument(s) from its kink."""
-    from symcheck.engines.numeric.evaluator import forward
-    from symcheck.language.catalogue import OPS
 
     offsets: dict[tuple[int, int], np.ndarray] = {}
 
@@ -73,9 +86,6 @@ def find_kinks(
     """Where along `xs` (values of input `name`, the others as in `point`) some op's argument
     crosses one of its kinks: sign changes of the op catalogue's kink offsets, bisected, then
     confirmed by `check_point` (which reports a kink hit there)."""
-    from symcheck.check.points import check_point
-    from symcheck.language.catalogue import OPS
-    from symcheck.language.parser import to_source
 
     calls = {id(n): n for n in program.nodes() if isinstance(n, Call)}
 
@@ -167,9 +177,7 @@ def curve_plot(
     bounds: tuple[float, float],
     points: int = DEFAULT_POINTS,
 ) -> CurvePlot:
-    from symcheck.check.runner import Runner
-    from symcheck.engines.base import EngineOptions, EngineUnavailable
-    from symcheck.engines.symbolic import SymbolicEngine
+    from symcheck.engines.symbolic import SymbolicEngine  # lazily: the heatmap plots need no sympy
 
     lo, hi = bounds
     runner = Runner()
@@ -338,8 +346,6 @@ class HeatmapPlot:
 def heatmap_plot(case: Any, wrt: Sequence[str] | None = None) -> HeatmapPlot:
     """Every engine against the reference at the case's first point (its given values, else its
     first random point), element by element."""
-    from symcheck.check.compare import resolve_tolerance
-    from symcheck.check.runner import Runner, prepare
 
     case = replace(case, samples=0 if any(s.concrete() for s in case.inputs.values()) else 1)
     if wrt is not None:
@@ -502,7 +508,6 @@ def run_plot(
     engines: Sequence[str] | None = None,
 ) -> str:
     """`symcheck plot`: write the picture; returns what kind it drew ("curve" or "heatmap")."""
-    from symcheck.teaching.graph import case_point
 
     path = Path(output)
     fmt = plot_format(path)
