@@ -28,6 +28,7 @@ from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.expansion import element_symbols, expand
 from symcheck.engines.symbolic.latex import name_latex, to_latex
 from symcheck.engines.symbolic.printer import LanguagePrinter, printable
+from symcheck.engines.symbolic.rules import TEXTBOOK
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.errors import Source, SymcheckError
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step, walk
@@ -159,38 +160,6 @@ def split_steps(program: Program) -> Program:
 
 # ---------------------------------------------------------------- textbook rules
 
-_RULES = {
-    "add": "sum rule",
-    "sub": "sum rule",
-    "neg": "constant multiple",
-    "div": "quotient rule",
-    "exp": "exp rule: (e^u)' = e^u",
-    "log": "log rule: (log u)' = 1/u",
-    "sqrt": "power rule: sqrt(u) = u^(1/2)",
-    "sin": "sin' = cos",
-    "cos": "cos' = -sin",
-    "tan": "tan' = 1 + tan^2",
-    "tanh": "tanh' = 1 - tanh^2",
-    "sigmoid": "sigmoid' = sigmoid*(1 - sigmoid)",
-    "softplus": "softplus' = sigmoid",
-    "relu": "relu' = step (0 at 0)",
-    "abs": "abs' = sign (0 at 0)",
-    "sum": "sum: every element receives the upstream gradient",
-    "matmul": "matmul rule: d(A @ B) gives G @ B.T for A and A.T @ G for B",
-    "transpose": "transpose: the gradient is transposed back",
-    "softmax": "softmax rule: s*(g - sum(g*s))",
-    "log_softmax": "log_softmax rule: g - softmax*sum(g)",
-    "logsumexp": "logsumexp' = softmax",
-    "nll_loss": "nll_loss: -log p[y] picks the label's entry: -onehot(y)",
-    "cross_entropy": "cross_entropy: softmax(z) - onehot(y)",
-    "outer": "outer product rule",
-    "dot": "dot product rule",
-    "trace": "trace' = eye(n)",
-    "where": "where: the gradient goes to the branch that was chosen",
-    "maximum": "maximum: the gradient goes to the larger argument",
-    "minimum": "minimum: the gradient goes to the smaller argument",
-}
-
 
 def rules_of(step: Step, program: Program) -> list[str]:
     found: list[str] = []
@@ -204,7 +173,7 @@ def rules_of(step: Step, program: Program) -> list[str]:
             n = reduced_count(call.args[0].shape, call.kw("axis"))
             rule = f"mean: 1/N with N = {n}"
         else:
-            rule = _RULES.get(call.op, "")
+            rule = TEXTBOOK.get(call.op, "")
         if rule and rule not in found:
             found.append(rule)
     depth = max((_depth(n) for n in [step.expr]), default=0)

@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 
 from symcheck.check.points import make_point
-from symcheck.engines.autograd import tensor as T
-from symcheck.engines.autograd.engine import LOWERING
+from symcheck.engines import autograd as T
+from symcheck.engines.autograd.rules import TABLE
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step
 from symcheck.language.parser import format_fraction, to_source
@@ -183,7 +183,7 @@ class _Lowered:
 
     def __init__(self, program: Program, point: Mapping[str, np.ndarray], leaves: Mapping[int, Any] = {}):
 
-        self._lowering = LOWERING
+        self._lowering = TABLE
         self._leaves = leaves
         self.tensors: dict[int, T.Tensor] = {}
         self.inputs = {

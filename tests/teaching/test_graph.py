@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_OK, main
-from symcheck.engines.autograd import tensor as T
+from symcheck.engines import autograd as T
 from symcheck.language.ir import Call, TensorType
 from symcheck.language.parser import bind, parse
 from symcheck.teaching.graph import (

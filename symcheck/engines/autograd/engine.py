@@ -2,7 +2,7 @@
 
 Lowering is a walk over each step's expression: a `Ref` is the tensor already computed for its
 binding id (an input or an earlier step), a `Const` is a plain float, and a `Call` is the Tensor
-function of the same name from `LOWERING`, given the call's canonical keyword arguments.
+function of the same name from the rule table (`rules.TABLE`), given the call's canonical keyword arguments.
 
 Second derivatives (EngineOptions.order = 2) come from the same rules: the gradient is computed
 with create_graph=True, so it is itself a graph, and differentiating it once more gives Hessian
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symcheck.engines.autograd import tensor as T
-from symcheck.engines.autograd.tensor import Tensor
+from symcheck.engines.autograd import rules as T
+from symcheck.engines.autograd.rules import TABLE
+from symcheck.engines.autograd.tensor import Tensor, grad
 from symcheck.engines.base import (
     HVP,
     Engine,
@@ -29,61 +30,6 @@ from symcheck.engines.base import (
     wants_full_hessian,
 )
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
-
-# IR op name -> Tensor function. The IR's keyword names (axis, keepdims, axes, reduction,
-# num_classes, min, max, at) are the Tensor functions'.
-LOWERING: dict[str, Callable[..., Tensor]] = {
-    "add": T.add,
-    "sub": T.sub,
-    "mul": T.mul,
-    "div": T.div,
-    "pow": T.pow,
-    "neg": T.neg,
-    "matmul": T.matmul,
-    "exp": T.exp,
-    "log": T.log,
-    "sqrt": T.sqrt,
-    "sin": T.sin,
-    "cos": T.cos,
-    "tan": T.tan,
-    "tanh": T.tanh,
-    "sigmoid": T.sigmoid,
-    "relu": T.relu,
-    "abs": T.abs,
-    "softplus": T.softplus,
-    "sign": T.sign,
-    "step": T.step,
-    "sum": T.sum,
-    "mean": T.mean,
-    "transpose": T.transpose,
-    "expand_dims": T.expand_dims,
-    "broadcast_to": T.broadcast_to,
-    "softmax": T.softmax,
-    "log_softmax": T.log_softmax,
-    "logsumexp": T.logsumexp,
-    "outer": T.outer,
-    "dot": T.dot,
-    "trace": T.trace,
-    "eye": lambda *, n: T.Tensor(np.eye(n)),  # a constant
-    "mse_loss": T.mse_loss,
-    "onehot": T.onehot,
-    "nll_loss": T.nll_loss,
-    "cross_entropy": T.cross_entropy,
-    "lt": T.lt,
-    "le": T.le,
-    "gt": T.gt,
-    "ge": T.ge,
-    "eq": T.eq,
-    "ne": T.ne,
-    "where": T.where,
-    "maximum": T.maximum,
-    "minimum": T.minimum,
-    "clamp": T.clamp,
-    "max": T.max,
-    "min": T.min,
-    "index": T.index,
-    "take": T.take,
-}
 
 
 @dataclass
@@ -126,7 +72,14 @@ def lower_node(node: Node, env: Mapping[str, Tensor]) -> Tensor | float:
         return env[node.target]
     assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
     args = [lower_node(a, env) for a in node.args]
-    return LOWERING[node.op](*args, **node.kwdict)
+    return _rule(node.op)(*args, **node.kwdict)
+
+
+def _rule(op: str) -> Callable[..., Tensor]:
+    rule = TABLE.get(op)
+    if rule is None:
+        raise NotImplementedError(f"autograd has no rule for '{op}' (symcheck/engines/autograd/rules.py)")
+    return rule
 
 
 def gradient_tensors(
@@ -140,7 +93,7 @@ def gradient_tensors(
     if float_wrt and output.size != 1:
         raise ValueError(f"gradients need a one-element output, got shape {output.shape}")
     seed = np.ones_like(output.data) if float_wrt else None
-    grads = T.grad(output, [leaves[n] for n in float_wrt], grad_output=seed, create_graph=create_graph)
+    grads = grad(output, [leaves[n] for n in float_wrt], grad_output=seed, create_graph=create_graph)
     return Gradients(output, leaves, dict(zip(float_wrt, grads, strict=True)))
 
 
@@ -155,7 +108,7 @@ def hessian(program: Program, inputs: Mapping[str, np.ndarray], of: str, by: str
     for i in range(g.size):
         onehot = np.zeros(g.size)
         onehot[i] = 1.0
-        (row,) = T.grad(T.sum(g * onehot.reshape(g.shape)), [x])
+        (row,) = grad(T.sum(g * onehot.reshape(g.shape)), [x])
         rows.append(row.data)
     return np.stack(rows).reshape(g.shape + x.shape) if rows else np.zeros(g.shape + x.shape)
 
@@ -176,7 +129,7 @@ def hessian_blocks_of(result: Gradients) -> dict[str, np.ndarray]:
         for i in range(g.size):
             onehot = np.zeros(g.size)
             onehot[i] = 1.0
-            for row, d in zip(rows, T.grad(g, leaves, grad_output=onehot.reshape(g.shape)), strict=True):
+            for row, d in zip(rows, grad(g, leaves, grad_output=onehot.reshape(g.shape)), strict=True):
                 row.append(np.asarray(d.data, dtype=np.float64))
         for b, leaf, row in zip(names, leaves, rows, strict=True):
             shape = g.shape + leaf.shape
@@ -195,7 +148,7 @@ def hessian_vector_products(result: Gradients, directions: Sequence[Mapping[str,
         for n in names:
             inner = inner + T.sum(result.grads[n] * np.asarray(v[n], dtype=np.float64))
         if isinstance(inner, Tensor):
-            hv = [np.asarray(d.data, dtype=np.float64) for d in T.grad(inner, leaves)]
+            hv = [np.asarray(d.data, dtype=np.float64) for d in grad(inner, leaves)]
         else:
             hv = []
         products.append(HVP(direction=v, product=dict(zip(names, hv, strict=True))))

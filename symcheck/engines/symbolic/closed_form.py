@@ -21,54 +21,14 @@ import sympy
 
 from symcheck.engines.symbolic import arrays
 from symcheck.engines.symbolic.functions import (
-    NUMPY_IMPLEMENTATIONS,
-    Abs,
     clamp,
-    condition_of,
     indicator,
-    maximum,
-    minimum,
     relu,
-    sigmoid,
-    sign,
-    softplus,
     step,
 )
+from symcheck.engines.symbolic.rules import ELEMENTWISE, NUMPY_IMPLEMENTATIONS
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.ir import Call, Const, Program, Ref, Shape
-
-# The forward meaning of each elementwise op on SymPy expressions.
-ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "pow": lambda a, b: a**b,
-    "neg": lambda a: -a,
-    "exp": sympy.exp,
-    "log": sympy.log,
-    "sqrt": sympy.sqrt,
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "tanh": sympy.tanh,
-    "sigmoid": sigmoid,
-    "relu": relu,
-    "abs": Abs,
-    "softplus": softplus,
-    "sign": sign,
-    "step": step,
-    # comparisons are numbers in arithmetic: 1 where they hold, else 0
-    "lt": lambda a, b: indicator(a < b),
-    "le": lambda a, b: indicator(a <= b),
-    "gt": lambda a, b: indicator(a > b),
-    "ge": lambda a, b: indicator(a >= b),
-    "eq": lambda a, b: indicator(sympy.Eq(a, b)),
-    "ne": lambda a, b: indicator(sympy.Ne(a, b)),
-    "where": lambda c, a, b: sympy.Piecewise((a, condition_of(c)), (b, True)),
-    "maximum": maximum,
-    "minimum": minimum,
-}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from symcheck.engines.base import (
 )
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
-from symcheck.engines.symbolic.functions import ELEMENTARY, Abs, relu, sigmoid, sign, softplus, step
 from symcheck.engines.symbolic.printer import LanguagePrinter, printable
+from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
 from symcheck.language.ir import Program, TensorType
 from symcheck.language.parser import ParsedProgram, bind, parse
@@ -312,19 +312,11 @@ def proven_equal(closed: ClosedForm, expansion: Expansion, labels: Mapping[str, 
         for name, values in labels.items()
         for index in np.ndindex(*np.shape(values))
     }
-    rewrite = {
-        sigmoid: ELEMENTARY["sigmoid"],
-        softplus: ELEMENTARY["softplus"],
-        relu: ELEMENTARY["relu"],
-        step: ELEMENTARY["step"],
-        sign: ELEMENTARY["sign"],
-        Abs: ELEMENTARY["abs"],
-    }
     for name, exact in expansion.grads.items():
         mine = closed.graph.evaluate_exact(closed.grads[name], expansion.symbols)
         for index in np.ndindex(*exact.shape):
             difference = (mine[index] - exact[index]).xreplace(fixed)
-            for function, definition in rewrite.items():
+            for function, definition in DEFINITIONS.items():
                 difference = difference.replace(function, definition)
             if sympy.expand(difference) == 0:
                 continue

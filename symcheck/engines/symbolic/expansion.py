@@ -18,13 +18,9 @@ import numpy as np
 import sympy
 
 from symcheck.engines.symbolic import arrays
-from symcheck.engines.symbolic.closed_form import ELEMENTWISE
-from symcheck.engines.symbolic.functions import ELEMENTARY
+from symcheck.engines.symbolic.rules import EXPANDED
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.ir import Call, Const, DType, Program, Ref
-
-# Elementary definitions replace the named functions here (see functions.py).
-_EXPANDED_ELEMENTWISE = {**ELEMENTWISE, **ELEMENTARY}
 
 
 def element_symbols(name: str, shape: tuple[int, ...], dtype: DType) -> np.ndarray:
@@ -62,7 +58,7 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
             bounded = np.frompyfunc(lambda v: sympy.Min(v, sympy.Rational(str(high))), 1, 1)(bounded)
         return np.asarray(bounded, dtype=object)
     if op.kind is OpKind.ELEMENTWISE:
-        fn = np.frompyfunc(_EXPANDED_ELEMENTWISE[node.op], op.arity, 1)
+        fn = np.frompyfunc(EXPANDED[node.op], op.arity, 1)
         return np.asarray(fn(*args), dtype=object)
     if node.op in ("max", "min"):
         return np.asarray(

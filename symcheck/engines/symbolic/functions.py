@@ -3,8 +3,8 @@ is SymPy's, written once.
 
 `sigmoid`, `softplus`, `relu` and `step` are kept as named functions (not expanded into exp/log)
 so closed forms read like the language: d/dx softplus(x) = sigmoid(x), not exp(x)/(exp(x) + 1).
-The expansion mode uses their elementary definitions instead (`ELEMENTARY`), an independent
-check of the `fdiff` rules written here.
+The expansion mode uses their elementary definitions instead (rules.py), an independent check of
+the `fdiff` rules written here.
 """
 
 from __future__ import annotations
@@ -149,50 +149,24 @@ def clamp(x: sympy.Expr, low: object, high: object) -> sympy.Expr:
     return Piecewise(*branches, (x, True)) if branches else x
 
 
-def _elementary_relu(x: sympy.Expr) -> sympy.Expr:
+def elementary_relu(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((x, x > 0), (0, True))
 
 
-def _elementary_step(x: sympy.Expr) -> sympy.Expr:
+def elementary_step(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((1, x > 0), (0, True))
 
 
-def _elementary_sign(x: sympy.Expr) -> sympy.Expr:
+def elementary_sign(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((1, x > 0), (-1, x < 0), (0, True))
 
 
-def _elementary_abs(x: sympy.Expr) -> sympy.Expr:
+def elementary_abs(x: sympy.Expr) -> sympy.Expr:
     # The middle branch makes the derivative at 0 come out as 0, torch's convention.
     return Piecewise((x, x > 0), (-x, x < 0), (0, True))
 
 
-# Elementary definitions used by the expansion mode (see module docstring).
-ELEMENTARY: dict[str, object] = {
-    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
-    "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
-    "relu": _elementary_relu,
-    "step": _elementary_step,
-    "sign": _elementary_sign,
-    "abs": _elementary_abs,
-    "maximum": sympy.Max,
-    "minimum": sympy.Min,
-}
-
-
-def _np_sigmoid(x: np.ndarray) -> np.ndarray:
+def numpy_sigmoid(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-# Numeric implementations handed to lambdify for the functions above.
-NUMPY_IMPLEMENTATIONS: dict[str, object] = {
-    "sigmoid": _np_sigmoid,
-    "softplus": lambda x: np.logaddexp(0.0, x),
-    "step": lambda x: (np.asarray(x) > 0).astype(float),
-    "relu": lambda x: np.maximum(x, 0.0),
-    "sign": np.sign,
-    "Abs": np.abs,
-    "maximum": np.maximum,
-    "minimum": np.minimum,
-}

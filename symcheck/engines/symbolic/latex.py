@@ -7,16 +7,7 @@ import sympy
 from sympy.printing.latex import LatexPrinter
 
 from symcheck.engines.symbolic.closed_form import Graph
-
-_NAMED = {
-    "sigmoid": r"\sigma",
-    "softplus": r"\operatorname{softplus}",
-    "relu": r"\operatorname{relu}",
-    "step": r"\operatorname{step}",
-    "sign": r"\operatorname{sign}",
-    "maximum": r"\max",
-    "minimum": r"\min",
-}
+from symcheck.engines.symbolic.rules import LATEX_NAMES
 
 
 def name_latex(name: str) -> str:
@@ -66,7 +57,7 @@ class SymcheckLatexPrinter(LatexPrinter):
         return text if expr.is_Symbol or expr.is_Number else rf"\left({text}\right)"
 
     def _print_Function(self, expr: sympy.Function, exp: str | None = None) -> str:
-        name = _NAMED.get(type(expr).__name__)
+        name = LATEX_NAMES.get(type(expr).__name__)
         if name is None:
             return super()._print_Function(expr, exp)
         args = ", ".join(self._print(a) for a in expr.args)

@@ -10,25 +10,10 @@ from __future__ import annotations
 import sympy
 
 from symcheck.engines.symbolic.closed_form import Atom, Graph
+from symcheck.engines.symbolic.rules import PRINTED_NAMES
 
 ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
 
-FUNCTION_NAMES = {
-    "exp": "exp",
-    "log": "log",
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-    "tanh": "tanh",
-    "Abs": "abs",
-    "sign": "sign",
-    "sigmoid": "sigmoid",
-    "relu": "relu",
-    "softplus": "softplus",
-    "step": "step",
-    "maximum": "maximum",
-    "minimum": "minimum",
-}
 RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
 
 
@@ -67,7 +52,7 @@ class LanguagePrinter:
         if e.is_Pow:
             return self.pow(e)
         if isinstance(e, sympy.Function):
-            name = FUNCTION_NAMES.get(type(e).__name__)
+            name = PRINTED_NAMES.get(type(e).__name__)
             if name is None:
                 raise Unprintable(f"{type(e).__name__} is not in the language")
             return f"{name}({', '.join(self.print(a)[0] for a in e.args)})", ATOM

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from symcheck.engines.autograd import tensor as T
+from symcheck.engines import autograd as T
 from symcheck.engines.autograd.tensor import Tensor
 
 Fn = Callable[..., Tensor]

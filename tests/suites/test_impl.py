@@ -27,7 +27,7 @@ from symcheck.language.ir import DType, TensorType
 from symcheck.language.parser import bind, parse
 from symcheck.suites.loader import load_suite
 
-PROJECT = Path(__file__).resolve().parent / "impl_project"
+PROJECT = Path(__file__).resolve().parents[1] / "impl_project"
 OK_SUITE = PROJECT / "swish_ok.symcheck.yaml"
 BAD_SUITE = PROJECT / "swish_bad.symcheck.yaml"
 BAD_CASE_LINE = 4  # `- name: swish-negative-branch` in swish_bad.symcheck.yaml

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from symcheck.engines.autograd import tensor as T
+from symcheck.engines import autograd as T
 from symcheck.engines.autograd.tensor import Tensor
 
 Fn = Callable[..., Tensor]

@@ -24,7 +24,7 @@ from symcheck.engines.registry import (
 )
 from symcheck.language.errors import SymcheckError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "example_engine"
 FD = "forward_difference:ForwardDifference"
 

@@ -25,7 +25,7 @@ from symcheck.suites.schema import SCHEMA_FILE, suite_json_schema, suite_json_sc
 
 jsonschema = pytest.importorskip("jsonschema")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(
     [
         p

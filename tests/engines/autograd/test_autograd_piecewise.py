@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fd_checks import check_grad, check_second  # shared by the op tests
 
-from symcheck.engines.autograd import tensor as T
+from symcheck.engines import autograd as T
 from symcheck.engines.autograd.engine import AutogradEngine, evaluate, hessian
 from symcheck.engines.autograd.tensor import Tensor
 from symcheck.engines.base import EngineOptions, EngineResult, hessian_key

@@ -1,0 +1,190 @@
+"""The symbolic engine's rule table: what each op of the catalogue is to SymPy, in one place.
+
+For an elementwise op a row says
+- `closed`: its meaning on SymPy expressions, as closed forms use it. Where SymPy has no function
+  of that name, a SymPy `Function` of ours (functions.py) that owns its derivative, so that closed
+  forms read like the language: d/dx softplus(x) = sigmoid(x), not exp(x)/(exp(x) + 1);
+- `elementary`: the same op written with exp, log and Piecewise, which the expansion (the exact
+  ground truth) uses instead, and which proofs rewrite the named functions into. It is an
+  independent check of the `fdiff` rules in functions.py. None: `closed` is elementary already;
+- `function`: the SymPy function that stands for the op in closed forms: printed with the op's
+  name by the language printer, and with `latex` in LaTeX (None: SymPy's own LaTeX);
+- `numpy`: how lambdify evaluates that function on arrays (None: numpy's function of its name);
+- `textbook`: the rule `symcheck explain` cites.
+
+Tensor ops (sum, matmul, softmax, ...) are atoms of the closed form (closed_form.py): their rows
+carry only the textbook rule; their tensor-level VJPs are written in `Graph._vjp`.
+
+Adding an elementwise op is one row here; a catalogue op without a row fails the table test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from symcheck.engines.symbolic.functions import (
+    Abs,
+    condition_of,
+    elementary_abs,
+    elementary_relu,
+    elementary_sign,
+    elementary_step,
+    indicator,
+    maximum,
+    minimum,
+    numpy_sigmoid,
+    relu,
+    sigmoid,
+    sign,
+    softplus,
+    step,
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    closed: Callable[..., sympy.Expr] | None = None
+    elementary: Callable[..., sympy.Expr] | None = None
+    function: Any = None  # a SymPy function class (sympy.exp, or one of functions.py)
+    latex: str | None = None
+    numpy: Callable[..., Any] | None = None
+    textbook: str = ""
+
+
+RULES: dict[str, Rule] = {
+    # arithmetic
+    "add": Rule(lambda a, b: a + b, textbook="sum rule"),
+    "sub": Rule(lambda a, b: a - b, textbook="sum rule"),
+    "mul": Rule(lambda a, b: a * b),  # product rule or constant multiple: explain decides per call
+    "div": Rule(lambda a, b: a / b, textbook="quotient rule"),
+    "pow": Rule(lambda a, b: a**b),  # power rule, or x^y = exp(y*log(x)): per call
+    "neg": Rule(lambda a: -a, textbook="constant multiple"),
+    # functions SymPy has
+    "exp": Rule(sympy.exp, function=sympy.exp, textbook="exp rule: (e^u)' = e^u"),
+    "log": Rule(sympy.log, function=sympy.log, textbook="log rule: (log u)' = 1/u"),
+    "sqrt": Rule(sympy.sqrt, textbook="power rule: sqrt(u) = u^(1/2)"),
+    "sin": Rule(sympy.sin, function=sympy.sin, textbook="sin' = cos"),
+    "cos": Rule(sympy.cos, function=sympy.cos, textbook="cos' = -sin"),
+    "tan": Rule(sympy.tan, function=sympy.tan, textbook="tan' = 1 + tan^2"),
+    "tanh": Rule(sympy.tanh, function=sympy.tanh, textbook="tanh' = 1 - tanh^2"),
+    # functions of ours (functions.py), each with its elementary definition
+    "sigmoid": Rule(
+        sigmoid,
+        lambda x: 1 / (1 + sympy.exp(-x)),
+        sigmoid,
+        r"\sigma",
+        numpy_sigmoid,
+        "sigmoid' = sigmoid*(1 - sigmoid)",
+    ),
+    "softplus": Rule(
+        softplus,
+        lambda x: sympy.log(1 + sympy.exp(x)),
+        softplus,
+        r"\operatorname{softplus}",
+        lambda x: np.logaddexp(0.0, x),
+        "softplus' = sigmoid",
+    ),
+    "relu": Rule(
+        relu,
+        elementary_relu,
+        relu,
+        r"\operatorname{relu}",
+        lambda x: np.maximum(x, 0.0),
+        "relu' = step (0 at 0)",
+    ),
+    "abs": Rule(Abs, elementary_abs, Abs, None, np.abs, "abs' = sign (0 at 0)"),
+    "sign": Rule(sign, elementary_sign, sign, r"\operatorname{sign}", np.sign),
+    "step": Rule(
+        step,
+        elementary_step,
+        step,
+        r"\operatorname{step}",
+        lambda x: (np.asarray(x) > 0).astype(float),
+    ),
+    # comparisons are numbers in arithmetic: 1 where they hold, else 0
+    "lt": Rule(lambda a, b: indicator(a < b)),
+    "le": Rule(lambda a, b: indicator(a <= b)),
+    "gt": Rule(lambda a, b: indicator(a > b)),
+    "ge": Rule(lambda a, b: indicator(a >= b)),
+    "eq": Rule(lambda a, b: indicator(sympy.Eq(a, b))),
+    "ne": Rule(lambda a, b: indicator(sympy.Ne(a, b))),
+    "where": Rule(
+        lambda c, a, b: sympy.Piecewise((a, condition_of(c)), (b, True)),
+        textbook="where: the gradient goes to the branch that was chosen",
+    ),
+    "maximum": Rule(
+        maximum,
+        sympy.Max,
+        maximum,
+        r"\max",
+        np.maximum,
+        "maximum: the gradient goes to the larger argument",
+    ),
+    "minimum": Rule(
+        minimum,
+        sympy.Min,
+        minimum,
+        r"\min",
+        np.minimum,
+        "minimum: the gradient goes to the smaller argument",
+    ),
+    "clamp": Rule(),  # its bounds are keyword arguments: functions.clamp, lowered by the graph
+    # tensor ops: atoms of the closed form, with their rules in Graph._vjp
+    "sum": Rule(textbook="sum: every element receives the upstream gradient"),
+    "mean": Rule(),  # mean: 1/N, with N counted per call
+    "matmul": Rule(textbook="matmul rule: d(A @ B) gives G @ B.T for A and A.T @ G for B"),
+    "transpose": Rule(textbook="transpose: the gradient is transposed back"),
+    "expand_dims": Rule(),
+    "broadcast_to": Rule(),
+    "softmax": Rule(textbook="softmax rule: s*(g - sum(g*s))"),
+    "log_softmax": Rule(textbook="log_softmax rule: g - softmax*sum(g)"),
+    "logsumexp": Rule(textbook="logsumexp' = softmax"),
+    "nll_loss": Rule(textbook="nll_loss: -log p[y] picks the label's entry: -onehot(y)"),
+    "cross_entropy": Rule(textbook="cross_entropy: softmax(z) - onehot(y)"),
+    "mse_loss": Rule(),
+    "outer": Rule(textbook="outer product rule"),
+    "dot": Rule(textbook="dot product rule"),
+    "trace": Rule(textbook="trace' = eye(n)"),
+    "eye": Rule(),
+    "onehot": Rule(),
+    "max": Rule(),
+    "min": Rule(),
+    "index": Rule(),
+    "take": Rule(),
+}
+
+# The views of the table that the engine's parts read.
+
+# op -> its meaning on SymPy expressions (closed forms).
+ELEMENTWISE: dict[str, Callable[..., sympy.Expr]] = {
+    op: rule.closed for op, rule in RULES.items() if rule.closed is not None
+}
+# op -> its meaning in elementary functions (the expansion).
+EXPANDED: dict[str, Callable[..., sympy.Expr]] = {
+    op: rule.elementary or rule.closed for op, rule in RULES.items() if rule.closed is not None
+}
+# SymPy function class name -> the op name it prints as (`Abs` prints as `abs`).
+PRINTED_NAMES: dict[str, str] = {
+    rule.function.__name__: op for op, rule in RULES.items() if rule.function is not None
+}
+# SymPy function class name -> LaTeX, where SymPy's own would not do.
+LATEX_NAMES: dict[str, str] = {
+    rule.function.__name__: rule.latex for rule in RULES.values() if rule.function is not None and rule.latex
+}
+# SymPy function class name -> numpy implementation, for lambdify.
+NUMPY_IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
+    rule.function.__name__: rule.numpy for rule in RULES.values() if rule.function is not None and rule.numpy
+}
+# Our named functions -> their elementary definitions, for proofs against the expansion.
+DEFINITIONS: dict[Any, Callable[..., sympy.Expr]] = {
+    rule.function: rule.elementary
+    for rule in RULES.values()
+    if rule.function is not None and rule.elementary is not None
+}
+# op -> the textbook rule explain cites.
+TEXTBOOK: dict[str, str] = {op: rule.textbook for op, rule in RULES.items() if rule.textbook}
