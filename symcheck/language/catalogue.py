@@ -392,6 +392,11 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary("exp", "e^x"),
     _unary("log", "natural logarithm", domain=(_positive(0, "log needs x > 0"),)),
     _unary(
+        "log1p",
+        "log(1 + x), accurate for small x",
+        domain=(Domain(0, "log1p needs x > -1", lambda a: a > -1, sample_range=(-0.8, 3.0)),),
+    ),
+    _unary(
         "sqrt", "square root", domain=(_positive(0, "sqrt needs x > 0 (its derivative is infinite at 0)"),)
     ),
     _unary("sin", "sine"),

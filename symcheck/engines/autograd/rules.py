@@ -115,6 +115,9 @@ defvjp(exp, lambda g, ans, x: g * ans)
 log = primitive("log", np.log)
 defvjp(log, lambda g, ans, x: g / x)
 
+log1p = primitive("log1p", np.log1p)
+defvjp(log1p, lambda g, ans, x: g / (1 + x))
+
 sqrt = primitive("sqrt", np.sqrt)
 defvjp(sqrt, lambda g, ans, x: g / (2 * ans))
 

@@ -109,6 +109,7 @@ FORWARD: dict[str, Forward] = {
     "matmul": lambda a, kw: np.matmul(a[0], a[1]),
     "exp": lambda a, kw: np.exp(a[0]),
     "log": lambda a, kw: np.log(a[0]),
+    "log1p": lambda a, kw: np.log1p(a[0]),
     "sqrt": lambda a, kw: np.sqrt(a[0]),
     "sin": lambda a, kw: np.sin(a[0]),
     "cos": lambda a, kw: np.cos(a[0]),

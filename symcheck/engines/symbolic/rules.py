@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import sympy
+from sympy.codegen.cfunctions import log1p
 
 from symcheck.engines.symbolic.functions import (
     Abs,
@@ -67,6 +68,7 @@ RULES: dict[str, Rule] = {
     # functions SymPy has
     "exp": Rule(sympy.exp, function=sympy.exp, textbook="exp rule: (e^u)' = e^u"),
     "log": Rule(sympy.log, function=sympy.log, textbook="log rule: (log u)' = 1/u"),
+    "log1p": Rule(log1p, lambda x: sympy.log(1 + x), log1p, None, np.log1p, "log1p' = 1/(1 + u)"),
     "sqrt": Rule(sympy.sqrt, textbook="power rule: sqrt(u) = u^(1/2)"),
     "sin": Rule(sympy.sin, function=sympy.sin, textbook="sin' = cos"),
     "cos": Rule(sympy.cos, function=sympy.cos, textbook="cos' = -sin"),

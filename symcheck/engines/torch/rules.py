@@ -135,6 +135,7 @@ TABLE: dict[str, Lowering] = {
     "matmul": lambda a, kw: torch.matmul(a[0], a[1]),
     "exp": lambda a, kw: torch.exp(a[0]),
     "log": lambda a, kw: torch.log(a[0]),
+    "log1p": lambda a, kw: torch.log1p(a[0]),
     "sqrt": lambda a, kw: torch.sqrt(a[0]),
     "sin": lambda a, kw: torch.sin(a[0]),
     "cos": lambda a, kw: torch.cos(a[0]),

@@ -80,6 +80,7 @@ UNARY: list[tuple[str, Fn, tuple[float, float] | None]] = [
     ("neg", T.neg, ANY),
     ("exp", T.exp, ANY),
     ("log", T.log, POSITIVE),
+    ("log1p", T.log1p, (-0.8, 3.0)),
     ("sqrt", T.sqrt, POSITIVE),
     ("sin", T.sin, ANY),
     ("cos", T.cos, ANY),

@@ -48,6 +48,7 @@ FORWARD_CASES: list[tuple[str, Arrays, Callable[..., np.ndarray]]] = [
     ("x @ y", {"x": X, "y": Y}, lambda x, y: x @ y),
     ("exp(x)", {"x": X}, np.exp),
     ("log(p)", {"p": P}, np.log),
+    ("log1p(p)", {"p": P}, np.log1p),
     ("sqrt(p)", {"p": P}, np.sqrt),
     ("sin(x)", {"x": X}, np.sin),
     ("cos(x)", {"x": X}, np.cos),

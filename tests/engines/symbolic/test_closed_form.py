@@ -89,6 +89,7 @@ TABLE: list[tuple[str, dict[str, tuple[int, ...]], dict[str, str]]] = [
     ("sum(tanh(x))", {"x": (3,)}, {"x": "1 - tanh(x)^2"}),
     ("sum(sigmoid(x))", {"x": (3,)}, {"x": "(1 - sigmoid(x))*sigmoid(x)"}),
     ("sum(softplus(x))", {"x": (3,)}, {"x": "sigmoid(x)"}),
+    ("sum(log1p(x)^2)", {"x": (3,)}, {"x": "2*log1p(x)/(x + 1)"}),
     ("sum(relu(x))", {"x": (3,)}, {"x": "step(x)"}),
     ("sum(abs(x))", {"x": (3,)}, {"x": "sign(x)"}),
     ("sum(step(x))", {"x": (3,)}, {"x": "0"}),

@@ -38,6 +38,7 @@ UNARY: list[
     ("exp", POS, np.exp, np.exp),
     ("log", POS, np.log, lambda x: 1 / x),
     ("sqrt", POS, np.sqrt, lambda x: 0.5 / np.sqrt(x)),
+    ("log1p", POS, np.log1p, lambda x: 1 / (1 + x)),
     ("sin", MIXED, np.sin, np.cos),
     ("cos", MIXED, np.cos, lambda x: -np.sin(x)),
     ("tan", MIXED / 2, np.tan, lambda x: 1 / np.cos(x) ** 2),
