@@ -11,7 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"assert_gradients": "symcheck.api", "FunctionEngine": "symcheck.api"}
+_LAZY = {"assert_gradients": "symcheck.api", "FunctionEngine": "symcheck.engines.user"}
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+# numpy only inside functions: the interface is imported by `symcheck --help` (through the registry).
 if TYPE_CHECKING:
     import numpy as np
 

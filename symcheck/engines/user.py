@@ -77,7 +77,7 @@ class ImplEngine(Engine):
     def _run_torch(
         self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
     ) -> EngineResult:
-        import torch
+        import torch  # lazily, here and below: an impl_grad (numpy) implementation needs no torch
 
         dtype = _torch_dtype(options.dtype)
         device = _torch_device(options.device)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from symcheck.language.ir import Call, Const, DType, KwValue, Shape, TensorType
 
+# numpy is imported inside the few functions that compute (domains, kinks), so that `symcheck --help`
+# and `symcheck ops` never load it.
 if TYPE_CHECKING:
     import numpy as np
 
