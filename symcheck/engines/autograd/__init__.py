@@ -13,25 +13,31 @@ from symcheck.engines.autograd import rules
 from symcheck.engines.autograd.rules import *  # noqa: F403 - the ops, as the tests and learners use them
 from symcheck.engines.autograd.rules import TABLE, composite, unbroadcast
 from symcheck.engines.autograd.tensor import (
+    JVPS,
     NONDIFFERENTIABLE,
     PRIMITIVES,
     VJPS,
     Tensor,
+    defjvp,
     defvjp,
     grad,
+    jvp,
     no_grad,
     primitive,
 )
 
 __all__ = [
+    "JVPS",
     "NONDIFFERENTIABLE",
     "PRIMITIVES",
     "TABLE",
     "VJPS",
     "Tensor",
     "composite",
+    "defjvp",
     "defvjp",
     "grad",
+    "jvp",
     "no_grad",
     "primitive",
     "rules",

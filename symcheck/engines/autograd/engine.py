@@ -19,7 +19,7 @@ import numpy as np
 
 from symcheck.engines.autograd import rules as T
 from symcheck.engines.autograd.rules import TABLE
-from symcheck.engines.autograd.tensor import Tensor, grad
+from symcheck.engines.autograd.tensor import Tensor, grad, jvp
 from symcheck.engines.base import (
     HVP,
     Engine,
@@ -27,6 +27,7 @@ from symcheck.engines.base import (
     EngineResult,
     hessian_key,
     second_order_directions,
+    tensor_derivatives,
     wants_full_hessian,
 )
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
@@ -167,6 +168,9 @@ class AutogradEngine(Engine):
         options: EngineOptions,
     ) -> EngineResult:
         start = time.perf_counter()
+        if program.output_type.shape != ():
+            with np.errstate(all="ignore"):
+                return self._tensor_output(program, inputs, wrt, options, start)
         second_order = options.order >= 2
         hessian_blocks: dict[str, np.ndarray] = {}
         hvps: list[HVP] = []
@@ -189,4 +193,48 @@ class AutogradEngine(Engine):
             hvps=hvps,
             dtype="float64",
             seconds=seconds,
+        )
+
+    def _tensor_output(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        start: float,
+    ) -> EngineResult:
+        """The Jacobian of a tensor output, by reverse mode (the VJP rules) and forward mode (the
+        JVP rules, written apart), each checking the other."""
+        leaves, output = evaluate(program, inputs, wrt)
+        floats = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
+        xs = [leaves[n] for n in floats]
+        shapes = {n: tuple(leaves[n].shape) for n in floats}
+
+        def vjp(u: np.ndarray) -> dict[str, np.ndarray]:
+            found = grad(output, xs, grad_output=u) if xs else []
+            return {n: np.asarray(g.data, dtype=np.float64) for n, g in zip(floats, found, strict=True)}
+
+        def forward(v: Mapping[str, np.ndarray]) -> np.ndarray:
+            return np.asarray(jvp(output, xs, [v[n] for n in floats]).data, dtype=np.float64)
+
+        found = tensor_derivatives(tuple(output.shape), shapes, options, vjp, forward)
+        notes = [
+            "Jacobian in full by reverse mode, checked against forward mode"
+            if found.mode == "full"
+            else f"{options.jacobian_probes} VJPs (reverse mode) and {options.jacobian_probes} JVPs "
+            "(forward mode) along shared random probes"
+        ]
+        if options.order >= 2:
+            notes.append("second derivatives need a scalar output: not computed")
+        return EngineResult(
+            engine=self.name,
+            value=np.asarray(output.data, dtype=np.float64),
+            grads={},
+            jacobians=found.jacobians,
+            vjps=found.vjps,
+            jvps=found.jvps,
+            failures=found.failures,
+            notes=notes,
+            dtype="float64",
+            seconds=time.perf_counter() - start,
         )

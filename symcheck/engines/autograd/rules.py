@@ -1,7 +1,8 @@
 """The autograd engine's rule table: every primitive op with its vector-jacobian products.
 
 Each primitive is a numpy function made into a Tensor op by `primitive(name, forward)`; the
-`defvjp` line below it gives, for each argument in order, the cotangent of that argument. The
+`defvjp` line below it gives, for each argument in order, the cotangent of that argument (reverse
+mode), and the `defjvp` line what that argument's tangent adds to the output's (forward mode). The
 primitive's name is the op's name in the catalogue, so the engine lowers the IR through this table
 by name (`TABLE`). Ops that are compositions of primitives (outer, dot, the losses) are plain
 functions registered with `@composite`; their derivatives follow from the primitives' rules.
@@ -23,6 +24,7 @@ from symcheck.engines.autograd.tensor import (
     Shape,
     Tensor,
     as_tensors,
+    defjvp,
     defvjp,
     primitive,
 )
@@ -80,58 +82,79 @@ def _unreduce(g: Tensor, shape: Shape, axis: int | Sequence[int] | None, keepdim
 #   the arguments (x, y, ...) and the op's keyword arguments.
 # Every rule uses Tensor ops only, so that rules can be differentiated again.
 
+
+def _no_tangent(t: Tensor, ans: Tensor, *args: Tensor, **kwargs: object) -> Tensor:
+    """The JVP rule of an argument that does not move the output (a label, a condition)."""
+    return Tensor(np.zeros(ans.shape, dtype=ans.dtype))
+
+
 # ---------------------------------------------------------------- arithmetic
 
 add = primitive("add", np.add)
 defvjp(add, lambda g, ans, x, y: unbroadcast(g, x.shape),
             lambda g, ans, x, y: unbroadcast(g, y.shape))  # fmt: skip
+defjvp(add, lambda t, ans, x, y: t, lambda t, ans, x, y: t)
 
 sub = primitive("sub", np.subtract)
 defvjp(sub, lambda g, ans, x, y: unbroadcast(g, x.shape),
             lambda g, ans, x, y: unbroadcast(-g, y.shape))  # fmt: skip
+defjvp(sub, lambda t, ans, x, y: t, lambda t, ans, x, y: -t)
 
 mul = primitive("mul", np.multiply)
 defvjp(mul, lambda g, ans, x, y: unbroadcast(g * y, x.shape),
             lambda g, ans, x, y: unbroadcast(g * x, y.shape))  # fmt: skip
+defjvp(mul, lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
 
 div = primitive("div", np.divide)
 defvjp(div, lambda g, ans, x, y: unbroadcast(g / y, x.shape),
             lambda g, ans, x, y: unbroadcast(-g * x / y**2, y.shape))  # fmt: skip
+defjvp(div, lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * x / y**2)
 
 # d/dx x^y = y x^(y-1). Where y == 0 the exponent is nudged to 0 so that 0^-1 = inf never meets
 # the factor y = 0 (that would be nan); the term is zero there either way.
 pow = primitive("pow", np.power)
 defvjp(pow, lambda g, ans, x, y: unbroadcast(g * y * x ** (y - 1 + (y.data == 0)), x.shape),
             lambda g, ans, x, y: unbroadcast(g * ans * log(x), y.shape))  # fmt: skip
+defjvp(pow, lambda t, ans, x, y: t * y * x ** (y - 1 + (y.data == 0)),
+            lambda t, ans, x, y: t * ans * log(x))  # fmt: skip
 
 neg = primitive("neg", np.negative)
 defvjp(neg, lambda g, ans, x: -g)
+defjvp(neg, lambda t, ans, x: -t)
 
 # ---------------------------------------------------------------- elementwise functions
 
 exp = primitive("exp", np.exp)
 defvjp(exp, lambda g, ans, x: g * ans)
+defjvp(exp, lambda t, ans, x: t * ans)
 
 log = primitive("log", np.log)
 defvjp(log, lambda g, ans, x: g / x)
+defjvp(log, lambda t, ans, x: t / x)
 
 log1p = primitive("log1p", np.log1p)
 defvjp(log1p, lambda g, ans, x: g / (1 + x))
+defjvp(log1p, lambda t, ans, x: t / (1 + x))
 
 sqrt = primitive("sqrt", np.sqrt)
 defvjp(sqrt, lambda g, ans, x: g / (2 * ans))
+defjvp(sqrt, lambda t, ans, x: t / (2 * ans))
 
 sin = primitive("sin", np.sin)
 defvjp(sin, lambda g, ans, x: g * cos(x))
+defjvp(sin, lambda t, ans, x: t * cos(x))
 
 cos = primitive("cos", np.cos)
 defvjp(cos, lambda g, ans, x: -g * sin(x))
+defjvp(cos, lambda t, ans, x: -t * sin(x))
 
 tan = primitive("tan", np.tan)
 defvjp(tan, lambda g, ans, x: g / cos(x) ** 2)
+defjvp(tan, lambda t, ans, x: t / cos(x) ** 2)
 
 tanh = primitive("tanh", np.tanh)
 defvjp(tanh, lambda g, ans, x: g * (1 - ans**2))
+defjvp(tanh, lambda t, ans, x: t * (1 - ans**2))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -141,6 +164,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 sigmoid = primitive("sigmoid", _sigmoid)
 defvjp(sigmoid, lambda g, ans, x: g * ans * (1 - ans))
+defjvp(sigmoid, lambda t, ans, x: t * ans * (1 - ans))
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -150,12 +174,15 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 
 softplus = primitive("softplus", _softplus)
 defvjp(softplus, lambda g, ans, x: g * sigmoid(x))
+defjvp(softplus, lambda t, ans, x: t * sigmoid(x))
 
 relu = primitive("relu", lambda x: np.maximum(x, 0))
 defvjp(relu, lambda g, ans, x: g * step(x))  # step(0) = 0: relu'(0) = 0, as in torch
+defjvp(relu, lambda t, ans, x: t * step(x))
 
 abs = primitive("abs", np.abs)
 defvjp(abs, lambda g, ans, x: g * sign(x))  # sign(0) = 0: abs'(0) = 0, as in torch
+defjvp(abs, lambda t, ans, x: t * sign(x))
 
 # ---------------------------------------------------------------- non-differentiable
 # Piecewise constant: the derivative is 0 wherever it exists. Their outputs are constants (see
@@ -163,9 +190,11 @@ defvjp(abs, lambda g, ans, x: g * sign(x))  # sign(0) = 0: abs'(0) = 0, as in to
 
 sign = primitive("sign", np.sign)
 defvjp(sign, lambda g, ans, x: 0 * g)
+defjvp(sign, _no_tangent)
 
 step = primitive("step", lambda x: (x > 0).astype(x.dtype))
 defvjp(step, lambda g, ans, x: 0 * g)
+defjvp(step, _no_tangent)
 
 
 def _no_gradient(arg: int) -> VJP:
@@ -177,21 +206,27 @@ def _no_gradient(arg: int) -> VJP:
 # Comparisons give bools; an op that meets one reads it as 0/1 (see `_numbers`).
 lt = primitive("lt", np.less)
 defvjp(lt, _no_gradient(0), _no_gradient(1))
+defjvp(lt, _no_tangent, _no_tangent)
 
 le = primitive("le", np.less_equal)
 defvjp(le, _no_gradient(0), _no_gradient(1))
+defjvp(le, _no_tangent, _no_tangent)
 
 gt = primitive("gt", np.greater)
 defvjp(gt, _no_gradient(0), _no_gradient(1))
+defjvp(gt, _no_tangent, _no_tangent)
 
 ge = primitive("ge", np.greater_equal)
 defvjp(ge, _no_gradient(0), _no_gradient(1))
+defjvp(ge, _no_tangent, _no_tangent)
 
 eq = primitive("eq", np.equal)
 defvjp(eq, _no_gradient(0), _no_gradient(1))
+defjvp(eq, _no_tangent, _no_tangent)
 
 ne = primitive("ne", np.not_equal)
 defvjp(ne, _no_gradient(0), _no_gradient(1))
+defjvp(ne, _no_tangent, _no_tangent)
 
 # ---------------------------------------------------------------- piecewise: selection and clamping
 # Each picks, element by element, one of its inputs (or a bound); g flows to what was picked. The
@@ -202,16 +237,23 @@ where = primitive("where", lambda cond, a, b: np.where(cond != 0, a, b))
 defvjp(where, _no_gradient(0),
               lambda g, ans, cond, a, b: unbroadcast(where(cond, g, 0), a.shape),
               lambda g, ans, cond, a, b: unbroadcast(where(cond, 0, g), b.shape))  # fmt: skip
+defjvp(where, _no_tangent,
+              lambda t, ans, cond, a, b: where(cond, t, 0),
+              lambda t, ans, cond, a, b: where(cond, 0, t))  # fmt: skip
 
 # At a tie a == b each side gets half of g, as in torch. (g comes first in each product, so the
 # masks take g's dtype: float32 stays float32.)
 maximum = primitive("maximum", np.maximum)
 defvjp(maximum, lambda g, ans, a, b: unbroadcast(g * gt(a, b) + 0.5 * g * eq(a, b), a.shape),
                 lambda g, ans, a, b: unbroadcast(g * lt(a, b) + 0.5 * g * eq(a, b), b.shape))  # fmt: skip
+defjvp(maximum, lambda t, ans, a, b: t * gt(a, b) + 0.5 * t * eq(a, b),
+                lambda t, ans, a, b: t * lt(a, b) + 0.5 * t * eq(a, b))  # fmt: skip
 
 minimum = primitive("minimum", np.minimum)
 defvjp(minimum, lambda g, ans, a, b: unbroadcast(g * lt(a, b) + 0.5 * g * eq(a, b), a.shape),
                 lambda g, ans, a, b: unbroadcast(g * gt(a, b) + 0.5 * g * eq(a, b), b.shape))  # fmt: skip
+defjvp(minimum, lambda t, ans, a, b: t * lt(a, b) + 0.5 * t * eq(a, b),
+                lambda t, ans, a, b: t * gt(a, b) + 0.5 * t * eq(a, b))  # fmt: skip
 
 
 def _clamp(x: np.ndarray, *, min: float | None = None, max: float | None = None) -> np.ndarray:
@@ -228,6 +270,8 @@ def _clamp(x: np.ndarray, *, min: float | None = None, max: float | None = None)
 clamp = primitive("clamp", _clamp)
 defvjp(clamp, lambda g, ans, x, *, min, max:
        g * ge(x, -np.inf if min is None else min) * le(x, np.inf if max is None else max))  # fmt: skip
+defjvp(clamp, lambda t, ans, x, *, min, max:
+       t * ge(x, -np.inf if min is None else min) * le(x, np.inf if max is None else max))  # fmt: skip
 
 # ---------------------------------------------------------------- reductions and broadcasting
 # sum adds copies together and its rule copies g back out; broadcast_to makes copies and its
@@ -244,12 +288,15 @@ def _mean(x: np.ndarray, *, axis: int | Sequence[int] | None = None, keepdims: b
 
 sum = primitive("sum", _sum)
 defvjp(sum, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, keepdims))
+defjvp(sum, lambda t, ans, x, *, axis, keepdims: sum(t, axis=axis, keepdims=keepdims))
 
 mean = primitive("mean", _mean)
 defvjp(mean, lambda g, ans, x, *, axis, keepdims: _unreduce(g, x.shape, axis, keepdims) / (x.size / ans.size))
+defjvp(mean, lambda t, ans, x, *, axis, keepdims: mean(t, axis=axis, keepdims=keepdims))
 
 broadcast_to = primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape).copy())
 defvjp(broadcast_to, lambda g, ans, x, *, shape: unbroadcast(g, x.shape))
+defjvp(broadcast_to, lambda t, ans, x, *, shape: broadcast_to(t, shape=shape))
 
 # ---------------------------------------------------------------- max and min
 # Reductions like sum, but g goes back only to the elements equal to the result; tied elements
@@ -272,11 +319,20 @@ def _extremum_vjp(
     return _unreduce(g, x.shape, axis, keepdims) * ties / count
 
 
+def _extremum_jvp(
+    t: Tensor, ans: Tensor, x: Tensor, *, axis: int | Sequence[int] | None, keepdims: bool
+) -> Tensor:
+    ties = eq(x, _unreduce(ans, x.shape, axis, keepdims))
+    return sum(t * ties, axis=axis, keepdims=keepdims) / sum(ties, axis=axis, keepdims=keepdims)
+
+
 max = primitive("max", _max)
 defvjp(max, _extremum_vjp)
+defjvp(max, _extremum_jvp)
 
 min = primitive("min", _min)
 defvjp(min, _extremum_vjp)
+defjvp(min, _extremum_jvp)
 
 # ---------------------------------------------------------------- logsumexp and softmax
 # logsumexp is a reduction like sum: its rule spreads g (and ans) back with `_unreduce`.
@@ -304,6 +360,8 @@ def _logsumexp(
 logsumexp = primitive("logsumexp", _logsumexp)
 defvjp(logsumexp, lambda g, ans, x, *, axis, keepdims:
        _unreduce(g, x.shape, axis, keepdims) * exp(x - _unreduce(ans, x.shape, axis, keepdims)))  # fmt: skip
+defjvp(logsumexp, lambda t, ans, x, *, axis, keepdims:
+       sum(t * exp(x - _unreduce(ans, x.shape, axis, keepdims)), axis=axis, keepdims=keepdims))  # fmt: skip
 
 
 def _softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
@@ -319,9 +377,11 @@ def _log_softmax(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
 
 softmax = primitive("softmax", _softmax)
 defvjp(softmax, lambda g, ans, x, *, axis: ans * (g - sum(g * ans, axis=axis, keepdims=True)))
+defjvp(softmax, lambda t, ans, x, *, axis: ans * (t - sum(t * ans, axis=axis, keepdims=True)))
 
 log_softmax = primitive("log_softmax", _log_softmax)
 defvjp(log_softmax, lambda g, ans, x, *, axis: g - exp(ans) * sum(g, axis=axis, keepdims=True))
+defjvp(log_softmax, lambda t, ans, x, *, axis: t - sum(exp(ans) * t, axis=axis, keepdims=True))
 
 # ---------------------------------------------------------------- shape
 
@@ -332,9 +392,11 @@ def _inverse(ndim: int, axes: Sequence[int] | None) -> tuple[int, ...] | None:
 
 transpose = primitive("transpose", lambda x, *, axes=None: np.transpose(x, axes))
 defvjp(transpose, lambda g, ans, x, *, axes: transpose(g, axes=_inverse(x.ndim, axes)))
+defjvp(transpose, lambda t, ans, x, *, axes: transpose(t, axes=axes))
 
 expand_dims = primitive("expand_dims", lambda x, *, axis=0: np.expand_dims(x, axis))
 defvjp(expand_dims, lambda g, ans, x, *, axis: sum(g, axis=axis))
+defjvp(expand_dims, lambda t, ans, x, *, axis: expand_dims(t, axis=axis))
 
 # ---------------------------------------------------------------- indexing along the first axis
 # index reads one row, x[at]; take reads the rows y (an int tensor, a scalar or 1-D), x[y]. Their
@@ -373,12 +435,15 @@ def _position(at: int) -> Tensor:
 
 index = primitive("index", lambda x, *, at: x[at])
 defvjp(index, lambda g, ans, x, *, at: index_add(g, _position(at), n=x.shape[0]))
+defjvp(index, lambda t, ans, x, *, at: index(t, at=at))
 
 _take_rows = primitive("take", _take)
 defvjp(_take_rows, lambda g, ans, x, y: index_add(g, y, n=x.shape[0]), _no_gradient(1))
+defjvp(_take_rows, lambda t, ans, x, y: take(t, y), _no_tangent)
 
 index_add = primitive("index_add", _index_add)
 defvjp(index_add, lambda g, ans, h, y, *, n: take(g, y), _no_gradient(1))
+defjvp(index_add, lambda t, ans, h, y, *, n: index_add(t, y, n=n), _no_tangent)
 
 
 @composite
@@ -411,10 +476,12 @@ def _matmul_vjp_b(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
 
 matmul = primitive("matmul", np.matmul)
 defvjp(matmul, _matmul_vjp_a, _matmul_vjp_b)
+defjvp(matmul, lambda t, ans, a, b: t @ b, lambda t, ans, a, b: a @ t)
 
 # d/dA_ij Σ_k A_kk = δ_ij: the cotangent is g on the diagonal.
 trace = primitive("trace", np.trace)
 defvjp(trace, lambda g, ans, A: g * np.eye(A.shape[0], dtype=A.dtype))
+defjvp(trace, lambda t, ans, A: trace(t))
 
 
 def _vectors(op: str, a: ArrayLike, b: ArrayLike) -> tuple[Tensor, Tensor]:

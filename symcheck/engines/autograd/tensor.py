@@ -54,6 +54,8 @@ ArrayLike = Any  # Tensor | np.ndarray | float | int
 Shape = tuple[int, ...]
 # A VJP rule: (g, ans, *args, **kwargs) -> the cotangent of one argument.
 VJP = Callable[..., "Tensor"]
+# A JVP rule: (t, ans, *args, **kwargs) -> what the tangent t of one argument adds to the output's.
+JVP = Callable[..., "Tensor"]
 
 
 class Tensor:
@@ -223,6 +225,7 @@ def no_grad() -> AbstractContextManager[None]:
 
 
 VJPS: dict[str, tuple[VJP, ...]] = {}  # op name -> one VJP rule per argument
+JVPS: dict[str, tuple[JVP, ...]] = {}  # op name -> one JVP rule per argument (forward mode)
 # Zero derivative wherever it exists: their outputs are constants.
 NONDIFFERENTIABLE: frozenset[str] = frozenset({"sign", "step", "lt", "le", "gt", "ge", "eq", "ne"})
 PRIMITIVES: dict[str, Callable[..., Tensor]] = {}
@@ -269,6 +272,11 @@ def _apply(name: str, *args: ArrayLike, **kwargs: Any) -> Tensor:
 def defvjp(op: Callable[..., Tensor], *rules: VJP) -> None:
     """Record the VJP rules of `op`, one per positional argument, in the table `VJPS`."""
     VJPS[op.__name__] = rules
+
+
+def defjvp(op: Callable[..., Tensor], *rules: JVP) -> None:
+    """Record the JVP rules of `op` (forward mode), one per positional argument, in `JVPS`."""
+    JVPS[op.__name__] = rules
 
 
 def _float_dtype(args: Sequence[ArrayLike]) -> np.dtype:
@@ -372,3 +380,45 @@ def grad(
     else:
         cotangents = _backprop(output, _seed(output, grad_output), create_graph)
     return [cotangents[id(x)][1] if id(x) in cotangents else Tensor(np.zeros_like(x.data)) for x in inputs]
+
+
+# ================================================================ forward mode
+
+
+def jvp(output: Tensor, inputs: Sequence[Tensor], tangents: Sequence[ArrayLike]) -> Tensor:
+    """J v: how `output` moves when each input moves along its tangent (forward mode).
+
+    The graph recorded when `output` was computed is walked forward, parents before children; each
+    op's JVP rules (table `JVPS`) turn the tangents of its arguments into the tangent of its result:
+
+        mul:  z = x * y      ż = ẋ * y + x * ẏ
+        exp:  z = exp(x)     ż = ẋ * ans
+
+    It is independent of the VJP rules, so reverse and forward mode check each other:
+    u^T (J v) = (J^T u)^T v for any u and v.
+    """
+    tangent: dict[int, Tensor] = {}
+    for x, t in zip(inputs, tangents, strict=True):
+        tangent[id(x)] = t if isinstance(t, Tensor) else Tensor(np.asarray(t, dtype=x.dtype))
+    if not output.requires_grad:
+        return Tensor(np.zeros_like(output.data))
+    with _recording(False):
+        for node in _toposort(output):
+            if node._op is None:
+                continue  # a leaf: its tangent is given, or it has none
+            rules = JVPS.get(node._op)
+            if rules is None:
+                raise NotImplementedError(f"autograd has no forward-mode (JVP) rule for '{node._op}'")
+            total: Tensor | None = None
+            for rule, parent in zip(rules, node._parents, strict=True):
+                t = tangent.get(id(parent))
+                if t is None:
+                    continue
+                part = rule(t, node, *node._parents, **node._kwargs)
+                total = part if total is None else total + part
+            if total is not None:
+                if total.shape != node.shape:  # a broadcast argument: its tangent broadcasts too
+                    total = _apply("broadcast_to", total, shape=node.shape)
+                tangent[id(node)] = total
+    found = tangent.get(id(output))
+    return found if found is not None else Tensor(np.zeros_like(output.data))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,10 @@ from symcheck.engines.base import (
     EngineOptions,
     EngineResult,
     hessian_key,
+    jacobian_probes,
     second_order_directions,
     wants_full_hessian,
+    wants_full_jacobian,
 )
 from symcheck.engines.numeric.evaluator import forward
 from symcheck.language.errors import SymcheckError
@@ -43,31 +46,30 @@ def _richardson(d_h: float, d_h2: float, h: float, h2: float) -> float:
     return (r2 * d_h2 - d_h) / (r2 - 1)
 
 
-def _derivative(g: Callable[[float], float], h: float, exact: Callable[[float], float]) -> float | None:
+def _derivative(g: Callable[[float], Any], h: float, exact: Callable[[float], float]) -> Any:
     """d/dt g(t) at t = 0 by Richardson-extrapolated central differences; None if g is not finite.
 
+    g may return a number or an array (a tensor output: every element differenced at once).
     `exact(h)` turns a step into one that the perturbed point represents exactly.
     """
 
-    def attempt(h: float) -> float | None:
+    def attempt(h: float) -> Any:
         h1, h2 = exact(h), exact(h / 2)
         if not (h1 > 0 and h2 > 0 and h1 != h2):
             return None
         f = [g(h1), g(-h1), g(h2), g(-h2)]
-        if not all(np.isfinite(f)):
+        if not all(np.all(np.isfinite(v)) for v in f):
             return None
         return _richardson((f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2), h1, h2)
 
     def inside(h: float) -> bool:
         h1 = exact(h)
-        return h1 > 0 and bool(np.isfinite(g(h1)) and np.isfinite(g(-h1)))
+        return h1 > 0 and bool(np.all(np.isfinite(g(h1))) and np.all(np.isfinite(g(-h1))))
 
     return _retreating(attempt, inside, h)
 
 
-def _retreating(
-    attempt: Callable[[float], float | None], inside: Callable[[float], bool], h: float
-) -> float | None:
+def _retreating(attempt: Callable[[float], Any], inside: Callable[[float], bool], h: float) -> Any:
     """attempt(h); where the step crossed a domain edge (log near 0, say), halve it until the
     points stay `inside`, then difference well inside that: the extrapolated error grows like
     (h / distance)^4, so a step `_BACKOFF` times smaller than the distance is accurate."""
@@ -88,7 +90,7 @@ def _retreating(
     return None
 
 
-def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], float]) -> float | None:
+def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
     """d f / d flat[i], perturbing `flat` (a view into the evaluation point) in place."""
     xi = float(flat[i])
 
@@ -173,6 +175,8 @@ class NumericEngine(Engine):
             point[name] = np.array(inputs[name], dtype=target)  # a copy: perturbed in place below
         out_id = program.output.id
         value = forward(program, point)[out_id].astype(np.float64)
+        if value.ndim:
+            return self._tensor_output(program, point, wrt, options, value, start)
 
         def f() -> float:
             # The output is meant to be a scalar; for a tensor output this differentiates its sum.
@@ -424,3 +428,66 @@ class NumericEngine(Engine):
                 d = float("nan")
             result.append(Curvature(direction=v, value=d))
         return result
+
+    def _tensor_output(
+        self,
+        program: Program,
+        point: dict[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        value: np.ndarray,
+        start: float,
+    ) -> EngineResult:
+        """A tensor output: the Jacobian column by column (one input element moved at a time, every
+        output element differenced at once), or J v along each shared random tangent."""
+        out_id = program.output.id
+
+        def f() -> np.ndarray:
+            return np.array(forward(program, point)[out_id], dtype=np.float64)
+
+        floats = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
+        shapes = {n: point[n].shape for n in floats}
+        notes: list[str] = []
+        jacobians: dict[str, np.ndarray] = {}
+        jvps: list[np.ndarray] = []
+        if wants_full_jacobian(value.shape, shapes, options):
+            for name in floats:
+                flat = point[name].reshape(-1)  # a view: writing it perturbs the point
+                columns = []
+                for i in range(flat.size):
+                    d = _element_derivative(flat, i, f)
+                    columns.append(np.full(value.shape, np.nan) if d is None else np.asarray(d))
+                stacked = (
+                    np.stack([c.reshape(-1) for c in columns], axis=1)
+                    if columns
+                    else np.zeros((value.size, 0))
+                )
+                jacobians[name] = stacked.reshape(value.shape + shapes[name])
+            notes.append("Jacobian in full by central differences, one input element at a time")
+        else:
+            base = {n: point[n].copy() for n in floats}
+            total = sum(base[n].size for n in floats)
+            flat_x = np.concatenate([base[n].reshape(-1) for n in floats]) if floats else np.zeros(0)
+            rms_x = float(np.sqrt(np.mean(flat_x**2))) if total else 0.0
+            h = _H_SCALE * max(1.0, rms_x) * np.sqrt(max(total, 1))
+            for k, v in enumerate(jacobian_probes(value.shape, shapes, options).tangents):
+                norm = float(np.sqrt(sum(float(np.sum(v[n] ** 2)) for n in floats))) or 1.0
+                unit = {n: v[n] / norm for n in floats}
+                d = _derivative(_along(f, point, base, unit), h, lambda t: t)
+                if d is None:
+                    notes.append(f"tangent {k + 1}: the output is not finite on both sides; J v set to NaN")
+                    d = np.full(value.shape, np.nan)
+                jvps.append(np.asarray(d) * norm)
+            notes.append(f"J v along {len(jvps)} shared random tangents by central differences")
+        if options.order >= 2:
+            notes.append("second derivatives need a scalar output: not computed")
+        return EngineResult(
+            engine=self.name,
+            value=value,
+            grads={},
+            jacobians=jacobians,
+            jvps=jvps,
+            notes=notes,
+            dtype="float64",
+            seconds=time.perf_counter() - start,
+        )

@@ -15,10 +15,19 @@ from symcheck.engines.base import (
     EngineOptions,
     EngineResult,
     second_order_directions,
+    tensor_derivatives,
     wants_full_hessian,
+    wants_full_jacobian,
 )
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
-from symcheck.engines.symbolic.expansion import Expansion, evaluate_exact, exact_number, expand_gradient
+from symcheck.engines.symbolic.expansion import (
+    Expansion,
+    JacobianExpansion,
+    evaluate_exact,
+    exact_number,
+    expand_gradient,
+    expand_jacobian,
+)
 from symcheck.engines.symbolic.printer import LanguagePrinter, printable
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
@@ -30,9 +39,24 @@ AGREEMENT_RTOL = 1e-9
 AGREEMENT_ATOL = 1e-12
 
 
+COTANGENT_NAMES = ("v", "u", "w", "g", "ct")
+TANGENT_PREFIX = "_tangent_"  # never a user's name: identifiers cannot start with "_"
+
+
+def cotangent_name(program: Program) -> str:
+    """The name a tensor output's cotangent goes by in the printed VJP: `v`, unless that is taken."""
+    taken = set(program.inputs) | {s.name for s in program.steps}
+    return next((n for n in COTANGENT_NAMES if n not in taken), "v_")
+
+
 @dataclass
 class ClosedForm:
-    """A program's output and gradients as SymTensors, with their printed forms."""
+    """A program's output and gradients as SymTensors, with their printed forms.
+
+    For a tensor output the "gradient" of each input is the vector-Jacobian product at a generic
+    cotangent `cotangent` of the output's shape (J^T v, printed `v*sigmoid(x)*(...)`), an input atom
+    of the graph like the others; `jvp()` derives the Jacobian-vector product from it.
+    """
 
     program: Program
     graph: Graph
@@ -41,6 +65,8 @@ class ClosedForm:
     grads: dict[str, SymTensor]
     printer: LanguagePrinter
     printed: dict[str, str] = field(default_factory=dict)
+    cotangent: str | None = None
+    _jvp: SymTensor | None = None
 
     @classmethod
     def derive(cls, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -48,10 +74,40 @@ class ClosedForm:
         env = graph.lower(program)
         output = env[program.output.id]
         printer = LanguagePrinter(graph)
-        raw = graph.gradients(output, list(wrt))
+        cotangent = cotangent_name(program) if output.shape != () else None
+        seed = graph.input(cotangent, output.shape) if cotangent is not None else None
+        raw = graph.gradients(output, list(wrt), seed=seed)
         grads = {n: simplify(g, lambda e: printable(printer, e)) for n, g in raw.items()}
         printed = {n: printer(g.expr) for n, g in grads.items()}
-        return cls(program, graph, env, output, grads, printer, printed)
+        return cls(program, graph, env, output, grads, printer, printed, cotangent)
+
+    def evaluate_vjp(self, inputs: Mapping[str, np.ndarray], u: np.ndarray) -> dict[str, np.ndarray]:
+        """J^T u for each input, at a point, for a tensor output."""
+        assert self.cotangent is not None
+        point = {**inputs, self.cotangent: np.asarray(u, dtype=np.float64)}
+        cache: dict = {}
+        return {n: self.graph.evaluate(g, point, cache) for n, g in self.grads.items()}
+
+    def jvp(self) -> SymTensor:
+        """J v in closed form: the gradient, with respect to the cotangent, of sum(VJP * tangent)
+        over the inputs (the VJP is linear in the cotangent, so this is exact, not an estimate)."""
+        assert self.cotangent is not None
+        if self._jvp is None:
+            terms = []
+            for n, g in self.grads.items():
+                tangent = self.graph.input(TANGENT_PREFIX + n, g.shape)
+                terms.append(
+                    self.graph.reduce("sum", SymTensor(g.expr * tangent.expr, g.shape), None, False).expr
+                )
+            inner = SymTensor(sympy.Add(*terms), ())
+            self._jvp = self.graph.gradients(inner, [self.cotangent])[self.cotangent]
+        return self._jvp
+
+    def evaluate_jvp(self, inputs: Mapping[str, np.ndarray], v: Mapping[str, np.ndarray]) -> np.ndarray:
+        assert self.cotangent is not None
+        point = {**inputs, **{TANGENT_PREFIX + n: np.asarray(v[n], dtype=np.float64) for n in self.grads}}
+        point[self.cotangent] = np.ones(self.output.shape)  # J v does not depend on it
+        return self.graph.evaluate(self.jvp(), point)
 
     def evaluate(self, inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         cache: dict = {}
@@ -110,6 +166,7 @@ class SymbolicEngine(Engine):
         self._expanded: dict[tuple[int, tuple[str, ...]], Expansion] = {}
         self._second: dict[tuple[int, tuple[str, ...]], SecondOrder] = {}
         self._exact_hessians: dict[tuple[int, tuple[str, ...]], dict[str, np.ndarray]] = {}
+        self._jacobians: dict[tuple[int, tuple[str, ...]], JacobianExpansion] = {}
         self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
 
     def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -132,10 +189,19 @@ class SymbolicEngine(Engine):
             self._second[key] = SecondOrder.derive(self.closed_form(program, wrt), wrt)
         return self._second[key]
 
+    def jacobian_expansion(self, program: Program, wrt: Sequence[str]) -> JacobianExpansion:
+        key = (id(program), tuple(wrt))
+        if key not in self._jacobians:
+            self._keep.append(program)
+            self._jacobians[key] = expand_jacobian(program, list(wrt))
+        return self._jacobians[key]
+
     def run(
         self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
     ) -> EngineResult:
         start = time.perf_counter()
+        if program.output_type.shape != ():
+            return self._tensor_output(program, inputs, wrt, options, start)
         closed = self.closed_form(program, wrt)
         value, grads = closed.evaluate(inputs)
         result = EngineResult(
@@ -259,6 +325,103 @@ class SymbolicEngine(Engine):
             )
             return "second derivatives: probe check failed"
         return f"closed form of H v = expanded Hessian at probe shape ({shown}) at a random point"
+
+    def _tensor_output(
+        self,
+        program: Program,
+        inputs: Mapping[str, np.ndarray],
+        wrt: Sequence[str],
+        options: EngineOptions,
+        start: float,
+    ) -> EngineResult:
+        """A tensor output: the closed form of the VJP at a generic cotangent, printed; the exact
+        Jacobian by expansion where it fits (the closed form checked against it entry by entry),
+        else the closed forms' VJPs and JVPs along the shared probes."""
+        closed = self.closed_form(program, wrt)
+        shapes = {n: program.inputs[n].type.shape for n in closed.grads}
+        out_shape = closed.output.shape
+        result = EngineResult(
+            engine=self.name,
+            value=closed.graph.evaluate(closed.output, inputs),
+            grads={},
+            closed_forms=dict(closed.printed),
+            dtype="float64",
+            cotangent=closed.cotangent,
+        )
+
+        def vjp(u: np.ndarray) -> dict[str, np.ndarray]:
+            return closed.evaluate_vjp(inputs, u)
+
+        def jvp(v: Mapping[str, np.ndarray]) -> np.ndarray:
+            return closed.evaluate_jvp(inputs, v)
+
+        elements = sum(d.type.size for d in program.inputs.values())
+        full = wants_full_jacobian(out_shape, shapes, options)
+        if full and elements <= options.expansion_budget:
+            expansion = self.jacobian_expansion(program, wrt)
+            value, exact = expansion.evaluate(inputs)
+            found = tensor_derivatives(out_shape, shapes, options, vjp, None)
+            disagreements = _disagreements(found.jacobians, exact)
+            if disagreements:
+                result.failures.extend(
+                    f"the closed-form VJP disagrees with the expanded Jacobian: {d}" for d in disagreements
+                )
+            else:
+                result.notes.append(
+                    "Jacobian exact by expansion; the closed-form VJP agrees with it, entry by entry"
+                )
+            result.value, result.jacobians = value, exact
+        else:
+            found = tensor_derivatives(out_shape, shapes, options, vjp, jvp)
+            result.jacobians, result.vjps, result.jvps = found.jacobians, found.vjps, found.jvps
+            result.failures.extend(found.failures)
+            how = "in full from the closed form" if full else "along the shared probes, in closed form"
+            result.notes.append(f"Jacobian {how} (VJPs and JVPs)")
+            if elements > options.expansion_budget:
+                result.notes.append(
+                    f"expansion skipped: {elements} input elements > budget {options.expansion_budget}"
+                )
+                result.notes.append(self._probe_tensor(program, wrt, options, result))
+        if options.order >= 2:
+            result.notes.append("second derivatives need a scalar output: not computed")
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _probe_tensor(
+        self, program: Program, wrt: Sequence[str], options: EngineOptions, result: EngineResult
+    ) -> str:
+        """Above the budget, the closed-form VJP against the exact expanded Jacobian at a probe shape."""
+        shapes = probe_shapes(program)
+        probe_size = sum(t.size for t in shapes.values())
+        if probe_size > options.expansion_budget:
+            return f"closed-form VJP not checked by expansion: even the probe shape has {probe_size} elements"
+        probe = bind(parse(program.source.text, program.source), shapes)
+        rng = np.random.default_rng(options.seed)
+        point = {
+            name: rng.uniform(0.3, 1.2, t.shape)
+            if t.dtype.value == "float"
+            else np.zeros(t.shape, dtype=np.int64)
+            for name, t in shapes.items()
+        }
+        closed = ClosedForm.derive(probe, wrt)
+        out_shape = closed.output.shape
+        probe_wrt = {n: shapes[n].shape for n in closed.grads}
+        rows = tensor_derivatives(
+            out_shape,
+            probe_wrt,
+            EngineOptions(jacobian_full_limit=10**9),
+            lambda u: closed.evaluate_vjp(point, u),
+            None,
+        ).jacobians
+        _, exact = expand_jacobian(probe, list(wrt)).evaluate(point)
+        shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
+        disagreements = _disagreements(rows, exact)
+        if disagreements:
+            result.failures.append(
+                f"the closed-form VJP disagrees with the expansion at probe shape {shown}: {disagreements[0]}"
+            )
+            return "closed-form VJP: probe check failed"
+        return f"closed-form VJP = expanded Jacobian at probe shape ({shown}), entry by entry"
 
     def _probe(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
         shapes = probe_shapes(program)

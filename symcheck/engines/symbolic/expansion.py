@@ -181,3 +181,44 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
         return float(value), exact
     except TypeError:  # complex or undefined (e.g. log of a negative number)
         return float("nan"), exact
+
+
+@dataclass
+class JacobianExpansion:
+    """A tensor output expanded element by element, and its full Jacobian, still symbolic: the
+    exact ground truth for tensor outputs, as `Expansion` is for scalar ones."""
+
+    symbols: dict[str, np.ndarray]
+    output: np.ndarray  # object array of the output's shape
+    jacobians: dict[str, np.ndarray]  # object arrays of shape output.shape + input.shape
+
+    def substitution(self, point: Mapping[str, np.ndarray]) -> dict[sympy.Symbol, sympy.Rational]:
+        return Expansion(self.symbols, sympy.Integer(0), {}).substitution(point)
+
+    def evaluate(self, point: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The output and every Jacobian at a point, exactly, then as float64."""
+        subs = self.substitution(point)
+
+        def exact(array: np.ndarray) -> np.ndarray:
+            if not array.size:
+                return np.zeros(array.shape)
+            return np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(array)
+
+        return exact(self.output), {n: exact(j) for n, j in self.jacobians.items()}
+
+
+def expand_jacobian(program: Program, wrt: list[str]) -> JacobianExpansion:
+    """d out[i] / d x[j] for every output element i and input element j, by `sympy.diff`."""
+    symbols = {name: element_symbols(name, d.type.shape, d.type.dtype) for name, d in program.inputs.items()}
+    output = np.asarray(expand(program, symbols)[program.output.id], dtype=object)
+    wanted = {s for name in wrt for s in symbols[name].flat}
+    rows = [_partials(output[i], wanted) for i in np.ndindex(*output.shape)]
+    jacobians: dict[str, np.ndarray] = {}
+    for name in wrt:
+        syms = symbols[name]
+        j = np.empty(output.shape + syms.shape, dtype=object)
+        for row, i in zip(rows, np.ndindex(*output.shape), strict=True):
+            for k in np.ndindex(*syms.shape):
+                j[i + k] = row.get(syms[k], sympy.Integer(0))
+        jacobians[name] = j
+    return JacobianExpansion(symbols, output, jacobians)

@@ -9,11 +9,13 @@ torch (this one, and `torch_autograd.py` beside it); the registry imports them l
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+import torch.autograd.forward_ad as forward_ad
 
 from symcheck.engines.base import (
     HVP,
@@ -21,6 +23,7 @@ from symcheck.engines.base import (
     EngineOptions,
     EngineResult,
     second_order_directions,
+    tensor_derivatives,
     wants_full_hessian,
 )
 from symcheck.engines.torch.rules import KEEPS_DTYPE, LABEL_ARGS, TABLE
@@ -105,6 +108,8 @@ class TorchEngine(Engine):
             for step in program.steps:
                 lowerer.env[step.id] = lowerer.node(step.expr)
             out = lowerer.env[program.output.id]
+            if out.ndim:
+                return self._tensor_output(program, lowerer, out, leaves, options, start)
             # Order 2 keeps the gradient as a graph of its own, to be differentiated once more.
             found = self._grad_tensors(out, leaves, create_graph=second_order)
             grads = {n: zeros_like(t) if found[n] is None else to_numpy(found[n]) for n, t in leaves.items()}
@@ -148,3 +153,81 @@ class TorchEngine(Engine):
             target, list(leaves.values()), allow_unused=True, create_graph=create_graph
         )
         return dict(zip(leaves, found, strict=True))
+
+    def _tensor_output(
+        self,
+        program: Program,
+        lowerer: Lowerer,
+        out: torch.Tensor,
+        leaves: Mapping[str, torch.Tensor],
+        options: EngineOptions,
+        start: float,
+    ) -> EngineResult:
+        """A tensor output's Jacobian: VJPs by torch.autograd.grad with a cotangent, JVPs by
+        torch.autograd.forward_ad (torch's forward-mode AD, dual numbers, not derived from its backward)."""
+        shapes = {n: tuple(t.shape) for n, t in leaves.items()}
+        notes: list[str] = []
+
+        def vjp(u: np.ndarray) -> dict[str, np.ndarray]:
+            if not out.requires_grad:
+                return {n: np.zeros(s) for n, s in shapes.items()}
+            cotangent = torch.as_tensor(u).to(out)
+            found: Any = torch.autograd.grad(
+                out, list(leaves.values()), grad_outputs=cotangent, retain_graph=True, allow_unused=True
+            )
+            return {
+                n: zeros_like(leaves[n]) if g is None else to_numpy(g)
+                for n, g in zip(leaves, found, strict=True)
+            }
+
+        names = list(leaves)
+
+        def program_of(*values: torch.Tensor) -> torch.Tensor:
+            inner = Lowerer(lowerer.dtype, lowerer.device)
+            inner.env = {
+                **{n: v for n, v in lowerer.env.items() if n in program.inputs},
+                **dict(zip(names, values, strict=True)),
+            }
+            for step in program.steps:
+                inner.env[step.id] = inner.node(step.expr)
+            return inner.env[program.output.id]
+
+        def jvp(v: Mapping[str, np.ndarray]) -> np.ndarray:
+            with warnings.catch_warnings(), forward_ad.dual_level():
+                # torch's first forward-mode call loads decompositions with torch.jit.script, which
+                # this torch deprecates: torch's own business, not the user's.
+                warnings.filterwarnings("ignore", message=".*torch.jit.script", category=DeprecationWarning)
+                duals = [
+                    forward_ad.make_dual(leaves[n].detach(), torch.as_tensor(np.asarray(v[n])).to(leaves[n]))
+                    for n in names
+                ]
+                product = forward_ad.unpack_dual(program_of(*duals)).tangent
+            return np.zeros(tuple(out.shape)) if product is None else to_numpy(product)
+
+        forward: Any = jvp if names else None
+        try:
+            found = tensor_derivatives(
+                tuple(out.shape), shapes, options, vjp, forward, rtol=self._rtol(options)
+            )
+        except (RuntimeError, NotImplementedError) as e:  # an op without forward-mode AD in this torch
+            notes.append(f"forward mode (torch.autograd.forward_ad) unavailable: {e}; reverse mode only")
+            found = tensor_derivatives(tuple(out.shape), shapes, options, vjp, None)
+        if options.order >= 2:
+            notes.append("second derivatives need a scalar output: not computed")
+        return EngineResult(
+            engine=self.name,
+            value=to_numpy(out),
+            grads={},
+            jacobians=found.jacobians,
+            vjps=found.vjps,
+            jvps=found.jvps,
+            failures=found.failures,
+            notes=notes,
+            dtype=options.dtype,
+            seconds=time.perf_counter() - start,
+        )
+
+    @staticmethod
+    def _rtol(options: EngineOptions) -> float:
+        """How closely torch's reverse and forward modes must agree in the engine's dtype."""
+        return {"float64": 1e-9, "float32": 1e-4}.get(options.dtype, 1e-2)

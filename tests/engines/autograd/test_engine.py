@@ -147,11 +147,14 @@ def test_wrt_must_name_an_input() -> None:
         run(program("sum(x)", x=(2,)), {"x": np.ones(2)}, wrt=["z"])
 
 
-def test_gradients_need_a_one_element_output() -> None:
-    with pytest.raises(ValueError, match="one-element"):
-        run(program("x * 2", x=(2,)), {"x": np.ones(2)})
+def test_a_tensor_output_gets_its_jacobian_not_a_gradient() -> None:
+    result = run(program("x * 2", x=(2,)), {"x": np.ones(2)})
+    assert result.grads == {}
+    np.testing.assert_array_equal(result.jacobians["x"], 2 * np.eye(2))
     result = run(program("x * 2", x=(2,)), {"x": np.ones(2)}, wrt=[])
     np.testing.assert_array_equal(result.value, [2.0, 2.0])
+    with pytest.raises(ValueError, match="one-element"):
+        gradient_tensors(program("x * 2", x=(2,)), {"x": np.ones(2)}, ["x"])
 
 
 def test_out_of_domain_gives_nan_without_warnings() -> None:
