@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from symcheck.engines.base import EngineResult
+from symcheck.engines.base import EngineResult, JacobianProbes
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,16 @@ class ArrayComparison:
     nonfinite: str | None = None  # "NaN at index (0, 1)": never a pass
     allowed_abs: float = 0.0
     tolerance: Tolerance | None = None
+    # A Jacobian: its first `split` axes are the output's, the rest the input's (for the report).
+    split: int | None = None
+    input_name: str = ""
+
+    def where(self) -> str:
+        """The worst element: `index (1, 2)`, or for a Jacobian `entry d out[1] / d x[2]`."""
+        if self.split is None:
+            return f"index {_index(self.worst_index)}"
+        out, inp = self.worst_index[: self.split], self.worst_index[self.split :]
+        return f"entry d out{list(out)} / d {self.input_name}{list(inp)}"
 
     def summary(self) -> str:
         if self.nonfinite:
@@ -95,7 +105,7 @@ class ArrayComparison:
         pct = 100.0 * self.mismatched / max(self.total, 1)
         return (
             f"Mismatched elements: {self.mismatched} / {self.total} ({pct:.1f}%); greatest absolute "
-            f"difference {self.max_abs:.6g} at index {_index(self.worst_index)} "
+            f"difference {self.max_abs:.6g} at {self.where()} "
             f"(up to {self.allowed_abs:.3g} allowed); greatest relative difference {self.max_rel:.6g}"
         )
 
@@ -104,7 +114,21 @@ def _index(index: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(i) for i in index) + ("," if len(index) == 1 else "") + ")"
 
 
-def compare_arrays(what: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> ArrayComparison:
+def compare_arrays(
+    what: str,
+    actual: np.ndarray,
+    expected: np.ndarray,
+    tol: Tolerance,
+    split: int | None = None,
+    input_name: str = "",
+) -> ArrayComparison:
+    found = _compare_arrays(what, actual, expected, tol)
+    if split is not None:
+        found = replace(found, split=split, input_name=input_name)
+    return found
+
+
+def _compare_arrays(what: str, actual: np.ndarray, expected: np.ndarray, tol: Tolerance) -> ArrayComparison:
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
@@ -191,6 +215,13 @@ def compare_results(
             comparison.checks.append(
                 compare_arrays(f"d{output_name}/d{name}", grad, reference.grads[name], tol)
             )
+    tensor = _tensor_checks(result, reference, tol, output_name)
+    comparison.checks.extend(tensor)
+    if not result.failures and not _compared_derivatives(result, reference, tensor):
+        comparison.failures.append(
+            "produced no derivative to compare with the reference's"
+            + (" (a tensor output needs its Jacobian, VJPs or JVPs)" if reference.value.ndim else "")
+        )
     if result.directional and reference.grads:
         ours = np.array([d.derivative for d in result.directional])
         theirs = np.array(
@@ -204,6 +235,65 @@ def compare_results(
         )
     comparison.checks.extend(_second_order_checks(result, reference, second_tol or tol, output_name))
     return comparison
+
+
+def _compared_derivatives(result: EngineResult, reference: EngineResult, tensor: list) -> bool:
+    """Whether anything beyond the value was compared: an engine that gives no derivative at all
+    (a plug-in that forgot them, an implementation that returned none) must not pass on its value."""
+    if not reference.has_derivatives:
+        return True
+    return (
+        bool(tensor)
+        or bool(set(result.grads) & set(reference.grads))
+        or bool(result.directional and reference.grads)
+    )
+
+
+def _tensor_checks(
+    result: EngineResult, reference: EngineResult, tol: Tolerance, output: str
+) -> list[ArrayComparison]:
+    """A tensor output: Jacobians entry by entry, or the VJPs of each shared cotangent u_k and the
+    JVPs of each shared tangent v_k, whichever both engines have."""
+    split = int(np.ndim(reference.value))
+    checks = []
+    for name, jacobian in result.jacobians.items():
+        if name in reference.jacobians:
+            checks.append(
+                compare_arrays(
+                    f"Jacobian d{output}/d{name}", jacobian, reference.jacobians[name], tol, split, name
+                )
+            )
+    for k, (mine, theirs) in enumerate(zip(result.vjps, reference.vjps, strict=False)):
+        for name, product in mine.items():
+            if name in theirs:
+                checks.append(compare_arrays(f"VJP u{k + 1}^T d{output}/d{name}", product, theirs[name], tol))
+    for k, (mine_v, theirs_v) in enumerate(zip(result.jvps, reference.jvps, strict=False)):
+        checks.append(compare_arrays(f"JVP d{output} along v{k + 1}", mine_v, theirs_v, tol))
+    return checks
+
+
+def adjoint_failures(result: EngineResult, probes: JacobianProbes, tol: Tolerance) -> list[str]:
+    """The dot-product test between an engine's reverse and forward modes: for each probe k,
+    u_k^T (J v_k) must equal (J^T u_k)^T v_k, whatever J is. A VJP rule and a JVP rule written
+    apart that do not transpose each other fail it."""
+    failures = []
+    for k, (vjp, jvp) in enumerate(zip(result.vjps, result.jvps, strict=False)):
+        u, v = probes.cotangents[k], probes.tangents[k]
+        forward_terms = u * jvp
+        reverse_terms = [vjp[n] * v[n] for n in vjp if n in v]
+        forward = float(np.sum(forward_terms))
+        reverse = float(sum(np.sum(t) for t in reverse_terms))
+        scale = max(
+            1.0, float(np.sum(np.abs(forward_terms))), float(sum(np.sum(np.abs(t)) for t in reverse_terms))
+        )
+        if not (np.isfinite(forward) and np.isfinite(reverse)):
+            continue  # non-finite derivatives are reported by the comparison itself
+        if abs(forward - reverse) > tol.atol + tol.rtol * scale:
+            failures.append(
+                f"reverse and forward mode disagree (dot-product test, probe {k + 1}): "
+                f"u^T (J v) = {forward:.12g} but (J^T u)^T v = {reverse:.12g}"
+            )
+    return failures
 
 
 def _second_order_checks(

@@ -19,6 +19,7 @@ from symcheck.check.compare import (
     ArrayComparison,
     EngineComparison,
     Tolerance,
+    adjoint_failures,
     compare_arrays,
     compare_results,
     resolve_tolerance,
@@ -26,10 +27,10 @@ from symcheck.check.compare import (
 from symcheck.check.points import check_point, make_point, sample_points
 from symcheck.check.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
-from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable
+from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable, jacobian_probes
 from symcheck.engines.registry import load_engine
 from symcheck.language.errors import SymcheckError, did_you_mean
-from symcheck.language.ir import Program
+from symcheck.language.ir import DType, Program
 from symcheck.language.parser import ParsedProgram, parse
 from symcheck.suites.case import Case, GradExpect
 from symcheck.suites.imports import impl_engine, with_impl
@@ -121,6 +122,8 @@ class CaseResult:
     closed_forms: dict[str, str] = field(default_factory=dict)
     hessian_forms: dict[str, str] = field(default_factory=dict)
     exact_value: str | None = None
+    # A tensor output: the closed forms are VJPs at a generic cotangent of this name.
+    cotangent: str | None = None
     proofs: list[FormulaProof] = field(default_factory=list)
     mistakes: list[MistakeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -171,14 +174,22 @@ def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]
 
 
 def _check_output(case: Case, program: Program) -> None:
+    """A tensor output is checked through its Jacobian; what needs a scalar output says so."""
     shape = program.output_type.shape
-    if shape != ():
-        raise SymcheckError(
-            f"case '{case.name}': the output has shape {shape}; gradients need a scalar output",
-            source=program.source,
-            span=program.output.span,
-            hint="wrap it in sum(...) or mean(...)",
-        )
+    if shape == ():
+        return
+    needs_scalar = [
+        (getattr(case, "order", 1) >= 2, "second derivatives (order: 2)"),
+        (bool(case.expect.grads), "expect: grad (a gradient formula or numbers)"),
+    ]
+    for wanted, what in needs_scalar:
+        if wanted:
+            raise SymcheckError(
+                f"case '{case.name}': the output has shape {shape}; {what} needs a scalar output",
+                source=program.source,
+                span=program.output.span,
+                hint="its Jacobian is checked as it is; for this, reduce the output to a scalar loss",
+            )
 
 
 def _parse_formula(expect: GradExpect, program: Program) -> ParsedProgram:
@@ -235,6 +246,7 @@ class Runner:
             if sym is not None:
                 result.closed_forms = sym.closed_forms
                 result.hessian_forms = sym.hessian_forms
+                result.cotangent = sym.cotangent
                 if p is result.points[0]:
                     result.exact_value = sym.exact_value
                 break
@@ -274,12 +286,13 @@ class Runner:
                 raise
             except Exception as e:  # an engine's own bug: report it, keep going
                 pr.crashed[name] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
-        with_grads = [n for n in REFERENCE_ORDER if n in pr.results and pr.results[n].grads]
-        pr.reference = with_grads[0] if with_grads else None
-        compared = {n for n in pr.results if pr.results[n].grads or pr.results[n].directional}
+        self._dot_product_test(program, wrt, options, pr, case)
+        able = [n for n in REFERENCE_ORDER if n in pr.results and _can_reference(pr.results[n])]
+        pr.reference = able[0] if able else None
+        compared = {n for n in pr.results if pr.results[n].has_derivatives}
         if pr.reference is None or len(compared) < 2:
-            ran = ", ".join(sorted(pr.results)) or "none"
-            pr.problems.append(f"nothing to compare: engines that produced gradients: {ran}")
+            ran = ", ".join(sorted(compared)) or "none"
+            pr.problems.append(f"nothing to compare: engines that produced derivatives: {ran}")
         if pr.reference is None:
             return pr
         ref = pr.results[pr.reference]
@@ -305,6 +318,20 @@ class Runner:
                 )
         self._check_expectations(prep, pr, ref, label == "given values", overrides)
         return pr
+
+    def _dot_product_test(
+        self, program: Program, wrt: list[str], options: EngineOptions, pr: PointResult, case: Case
+    ) -> None:
+        """Each engine that gave both VJPs and JVPs of a tensor output: u^T (J v) = (J^T u)^T v."""
+        if program.output_type.shape == ():
+            return
+        floats = {n: program.inputs[n].type.shape for n in wrt if program.inputs[n].type.dtype is DType.FLOAT}
+        probes = jacobian_probes(program.output_type.shape, floats, options)
+        overrides = case.tolerance.as_overrides()
+        for name, res in pr.results.items():
+            if res.vjps and res.jvps:
+                tol = resolve_tolerance(name, res.dtype, self._own_tolerance(name, overrides))
+                res.failures.extend(adjoint_failures(res, probes, tol))
 
     @staticmethod
     def _impl(case: Case) -> Engine:
@@ -456,6 +483,12 @@ class Runner:
             result.notes.append(f"could not diagnose the expected {what}: {type(e).__name__}: {e}")
             return
         proof.likely_mistake, proof.differs_at = found.likely_mistake, found.where()
+
+
+def _can_reference(result: EngineResult) -> bool:
+    """A reference gives every derivative the others are compared with: the gradient, the Jacobian,
+    or (above the Jacobian budget) the VJPs along the shared cotangents."""
+    return bool(result.grads or result.jacobians or result.vjps)
 
 
 def _numbers_text(numbers: np.ndarray) -> str:

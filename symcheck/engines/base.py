@@ -131,8 +131,9 @@ def jacobian_probes(
 
     rng = np.random.default_rng([options.seed, 3])
     cotangents = [rng.standard_normal(out_shape) for _ in range(options.jacobian_probes)]
+    # By name, so that engines that list the inputs in different orders draw the same tangents.
     tangents = [
-        {name: rng.standard_normal(shape) for name, shape in shapes.items()}
+        {name: rng.standard_normal(shapes[name]) for name in sorted(shapes)}
         for _ in range(options.jacobian_probes)
     ]
     return JacobianProbes(cotangents, tangents)
@@ -210,7 +211,7 @@ def tensor_derivatives(
                     out_at, in_at = at[: len(out_shape)], at[len(out_shape) :]
                     found.failures.append(
                         f"reverse mode and forward mode disagree at Jacobian entry d out{list(out_at)} / "
-                        f"d {n}{list(in_at)}: J^T u gives {a[at]!r}, J v gives {b[at]!r}"
+                        f"d {n}{list(in_at)}: J^T u gives {float(a[at]):.12g}, J v gives {float(b[at]):.12g}"
                     )
                     break
         found.jacobians = rows or columns

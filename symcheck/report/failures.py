@@ -18,7 +18,7 @@ def failure_lines(result: CaseResult, verbose: bool = False) -> list[str]:
             text = " ".join(line.split())
             if text.endswith(":") and i + 1 < len(lines):  # "MISMATCH ...:" then the element, if shown
                 details = [d.strip() for d in lines[i + 1 : i + 5]]
-                text += " " + next((d for d in details if d.startswith("At (")), details[0])
+                text += " " + next((d for d in details if d.startswith(("At (", "At entry"))), details[0])
             found.append(text)
     return found
 

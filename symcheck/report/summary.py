@@ -64,14 +64,15 @@ def mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[
     if check.nonfinite:
         return [check.nonfinite]
     pct = 100.0 * check.mismatched / max(check.total, 1)
-    index = "(" + ", ".join(map(str, check.worst_index)) + ("," if len(check.worst_index) == 1 else "") + ")"
+    where = check.where()  # "index (1, 2)", or for a Jacobian "entry d out[1] / d x[2]"
     tol = check.tolerance.describe() if check.tolerance else ""
+    at = where.removeprefix("index ")
     return [
         f"Mismatched elements: {check.mismatched} / {check.total} ({pct:.1f}%)",
-        f"Greatest absolute difference: {check.max_abs:.6g} at index {index} (up to {check.allowed_abs:.3g} "
+        f"Greatest absolute difference: {check.max_abs:.6g} at {where} (up to {check.allowed_abs:.3g} "
         f"allowed; {tol})",
         f"Greatest relative difference: {check.max_rel:.6g}",
-        f"At {index}: {engine} = {check.actual:.12g}, {reference} = {check.expected:.12g}",
+        f"At {at}: {engine} = {check.actual:.12g}, {reference} = {check.expected:.12g}",
     ]
 
 

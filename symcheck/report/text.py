@@ -50,7 +50,10 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
         lines.append(f"{pad}value     {output} = {result.exact_value}   (exact, at the {first.label})")
     elif ref is not None:
         lines.append(f"{pad}value     {output} = {_array_text(ref.value)}   (at the {first.label})")
-    for name, form in result.closed_forms.items():
+    shape = result.program.output_type.shape
+    if shape != ():
+        lines.extend(_jacobian_lines(result, ref, pad, output))
+    for name, form in result.closed_forms.items() if shape == () else ():
         lines.append(f"{pad}gradient  d{output}/d{name} = {form}")
         if (
             ref is not None
@@ -137,6 +140,34 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
     return "\n".join(lines)
 
 
+def _jacobian_lines(result: CaseResult, ref: Any, pad: str, output: str) -> list[str]:
+    """A tensor output: what of its Jacobian was checked, and the closed form of the VJP."""
+    shape = result.program.output_type.shape
+    lines = []
+    if ref is not None and ref.jacobians:
+        sizes = ", ".join(
+            f"d{output}/d{n}: {_shape_text(j.shape[: len(shape)])} x {_shape_text(j.shape[len(shape) :])}"
+            for n, j in ref.jacobians.items()
+        )
+        lines.append(f"{pad}jacobian  checked in full, entry by entry ({sizes})")
+    elif ref is not None and (ref.vjps or ref.jvps):
+        lines.append(
+            f"{pad}jacobian  checked along {len(ref.vjps)} random cotangents u (VJPs J^T u) and "
+            f"{len(ref.jvps)} random tangents v (JVPs J v),"
+        )
+        lines.append(f"{pad}          the same for every engine: too large to compare entry by entry")
+    cotangent = result.cotangent or "v"
+    for name, form in result.closed_forms.items():
+        lines.append(f"{pad}vjp       {cotangent}^T d{output}/d{name} = {form}")
+    if result.closed_forms:
+        lines.append(f"{pad}          ({cotangent}: any cotangent of {output}'s shape {_shape_text(shape)})")
+    return lines
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _pinned(result: CaseResult) -> bool:
     """Gradients are worth printing at the values the user gave, not at a random draw."""
     return bool(result.points) and result.points[0].label == "given values"
@@ -144,7 +175,7 @@ def _pinned(result: CaseResult) -> bool:
 
 def _expanded(result: CaseResult) -> bool:
     return any(
-        "closed form = expansion (exact" in n
+        ("closed form = expansion (exact" in n or "Jacobian exact by expansion" in n)
         for p in result.points
         for r in p.results.values()
         for n in r.notes

@@ -141,7 +141,24 @@ def test_formula_over_steps_is_proven(write_suite: WriteSuite) -> None:
 # ---------------------------------------------------------------- bad input
 
 
-def test_non_scalar_output_is_bad_input(write_suite: WriteSuite) -> None:
+def test_a_tensor_output_is_checked_through_its_jacobian(write_suite: WriteSuite) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: tensor
+            expr: 3*x
+            inputs:
+              x: {shape: [2, 2], fill: 1}
+        """
+    )
+    (result,), errors = run_cases(load_suite(path).cases)
+    assert errors == [] and result.status == "pass"
+    ref = result.points[0].results["symbolic"]
+    np.testing.assert_array_equal(ref.jacobians["x"], 3 * np.eye(4).reshape(2, 2, 2, 2))
+    assert result.closed_forms == {"x": "3*v"} and result.cotangent == "v"
+
+
+def test_what_needs_a_scalar_output_is_bad_input_for_a_tensor_one(write_suite: WriteSuite) -> None:
     path = write_suite(
         """\
         cases:
@@ -149,14 +166,17 @@ def test_non_scalar_output_is_bad_input(write_suite: WriteSuite) -> None:
             expr: 3*x
             inputs:
               x: {shape: [2, 2], fill: 1}
+            expect:
+              grad:
+                x: 3
         """
     )
     results, errors = run_cases(load_suite(path).cases)
     assert results == []
     (error,) = errors
-    assert "gradients need a scalar output" in error.message
+    assert "expect: grad (a gradient formula or numbers) needs a scalar output" in error.message
     assert "(2, 2)" in error.message
-    assert error.hint is not None and "sum(...)" in error.hint
+    assert error.hint is not None and "Jacobian is checked" in error.hint
     assert error.render().startswith(f"{path}:3:")
 
 
@@ -170,6 +190,7 @@ def test_every_bad_case_is_reported_before_anything_runs(write_suite: WriteSuite
           - name: not-scalar
             expr: 3*x
             inputs: {x: [1, 2]}
+            order: 2
           - name: bad-formula-name
             expr: sum(x)
             inputs: {x: [1, 2]}
