@@ -24,7 +24,7 @@ from symcheck.language.catalogue import FUNCTIONS
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import DType, Ref, walk
-from symcheck.language.parser import ParsedProgram, bind, parse
+from symcheck.language.parser import ParsedProgram, parse
 from symcheck.report.text import render_text
 from symcheck.suites.case import Case, Expect, Tolerance
 
@@ -45,43 +45,42 @@ def assert_gradients(
     *,
     wrt: str | Sequence[str] | None = None,
     engines: Sequence[str] | None = None,
-    samples: int = 0,
+    samples: int = 2,
     seed: int = 0,
     rtol: float | None = None,
     atol: float | None = None,
     tolerance: Tolerance | Mapping[str, Any] | None = None,
     order: int = 1,
-    dtype: str = "float64",
-    device: str = "cpu",
+    dtype: Any = None,
+    device: Any = None,
     inputs: Mapping[str, Any] | None = None,
     **values: Any,
 ) -> CaseResult:
     """Check `fn`'s value and torch-autograd gradient against the symbolic gradient of `expr`.
 
     `fn` takes torch tensors as keyword arguments named like `expr`'s inputs and returns a torch
-    tensor of the shape `expr` computes; a tensor output is checked through its sum (for an
-    elementwise function, each element's own derivative). Give each input's value as a keyword
-    argument (a torch tensor, numpy array or number; an input named like an option goes in
-    `inputs={...}`); integer arrays and tensors are int inputs (labels), never differentiated. `fn`
-    runs as an engine column named "fn" beside `engines` (default: all four built-in ones, plus any
-    plug-in named). `samples` random points are checked besides the given values; `rtol`/`atol`
-    override the default tolerances of every engine, `tolerance` per engine
-    (`{"fn": {"rtol": 1e-4}}`). Raises AssertionError with symcheck's text report when any engine
-    disagrees, crashes or cannot compare; returns the CaseResult when everything agrees. A mistake
-    in `expr` or the options raises SymcheckError with a caret under the problem.
+    tensor of the shape `expr` computes. A tensor output is checked through its Jacobian: in full
+    when it is small, else through vector-Jacobian products with random cotangents (never through a
+    plain sum, which any backward that ignores its grad_output would pass). Give each input's value
+    as a keyword argument (a torch tensor, numpy array or number; an input named like an option goes
+    in `inputs={...}`); integer arrays and tensors are int inputs (labels), never differentiated.
+    `fn` runs in the dtype and on the device of the float tensors given (or `dtype=`/`device=`, as
+    torch.dtype / torch.device or their names), compared with the float64 reference within that
+    dtype's tolerance. `fn` runs as an engine column named "fn" beside `engines` (default: all four
+    built-in ones, plus any plug-in named). `samples` random points (default 2) are checked besides
+    the given values; `rtol`/`atol` override the default tolerances of every engine, `tolerance` per
+    engine (`{"fn": {"rtol": 1e-4}}`). Raises AssertionError with symcheck's text report when any
+    engine disagrees, crashes or cannot compare; unittest.SkipTest (a skip in pytest) when `fn`
+    cannot run here (a CUDA device on a machine without one); returns the CaseResult when
+    everything agrees. A mistake in `expr` or the options raises SymcheckError with a caret under
+    the problem.
     """
 
     given = {**(inputs or {}), **values}
     parsed = parse(expr, Source(expr, "<expr>"))
     specs = _input_specs(parsed, given)
-    summed = _output_shape(parsed, specs)
-    if summed:
-        # A tensor output (an activation, x*sigmoid(x)) is checked through its sum: for an
-        # elementwise function that is every element's own derivative, at its own index.
-        expr = _summed(parsed)
     source = Source(expr, "<expr>")
-    if dtype not in DTYPES:
-        raise SymcheckError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+    dtype, device = _dtype_and_device(given, dtype, device)
     if order not in (1, 2):
         raise SymcheckError(f"order must be 1 or 2, got {order!r}")
     names = list(dict.fromkeys([*(engines if engines is not None else DEFAULT_ENGINES)]))
@@ -109,9 +108,7 @@ def assert_gradients(
     prepared, errors = prepare([case])
     if errors:
         raise errors[0]
-    result = Runner({FN_ENGINE: FunctionEngine(fn, summed or None)}).run(prepared[0])
-    if summed:
-        result.notes.append(f"the expression's output has shape {summed}: its sum is checked")
+    result = Runner({FN_ENGINE: FunctionEngine(fn)}).run(prepared[0])
     if result.status != "pass":
         raise AssertionError(render_text([result]))
     return result
@@ -141,30 +138,38 @@ def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, I
     return {name: _spec(name, given[name]) for name in free}
 
 
-def _output_shape(parsed: ParsedProgram, specs: Mapping[str, InputSpec]) -> tuple[int, ...]:
-
-    program = bind(parsed, {n: spec.type() for n, spec in specs.items()})
-    return program.output_type.shape
-
-
-def _summed(parsed: ParsedProgram) -> str:
-    """The program's text with its output expression wrapped in sum(...)."""
-    text = parsed.source.text
-    span = parsed.statements[-1].expr.span
-    starts = [0]
-    for line in text.splitlines(keepends=True):
-        starts.append(starts[-1] + len(line))
-    begin = starts[span.line - 1] + span.col - 1
-    end = starts[span.end_line - 1] + span.end_col - 1
-    return f"{text[:begin]}sum({text[begin:end]}){text[end:]}"
-
-
 def _first_use(parsed: ParsedProgram, name: str) -> Any:
     for st in parsed.statements:
         for node in walk(st.expr):
             if isinstance(node, Ref) and node.name == name:
                 return node.span
     return None
+
+
+def _dtype_and_device(given: Mapping[str, Any], dtype: Any, device: Any) -> tuple[str, str]:
+    """The dtype and device fn runs in: as asked (a torch.dtype or torch.device, or their names),
+    else those of the float tensors given (float64 on the CPU when none is a torch tensor)."""
+    tensors = [v for v in given.values() if hasattr(v, "is_floating_point") and v.is_floating_point()]
+    if dtype is None:
+        found = {str(t.dtype).removeprefix("torch.") for t in tensors}
+        if len(found) > 1:
+            raise SymcheckError(
+                f"the float tensors given have different dtypes ({', '.join(sorted(found))})",
+                hint="give them one dtype, or pass dtype=... to run fn in one",
+            )
+        dtype = found.pop() if found else "float64"
+    dtype = str(dtype).removeprefix("torch.")
+    if dtype not in DTYPES:
+        raise SymcheckError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+    if device is None:
+        devices = {str(t.device) for t in tensors}
+        if len(devices) > 1:
+            raise SymcheckError(
+                f"the float tensors given are on different devices ({', '.join(sorted(devices))})",
+                hint="put them on one device, or pass device=...",
+            )
+        device = devices.pop() if devices else "cpu"
+    return dtype, str(device)
 
 
 def _spec(name: str, value: Any) -> InputSpec:

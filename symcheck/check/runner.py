@@ -185,7 +185,7 @@ def _check_output(case: Case, program: Program) -> None:
     for wanted, what in needs_scalar:
         if wanted:
             raise SymcheckError(
-                f"case '{case.name}': the output has shape {shape}; {what} needs a scalar output",
+                f"case '{case.name}': the output has shape {shape}; {what} need a scalar output",
                 source=program.source,
                 span=program.output.span,
                 hint="its Jacobian is checked as it is; for this, reduce the output to a scalar loss",

@@ -32,6 +32,7 @@ from symcheck.engines.base import (
     EngineResult,
     EngineUnavailable,
     second_order_directions,
+    tensor_derivatives,
     wants_full_hessian,
 )
 from symcheck.language.ir import DType, Program
@@ -109,6 +110,8 @@ class ImplEngine(Engine):
             if tuple(out.shape) != tuple(shape) or not out.is_floating_point():
                 return self._failed(shape, _shape_problem(self.target, out, shape), options.dtype)
             value = _numpy(out)
+            if out.ndim:
+                return self._tensor_output(out, leaves, options, value)
             notes: list[str] = []
             found: dict[str, Any] = dict.fromkeys(leaves)
             if leaves and out.requires_grad:
@@ -135,6 +138,42 @@ class ImplEngine(Engine):
             else:
                 result_grads[name] = _numpy(g)
         return EngineResult(self.name, value, result_grads, notes=notes, dtype=options.dtype)
+
+    def _tensor_output(
+        self, out: Any, leaves: Mapping[str, Any], options: EngineOptions, value: np.ndarray
+    ) -> EngineResult:
+        """A tensor output: the implementation's backward applied to cotangents (J^T u), unit ones
+        for the full Jacobian, else the shared random ones: never to a plain sum's all-ones."""
+        import torch
+
+        shapes = {n: tuple(t.shape) for n, t in leaves.items()}
+        notes = ["its backward is checked through vector-Jacobian products (J^T u)"]
+        if leaves and not out.requires_grad:
+            notes.append(
+                f"{self.target}'s output is not connected to its inputs through torch autograd "
+                "(no grad_fn: a .detach(), .numpy() or torch.no_grad() on the way?); its gradients "
+                "are taken as 0"
+            )
+
+        def vjp(u: np.ndarray) -> dict[str, np.ndarray]:
+            if not leaves or not out.requires_grad:
+                return {n: np.zeros(s) for n, s in shapes.items()}
+            cotangent = torch.as_tensor(np.asarray(u)).to(out)
+            found = torch.autograd.grad(
+                out, list(leaves.values()), grad_outputs=cotangent, retain_graph=True, allow_unused=True
+            )
+            return {
+                n: np.zeros(shapes[n]) if g is None else _numpy(g) for n, g in zip(leaves, found, strict=True)
+            }
+
+        try:
+            found = tensor_derivatives(tuple(out.shape), shapes, options, vjp, None)
+        except Exception as e:
+            message = f"{self.target}'s backward raised {exception_text(e)}"
+            return self._failed(tuple(out.shape), message, options.dtype, value)
+        return EngineResult(
+            self.name, value, {}, jacobians=found.jacobians, vjps=found.vjps, notes=notes, dtype=options.dtype
+        )
 
     # ------------------------------------------------------------ numpy
 
@@ -163,6 +202,14 @@ class ImplEngine(Engine):
             )
         if value.shape != tuple(shape):
             return self._failed(shape, _shape_problem(self.target, value, shape))
+        if value.ndim:
+            return self._failed(
+                shape,
+                f"impl_grad gives gradients, and a gradient needs a scalar output; this one has shape "
+                f"{list(shape)}. Write {self.target} in torch (impl: without impl_grad), so that its "
+                "backward is checked through vector-Jacobian products",
+                value=value,
+            )
         try:
             grads = self.grad_fn(**arrays())
         except Exception as e:
@@ -280,22 +327,12 @@ class FunctionEngine(ImplEngine):
     name = FN_ENGINE
     description = "the function under test, differentiated by torch.autograd"
 
-    def __init__(self, fn: Callable[..., Any], summed: tuple[int, ...] | None = None) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         super().__init__(self._call, None, FN_ENGINE)
         self.user_fn = fn
-        # The shape of the expression's own output when the case checks its sum (see
-        # assert_gradients): the function must return that shape, and its sum is compared.
-        self.summed = summed
 
     def _call(self, **args: Any) -> Any:
-        out = self.user_fn(**args)
-        if self.summed is None or not hasattr(out, "sum"):
-            return out
-        if tuple(out.shape) != self.summed:
-            raise ValueError(
-                f"fn returned shape {list(out.shape)}; the expression's output has shape {list(self.summed)}"
-            )
-        return out.sum()
+        return self.user_fn(**args)
 
     def run(
         self,

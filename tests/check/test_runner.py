@@ -174,7 +174,7 @@ def test_what_needs_a_scalar_output_is_bad_input_for_a_tensor_one(write_suite: W
     results, errors = run_cases(load_suite(path).cases)
     assert results == []
     (error,) = errors
-    assert "expect: grad (a gradient formula or numbers) needs a scalar output" in error.message
+    assert "expect: grad (a gradient formula or numbers) need a scalar output" in error.message
     assert "(2, 2)" in error.message
     assert error.hint is not None and "Jacobian is checked" in error.hint
     assert error.render().startswith(f"{path}:3:")
