@@ -111,7 +111,7 @@ def test_second_derivatives_of_the_function() -> None:
             lambda x: DetachedSwish.apply(x).sum(), "sum(x*sigmoid(x))", x=POINTS, order=2
         )
     assert "MISMATCH  fn vs symbolic, d2out/dxdx" in str(e.value)
-    with pytest.raises(SymcheckError, match="second derivatives .* need"):
+    with pytest.raises(SymcheckError, match=r"second derivatives .* need"):
         symcheck.assert_gradients(Swish.apply, "x*sigmoid(x)", x=POINTS, order=2)
 
 
