@@ -142,6 +142,11 @@ common_options = [
         help="Colour the text report; auto: on a terminal, unless NO_COLOR is set.",
     ),
     click.option("-v", "--verbose", is_flag=True, help="Show every engine note."),
+    click.option(
+        "--fail-on-skip",
+        is_flag=True,
+        help="Exit 1 when the code under test did not run (an impl, a plug-in, torch on the device asked).",
+    ),
 ]
 
 
@@ -164,6 +169,7 @@ def _report(
     verbose: bool,
     color: str = "auto",
     suite_names: dict[str, str] | None = None,
+    fail_on_skip: bool = False,
 ) -> int:
     from symcheck.report.formats import render
     from symcheck.report.terminal import use_color
@@ -173,7 +179,9 @@ def _report(
     click.echo(text, nl=False, color=colored or None)  # click strips ANSI off a terminal unless told
     if any(r.status == "error" for r in results):
         return EXIT_INTERNAL
-    return EXIT_OK if all(r.status == "pass" for r in results) else EXIT_MISMATCH
+    # A skip is not a failure unless asked: what did not run is reported, never counted as passed.
+    passing = ("pass",) if fail_on_skip else ("pass", "skip")
+    return EXIT_OK if all(r.status in passing for r in results) else EXIT_MISMATCH
 
 
 def _run(
@@ -187,6 +195,7 @@ def _run(
     update_baseline: bool = False,
     strict_baseline: bool = False,
     suite_names: dict[str, str] | None = None,
+    fail_on_skip: bool = False,
 ) -> int:
     from symcheck.check.runner import run_cases
     from symcheck.report.terminal import Progress
@@ -211,7 +220,7 @@ def _run(
         else:
             assert recorded is not None
             baselines.compare(results, recorded, baseline, strict=strict_baseline)
-    return _report(results, fmt, verbose, color, suite_names)
+    return _report(results, fmt, verbose, color, suite_names, fail_on_skip)
 
 
 def _read_baseline(path: str | None, update: bool) -> dict[str, Any] | None:
@@ -323,6 +332,7 @@ def verify(
     fmt: str,
     color: str,
     verbose: bool,
+    fail_on_skip: bool,
 ) -> int:
     """Run the suites in PATHS (YAML files, or directories searched for *.yaml)."""
     from symcheck.suites.loader import load_paths
@@ -355,6 +365,7 @@ def verify(
         update_baseline=update_baseline,
         strict_baseline=strict_baseline,
         suite_names={s.path: s.name for s in suites},
+        fail_on_skip=fail_on_skip,
     )
 
 
@@ -415,6 +426,7 @@ def grad(
     fmt: str,
     color: str,
     verbose: bool,
+    fail_on_skip: bool,
 ) -> int:
     """Differentiate EXPR (a program: `y = x + 2; out = mean(3*y^2)`) without a suite file."""
     from dataclasses import replace
@@ -445,7 +457,7 @@ def grad(
         expansion_budget=expansion_budget,
         order=order,
     )
-    return _run([case], fmt, verbose, color)
+    return _run([case], fmt, verbose, color, fail_on_skip=fail_on_skip)
 
 
 @main.command()

@@ -199,7 +199,7 @@ def test_json_output(tutorial: Path) -> None:
     assert r.exit_code == EXIT_OK, r.output
     doc = json.loads(r.stdout)
     assert doc["schema"] == 1
-    assert doc["summary"] == {"cases": 4, "passed": 4, "failed": 0, "errors": 0}
+    assert doc["summary"] == {"cases": 4, "passed": 4, "failed": 0, "skipped": 0, "errors": 0}
     assert [(c["name"], c["status"]) for c in doc["cases"]] == [
         ("seed-one-expression", "pass"),
         ("seed-named-steps", "pass"),

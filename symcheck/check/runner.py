@@ -28,7 +28,7 @@ from symcheck.check.points import check_point, make_point, sample_points
 from symcheck.check.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
 from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable, jacobian_probes
-from symcheck.engines.registry import load_engine
+from symcheck.engines.registry import BUILTIN_ENGINES, load_engine
 from symcheck.language.errors import SymcheckError, did_you_mean
 from symcheck.language.ir import DType, Program
 from symcheck.language.parser import ParsedProgram, parse
@@ -137,11 +137,33 @@ class CaseResult:
 
     @property
     def status(self) -> str:
+        """error (symcheck's own bug), fail, skip (the code under test did not run), or pass."""
         if self.crashed:
             return "error"
         trained = self.training is None or self.training.ok
         refuted = all(m.ok for m in self.mistakes)
-        return "pass" if all(p.ok for p in self.points) and trained and refuted else "fail"
+        if not (all(p.ok for p in self.points) and trained and refuted):
+            return "fail"
+        return "skip" if self.skip_reason is not None else "pass"
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why the code under test did not run, if it did not: the user's implementation (impl:),
+        the function of assert_gradients (fn), a plug-in engine, or torch on the device and in the
+        dtype the case asks for. What did not run can never pass."""
+        for point in self.points:
+            for name, why in point.skipped.items():
+                if under_test(name, self.case):
+                    return f"{name} did not run: {why}"
+        return None
+
+
+def under_test(engine: str, case: Case) -> bool:
+    """Whether `engine` is code the case exists to check, rather than one more witness: the user's
+    code, a plug-in, or torch when the case asks for a device or dtype only torch honours."""
+    if engine not in BUILTIN_ENGINES:
+        return True
+    return engine == "torch" and (case.device != "cpu" or case.dtype != "float64")
 
 
 @dataclass
@@ -284,8 +306,11 @@ class Runner:
                 pr.skipped[name] = str(e)
             except SymcheckError:
                 raise
-            except Exception as e:  # an engine's own bug: report it, keep going
-                pr.crashed[name] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
+            except Exception as e:
+                if name in BUILTIN_ENGINES:  # symcheck's own engine: our bug; report it, keep going
+                    pr.crashed[name] = f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=4)}"
+                else:  # a user's plug-in that raised: a failure of its column, not symcheck's bug
+                    pr.results[name] = _raised(name, program, e)
         self._dot_product_test(program, wrt, options, pr, case)
         able = [n for n in REFERENCE_ORDER if n in pr.results and _can_reference(pr.results[n])]
         pr.reference = able[0] if able else None
@@ -483,6 +508,17 @@ class Runner:
             result.notes.append(f"could not diagnose the expected {what}: {type(e).__name__}: {e}")
             return
         proof.likely_mistake, proof.differs_at = found.likely_mistake, found.where()
+
+
+def _raised(name: str, program: Program, e: Exception) -> EngineResult:
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    at = f" (at {where.filename}:{where.lineno} in {where.name})" if where else ""
+    return EngineResult(
+        name,
+        np.full(program.output_type.shape, np.nan),
+        {},
+        failures=[f"the engine plug-in raised {type(e).__name__}: {e}{at}"],
+    )
 
 
 def _can_reference(result: EngineResult) -> bool:

@@ -53,6 +53,17 @@ def github_annotations(results: Sequence[CaseResult], verbose: bool = False) -> 
         case = result.case
         file = annotation_path(case.file)
         nowhere = file.startswith("<")  # "<command line>": no file to point at
+        if result.status == "skip":  # not a pass: say so where the case is
+            lines.append(
+                annotation(
+                    "warning",
+                    result.skip_reason or "skipped",
+                    file=None if nowhere else file,
+                    line=None if nowhere else case.line,
+                    title=f"symcheck: {case.name}: skipped",
+                )
+            )
+            continue
         expectations = failed_expectations(result)
         for line, message in expectations:
             lines.append(

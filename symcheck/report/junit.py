@@ -44,7 +44,9 @@ def render_junit(
                 line=str(result.case.line),
                 time=f"{result.seconds:.3f}",
             )
-            if result.status != "pass":
+            if result.status == "skip":
+                ET.SubElement(case, "skipped", message=_xml_text(result.skip_reason or "skipped"))
+            elif result.status != "pass":
                 tag, kind = ("error", "crash") if result.status == "error" else ("failure", "mismatch")
                 body = ET.SubElement(case, tag, message=_xml_text(headline(result)), type=kind)
                 body.text = _xml_text(render_case_text(result, verbose) + "\n")
@@ -58,5 +60,5 @@ def _counts(element: ET.Element, results: Sequence[CaseResult]) -> None:
     element.set("tests", str(len(results)))
     element.set("failures", str(sum(r.status == "fail" for r in results)))
     element.set("errors", str(sum(r.status == "error" for r in results)))
-    element.set("skipped", "0")
+    element.set("skipped", str(sum(r.status == "skip" for r in results)))
     element.set("time", f"{sum(r.seconds for r in results):.3f}")

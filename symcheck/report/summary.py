@@ -77,9 +77,11 @@ def mismatch_lines(check: ArrayComparison, engine: str, reference: str) -> list[
 
 
 def summary_line(results: Sequence[CaseResult]) -> str:
-    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error")}
+    counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "skip", "error")}
     points = sum(len(r.points) for r in results)
     parts = [f"{counts['pass']} passed", f"{counts['fail']} failed"]
+    if counts["skip"]:
+        parts.append(f"{counts['skip']} skipped")
     if counts["error"]:
         parts.append(f"{counts['error']} errors")
     return f"{len(results)} cases, {points} points: " + ", ".join(parts)

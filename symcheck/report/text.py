@@ -33,6 +33,8 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
     case = result.case
     lines = [f"{result.status.upper():5} {case.name}  ({case.file}:{case.line})"]
     pad = "      "
+    if result.skip_reason is not None:
+        lines.append(f"{pad}skipped   {result.skip_reason}")
     steps = [s for s in result.program.steps]
     if len(steps) == 1:
         lines.append(f"{pad}expr      {case.expr.strip()}")

@@ -133,7 +133,7 @@ def test_json_round_trips(write_suite: WriteSuite, wrong_autograd: None) -> None
     assert json.loads(json.dumps(doc)) == doc
     assert doc["symcheck"] == __version__
     assert doc["schema"] == JSON_SCHEMA_VERSION == 1
-    assert doc["summary"] == {"cases": 1, "passed": 0, "failed": 1, "errors": 0}
+    assert doc["summary"] == {"cases": 1, "passed": 0, "failed": 1, "skipped": 0, "errors": 0}
     (case,) = doc["cases"]
     assert (case["name"], case["status"], case["line"], case["wrt"]) == ("seed", "fail", 2, ["x"])
     assert case["value"] == 27.0
