@@ -252,3 +252,59 @@ def test_importing_symcheck_stays_cheap() -> None:
         "True True",
         "module 'symcheck' has no attribute 'no_such_name'",
     ]
+
+
+# ---------------------------------------------------------------- dtypes and devices, as given
+
+
+def test_fn_runs_in_the_dtype_of_the_tensors_given() -> None:
+    seen: list[torch.dtype] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.dtype)
+        return x * torch.sigmoid(x)
+
+    result = symcheck.assert_gradients(fn, "x*sigmoid(x)", x=torch.randn(4, dtype=torch.float32))
+    assert seen and set(seen) == {torch.float32}
+    assert result.case.dtype == "float32"
+    assert result.points[0].results["fn"].dtype == "float32"  # held to float32's tolerance
+    symcheck.assert_gradients(fn, "x*sigmoid(x)", x=POINTS, dtype=torch.float32)
+    assert seen[-1] == torch.float32
+    with pytest.raises(SymcheckError, match="different dtypes"):
+        symcheck.assert_gradients(
+            lambda x, y: x * y, "x*y", x=torch.ones(2), y=torch.ones(2, dtype=torch.float64)
+        )
+
+
+def test_a_float32_kernel_is_compared_within_float32s_tolerance() -> None:
+    """A float32 function is not held to float64's 1e-7, nor let off: a wrong one still fails."""
+    symcheck.assert_gradients(Swish.apply, "x*sigmoid(x)", x=torch.tensor(POINTS, dtype=torch.float32))
+    with pytest.raises(AssertionError, match="fn        mismatch"):
+        symcheck.assert_gradients(
+            SubtlyWrongSwish.apply, "x*sigmoid(x)", x=torch.tensor(POINTS, dtype=torch.float32)
+        )
+
+
+def test_tf32_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    from symcheck.engines import torch_autograd
+    from symcheck.engines.torch_autograd import tf32_note
+
+    monkeypatch.setattr(torch_autograd, "tf32_flags", lambda: ["torch.backends.cuda.matmul.allow_tf32"])
+    note = tf32_note(torch.device("cuda"), torch.float32)
+    assert note is not None and "TF32 is enabled" in note and "5-20x looser" in note
+    assert tf32_note(torch.device("cuda"), torch.float64) is None
+    assert tf32_note(torch.device("cpu"), torch.float32) is None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
+def test_fn_on_the_gpu_in_each_dtype(dtype: torch.dtype) -> None:
+    devices: list[str] = []
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        devices.append(x.device.type)
+        return Swish.apply(x)
+
+    symcheck.assert_gradients(fn, "x*sigmoid(x)", x=torch.tensor(POINTS, dtype=dtype, device="cuda"))
+    assert set(devices) == {"cuda"}

@@ -34,6 +34,30 @@ def resolve_dtype(name: str) -> torch.dtype:
         ) from None
 
 
+def tf32_flags() -> list[str]:
+    """The switches that let float32 GPU math run in TF32, those that are on."""
+    flags = []
+    if torch.backends.cuda.matmul.allow_tf32:
+        flags.append("torch.backends.cuda.matmul.allow_tf32")
+    if torch.backends.cudnn.allow_tf32:
+        flags.append("torch.backends.cudnn.allow_tf32")
+    return flags
+
+
+def tf32_note(device: torch.device, dtype: torch.dtype) -> str | None:
+    """A warning when float32 matmuls on a CUDA device run in TF32 (10-bit mantissas): its error is
+    5-20 times float32's, so a float32 tolerance may not hold for matmul-heavy code."""
+    if device.type != "cuda" or dtype != torch.float32:
+        return None
+    flags = tf32_flags()
+    if not flags:
+        return None
+    return (
+        f"TF32 is enabled ({' and '.join(flags)} is True): float32 matmuls and convolutions on the GPU "
+        "round to 10-bit mantissas, 5-20x looser than float32; set it False, or loosen the tolerance"
+    )
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")

@@ -70,6 +70,16 @@ class ImplEngine(Engine):
             result = self._run_numpy(program, inputs, wrt)
         if options.order >= 2:
             result.notes.append("impl: second derivatives are not checked, first order only")
+        if self.grad_fn is None and options.device.startswith("cuda") and not result.failures:
+            from symcheck.engines.torch_autograd import (  # lazily: torch
+                resolve_device,
+                resolve_dtype,
+                tf32_note,
+            )
+
+            note = tf32_note(resolve_device(options.device), resolve_dtype(options.dtype))
+            if note:
+                result.notes.append(note)
         result.seconds = time.perf_counter() - start
         return result
 

@@ -32,6 +32,7 @@ from symcheck.engines.torch_autograd import (
     hessian_vector_products,
     resolve_device,
     resolve_dtype,
+    tf32_note,
     to_numpy,
     zeros_like,
 )
@@ -90,7 +91,7 @@ class TorchEngine(Engine):
         start = time.perf_counter()
         lowerer = Lowerer(dtype, device)
         leaves: dict[str, torch.Tensor] = {}
-        notes: list[str] = []
+        notes: list[str] = [n for n in (tf32_note(device, dtype),) if n]
         for name, decl in program.inputs.items():
             array = np.asarray(inputs[name])
             if decl.type.dtype is DType.FLOAT:
