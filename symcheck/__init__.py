@@ -11,7 +11,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"assert_gradients": "symcheck.api", "FunctionEngine": "symcheck.engines.user"}
+_LAZY = {
+    "assert_gradients": "symcheck.api",
+    "GradientCheckFailed": "symcheck.api",
+    "FunctionEngine": "symcheck.engines.user",
+}
 
 
 def __getattr__(name: str) -> Any:

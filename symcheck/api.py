@@ -39,6 +39,14 @@ DTYPES = ("float64", "float32", "float16", "bfloat16")
 # ---------------------------------------------------------------- the assertion
 
 
+class GradientCheckFailed(AssertionError):
+    """assert_gradients' failure: the message is symcheck's text report; `.result` the CaseResult."""
+
+    def __init__(self, message: str, result: CaseResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def assert_gradients(
     fn: Callable[..., Any],
     expr: str,
@@ -113,7 +121,7 @@ def assert_gradients(
     if result.status == "skip":  # fn did not run here (no CUDA device): a skip, never a pass
         raise unittest.SkipTest(result.skip_reason or "skipped")
     if result.status != "pass":
-        raise AssertionError(render_text([result]))
+        raise GradientCheckFailed(render_text([result]), result)
     return result
 
 

@@ -308,3 +308,10 @@ def test_fn_on_the_gpu_in_each_dtype(dtype: torch.dtype) -> None:
 
     symcheck.assert_gradients(fn, "x*sigmoid(x)", x=torch.tensor(POINTS, dtype=dtype, device="cuda"))
     assert set(devices) == {"cuda"}
+
+
+def test_the_failure_carries_the_case_result() -> None:
+    with pytest.raises(symcheck.GradientCheckFailed) as e:
+        symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
+    assert isinstance(e.value, AssertionError)
+    assert e.value.result.status == "fail"
