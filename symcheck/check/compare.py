@@ -268,7 +268,7 @@ def _tensor_checks(
             if name in theirs:
                 checks.append(compare_arrays(f"VJP u{k + 1}^T d{output}/d{name}", product, theirs[name], tol))
     for k, (mine_v, theirs_v) in enumerate(zip(result.jvps, reference.jvps, strict=False)):
-        checks.append(compare_arrays(f"JVP d{output} along v{k + 1}", mine_v, theirs_v, tol))
+        checks.append(compare_arrays(f"JVP d{output} along t{k + 1}", mine_v, theirs_v, tol))
     return checks
 
 
@@ -291,7 +291,7 @@ def adjoint_failures(result: EngineResult, probes: JacobianProbes, tol: Toleranc
         if abs(forward - reverse) > tol.atol + tol.rtol * scale:
             failures.append(
                 f"reverse and forward mode disagree (dot-product test, probe {k + 1}): "
-                f"u^T (J v) = {forward:.12g} but (J^T u)^T v = {reverse:.12g}"
+                f"u^T (J t) = {forward:.12g} but (J^T u)^T t = {reverse:.12g}"
             )
     return failures
 

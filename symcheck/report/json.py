@@ -50,6 +50,14 @@ def _check_json(c: ArrayComparison) -> dict[str, Any]:
         "nonfinite": c.nonfinite,
         "rtol": c.tolerance.rtol if c.tolerance else None,
         "atol": c.tolerance.atol if c.tolerance else None,
+        # A Jacobian's worst entry, split: d out[output_index] / d input[input_index].
+        "jacobian_entry": None
+        if c.split is None
+        else {
+            "output_index": list(c.worst_index[: c.split]),
+            "input": c.input_name,
+            "input_index": list(c.worst_index[c.split :]),
+        },
     }
 
 
@@ -67,6 +75,7 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "value": ref.value.tolist() if ref is not None else None,
         "exact_value": result.exact_value,
         "closed_forms": result.closed_forms,
+        "cotangent": result.cotangent,
         "hessian_forms": result.hessian_forms,
         "engines": [s.__dict__ for s in summarize_engines(result)],
         "proofs": [p.__dict__ for p in result.proofs],

@@ -155,7 +155,7 @@ def _jacobian_lines(result: CaseResult, ref: Any, pad: str, output: str) -> list
     elif ref is not None and (ref.vjps or ref.jvps):
         lines.append(
             f"{pad}jacobian  checked along {len(ref.vjps)} random cotangents u (VJPs J^T u) and "
-            f"{len(ref.jvps)} random tangents v (JVPs J v),"
+            f"{len(ref.jvps)} random tangents t (JVPs J t),"
         )
         lines.append(f"{pad}          the same for every engine: too large to compare entry by entry")
     cotangent = result.cotangent or "v"
