@@ -63,14 +63,17 @@ def assert_gradients(
     dtype: Any = None,
     device: Any = None,
     inputs: Mapping[str, Any] | None = None,
+    outputs: Sequence[str] | None = None,
     **values: Any,
 ) -> CaseResult:
     """Check `fn`'s value and torch-autograd gradient against the symbolic gradient of `expr`.
 
     `fn` takes torch tensors as keyword arguments named like `expr`'s inputs and returns a torch
-    tensor of the shape `expr` computes. A tensor output is checked through its Jacobian: in full
-    when it is small, else through vector-Jacobian products with random cotangents (never through a
-    plain sum, which any backward that ignores its grad_output would pass). Give each input's value
+    tensor of the shape `expr` computes; with `outputs=["h", "c"]` (steps of a program) a tuple of
+    them, each checked with its own Jacobian (and a list of CaseResults returned). A tensor output
+    is checked through its Jacobian: in full when it is small, else through vector-Jacobian products
+    with random cotangents (never through a plain sum, which any backward that ignores its
+    grad_output would pass). Give each input's value
     as a keyword argument (a torch tensor, numpy array or number; an input named like an option goes
     in `inputs={...}`); integer arrays and tensors are int inputs (labels), never differentiated.
     `fn` runs in the dtype and on the device of the float tensors given (or `dtype=`/`device=`, as
@@ -113,16 +116,20 @@ def assert_gradients(
         dtype=dtype,
         device=device,
         order=order,
+        outputs=None if outputs is None else list(outputs),
     )
     prepared, errors = prepare([case])
     if errors:
         raise errors[0]
-    result = Runner({FN_ENGINE: FunctionEngine(fn)}).run(prepared[0])
-    if result.status == "skip":  # fn did not run here (no CUDA device): a skip, never a pass
-        raise unittest.SkipTest(result.skip_reason or "skipped")
-    if result.status != "pass":
-        raise GradientCheckFailed(render_text([result]), result)
-    return result
+    runner = Runner({FN_ENGINE: FunctionEngine(fn)})
+    results = [runner.run(p) for p in prepared]  # one per output, with several
+    failed = [r for r in results if r.status not in ("pass", "skip")]
+    if failed:
+        raise GradientCheckFailed(render_text(results), failed[0])
+    skipped = [r for r in results if r.status == "skip"]
+    if skipped:  # fn did not run here (no CUDA device): a skip, never a pass
+        raise unittest.SkipTest(skipped[0].skip_reason or "skipped")
+    return results[0] if len(results) == 1 else results  # type: ignore[return-value]
 
 
 def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:

@@ -151,11 +151,13 @@ class SymcheckItem(pytest.Item):
         runner = self.config.stash.get(_RUNNER, None)
         if runner is None:  # one per process (each xdist worker has its own): engines load once
             runner = self.config.stash[_RUNNER] = Runner()
-        result = runner.run(prepared[0])
-        if result.status == "skip":  # what did not run is skipped, never passed
-            pytest.skip(result.skip_reason or "skipped")
-        if result.status != "pass":
-            raise CaseFailed(result)
+        results = [runner.run(p) for p in prepared]  # one per output, for a case with several
+        for result in results:
+            if result.status not in ("pass", "skip"):
+                raise CaseFailed(result)
+        for result in results:
+            if result.status == "skip":  # what did not run is skipped, never passed
+                pytest.skip(result.skip_reason or "skipped")
 
     def repr_failure(  # type: ignore[override]
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None

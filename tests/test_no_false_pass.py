@@ -4,7 +4,8 @@ plugin, naming the output, the input and the element; written right, they pass.
 
 The kernels are tests/false_pass/kernels.py: a softmax whose backward returns zeros, a GELU whose
 backward ignores grad_output, a matmul whose backward forgets the transposes (on square all-ones
-inputs, where the transposes do not show).
+inputs, where the transposes do not show), a two-output kernel whose backward swaps its outputs'
+gradients.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ def test_assert_gradients_fails_the_wrong_backward(wrong, right, expr, values, n
     assert result.status == "pass"
 
 
+def test_a_backward_that_swaps_its_outputs_gradients_fails() -> None:
+    x = torch.tensor([0.3, -1.1, 0.7], dtype=torch.float64)
+    program = "h = sin(x); c = x^2"
+    with pytest.raises(AssertionError) as e:
+        symcheck.assert_gradients(K.two_outputs_swapped, program, x=x, outputs=["h", "c"])
+    message = str(e.value)
+    assert "MISMATCH  fn vs symbolic, Jacobian dh/dx" in message and "At entry d h[" in message
+    assert "MISMATCH  fn vs symbolic, Jacobian dc/dx" in message and "At entry d c[" in message
+    results = symcheck.assert_gradients(K.two_outputs, program, x=x, outputs=["h", "c"])
+    assert [r.case.name for r in results] == [f"{program} [h]", f"{program} [c]"]  # type: ignore[union-attr]
+
+
 def test_the_matmul_slip_is_invisible_at_the_symmetric_given_values_alone() -> None:
     """Why the default random points matter: at all-ones A and B the transposes do not show."""
     result = symcheck.assert_gradients(K.matmul_no_transpose, "A @ B", A=ONES, B=ONES, samples=0)
@@ -74,11 +87,13 @@ def test_impl_suites_fail_the_wrong_backwards_and_pass_the_right_ones(tmp_path: 
     assert wrong.returncode == 1, wrong.stdout
     for case in ("softmax-zero-backward", "gelu-ignores-grad-output", "matmul-no-transpose"):
         assert f"FAIL  {case}" in wrong.stdout
+    assert "FAIL  two-outputs-swapped [h]" in wrong.stdout and "FAIL  two-outputs-swapped [c]" in wrong.stdout
+    assert "At entry d h[" in wrong.stdout and "At entry d c[" in wrong.stdout
     assert "MISMATCH  impl vs symbolic, Jacobian dout/dx" in wrong.stdout
     assert "At entry d out[0, " in wrong.stdout and " / d A[" in wrong.stdout
     right = _verify(project / "right.symcheck.yaml")
     assert right.returncode == 0, right.stdout
-    assert right.stdout.rstrip().endswith("3 passed, 0 failed")
+    assert right.stdout.rstrip().endswith("5 passed, 0 failed")
 
 
 def test_the_pytest_plugin_fails_the_wrong_backwards(pytester: pytest.Pytester) -> None:
@@ -88,7 +103,7 @@ def test_the_pytest_plugin_fails_the_wrong_backwards(pytester: pytest.Pytester) 
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "wrong.symcheck.yaml", "right.symcheck.yaml"
     )
-    result.assert_outcomes(passed=3, failed=3)
+    result.assert_outcomes(passed=4, failed=4)
     result.stdout.fnmatch_lines(["*At entry d out[[]*[]] / d x[[]*"])
 
 

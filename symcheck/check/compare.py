@@ -89,13 +89,14 @@ class ArrayComparison:
     # A Jacobian: its first `split` axes are the output's, the rest the input's (for the report).
     split: int | None = None
     input_name: str = ""
+    output_name: str = "out"
 
     def where(self) -> str:
         """The worst element: `index (1, 2)`, or for a Jacobian `entry d out[1] / d x[2]`."""
         if self.split is None:
             return f"index {_index(self.worst_index)}"
         out, inp = self.worst_index[: self.split], self.worst_index[self.split :]
-        return f"entry d out{list(out)} / d {self.input_name}{list(inp)}"
+        return f"entry d {self.output_name}{list(out)} / d {self.input_name}{list(inp)}"
 
     def summary(self) -> str:
         if self.nonfinite:
@@ -121,10 +122,11 @@ def compare_arrays(
     tol: Tolerance,
     split: int | None = None,
     input_name: str = "",
+    output_name: str = "out",
 ) -> ArrayComparison:
     found = _compare_arrays(what, actual, expected, tol)
     if split is not None:
-        found = replace(found, split=split, input_name=input_name)
+        found = replace(found, split=split, input_name=input_name, output_name=output_name)
     return found
 
 
@@ -260,7 +262,13 @@ def _tensor_checks(
         if name in reference.jacobians:
             checks.append(
                 compare_arrays(
-                    f"Jacobian d{output}/d{name}", jacobian, reference.jacobians[name], tol, split, name
+                    f"Jacobian d{output}/d{name}",
+                    jacobian,
+                    reference.jacobians[name],
+                    tol,
+                    split,
+                    name,
+                    output,
                 )
             )
     for k, (mine, theirs) in enumerate(zip(result.vjps, reference.vjps, strict=False)):

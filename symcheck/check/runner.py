@@ -34,7 +34,7 @@ from symcheck.language.ir import DType, Program
 from symcheck.language.parser import ParsedProgram, parse
 from symcheck.suites.case import Case, GradExpect
 from symcheck.suites.imports import impl_engine, with_impl
-from symcheck.suites.programs import parse_case_program
+from symcheck.suites.programs import output_parts, parse_case_program
 
 REFERENCE_ORDER = ("symbolic", "torch", "autograd", "numeric")
 # Engines whose gradient is exact or computed by autodiff: a kink hit makes only FD suspect.
@@ -177,22 +177,32 @@ def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]
     """Parse and type-check every case and formula; collect every error instead of stopping."""
     prepared: list[Prepared] = []
     errors: list[SymcheckError] = []
-    for case in cases:
+    for whole in cases:
         try:
-            program = parse_case_program(case)
-            _check_output(case, program)
-            formulas = {}
-            for name, expect in case.expect.grads.items():
-                if expect.formula is not None:
-                    formulas[name] = _parse_formula(expect, program)
-            if (
-                case.impl is not None
-            ):  # the user's own implementation, one more engine (symcheck/suites/imports.py)
-                case = with_impl(case)
-            prepared.append(Prepared(case, program, formulas))
+            parse_case_program(whole)  # the whole case first: its outputs, if several, are checked
+            parts = output_parts(whole)
         except SymcheckError as e:
             errors.append(e)
+            continue
+        for case in parts:
+            _prepare_one(case, prepared, errors)
     return prepared, errors
+
+
+def _prepare_one(case: Case, prepared: list[Prepared], errors: list[SymcheckError]) -> None:
+    """One case, or one output's part of a case with several."""
+    try:
+        program = parse_case_program(case)
+        _check_output(case, program)
+        formulas = {}
+        for name, expect in case.expect.grads.items():
+            if expect.formula is not None:
+                formulas[name] = _parse_formula(expect, program)
+        if case.impl is not None:  # the user's own implementation, one more engine (suites/imports.py)
+            case = with_impl(case)
+        prepared.append(Prepared(case, program, formulas))
+    except SymcheckError as e:
+        errors.append(e)
 
 
 def _check_output(case: Case, program: Program) -> None:

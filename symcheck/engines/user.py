@@ -110,6 +110,9 @@ class ImplEngine(Engine):
                 out = self.fn(**kwargs)
             except Exception as e:
                 return self._failed(shape, f"{self.target} raised {exception_text(e)}", options.dtype)
+            out, problem = pick_output(out, program, self.target)
+            if problem is not None:
+                return self._failed(shape, problem, options.dtype)
             if not isinstance(out, torch.Tensor):
                 return self._failed(
                     shape,
@@ -204,6 +207,10 @@ class ImplEngine(Engine):
             raw = self.fn(**arrays())
         except Exception as e:
             return self._failed(shape, f"{self.target} raised {exception_text(e)}")
+        if program.output_of is not None:
+            return self._failed(
+                shape, "impl_grad checks a single output; for several, write the implementation in torch"
+            )
         try:
             value = np.array(raw, dtype=np.float64)
         except (TypeError, ValueError, RuntimeError):
@@ -255,6 +262,27 @@ class ImplEngine(Engine):
         if value is None:
             value = np.full(shape, np.nan)
         return EngineResult(self.name, value, {}, failures=[message], dtype=dtype)
+
+
+def pick_output(out: Any, program: Program, target: str) -> tuple[Any, str | None]:
+    """The output a (part of a) case checks: the whole result, or for a case with several outputs
+    (program.output_of = (index, count)) element `index` of the tuple the code returned."""
+    several = isinstance(out, (tuple, list))
+    if program.output_of is None:
+        if several:
+            return None, (
+                f"{target} returned a {type(out).__name__} of {len(out)}; the expression has one output "
+                "(name several with `outputs: [h, c]`)"
+            )
+        return out, None
+    index, count = program.output_of
+    if not several:
+        if count == 1:
+            return out, None
+        return None, f"{target} returned {type(out).__name__}, not a tuple of the case's {count} outputs"
+    if len(out) != count:
+        return None, f"{target} returned {len(out)} outputs; the case names {count}"
+    return out[index], None
 
 
 def _shape_problem(target: str, out: Any, shape: tuple[int, ...]) -> str:
@@ -392,7 +420,9 @@ class FunctionEngine(ImplEngine):
                 t = torch.as_tensor(array.astype(np.int64)).to(device=device)
             args[name] = t
         with torch.enable_grad():
-            out = self._call(**args)
+            out, problem = pick_output(self._call(**args), program, self.target)
+            if problem is not None:
+                raise ValueError(problem)
             found: Sequence[torch.Tensor | None] = (None,) * len(leaves)
             if leaves and out.requires_grad:
                 found = torch.autograd.grad(out, list(leaves.values()), allow_unused=True, create_graph=True)

@@ -125,6 +125,9 @@ class Program:
     source: Source
     inputs: Mapping[str, InputDecl]
     steps: tuple[Step, ...]
+    # (index, count): this program computes output `index` of a function with `count` outputs,
+    # which the user's code returns as a tuple. None: a single output, the last step.
+    output_of: tuple[int, int] | None = None
 
     @property
     def output(self) -> Step:

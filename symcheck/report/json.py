@@ -54,6 +54,7 @@ def _check_json(c: ArrayComparison) -> dict[str, Any]:
         "jacobian_entry": None
         if c.split is None
         else {
+            "output": c.output_name,
             "output_index": list(c.worst_index[: c.split]),
             "input": c.input_name,
             "input_index": list(c.worst_index[c.split :]),

@@ -187,6 +187,12 @@ class Case:
     impl_source: Source | None = None
     impl_grad_source: Source | None = None
     allow_import: bool = False  # set by --allow-import only: a suite cannot opt itself in
+    # Several outputs (step names, `outputs: [h, c]`): each is checked on its own, with its own
+    # Jacobian; the user's code returns them as a tuple, in this order. The runner checks output
+    # `output_index[0]` of `output_index[1]` in a case of its own (see check/runner.prepare).
+    outputs: list[str] | None = None
+    outputs_line: int | None = None
+    output_index: tuple[int, int] | None = None
 
     mistakes: list[Mistake] = field(default_factory=list)  # teaching: wrong claims to refute
 

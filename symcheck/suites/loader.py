@@ -257,6 +257,8 @@ class _Loader:
             wrt_line=self.doc.line((*path, "wrt")) if m.wrt is not None else None,
             order=m.order,
             train=None if m.train is None else self.train(m.train, (*path, "train"), inputs),
+            outputs=None if m.outputs is None else list(m.outputs),
+            outputs_line=self.doc.line((*path, "outputs")) if m.outputs is not None else None,
             **self.impl(m, path),
         )
 

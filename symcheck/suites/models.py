@@ -134,8 +134,9 @@ class CaseModel(BaseModel):
     train: TrainModel | None = None
     impl: StrictStr | None = None
     impl_grad: StrictStr | None = None
+    outputs: list[StrictStr] | None = None
 
 
 TOP_KEYS = ("suite", "defaults", "cases")
-NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect", "mistakes", "impl", "impl_grad")
+NO_DEFAULT_KEYS = ("name", "expr", "inputs", "expect", "mistakes", "impl", "impl_grad", "outputs")
 DEFAULT_KEYS = tuple(k for k in CaseModel.model_fields if k not in NO_DEFAULT_KEYS)

@@ -49,7 +49,7 @@ def parse_case_program(case: Case) -> Program:
                 case.input_lines.get(name),
                 hint="remove it, or use it in expr",
             )
-    program = bind(parsed, {n: spec.type() for n, spec in case.inputs.items()})
+    program = select_output(case, bind(parsed, {n: spec.type() for n, spec in case.inputs.items()}))
     wrt = case_wrt(case)
     if case.wrt is not None:
         for name in case.wrt:
@@ -94,6 +94,48 @@ def parse_case_program(case: Case) -> Program:
     if case.train is not None:
         training_programs(case)
     return program
+
+
+def select_output(case: Case, program: Program) -> Program:
+    """With `outputs: [h, c]`: check the names; for the part of the case that checks output k (the
+    runner splits the case, one part per output), the program up to that output's step."""
+    if case.outputs is None:
+        return program
+    names = list(dict.fromkeys(s.name for s in program.steps))
+    if not case.outputs:
+        raise case.error("'outputs' is empty", case.outputs_line, hint=f"name steps: {', '.join(names)}")
+    for name in case.outputs:
+        if name not in names:
+            raise case.error(
+                f"outputs names '{name}', which is not a step of the program",
+                case.outputs_line,
+                hint=did_you_mean(name, names) or f"the steps are {', '.join(names)}",
+            )
+    if len(set(case.outputs)) != len(case.outputs):
+        raise case.error("outputs names a step twice", case.outputs_line, hint="name each output once")
+    expects = bool(case.expect.grads or case.expect.value is not None)
+    for what, given in (("train:", case.train is not None), ("expect:", expects)):
+        if given:
+            raise case.error(
+                f"a case with several outputs cannot have {what} (not supported yet)",
+                case.outputs_line,
+                hint="check each output's expectations in a case of its own",
+            )
+    if case.output_index is None:
+        return program
+    index, count = case.output_index
+    last = max(i for i, s in enumerate(program.steps) if s.name == case.outputs[index])
+    return Program(program.source, program.inputs, program.steps[: last + 1], output_of=(index, count))
+
+
+def output_parts(case: Case) -> list[Case]:
+    """A case with several outputs as one case per output, each checked with its own Jacobian."""
+    if case.outputs is None or case.output_index is not None:
+        return [case]
+    return [
+        replace(case, name=f"{case.name} [{name}]", output_index=(k, len(case.outputs)))
+        for k, name in enumerate(case.outputs)
+    ]
 
 
 def training_programs(case: Case) -> list[Program]:

@@ -120,3 +120,37 @@ def matmul_no_transpose(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 def matmul(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return Matmul.apply(A, B)
+
+
+class TwoOutputsSwapped(torch.autograd.Function):
+    """h = sin(x), c = x^2 in one kernel; the backward hands each output's gradient to the other."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return torch.sin(x), x**2
+
+    @staticmethod
+    def backward(ctx, gh: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return gc * torch.cos(x) + gh * 2 * x  # should be gh * cos(x) + gc * 2 * x
+
+
+class TwoOutputs(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return torch.sin(x), x**2
+
+    @staticmethod
+    def backward(ctx, gh: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return gh * torch.cos(x) + gc * 2 * x
+
+
+def two_outputs_swapped(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return TwoOutputsSwapped.apply(x)
+
+
+def two_outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return TwoOutputs.apply(x)
