@@ -27,10 +27,17 @@ from symcheck.check.compare import (
 from symcheck.check.points import check_point, make_point, sample_points
 from symcheck.check.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
-from symcheck.engines.base import Engine, EngineOptions, EngineResult, EngineUnavailable, jacobian_probes
+from symcheck.engines.base import (
+    Engine,
+    EngineOptions,
+    EngineResult,
+    EngineUnavailable,
+    hessian_key,
+    jacobian_probes,
+)
 from symcheck.engines.registry import BUILTIN_ENGINES, load_engine
 from symcheck.language.errors import SymcheckError, did_you_mean
-from symcheck.language.ir import DType, Program
+from symcheck.language.ir import DType, Program, cotangent_name
 from symcheck.language.parser import ParsedProgram, parse
 from symcheck.suites.case import Case, GradExpect
 from symcheck.suites.imports import impl_engine, with_impl
@@ -111,6 +118,7 @@ class FormulaProof:
     # comes from, and where claim and truth differ ("at x = [[1, 1], [1, 1]] (...): claimed 18, ...").
     likely_mistake: str | None = None
     differs_at: str | None = None
+    what: str = ""  # the quantity: "dout/dx" (the default), "v^T dout/dx", "d2out/dx2"
 
 
 @dataclass
@@ -170,7 +178,8 @@ def under_test(engine: str, case: Case) -> bool:
 class Prepared:
     case: Case
     program: Program
-    formulas: dict[str, ParsedProgram]
+    formulas: dict[str, ParsedProgram]  # expected gradients (or, for a tensor output, VJPs)
+    hessians: dict[str, ParsedProgram] = field(default_factory=dict)  # expected d2out/dx2
 
 
 def prepare(cases: Sequence[Case]) -> tuple[list[Prepared], list[SymcheckError]]:
@@ -195,12 +204,14 @@ def _prepare_one(case: Case, prepared: list[Prepared], errors: list[SymcheckErro
         program = parse_case_program(case)
         _check_output(case, program)
         formulas = {}
+        extra = {cotangent_name(program)} if program.output_type.shape != () else set()
         for name, expect in case.expect.grads.items():
             if expect.formula is not None:
-                formulas[name] = _parse_formula(expect, program)
+                formulas[name] = _parse_formula(expect, program, extra)
+        hessians = {name: _parse_formula(e, program) for name, e in case.expect.hessians.items()}
         if case.impl is not None:  # the user's own implementation, one more engine (suites/imports.py)
             case = with_impl(case)
-        prepared.append(Prepared(case, program, formulas))
+        prepared.append(Prepared(case, program, formulas, hessians))
     except SymcheckError as e:
         errors.append(e)
 
@@ -208,11 +219,35 @@ def _prepare_one(case: Case, prepared: list[Prepared], errors: list[SymcheckErro
 def _check_output(case: Case, program: Program) -> None:
     """A tensor output is checked through its Jacobian; what needs a scalar output says so."""
     shape = program.output_type.shape
+    for name, e in case.expect.hessians.items():
+        if getattr(case, "order", 1) < 2:
+            raise case.error(f"expect: hessian for '{name}' needs order: 2", e.line, hint="add order: 2")
+        if len(program.inputs[name].type.shape) > 1 if name in program.inputs else True:
+            raise case.error(
+                f"expect: hessian for '{name}': a Hessian formula is for a scalar or 1-D input",
+                e.line,
+                hint="for larger inputs the Hessian is checked through H v, without a formula",
+            )
     if shape == ():
+        for name, e in case.expect.grads.items():
+            if e.kind == "vjp":
+                raise case.error(
+                    f"expect: vjp for '{name}': the output is a scalar; its derivative is a gradient",
+                    e.line,
+                    hint="write it under grad:",
+                )
         return
+    for name, e in case.expect.grads.items():
+        if e.kind != "vjp":
+            raise case.error(
+                f"expect: grad for '{name}': the output has shape {shape}, so it has a Jacobian, not a "
+                "gradient",
+                e.line,
+                hint=f"give the vector-Jacobian product under vjp:, a formula in the cotangent "
+                f"{cotangent_name(program)} (of the output's shape)",
+            )
     needs_scalar = [
         (getattr(case, "order", 1) >= 2, "second derivatives (order: 2)"),
-        (bool(case.expect.grads), "expect: grad (a gradient formula or numbers)"),
     ]
     for wanted, what in needs_scalar:
         if wanted:
@@ -224,10 +259,10 @@ def _check_output(case: Case, program: Program) -> None:
             )
 
 
-def _parse_formula(expect: GradExpect, program: Program) -> ParsedProgram:
+def _parse_formula(expect: GradExpect, program: Program, extra: set[str] | None = None) -> ParsedProgram:
     assert expect.formula is not None
     parsed = parse(expect.formula, expect.formula_source)
-    known = set(program.inputs) | {s.name for s in program.steps}
+    known = set(program.inputs) | {s.name for s in program.steps} | (extra or set())
     for name in parsed.free_names():
         if name not in known:
             raise SymcheckError(
@@ -441,6 +476,51 @@ class Runner:
                 pr.expectations.append(
                     ExpectationCheck(what, expect.formula or "", c.ok, _detail(c), expect.line)
                 )
+        self._check_tensor_expectations(prep, pr, ref, tol)
+
+    def _check_tensor_expectations(
+        self, prep: Prepared, pr: PointResult, ref: EngineResult, tol: Tolerance
+    ) -> None:
+        """VJP formulas at the shared first cotangent, and Hessian formulas, at this point."""
+        program, output = prep.program, prep.program.output.name
+        if program.output_type.shape != () and prep.formulas:
+            floats = {n: program.inputs[n].type.shape for n in prep.formulas}
+            options = EngineOptions(seed=prep.case.seed)
+            u = jacobian_probes(program.output_type.shape, floats, options).cotangents[0]
+            for name, parsed in prep.formulas.items():
+                expect = prep.case.expect.grads[name]
+                closed = self._closed_form(prep, name)
+                truth = _vjp_of(ref, name, u)
+                if truth is None:
+                    continue
+                what = f"{closed.cotangent}^T d{output}/d{name}"
+                values = closed.graph.evaluate(
+                    closed.lower_formula(parsed), {**pr.inputs, closed.cotangent: u}
+                )
+                c = compare_arrays(what, np.broadcast_to(values, truth.shape), truth, tol)
+                pr.expectations.append(
+                    ExpectationCheck(what, expect.formula or "", c.ok, _detail(c), expect.line)
+                )
+        for name, parsed in prep.hessians.items():
+            expect = prep.case.expect.hessians[name]
+            block = ref.hessian.get(hessian_key(name, name))
+            if block is None:
+                continue
+            closed = self._closed_form(prep, name)
+            what = f"d2{output}/d{name}2"
+            values = closed.graph.evaluate(closed.lower_formula(parsed), pr.inputs)
+            try:
+                values = np.broadcast_to(values, block.shape)
+            except ValueError:
+                detail = f"the formula has shape {values.shape}, the Hessian block {block.shape}"
+                pr.expectations.append(
+                    ExpectationCheck(what, expect.formula or "", False, detail, expect.line)
+                )
+                continue
+            c = compare_arrays(what, values, block, tol)
+            pr.expectations.append(
+                ExpectationCheck(what, expect.formula or "", c.ok, _detail(c), expect.line)
+            )
 
     def _closed_form(self, prep: Prepared, name: str):  # type: ignore[no-untyped-def]
         # Lazily, here and below: sympy loads only for cases whose expectations or mistakes need it.
@@ -492,8 +572,53 @@ class Runner:
                     expect.line,
                 )
             )
-            if not proven:
+            if not proven and expect.kind == "grad":
                 self._diagnose(closed, name, expect, result)
+            if expect.kind == "vjp":
+                result.proofs[-1].what = f"{closed.cotangent}^T d{prep.program.output.name}/d{name}"
+        for name, parsed in prep.hessians.items():
+            self._prove_hessian(prep, wrt, name, parsed, result)
+
+    def _prove_hessian(
+        self, prep: Prepared, wrt: list[str], name: str, parsed: ParsedProgram, result: CaseResult
+    ) -> None:
+        """K claimed for d2out/dx2: proven when K v equals the closed form of H v along x alone."""
+        import sympy  # lazily: only cases with Hessian formulas need it here
+
+        from symcheck.engines.symbolic import SymbolicEngine
+        from symcheck.engines.symbolic.closed_form import SymTensor, simplify
+
+        expect = prep.case.expect.hessians[name]
+        engine = self.engine("symbolic")
+        assert isinstance(engine, SymbolicEngine)
+        closed = self._closed_form(prep, name)
+        second = engine.second_order(
+            prep.program, list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
+        )
+        graph = closed.graph
+        shape = prep.program.inputs[name].type.shape
+        v = graph.input(second.directions[name], shape)
+        claimed = closed.lower_formula(parsed)
+        applied = _apply_matrix(graph, claimed, v) if shape else SymTensor(claimed.expr * v.expr, ())
+        others = {
+            graph.input(label, prep.program.inputs[m].type.shape).expr: sympy.Integer(0)
+            for m, label in second.directions.items()
+            if m != name
+        }
+        true = second.hvp[name].expr.xreplace(others)
+        difference = simplify(SymTensor(applied.expr - true, shape), lambda e: True)
+        proven = difference.expr == 0
+        output = prep.program.output.name
+        result.proofs.append(
+            FormulaProof(
+                name,
+                expect.formula or "",
+                proven,
+                None if proven else f"{closed.printer(difference.expr)}   (as (claimed - true) @ {v.expr})",
+                expect.line,
+                what=f"d2{output}/d{name}2",
+            )
+        )
 
     @staticmethod
     def _diagnose(closed: Any, name: str, expect: GradExpect, result: CaseResult) -> None:
@@ -529,6 +654,37 @@ def _raised(name: str, program: Program, e: Exception) -> EngineResult:
         {},
         failures=[f"the engine plug-in raised {type(e).__name__}: {e}{at}"],
     )
+
+
+def _apply_matrix(graph: Any, matrix: Any, v: Any) -> Any:
+    """K @ v with K distributed over its terms, (A + A.T) @ v as A @ v + A.T @ v, so that it meets
+    the closed form of H v term by term."""
+    import sympy  # lazily: only Hessian formulas get here
+
+    from symcheck.engines.symbolic.closed_form import SymTensor
+
+    terms = []
+    for term in sympy.Add.make_args(sympy.expand(matrix.expr)):
+        coeff, rest = term.as_coeff_Mul()
+        atom = graph.atoms.get(rest)
+        if atom is not None and atom.op == "eye":
+            terms.append(coeff * v.expr)
+        elif atom is not None and atom.op == "matmul" and all(len(a.shape) == 2 for a in atom.args):
+            # (M1 @ M2) @ v as M1 @ (M2 @ v): the order reverse mode produces
+            inner = _apply_matrix(graph, atom.args[1], v)
+            terms.append(coeff * _apply_matrix(graph, atom.args[0], inner).expr)
+        else:
+            terms.append(coeff * graph.matmul(SymTensor(rest, matrix.shape), v).expr)
+    return SymTensor(sympy.Add(*terms), matrix.shape[:1])
+
+
+def _vjp_of(result: EngineResult, name: str, u: np.ndarray) -> np.ndarray | None:
+    """J^T u from an engine's result: its VJP along the first shared cotangent, or its Jacobian."""
+    if result.vjps and name in result.vjps[0]:
+        return result.vjps[0][name]
+    if name in result.jacobians:
+        return np.tensordot(u, result.jacobians[name], axes=u.ndim)
+    return None
 
 
 def _can_reference(result: EngineResult) -> bool:

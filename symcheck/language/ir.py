@@ -163,3 +163,13 @@ def walk(node: Node) -> Iterator[Node]:
 
 def is_input(program: Program, ref: Ref) -> bool:
     return ref.target in program.inputs
+
+
+COTANGENT_NAMES = ("v", "u", "w", "g", "ct")
+
+
+def cotangent_name(program: Program) -> str:
+    """The name a tensor output's cotangent goes by in VJP formulas, printed and expected: `v`,
+    unless an input or step of the program is called that."""
+    taken = set(program.inputs) | {s.name for s in program.steps}
+    return next((n for n in COTANGENT_NAMES if n not in taken), "v_")

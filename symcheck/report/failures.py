@@ -32,7 +32,7 @@ def headline(result: CaseResult) -> str:
 def failed_expectations(result: CaseResult) -> list[tuple[int, str]]:
     """(line, message) for each failed expectation whose line is known, first point first."""
     output = result.program.output.name
-    proofs = {f"d{output}/d{p.wrt}": p for p in result.proofs}
+    proofs = {p.what or f"d{output}/d{p.wrt}": p for p in result.proofs}
     seen: dict[int, str] = {}
     for point in result.points:
         for e in point.expectations:

@@ -103,26 +103,30 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
         if m.refuted and not m.ok:
             lines.append(f"{pad}          DIAGNOSED DIFFERENTLY: the case expects '{m.expected_reason}'")
     for proof in result.proofs:
-        checks = [e for p in result.points for e in p.expectations if e.what == f"d{output}/d{proof.wrt}"]
+        label = proof.what or f"d{output}/d{proof.wrt}"
+        checks = [e for p in result.points for e in p.expectations if e.what == label]
         held = sum(e.ok for e in checks)
         if proof.proven:
             lines.append(
-                f"{pad}expect    d{output}/d{proof.wrt} = {proof.claim}: proven (equal to the closed form); "
+                f"{pad}expect    {label} = {proof.claim}: proven (equal to the closed form); "
                 f"holds at {held}/{len(checks)} points"
             )
         elif held == len(checks) and checks:
             lines.append(
-                f"{pad}expect    d{output}/d{proof.wrt} = {proof.claim}: "
+                f"{pad}expect    {label} = {proof.claim}: "
                 f"holds at {held}/{len(checks)} points "
                 f"(not proven symbolically: claimed - true simplifies to {proof.difference})"
             )
         else:
-            lines.append(f"{pad}expect    d{output}/d{proof.wrt} = {proof.claim}: WRONG")
+            lines.append(f"{pad}expect    {label} = {proof.claim}: WRONG")
             lines.append(f"{pad}          claimed - true = {proof.difference}")
-            if result.closed_forms.get(proof.wrt):
-                lines.append(f"{pad}          true gradient  = {result.closed_forms[proof.wrt]}")
+            if result.closed_forms.get(proof.wrt) and not label.startswith("d2"):
+                lines.append(
+                    f"{pad}          true {'gradient ' if label.startswith('d') else 'VJP      '} = "
+                    f"{result.closed_forms[proof.wrt]}"
+                )
             bad = next((e for e in checks if not e.ok), None)
-            if proof.differs_at is not None:  # the diagnosis: symcheck/teaching/diagnose.py
+            if proof.differs_at is not None:  # the diagnosis: symcheck/check/diagnose.py
                 lines.append(f"{pad}          differs {proof.differs_at}")
             elif bad is not None:
                 lines.append(f"{pad}          {bad.detail}")
@@ -130,7 +134,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 lines.append(f"{pad}          likely mistake: {proof.likely_mistake}")
     for point in result.points:
         for e in point.expectations:
-            if any(e.what == f"d{output}/d{p.wrt}" for p in result.proofs):
+            if any(e.what == (p.what or f"d{output}/d{p.wrt}") for p in result.proofs):
                 continue
             mark = "ok" if e.ok else "WRONG"
             detail = "" if e.ok else f": {e.detail}"

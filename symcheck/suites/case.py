@@ -76,6 +76,9 @@ class GradExpect:
     formula_source: Source | None
     numbers: np.ndarray | None
     line: int
+    # "grad" (a scalar output's gradient), "vjp" (a tensor output's vector-Jacobian product, a formula
+    # in its cotangent `v`), or "hessian" (a second-derivative block d2out/dx2).
+    kind: str = "grad"
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,9 @@ class Mistake:
 class Expect:
     value: np.ndarray | None = None
     value_line: int | None = None
+    # Gradients (scalar output) or VJPs (tensor output, kind "vjp"), by input.
     grads: dict[str, GradExpect] = field(default_factory=dict)
+    hessians: dict[str, GradExpect] = field(default_factory=dict)  # order 2: d2out/dx2 by input
 
 
 @dataclass(frozen=True)

@@ -307,7 +307,19 @@ class _Loader:
                 grads[name] = GradExpect(raw, self.doc.source(raw, gpath), None, line)
             else:
                 grads[name] = GradExpect(None, None, self.numbers(raw, gpath, f"expect.grad.{name}"), line)
-        return Expect(value, self.doc.line((*path, "value")) if value is not None else None, grads)
+        for name, formula in m.vjp.items():
+            vpath = (*path, "vjp", name)
+            if name in grads:
+                raise self.err(f"expect gives both grad and vjp for '{name}'", vpath, hint="keep one")
+            line = self.doc.line(vpath) or 1
+            grads[name] = GradExpect(formula, self.doc.source(formula, vpath), None, line, kind="vjp")
+        hessians: dict[str, GradExpect] = {}
+        for name, formula in m.hessian.items():
+            hpath = (*path, "hessian", name)
+            line = self.doc.line(hpath) or 1
+            hessians[name] = GradExpect(formula, self.doc.source(formula, hpath), None, line, kind="hessian")
+        value_line = self.doc.line((*path, "value")) if value is not None else None
+        return Expect(value, value_line, grads, hessians)
 
     def mistakes(self, models: list[MistakeModel], path: YamlPath) -> list[Mistake]:
         out = []

@@ -60,6 +60,8 @@ class ExpectModel(BaseModel):
     model_config = _CONFIG
     value: Any = None
     grad: dict[StrictStr, Any] = {}
+    vjp: dict[StrictStr, StrictStr] = {}
+    hessian: dict[StrictStr, StrictStr] = {}
 
 
 class MistakeModel(BaseModel):

@@ -14,7 +14,7 @@ from symcheck.engines.registry import DEFAULT_ENGINES
 from symcheck.language.catalogue import FUNCTIONS
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.language.inputs import parse_cli_input
-from symcheck.language.ir import DType, Program, Ref, walk
+from symcheck.language.ir import DType, Program, Ref, cotangent_name, walk
 from symcheck.language.parser import ParsedProgram, bind, parse
 from symcheck.suites.case import Case, Expect, Tolerance
 from symcheck.suites.loader import load_suite
@@ -172,10 +172,24 @@ def grad_programs(case: Case, program: Program) -> dict[str, Program]:
     for step in program.steps:
         assert step.expr.type is not None
         known[step.name] = step.expr.type  # a rebound name means its last value
+    if program.output_type.shape != ():  # a VJP formula names the output's cotangent
+        known[cotangent_name(program)] = program.output_type
     out: dict[str, Program] = {}
-    for name, grad in case.expect.grads.items():
+    for name, grad in [*case.expect.grads.items(), *case.expect.hessians.items()]:
         if grad.formula is None:
             continue
+        if grad.kind == "hessian":
+            if name not in case.inputs:
+                raise case.error(
+                    f"expected Hessian for '{name}', which is not an input",
+                    grad.line,
+                    hint=did_you_mean(name, case.inputs) or f"inputs are {', '.join(case.inputs)}",
+                )
+            shape = case.inputs[name].type().shape
+            known_h = {**known, "__block__": program.output_type.__class__(shape + shape)}
+            want_h: tuple[int, ...] = shape + shape
+        else:
+            known_h, want_h = known, ()
         source = grad.formula_source or Source(grad.formula, case.file, grad.line - 1)
         parsed = parse(grad.formula, source)
         used = parsed.free_names()
@@ -188,17 +202,19 @@ def grad_programs(case: Case, program: Program) -> dict[str, Program]:
                     hint=did_you_mean(n, known)
                     or f"a formula may use the inputs and steps: {', '.join(known)}",
                 )
-        fprog = bind(parsed, {n: known[n] for n in used if n in known})
-        got, want = fprog.output_type.shape, known[name].shape
+        fprog = bind(parsed, {n: known_h[n] for n in used if n in known_h})
+        got, want = fprog.output_type.shape, (want_h if grad.kind == "hessian" else known[name].shape)
         # A transposed matrix is a classic hand-derivation slip: let it through to be diagnosed.
         transposed = len(want) == 2 and tuple(reversed(want)) == tuple(got)
         if not _broadcasts(got, want) and not transposed:
             raise SymcheckError(
-                f"the expected gradient for '{name}' has shape {list(got)} "
-                f"but '{name}' has shape {list(want)}",
+                f"the expected {'Hessian' if grad.kind == 'hessian' else 'gradient'} for '{name}' has "
+                f"shape {list(got)} but '{name}' has shape {list(known[name].shape)}"
+                + (f" (its Hessian block: {list(want)})" if grad.kind == "hessian" else ""),
                 source=source,
                 span=fprog.output.expr.span,
-                hint="a gradient has its input's shape (a scalar broadcasts)",
+                hint="a gradient has its input's shape, a Hessian block that shape twice "
+                "(a scalar broadcasts)",
             )
         out[name] = fprog
     return out

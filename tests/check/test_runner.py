@@ -174,10 +174,10 @@ def test_what_needs_a_scalar_output_is_bad_input_for_a_tensor_one(write_suite: W
     results, errors = run_cases(load_suite(path).cases)
     assert results == []
     (error,) = errors
-    assert "expect: grad (a gradient formula or numbers) need a scalar output" in error.message
+    assert "so it has a Jacobian, not a gradient" in error.message
     assert "(2, 2)" in error.message
-    assert error.hint is not None and "Jacobian is checked" in error.hint
-    assert error.render().startswith(f"{path}:3:")
+    assert error.hint is not None and "vjp:" in error.hint
+    assert error.render().startswith(f"{path}:8:")  # the expectation's line
 
 
 def test_every_bad_case_is_reported_before_anything_runs(write_suite: WriteSuite) -> None:

@@ -31,7 +31,7 @@ from symcheck.engines.symbolic.expansion import (
 from symcheck.engines.symbolic.printer import LanguagePrinter, printable
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
-from symcheck.language.ir import Program, TensorType
+from symcheck.language.ir import Program, TensorType, cotangent_name
 from symcheck.language.parser import ParsedProgram, bind, parse
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
@@ -39,14 +39,7 @@ AGREEMENT_RTOL = 1e-9
 AGREEMENT_ATOL = 1e-12
 
 
-COTANGENT_NAMES = ("v", "u", "w", "g", "ct")
 TANGENT_PREFIX = "_tangent_"  # never a user's name: identifiers cannot start with "_"
-
-
-def cotangent_name(program: Program) -> str:
-    """The name a tensor output's cotangent goes by in the printed VJP: `v`, unless that is taken."""
-    taken = set(program.inputs) | {s.name for s in program.steps}
-    return next((n for n in COTANGENT_NAMES if n not in taken), "v_")
 
 
 @dataclass
@@ -117,7 +110,8 @@ class ClosedForm:
     def lower_formula(self, parsed: ParsedProgram) -> SymTensor:
         """A user's formula (e.g. an expected gradient) over the same atoms as the closed form.
 
-        It may name inputs and the program's steps (a rebound step means its last value).
+        It may name inputs and the program's steps (a rebound step means its last value), and for a
+        tensor output the cotangent (`v`) of a VJP formula.
         """
         types: dict[str, TensorType] = {n: d.type for n, d in self.program.inputs.items()}
         steps = {s.name: s for s in self.program.steps}
@@ -127,11 +121,15 @@ class ClosedForm:
                 t = steps[name].expr.type
                 assert t is not None
                 types[name] = t
+        if self.cotangent is not None and self.cotangent in names:  # a VJP formula names the cotangent
+            types[self.cotangent] = TensorType(self.output.shape)
         formula = bind(parsed, {n: types[n] for n in names if n in types})
         env = dict(self.env)
         for name in names:
             if name in steps and name not in self.program.inputs:
                 env[name] = self.env[steps[name].id]
+        if self.cotangent is not None and self.cotangent in names:
+            env[self.cotangent] = self.graph.input(self.cotangent, self.output.shape)
         return self.graph.lower(formula, env)[formula.output.id]
 
     def difference(self, name: str, claimed: SymTensor) -> SymTensor:
