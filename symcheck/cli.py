@@ -382,6 +382,9 @@ def verify(
 )
 @click.option("--wrt", help="Comma-separated inputs to differentiate by (default: every float input).")
 @click.option(
+    "--outputs", help="Comma-separated steps of a program to check as outputs, each with its own Jacobian."
+)
+@click.option(
     "--dtype", type=click.Choice(["float64", "float32", "float16", "bfloat16"]), help="torch engine dtype."
 )
 @click.option("--device", help="torch engine device (cpu, cuda, cuda:1).")
@@ -412,6 +415,7 @@ def grad(
     expr: str,
     inputs: tuple[str, ...],
     wrt: str | None,
+    outputs: str | None,
     dtype: str | None,
     device: str | None,
     impl: str | None,
@@ -448,6 +452,7 @@ def grad(
         impl_source=None if impl is None else Source(impl, "<command line>"),
         impl_grad_source=None if impl_grad is None else Source(impl_grad, "<command line>"),
         allow_import=allow_import,
+        outputs=[o.strip() for o in outputs.split(",") if o.strip()] if outputs else None,
     )
     (case,) = _override(
         [case],

@@ -128,6 +128,14 @@ def quantities(result: EngineResult, output: str) -> dict[str, np.ndarray]:
             out[f"(H v{i + 1})_{name}"] = np.asarray(product, dtype=np.float64)
     if result.curvatures:
         out["v^T H v along random directions"] = np.array([c.value for c in result.curvatures])
+    # A tensor output: its Jacobian, or its VJPs and JVPs along the shared probes.
+    for name, jacobian in result.jacobians.items():
+        out[f"Jacobian d{output}/d{name}"] = np.asarray(jacobian, dtype=np.float64)
+    for k, vjp in enumerate(result.vjps):
+        for name, product in vjp.items():
+            out[f"VJP u{k + 1}^T d{output}/d{name}"] = np.asarray(product, dtype=np.float64)
+    for k, jvp in enumerate(result.jvps):
+        out[f"JVP d{output} along t{k + 1}"] = np.asarray(jvp, dtype=np.float64)
     return out
 
 

@@ -492,6 +492,15 @@ def load_target(
 
     case = load_case(target, inputs, case_name, wrt)
     program = parse_case_program(case)
+    shape = program.output_type.shape
+    if shape != ():
+        raise SymcheckError(
+            f"explain walks a scalar output's gradient step by step; this output has shape {shape}",
+            source=program.source,
+            span=program.output.span,
+            hint="explain a scalar of it (sum(...) with a weight, a loss), or see its Jacobian and the "
+            "closed form of its VJP with symcheck grad",
+        )
     return program, make_point(case.inputs, case.seed, program), case_wrt(case), case
 
 

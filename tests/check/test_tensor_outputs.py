@@ -85,3 +85,24 @@ def test_an_engine_without_derivatives_does_not_pass_on_its_value() -> None:
     comparison = compare_results(lazy, reference, Tolerance(1e-7, 1e-7))
     assert not comparison.ok
     assert "produced no derivative" in comparison.failures[0]
+
+
+def test_grad_checks_several_outputs_each_with_its_own_jacobian() -> None:
+    r = grad("h = sin(x); c = x^2", "-i", "x:3", "--outputs", "h,c")
+    assert r.exit_code == EXIT_OK, r.output
+    assert "PASS  h = sin(x); c = x^2 [h]" in r.output and "PASS  h = sin(x); c = x^2 [c]" in r.output
+    assert "vjp       v^T dh/dx = v*cos(x)" in r.output and "vjp       v^T dc/dx = 2*v*x" in r.output
+    bad = grad("h = sin(x); c = x^2", "-i", "x:3", "--outputs", "h,q")
+    assert bad.exit_code == 2 and "outputs names 'q', which is not a step of the program" in bad.output
+
+
+def test_baselines_record_a_tensor_outputs_derivatives() -> None:
+    from symcheck.check.baseline import quantities
+
+    result = EngineResult("e", np.zeros(2), {}, jacobians={"x": np.eye(2)}, jvps=[np.ones(2)])
+    assert set(quantities(result, "out")) == {"value", "Jacobian dout/dx", "JVP dout along t1"}
+
+
+def test_explain_says_it_needs_a_scalar_output() -> None:
+    r = CliRunner().invoke(main, ["explain", "x*sigmoid(x)", "-i", "x:3"])
+    assert r.exit_code == 2 and "explain walks a scalar output's gradient" in r.output
