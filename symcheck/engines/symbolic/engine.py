@@ -148,6 +148,17 @@ def probe_shapes(program: Program) -> dict[str, TensorType]:
     }
 
 
+def probe_point(shapes: Mapping[str, TensorType], seed: int | list[int]) -> dict[str, np.ndarray]:
+    """A point at the probe shapes, away from 0 (and from most domain edges); labels 0."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: rng.uniform(0.3, 1.2, t.shape)
+        if t.dtype.value == "float"
+        else np.zeros(t.shape, dtype=np.int64)
+        for name, t in shapes.items()
+    }
+
+
 def exact_text(value: sympy.Expr) -> str | None:
     """The exact value when it is a readable rational (27, 9/2), else None."""
     if value.is_Rational and abs(value.q) < 10**6 and abs(value.p) < 10**15:
@@ -300,13 +311,7 @@ class SymbolicEngine(Engine):
         if sum(t.size for t in shapes.values()) > options.expansion_budget:
             return "closed form of H v not checked by expansion: even the probe shape is too large"
         probe = bind(parse(program.source.text, program.source), shapes)
-        rng = np.random.default_rng([options.seed, 1])
-        point = {
-            name: rng.uniform(0.3, 1.2, t.shape)
-            if t.dtype.value == "float"
-            else np.zeros(t.shape, dtype=np.int64)
-            for name, t in shapes.items()
-        }
+        point = probe_point(shapes, [options.seed, 1])
         closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
         expansion = expand_gradient(probe, list(wrt))
         subs = expansion.substitution(point)
@@ -394,13 +399,7 @@ class SymbolicEngine(Engine):
         if probe_size > options.expansion_budget:
             return f"closed-form VJP not checked by expansion: even the probe shape has {probe_size} elements"
         probe = bind(parse(program.source.text, program.source), shapes)
-        rng = np.random.default_rng(options.seed)
-        point = {
-            name: rng.uniform(0.3, 1.2, t.shape)
-            if t.dtype.value == "float"
-            else np.zeros(t.shape, dtype=np.int64)
-            for name, t in shapes.items()
-        }
+        point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         out_shape = closed.output.shape
         probe_wrt = {n: shapes[n].shape for n in closed.grads}
@@ -427,15 +426,7 @@ class SymbolicEngine(Engine):
         if probe_size > options.expansion_budget:
             return f"closed form not checked by expansion: even the probe shape has {probe_size} elements"
         probe = bind(parse(program.source.text, program.source), shapes)
-        rng = np.random.default_rng(options.seed)
-        point = {
-            name: (
-                rng.uniform(0.3, 1.2, t.shape)
-                if t.dtype.value == "float"
-                else np.zeros(t.shape, dtype=np.int64)
-            )
-            for name, t in shapes.items()
-        }
+        point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         _, closed_grads = closed.evaluate(point)
         expansion = expand_gradient(probe, list(wrt))
