@@ -323,6 +323,33 @@ def _clamp_kinks(call: Call) -> tuple[Kink, ...]:
     return tuple(Kink(0, float(b), f"clamp is not differentiable at its bound {b:g}") for b in bounds)
 
 
+def _tie_gap(op: str, axis: tuple[int, ...] | None) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    """Per element, how far its slice's extreme is from a tie: the gap between the two largest
+    (max) or smallest (min) elements of the slice the reduction takes it from; inf for one element."""
+
+    def gap(args: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        x = np.asarray(args[0], dtype=np.float64)
+        axes = tuple(range(x.ndim)) if axis is None else tuple(axis)
+        kept = [i for i in range(x.ndim) if i not in axes]
+        moved = np.transpose(x, kept + list(axes)).reshape([x.shape[i] for i in kept] + [-1])
+        if moved.shape[-1] < 2:
+            return np.full(x.shape, np.inf)
+        ordered = np.sort(moved, axis=-1)
+        top = ordered[..., -1] - ordered[..., -2] if op == "max" else ordered[..., 1] - ordered[..., 0]
+        back = top.reshape([x.shape[i] for i in kept] + [1] * len(axes))
+        return np.broadcast_to(np.transpose(back, np.argsort(kept + list(axes))), x.shape)
+
+    return gap
+
+
+def _extreme_kinks(call: Call) -> tuple[Kink, ...]:
+    """max/min reductions are not differentiable where the extreme is tied (torch splits it 1/k)."""
+    text = f"{call.op} is not differentiable where its extreme is tied"
+    return (Kink(0, 0.0, text, offset=_tie_gap(call.op, call.kw("axis"))),)
+
+
 def _take_domain(call: Call) -> tuple[Domain, ...]:
     n = call.args[0].shape[0]
     return (Domain(1, f"indices must lie in [-{n}, {n})", lambda a: (a >= -n) & (a < n)),)
@@ -532,6 +559,7 @@ CATALOGUE: tuple[OpSpec, ...] = (
         1,
         "largest element over axes; tied maxima share the gradient evenly (torch.amax)",
         params=(AXES, KEEPDIMS),
+        kink_rule=_extreme_kinks,
     ),
     OpSpec(
         "min",
@@ -539,6 +567,7 @@ CATALOGUE: tuple[OpSpec, ...] = (
         1,
         "smallest element over axes; tied minima share the gradient evenly (torch.amin)",
         params=(AXES, KEEPDIMS),
+        kink_rule=_extreme_kinks,
     ),
     OpSpec(
         "index",

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import sympy
 
+from symcheck.engines.symbolic.functions import max_of, min_of
+
 
 def is_symbolic(a: Any) -> bool:
     return np.asarray(a).dtype == object
@@ -69,7 +71,7 @@ def extreme(op: str, a: Any, axis: tuple[int, ...] | None, keepdims: bool) -> An
     axes = tuple(range(a.ndim)) if axis is None else axis
     kept = [i for i in range(a.ndim) if i not in axes]
     moved = np.transpose(a, kept + list(axes)).reshape([a.shape[i] for i in kept] + [-1])
-    pick = sympy.Max if op == "max" else sympy.Min
+    pick = max_of if op == "max" else min_of  # ties share the derivative 1/k (functions.py)
     out = np.empty(moved.shape[:-1], dtype=object)
     for index in np.ndindex(*out.shape):
         out[index] = pick(*moved[index])

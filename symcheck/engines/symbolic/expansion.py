@@ -18,6 +18,7 @@ import numpy as np
 import sympy
 
 from symcheck.engines.symbolic import arrays
+from symcheck.engines.symbolic.functions import clamp
 from symcheck.engines.symbolic.rules import EXPANDED
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.ir import Call, Const, DType, Program, Ref
@@ -50,13 +51,10 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
     args = [_expand(a, env) for a in node.args]
     op = OPS[node.op]
     if node.op == "clamp":
+        # Slope 1 on the closed interval [min, max], bounds included, as torch: SymPy's Max/Min would
+        # give 1/2 at a bound.
         low, high = node.kw("min"), node.kw("max")
-        bounded = args[0]
-        if low is not None:
-            bounded = np.frompyfunc(lambda v: sympy.Max(v, sympy.Rational(str(low))), 1, 1)(bounded)
-        if high is not None:
-            bounded = np.frompyfunc(lambda v: sympy.Min(v, sympy.Rational(str(high))), 1, 1)(bounded)
-        return np.asarray(bounded, dtype=object)
+        return np.asarray(np.frompyfunc(lambda v: clamp(v, low, high), 1, 1)(args[0]), dtype=object)
     if op.kind is OpKind.ELEMENTWISE:
         fn = np.frompyfunc(EXPANDED[node.op], op.arity, 1)
         return np.asarray(fn(*args), dtype=object)

@@ -121,6 +121,34 @@ class minimum(Function):
         return None
 
 
+class _Extreme(Function):
+    """The largest (smallest) of its arguments, for the expansion of a max (min) reduction. Tied
+    arguments share the derivative evenly, 1/k for k ties, as torch.amax does (SymPy's own Max
+    would give each tie 1/2 through Heaviside(0), whatever k is)."""
+
+    pick = staticmethod(sympy.Max)
+
+    @classmethod
+    def eval(cls, *args: sympy.Expr) -> sympy.Expr | None:
+        if len(args) == 1:
+            return args[0]
+        if all(a.is_number and a.is_real for a in args):
+            return cls.pick(*args)
+        return None
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        ties = sympy.Add(*(indicator(sympy.Eq(a, self)) for a in self.args))
+        return indicator(sympy.Eq(self.args[argindex - 1], self)) / ties
+
+
+class max_of(_Extreme):
+    pick = staticmethod(sympy.Max)
+
+
+class min_of(_Extreme):
+    pick = staticmethod(sympy.Min)
+
+
 def indicator(condition: sympy.Basic) -> sympy.Expr:
     """1 where the condition holds, else 0: a comparison used as a number."""
     return Piecewise((1, condition), (0, True))
