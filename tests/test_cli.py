@@ -295,3 +295,19 @@ def test_python_m_symcheck_exit_codes(repo: Path, tmp_path: Path) -> None:
     assert f"{suite}:3:24: error:" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert bad.stdout == ""
+
+
+def test_a_keywords_bare_word_value_is_not_an_input() -> None:
+    """`reduction=sum` names a choice of the keyword, not an input called sum."""
+    r = CliRunner().invoke(
+        main, ["grad", "nll_loss(log_softmax(z), y, reduction=sum)", "-i", "z:3", "-i", "y:int"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "PASS  nll_loss(log_softmax(z), y, reduction=sum)" in r.output
+
+
+@pytest.mark.parametrize("expr", ["sum(x[r, y])", "sum(x[y, 0])"])
+def test_an_index_tensor_before_another_index_is_refused_not_given_another_meaning(expr: str) -> None:
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3x3", "-i", "y:2:int=[0,2]", "-i", "r:2:int=[1,1]"])
+    assert r.exit_code == 2
+    assert "an index tensor followed by another index means pairs in torch" in r.output

@@ -65,9 +65,18 @@ def _refs(node: Node) -> Iterable[Ref]:
     elif isinstance(node, Call):
         for a in node.args:
             yield from _refs(a)
-        for _, v in node.kwargs:
-            if isinstance(v, Node) and not _is_keyword_literal(v):
+        for key, v in node.kwargs:
+            if isinstance(v, Node) and not _is_keyword_literal(v) and not _is_choice(node.op, key, v):
                 yield from _refs(v)
+
+
+def _is_choice(op: str, key: str, node: Node) -> bool:
+    """A keyword's bare-word value (`reduction=sum`) is one of its choices, not an input named so."""
+    spec = OPS.get(op)
+    param = spec.param(key) if spec is not None else None
+    return (
+        param is not None and param.kind == "choice" and isinstance(node, Ref) and node.name in param.choices
+    )
 
 
 def _is_keyword_literal(node: Node) -> bool:
@@ -149,6 +158,17 @@ class _Lower(Transformer):
         """x[i, j] is x[i][j]: an int literal drops the first axis, an int tensor gathers rows."""
         node, *items = tree.children
         span = _SPAN_OF(tree)
+        for item in items[:-1]:
+            if not isinstance(item, Const):
+                # torch reads x[r, y] as pairs (x[r[k], y[k]]) and x[y, 0] as column 0 of the rows y;
+                # chaining would silently mean something else, so it is refused.
+                raise self._err(
+                    "an index tensor followed by another index means pairs in torch (x[r, y] is "
+                    "x[r[k], y[k]]; x[y, 0] is column 0 of the rows y), which symcheck does not support",
+                    item.span,
+                    hint="index one axis at a time (x[y].T[0] is column 0 of the rows y); for pairs, "
+                    "sum(onehot(y, C) * x[r], axis=1)",
+                )
         for item in items:
             if isinstance(item, Const):
                 node = _RawCall(span, op="index", args=(node,), kwargs=(("at", item),), name_span=item.span)
