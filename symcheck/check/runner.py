@@ -138,10 +138,16 @@ class CaseResult:
     training: TrainingResult | None = None  # for a case with `train:`
     baseline: Any = None  # symcheck.check.baseline.BaselineOutcome, with --baseline
     seconds: float = 0.0  # wall time of Runner.run
+    # symcheck's own bug while running this case (the traceback); the other cases still ran.
+    error: str | None = None
 
     @property
     def crashed(self) -> bool:
-        return any(p.crashed for p in self.points) or bool(self.training and self.training.crashed)
+        return (
+            self.error is not None
+            or any(p.crashed for p in self.points)
+            or bool(self.training and self.training.crashed)
+        )
 
     @property
     def status(self) -> str:
@@ -291,6 +297,18 @@ class Runner:
         if isinstance(found, EngineUnavailable):
             raise found
         return found
+
+    def run_safely(self, prep: Prepared) -> CaseResult:
+        """`run`, except that a bug of symcheck's in this case becomes an errored result (exit 3 at
+        the end) instead of stopping the run: the other cases still run and are reported."""
+        try:
+            return self.run(prep)
+        except SymcheckError:
+            raise
+        except Exception as e:
+            wrt = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
+            trace = traceback.format_exc(limit=8)
+            return CaseResult(prep.case, prep.program, wrt, error=f"{type(e).__name__}: {e}\n{trace}")
 
     def run(self, prep: Prepared) -> CaseResult:
         start = time.perf_counter()
@@ -735,7 +753,7 @@ def run_cases(
     runner = Runner(engines)
     results: list[CaseResult] = []
     for p in prepared:
-        results.append(runner.run(p))
+        results.append(runner.run_safely(p))
         if progress is not None:
             progress(len(results), len(prepared), results[-1])
     return results, []
@@ -762,7 +780,7 @@ def run_one(index: int) -> CaseResult:
     """In a worker process: run the prepared case at `index` of the cases it was started with."""
     assert _worker is not None, "run_one runs in a worker started by run_cases(jobs=...)"
     prepared, runner = _worker
-    return runner.run(prepared[index])
+    return runner.run_safely(prepared[index])
 
 
 def _run_parallel(

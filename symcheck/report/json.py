@@ -72,6 +72,7 @@ def _case_json(result: CaseResult) -> dict[str, Any]:
         "expr": result.case.expr,
         "status": result.status,
         "skip_reason": result.skip_reason,
+        "error": result.error,
         "wrt": result.wrt,
         "value": ref.value.tolist() if ref is not None else None,
         "exact_value": result.exact_value,

@@ -35,6 +35,12 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
     pad = "      "
     if result.skip_reason is not None:
         lines.append(f"{pad}skipped   {result.skip_reason}")
+    if result.error is not None:  # symcheck's own bug: the case could not be checked
+        first, _, trace = result.error.partition("\n")
+        lines.append(f"{pad}CRASHED   symcheck, while checking this case: {first}")
+        lines.append(f"{pad}          (a bug in symcheck: please report it; -v shows the traceback)")
+        if verbose:
+            lines.extend(f"{pad}          {line}" for line in trace.rstrip().splitlines())
     steps = [s for s in result.program.steps]
     if len(steps) == 1:
         lines.append(f"{pad}expr      {case.expr.strip()}")

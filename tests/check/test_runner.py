@@ -295,3 +295,40 @@ def test_tolerance_override_reaches_the_comparison(write_suite: WriteSuite) -> N
     torch = next(c for c in r.points[0].comparisons if c.engine == "torch")
     assert torch.checks[0].tolerance is not None
     assert torch.checks[0].tolerance.rtol == 0.5
+
+
+def test_a_case_that_crashes_symcheck_does_not_stop_the_others(
+    write_suite: WriteSuite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """symcheck's own bug in one case is that case's error (exit 3 at the end); the rest still run."""
+    from symcheck.check import runner as runner_module
+
+    path = write_suite(
+        """\
+        cases:
+          - name: crashes
+            expr: sum(sin(x))
+            inputs: {x: [1, 2]}
+          - name: fine
+            expr: sum(x^2)
+            inputs: {x: [1, 2]}
+        """
+    )
+    original = runner_module.Runner.run
+
+    def run(self: object, prep: object) -> object:
+        if prep.case.name == "crashes":  # type: ignore[attr-defined]
+            raise ZeroDivisionError("a bug of ours")
+        return original(self, prep)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module.Runner, "run", run)
+    results, errors = run_cases(load_suite(path).cases)
+    assert not errors
+    crashed, fine = results
+    assert crashed.status == "error" and "ZeroDivisionError: a bug of ours" in (crashed.error or "")
+    assert fine.status == "pass"
+    from symcheck.report.text import render_text
+
+    text = render_text(results)
+    assert "CRASHED   symcheck, while checking this case: ZeroDivisionError: a bug of ours" in text
+    assert "PASS  fine" in text
