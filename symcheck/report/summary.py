@@ -85,3 +85,13 @@ def summary_line(results: Sequence[CaseResult]) -> str:
     if counts["error"]:
         parts.append(f"{counts['error']} errors")
     return f"{len(results)} cases, {points} points: " + ", ".join(parts)
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(32), 127]} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+def printable_name(text: str) -> str:
+    """A case name or file as one line of plain text: control characters shown escaped (\\n,
+    \\r, \\x1b), lone surrogates replaced, so that no name can start a line of its own in a log (a
+    GitHub workflow command) or move the cursor of a terminal."""
+    return text.translate(_CONTROL).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from symcheck.check.runner import CaseResult
+from symcheck.report.summary import printable_name
 
 COLOR_CHOICES = ("auto", "always", "never")
 
@@ -84,7 +85,7 @@ class Progress:
     def __call__(self, done: int, total: int, result: CaseResult) -> None:
         if not self.enabled or self.clock() - self.start < self.delay:
             return
-        text = f"[{done}/{total}] {result.case.name}"
+        text = f"[{done}/{total}] {printable_name(result.case.name)}"
         width = shutil.get_terminal_size((80, 24)).columns - 1
         self.stream.write("\r\x1b[2K" + text[:width])  # \x1b[2K clears what a longer name left
         self.stream.flush()

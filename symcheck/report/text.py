@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from symcheck.check.runner import CaseResult, PointResult
-from symcheck.report.summary import mismatch_lines, summarize_engines, summary_line
+from symcheck.report.summary import mismatch_lines, printable_name, summarize_engines, summary_line
 from symcheck.report.training import training_text
 
 SHOW_ARRAY_LIMIT = 16  # print gradients in full up to this many elements
@@ -31,7 +31,9 @@ def _indent(text: str, prefix: str) -> str:
 
 def _case_text(result: CaseResult, verbose: bool) -> str:
     case = result.case
-    lines = [f"{result.status.upper():5} {case.name}  ({case.file}:{case.line})"]
+    lines = [
+        f"{result.status.upper():5} {printable_name(case.name)}  ({printable_name(case.file)}:{case.line})"
+    ]
     pad = "      "
     if result.skip_reason is not None:
         lines.append(f"{pad}skipped   {result.skip_reason}")
@@ -251,7 +253,7 @@ def render_text(results: Sequence[CaseResult], verbose: bool = False) -> str:
     for result in results:
         if result.case.file != current_file:
             current_file = result.case.file
-            blocks.append(f"== {current_file}")
+            blocks.append(f"== {printable_name(current_file)}")
         blocks.append(_case_text(result, verbose))
     blocks.append(summary_line(results))
     return "\n".join(blocks) + "\n"

@@ -402,9 +402,16 @@ class _Loader:
             dpath = (*path, "data")
             if isinstance(m.data, str):
                 origin = m.data
-                file = (
-                    (self.path.parent / m.data).resolve() if not Path(m.data).is_absolute() else Path(m.data)
-                )
+                file = (self.path.parent / m.data).resolve()
+                allowed = _data_root(self.path)
+                if Path(m.data).is_absolute() or not file.is_relative_to(allowed):
+                    # Never read (nor echo the keys of) a file outside the suite's project.
+                    raise self.err(
+                        f"data file '{m.data}' is outside {allowed}",
+                        dpath,
+                        hint="give a path relative to the suite file, inside its folder "
+                        "(or the folder of the pyproject.toml above it)",
+                    )
                 if file.suffix not in DATA_SUFFIXES:
                     raise self.err(
                         f"data file '{m.data}' is neither JSON nor YAML",
@@ -483,6 +490,16 @@ class _Loader:
             tolerance_growth=m.tolerance_growth,
             line=self.doc.line(path) or 1,
         )
+
+
+def _data_root(suite: Path) -> Path:
+    """Where a suite's data files may be: its folder, or the project's (the nearest folder above
+    that holds a pyproject.toml)."""
+    folder = suite.resolve().parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return folder
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,8 @@ def textify(v: Any) -> Any:
 
 
 StrictFloat = Annotated[float, Strict()]
-NonNegFloat = Annotated[float, Strict(), Field(ge=0)]
+# ge=0 and le=1e300: a tolerance of inf (or nan, which fails both) would pass anything.
+NonNegFloat = Annotated[float, Strict(), Field(ge=0, le=1e300)]
 NonNegInt = Annotated[int, Strict(), Field(ge=0)]
 StrictStr = Annotated[str, Strict()]
 _CONFIG = ConfigDict(extra="forbid")
