@@ -87,6 +87,9 @@ def _is_keyword_literal(node: Node) -> bool:
 
 # ---------------------------------------------------------------- parsing
 
+MAX_LITERAL_CHARS = 40  # a number's text, digits and exponent together
+MAX_LITERAL_EXPONENT = 300
+
 
 @cache
 def _lark() -> Lark:
@@ -116,7 +119,23 @@ class _Lower(Transformer):
 
     def number(self, tree: Tree) -> Node:
         tok: Token = tree.children[0]
-        return Const(_SPAN_OF(tree), value=Fraction(str(tok)))
+        text = str(tok)
+        _, _, exponent = text.lower().partition("e")
+        if len(text) > MAX_LITERAL_CHARS or (exponent and abs(int(exponent)) > MAX_LITERAL_EXPONENT):
+            raise self._err(
+                f"the number {text[:40]}{'...' if len(text) > 40 else ''} is beyond float64",
+                _SPAN_OF(tree),
+                hint=f"literals have at most {MAX_LITERAL_CHARS} characters and exponents up to "
+                f"±{MAX_LITERAL_EXPONENT} (float64 overflows at 1.8e308)",
+            )
+        value = Fraction(text)
+        if value and not (1e-300 < abs(float(value)) < 1.7e308):
+            raise self._err(
+                f"the number {text} is beyond float64 (it would be {float(value)!r})",
+                _SPAN_OF(tree),
+                hint="float64 holds about 1e-308 to 1.8e308",
+            )
+        return Const(_SPAN_OF(tree), value=value)
 
     def name(self, tree: Tree) -> Node:
         tok: Token = tree.children[0]
@@ -456,7 +475,28 @@ class _Binder:
         except ShapeError as e:
             span = args[e.arg].span if e.arg is not None else node.span
             raise self.err(e.args[0], span, e.hint) from None
-        return Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
+        call = Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
+        self.check_constant_domains(call)
+        return call
+
+    def check_constant_domains(self, call: Call) -> None:
+        """A constant outside an op's domain (1/0, log(0), sqrt(-1)) is a mistake in the text, not a
+        point to sample around: say so where it is."""
+        import numpy as np  # lazily: parsing alone (symcheck --help, ops) needs no numpy
+
+        if call.op == "pow":  # (-2)^x is defined at whole x: its domain is the derivative's, not the value's
+            return
+        for domain in OPS[call.op].domains(call):
+            arg = call.args[domain.arg] if domain.arg < len(call.args) else None
+            if isinstance(arg, Const):
+                with np.errstate(all="ignore"):
+                    holds = bool(np.all(domain.predicate(np.asarray(float(arg.value)))))
+                if not holds:
+                    raise self.err(
+                        f"{call.op} of the constant {format_fraction(arg.value)}: {domain.text}",
+                        arg.span,
+                        hint="the expression is undefined for every input",
+                    )
 
     def kwvalue(self, kind: str, key: str, node: Node, choices: tuple[str, ...] = ()) -> KwValue:
         if kind == "choice":

@@ -254,6 +254,8 @@ class Graph:
 
     def reduce(self, op: str, t: SymTensor, axes: tuple[int, ...] | None, keepdims: bool) -> SymTensor:
         all_axes = tuple(range(len(t.shape))) if axes is None else axes
+        if op in ("max", "min") and reduced_count(t.shape, axes) == 1:
+            op = "sum"  # the extreme of one element is that element (and has no ties to share)
         if all_axes == tuple(range(len(t.shape))) and not keepdims:
             axes = None  # sum(x) rather than sum(x, axis=(0, 1)): one spelling, so atoms coincide
         coeff, rest = sympy.factor_terms(t.expr).as_coeff_Mul()
@@ -564,7 +566,10 @@ class Graph:
             )
             self._lambdified[key] = fn
         with np.errstate(all="ignore"):
-            result = np.asarray(fn(*values), dtype=np.float64)
+            try:
+                result = np.asarray(fn(*values), dtype=np.float64)
+            except ValueError:  # a Piecewise's conditions stacked from atoms of different shapes
+                result = np.asarray(fn(*(np.broadcast_to(v, t.shape) for v in values)), dtype=np.float64)
         return np.broadcast_to(result, t.shape).copy()
 
     def _atom_value(self, atom: Atom, inputs: Mapping[str, Any], cache: dict) -> Any:

@@ -28,7 +28,7 @@ from symcheck.engines.symbolic.expansion import (
     expand_gradient,
     expand_jacobian,
 )
-from symcheck.engines.symbolic.printer import LanguagePrinter, printable
+from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
 from symcheck.language.ir import Program, TensorType, cotangent_name
@@ -71,7 +71,7 @@ class ClosedForm:
         seed = graph.input(cotangent, output.shape) if cotangent is not None else None
         raw = graph.gradients(output, list(wrt), seed=seed)
         grads = {n: simplify(g, lambda e: printable(printer, e)) for n, g in raw.items()}
-        printed = {n: printer(g.expr) for n, g in grads.items()}
+        printed = {n: _printed(printer, g.expr) for n, g in grads.items()}
         return cls(program, graph, env, output, grads, printer, printed, cotangent)
 
     def evaluate_vjp(self, inputs: Mapping[str, np.ndarray], u: np.ndarray) -> dict[str, np.ndarray]:
@@ -136,6 +136,14 @@ class ClosedForm:
         """claimed - true gradient, simplified; zero when the claim is proven."""
         true = self.grads[name]
         return simplify(SymTensor(claimed.expr - true.expr, true.shape), lambda e: printable(self.printer, e))
+
+
+def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
+    """The closed form in the language; what the language cannot say is said so, not a crash."""
+    try:
+        return printer(expr)
+    except Unprintable as e:
+        return f"(no closed form in the language: {e})"
 
 
 def probe_shapes(program: Program) -> dict[str, TensorType]:

@@ -90,6 +90,9 @@ class LanguagePrinter:
             return text
         if isinstance(c, sympy.Not):
             return f"1 - ({self.condition(c.args[0])})"
+        if isinstance(c, sympy.ITE):  # if c then a else b, as 0/1 arithmetic
+            cond, then, other = (self.condition(a) for a in c.args)
+            return f"where({cond}, {then}, {other})"
         raise Unprintable(f"cannot print the condition {c}")
 
     def wrap(self, e: sympy.Expr, min_prec: int) -> str:
