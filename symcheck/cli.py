@@ -127,6 +127,11 @@ common_options = [
     ),
     click.option("--order", type=click.IntRange(1, 2), help="2: also check second derivatives."),
     click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds the symbolic engine may spend on a case before it gives up (default 60).",
+    ),
+    click.option(
         "--format",
         "fmt",
         type=click.Choice(["text", "json", "junit", "github"]),
@@ -329,6 +334,7 @@ def verify(
     seed: int | None,
     expansion_budget: int | None,
     order: int | None,
+    timeout: float | None,
     fmt: str,
     color: str,
     verbose: bool,
@@ -353,6 +359,7 @@ def verify(
         seed=seed,
         expansion_budget=expansion_budget,
         order=order,
+        timeout=timeout,
         allow_import=allow_import or None,
     )
     return _run(
@@ -427,6 +434,7 @@ def grad(
     seed: int | None,
     expansion_budget: int | None,
     order: int | None,
+    timeout: float | None,
     fmt: str,
     color: str,
     verbose: bool,
@@ -461,6 +469,7 @@ def grad(
         seed=seed,
         expansion_budget=expansion_budget,
         order=order,
+        timeout=timeout,
     )
     return _run([case], fmt, verbose, color, fail_on_skip=fail_on_skip)
 

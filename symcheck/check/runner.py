@@ -321,6 +321,7 @@ class Runner:
             expansion_budget=case.expansion_budget,
             seed=case.seed,
             order=getattr(case, "order", 1),
+            time_budget=case.timeout,
         )
         for label, point in self._points(case, program, result.notes):
             result.points.append(self._run_point(prep, wrt, options, label, point))

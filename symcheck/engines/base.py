@@ -42,6 +42,9 @@ class EngineOptions:
     # else this many random cotangents (VJPs) and as many random tangents (JVPs).
     jacobian_full_limit: int = 4096
     jacobian_probes: int = 3
+    # symbolic: seconds the exact work of one case may take before the engine gives up (its column
+    # says so, the other engines still check the case); None: no limit.
+    time_budget: float | None = 60.0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ so dunder names are a syntax error.
 from __future__ import annotations
 
 import keyword
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -89,6 +90,30 @@ def _is_keyword_literal(node: Node) -> bool:
 
 MAX_LITERAL_CHARS = 40  # a number's text, digits and exponent together
 MAX_LITERAL_EXPONENT = 300
+MAX_EXPONENT = 1000  # x^n for exact symbolic work
+MAX_POWER_BITS = 4096  # a constant a^b, exactly
+
+
+def _constant(node: Node) -> Fraction | None:
+    """The value of a constant subexpression (2, -3, 10^10, 1/2), when it is one."""
+    if isinstance(node, Const):
+        return node.value
+    if isinstance(node, Call) and node.op == "neg":
+        inner = _constant(node.args[0])
+        return None if inner is None else -inner
+    if isinstance(node, Call) and node.op in ("add", "sub", "mul", "div", "pow") and len(node.args) == 2:
+        a, b = (_constant(x) for x in node.args)
+        if a is None or b is None:
+            return None
+        try:
+            if node.op == "pow":
+                if b.denominator != 1 or abs(b) > MAX_EXPONENT:
+                    return None
+                return a ** int(b)
+            return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b if b else None}[node.op]
+        except (ZeroDivisionError, OverflowError):
+            return None
+    return None
 
 
 @cache
@@ -479,12 +504,32 @@ class _Binder:
         self.check_constant_domains(call)
         return call
 
+    def check_exponent(self, call: Call) -> None:
+        """Exact symbolic work with x^1000000, or 2^2^2^2^2^2 (2^65536 digits of digits), takes hours
+        or all memory in a single step no time limit can interrupt: refused at the exponent."""
+        base, exponent = (_constant(a) for a in call.args)
+        if exponent is None:
+            return
+        too_big = abs(exponent) > MAX_EXPONENT
+        if base is not None and base not in (0, 1, -1):
+            # the exact result's size in bits: |exponent| * log2(|base|)
+            too_big = (
+                too_big or abs(float(exponent)) * max(1.0, math.log2(abs(float(base)) or 1)) > MAX_POWER_BITS
+            )
+        if too_big:
+            raise self.err(
+                f"the exponent {format_fraction(exponent)} is too large for exact symbolic work",
+                call.args[1].span,
+                hint=f"exponents up to ±{MAX_EXPONENT} (and constant powers up to {MAX_POWER_BITS} bits)",
+            )
+
     def check_constant_domains(self, call: Call) -> None:
         """A constant outside an op's domain (1/0, log(0), sqrt(-1)) is a mistake in the text, not a
         point to sample around: say so where it is."""
         import numpy as np  # lazily: parsing alone (symcheck --help, ops) needs no numpy
 
         if call.op == "pow":  # (-2)^x is defined at whole x: its domain is the derivative's, not the value's
+            self.check_exponent(call)
             return
         for domain in OPS[call.op].domains(call):
             arg = call.args[domain.arg] if domain.arg < len(call.args) else None

@@ -184,6 +184,7 @@ class Case:
     input_lines: dict[str, int] = field(default_factory=dict)
     wrt_line: int | None = None
     order: int = 1  # 2: also second derivatives
+    timeout: float = 60.0  # seconds the symbolic engine may spend on the case before it gives up
     train: TrainSpec | None = None  # a training run (symcheck/check/training.py)
     # The user's own implementation of expr, "package.module:function" (symcheck/suites/imports.py).
     impl: str | None = None

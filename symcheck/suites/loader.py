@@ -256,6 +256,7 @@ class _Loader:
             input_lines=input_lines,
             wrt_line=self.doc.line((*path, "wrt")) if m.wrt is not None else None,
             order=m.order,
+            timeout=float(m.timeout),
             train=None if m.train is None else self.train(m.train, (*path, "train"), inputs),
             outputs=None if m.outputs is None else list(m.outputs),
             outputs_line=self.doc.line((*path, "outputs")) if m.outputs is not None else None,

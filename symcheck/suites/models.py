@@ -134,6 +134,7 @@ class CaseModel(BaseModel):
     dtype: Literal["float64", "float32", "float16", "bfloat16"] = "float64"
     device: Annotated[StrictStr, Field(pattern=r"^(cpu|cuda(:\d+)?|mps)$")] = "cpu"
     order: Annotated[int, Strict(), Field(ge=1, le=2)] = 1
+    timeout: Annotated[float, Field(gt=0, le=86400)] = 60.0
     train: TrainModel | None = None
     impl: StrictStr | None = None
     impl_grad: StrictStr | None = None

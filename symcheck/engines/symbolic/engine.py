@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +17,7 @@ from symcheck.engines.base import (
     Engine,
     EngineOptions,
     EngineResult,
+    EngineUnavailable,
     second_order_directions,
     tensor_derivatives,
     wants_full_hessian,
@@ -146,6 +150,37 @@ def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
         return f"(no closed form in the language: {e})"
 
 
+class GaveUp(Exception):
+    """The symbolic engine's time budget ran out."""
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise GaveUp in this block after `seconds` (SIGALRM: the main thread of a Unix process, where
+    the CLI, the pytest plugin and each -j worker run; elsewhere no limit). SymPy's exact work runs
+    Python code, which a signal interrupts between steps."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_REAL)[0] == 0  # a limit already running is kept
+    )
+    if not usable:
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise GaveUp()
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def probe_shapes(program: Program) -> dict[str, TensorType]:
     """Small stand-in shapes: each distinct size > 1 becomes 2, 3, ... (order and equality kept)."""
     sizes = sorted({d for decl in program.inputs.values() for d in decl.type.shape if d > 1})
@@ -184,6 +219,7 @@ class SymbolicEngine(Engine):
         self._second: dict[tuple[int, tuple[str, ...]], SecondOrder] = {}
         self._exact_hessians: dict[tuple[int, tuple[str, ...]], dict[str, np.ndarray]] = {}
         self._jacobians: dict[tuple[int, tuple[str, ...]], JacobianExpansion] = {}
+        self._gave_up: dict[tuple[int, tuple[str, ...]], str] = {}
         self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
 
     def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -214,6 +250,23 @@ class SymbolicEngine(Engine):
         return self._jacobians[key]
 
     def run(
+        self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
+    ) -> EngineResult:
+        key = (id(program), tuple(wrt))
+        if key in self._gave_up:  # the same exact work again would take as long again
+            raise EngineUnavailable(self._gave_up[key])
+        try:
+            with time_limit(options.time_budget):
+                return self._run(program, inputs, wrt, options)
+        except GaveUp:
+            self._keep.append(program)
+            self._gave_up[key] = (
+                f"gave up after {options.time_budget:g} s: the exact work is too heavy for this "
+                "expression (the other engines still check it; --timeout gives it longer)"
+            )
+            raise EngineUnavailable(self._gave_up[key]) from None
+
+    def _run(
         self, program: Program, inputs: Mapping[str, np.ndarray], wrt: Sequence[str], options: EngineOptions
     ) -> EngineResult:
         start = time.perf_counter()
