@@ -120,7 +120,11 @@ def _add_plugin_columns(cases: Sequence[Any]) -> list[Any]:
 
 common_options = [
     click.option("--engines", help="Comma-separated engines to run (default: all four)."),
-    click.option("--samples", type=click.IntRange(min=0), help="Random points besides the given values."),
+    click.option(
+        "--samples",
+        type=click.IntRange(0, 1000),
+        help="Random points besides the given values (at most 1000).",
+    ),
     click.option("--seed", type=click.IntRange(min=0), help="Seed for random inputs."),
     click.option(
         "--expansion-budget", type=click.IntRange(min=0), help="Most input elements to expand symbolically."

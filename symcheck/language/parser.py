@@ -90,6 +90,9 @@ def _is_keyword_literal(node: Node) -> bool:
 
 MAX_LITERAL_CHARS = 40  # a number's text, digits and exponent together
 MAX_LITERAL_EXPONENT = 300
+MAX_PROGRAM_CHARS = 100_000  # a program's text
+MAX_ELEMENTS = 10_000_000  # any input or intermediate tensor (80 MB in float64)
+MAX_DEPTH = 200  # nesting of the parse tree (each operator or call is a level)
 MAX_EXPONENT = 1000  # x^n for exact symbolic work
 MAX_POWER_BITS = 4096  # a constant a^b, exactly
 
@@ -304,6 +307,13 @@ def _describe_expected(expected: Iterable[str]) -> str:
 def parse(text: str, source: Source | None = None) -> ParsedProgram:
     """Parse a program (one expression or `name = expr` statements) into untyped IR."""
     source = source or Source(text)
+    if len(text) > MAX_PROGRAM_CHARS:
+        raise SymcheckError(
+            f"the program has {len(text):,} characters, more than symcheck reads ({MAX_PROGRAM_CHARS:,})",
+            source=source,
+            span=Span.point(1, 1),
+            hint="name intermediate steps (y = ...) instead of writing one huge expression",
+        )
     try:
         tree = _lark().parse(text)
     except UnexpectedCharacters as e:
@@ -347,6 +357,7 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
         raise SymcheckError("unexpected end of input", source=source, span=Span.point(line, col)) from e
     except UnexpectedInput as e:  # pragma: no cover
         raise SymcheckError(str(e), source=source) from None
+    _check_depth(tree, source)
     try:
         statements = _Lower(source).transform(tree)
     except VisitError as e:
@@ -358,6 +369,26 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
             "empty program", source=source, hint="write an expression such as mean(3*(x+2)^2)"
         )
     return ParsedProgram(source, tuple(statements))
+
+
+def _check_depth(tree: Tree, source: Source) -> None:
+    """Refuse nesting deeper than MAX_DEPTH (10,000 nested calls, a 1 MB x+x+...) before any
+    recursive step meets it: found iteratively, with where the deepest point is."""
+    stack: list[tuple[object, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = getattr(node, "meta", None)
+            line = getattr(meta, "line", None) or getattr(node, "line", None) or 1
+            column = getattr(meta, "column", None) or getattr(node, "column", None) or 1
+            raise SymcheckError(
+                f"the expression is nested more than {MAX_DEPTH} levels deep",
+                source=source,
+                span=Span.point(line, column),
+                hint="name intermediate steps (y = ...; z = ...) to flatten it",
+            )
+        if isinstance(node, Tree):
+            stack.extend((child, depth + 1) for child in node.children)
 
 
 def _end_position(text: str) -> tuple[int, int]:
@@ -389,6 +420,13 @@ def bind(parsed: ParsedProgram, inputs: Mapping[str, TensorType]) -> Program:
     """Resolve names, validate calls and keyword arguments, and infer every node's type."""
     for name in inputs:
         check_identifier(name)
+        if inputs[name].size > MAX_ELEMENTS:
+            raise SymcheckError(
+                f"input '{name}' has {inputs[name].size:,} elements, more than symcheck checks "
+                f"({MAX_ELEMENTS:,})",
+                source=parsed.source,
+                hint="check the function at a smaller size: its derivative rules do not depend on it",
+            )
     binder = _Binder(parsed.source, dict(inputs))
     steps: list[Step] = []
     for i, st in enumerate(parsed.statements):
@@ -500,6 +538,13 @@ class _Binder:
         except ShapeError as e:
             span = args[e.arg].span if e.arg is not None else node.span
             raise self.err(e.args[0], span, e.hint) from None
+        if result.size > MAX_ELEMENTS:
+            raise self.err(
+                f"this {op.name} makes a tensor of shape {result.shape} ({result.size:,} elements), more "
+                f"than symcheck checks ({MAX_ELEMENTS:,})",
+                node.span,
+                hint="check the function at a smaller size: its derivative rules do not depend on it",
+            )
         call = Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
         self.check_constant_domains(call)
         return call

@@ -108,7 +108,7 @@ class TrainModel(BaseModel):
     data: Any = None  # a file path or inline sets: checked by the loader, which knows the inputs
     set: StrictStr = "train"
     optimizer: OptimizerModel
-    epochs: Annotated[int, Strict(), Field(ge=1)] = 1
+    epochs: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 1
     zero_grad: Annotated[bool, Strict()] = True
     compare_every: Annotated[int, Strict(), Field(ge=1)] = 1
     engines: Annotated[list[StrictStr], BeforeValidator(listify)] | None = None
@@ -128,7 +128,7 @@ class CaseModel(BaseModel):
     mistakes: list[MistakeModel] = []
     engines: Annotated[list[StrictStr], BeforeValidator(listify)] | None = None
     tolerance: ToleranceModel | None = None  # type: ignore[valid-type]
-    samples: NonNegInt = DEFAULT_SAMPLES
+    samples: Annotated[int, Strict(), Field(ge=0, le=1000)] = DEFAULT_SAMPLES
     seed: NonNegInt = DEFAULT_SEED
     expansion_budget: NonNegInt = DEFAULT_EXPANSION_BUDGET
     dtype: Literal["float64", "float32", "float16", "bfloat16"] = "float64"

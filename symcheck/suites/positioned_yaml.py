@@ -33,6 +33,10 @@ class YamlPos:
     col: int  # 0-based column of the value
 
 
+MAX_YAML_NODES = 1_000_000  # values in a suite or data file, aliases expanded
+MAX_YAML_DEPTH = 64
+
+
 class YamlDoc:
     """Plain Python data plus the position and scalar style of every node, by path."""
 
@@ -41,8 +45,22 @@ class YamlDoc:
         self.lines = text.splitlines()
         self.pos: dict[YamlPath, YamlPos] = {}
         self.style: dict[YamlPath, str] = {}
+        self.nodes = 0
 
     def plain(self, node: Any, path: YamlPath) -> Any:
+        # Aliases repeat what they name: a few lines (`a: &a [*b, *b, ...]`, a billion laughs) can
+        # stand for billions of nodes. Count them as they are expanded, and stop.
+        self.nodes += 1
+        if self.nodes > MAX_YAML_NODES:
+            raise SymcheckError(
+                f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases repeating aliases?)",
+                filename=self.filename,
+                hint="a suite needs far fewer; use `defaults:` instead of repeated anchors",
+            )
+        if len(path) > MAX_YAML_DEPTH:
+            raise SymcheckError(
+                f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", filename=self.filename
+            )
         if isinstance(node, CommentedMap):
             out = {}
             for key in node:
@@ -148,5 +166,9 @@ def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
         ) from None
     except YAMLError as e:
         raise SymcheckError(f"malformed YAML: {e}", filename=filename) from None
+    except RecursionError:
+        raise SymcheckError(
+            f"the YAML is nested too deeply to read (more than {MAX_YAML_DEPTH} levels)", filename=filename
+        ) from None
     doc = YamlDoc(filename, text)
     return doc.plain(data, ()), doc

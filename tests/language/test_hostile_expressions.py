@@ -42,3 +42,27 @@ def test_a_constant_mistake_is_bad_input_where_it_is(expr: str, message: str) ->
 def test_expressions_that_crashed_the_symbolic_engine_are_checked(expr: str, spec: str) -> None:
     r = grad(expr, spec)
     assert r.exit_code == EXIT_OK, r.output  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("expr", "spec", "message"),
+    [
+        ("sum(" + "sin(" * 3000 + "x" + ")" * 3000 + ")", "x:2", "nested more than 200 levels deep"),
+        ("sum(" + "+".join(["x"] * 20_000) + ")", "x:2", "nested more than 200 levels deep"),
+        ("x" + "+x" * 60_000, "x:2", "characters, more than symcheck reads"),
+        ("sum(x)", "x:100000x100000", "more than symcheck checks (10,000,000)"),
+        ("sum(outer(x, x))", "x:10000", "this outer makes a tensor of shape (10000, 10000)"),
+        ("sum(x^1000000)", "x:2", "the exponent 1000000 is too large for exact symbolic work"),
+        ("sum(x^10^10)", "x:2", "the exponent 10000000000 is too large"),
+        ("sum(x*2^2^2^2^2^2)", "x:2", "the exponent 65536 is too large"),
+    ],
+)
+def test_a_limit_is_refused_quickly_with_where(expr: str, spec: str, message: str) -> None:
+    r = grad(expr, spec)
+    assert r.exit_code == EXIT_BAD_INPUT, r.output  # type: ignore[attr-defined]
+    assert message in r.output  # type: ignore[attr-defined]
+
+
+def test_samples_are_limited() -> None:
+    r = CliRunner().invoke(main, ["grad", "sum(x)", "-i", "x:2", "--samples", "1000000000"])
+    assert r.exit_code == EXIT_BAD_INPUT

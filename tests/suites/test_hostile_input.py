@@ -73,3 +73,20 @@ def test_a_case_name_cannot_inject_a_workflow_command(write_suite: Callable[...,
     assert not any(line.startswith("::error file=evil.py") for line in out.splitlines())
     assert "x\\n::error file=evil.py,line=1::pwned\\r" in out  # shown, escaped, in the text report
     assert "\r" not in out
+
+
+def test_a_billion_laughs_is_refused(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    for i in range(1, 10):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join([*lines, "cases: *a9"]) + "\n", encoding="utf-8")
+    with pytest.raises(SymcheckError, match="expands to more than 1,000,000 values"):
+        load_suite(path)
+
+
+def test_yaml_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("cases: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(SymcheckError, match="nested too deeply"):
+        load_suite(path)
