@@ -236,6 +236,9 @@ class EngineResult:
     value: np.ndarray  # the output, as float64
     grads: dict[str, np.ndarray]  # scalar output: d out / d input, float64, one array per wrt input
     directional: list[Directional] = field(default_factory=list)  # numeric engine on large inputs
+    # numeric: the engine's own estimate of its error in each gradient element (truncation and
+    # rounding); the comparison allows it, and calls an element inconclusive where it is too large.
+    error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
     closed_forms: dict[str, str] = field(default_factory=dict)  # symbolic: gradients in the language
     exact_value: str | None = None  # symbolic: the value as an exact number, when it is one
     notes: list[str] = field(default_factory=list)  # e.g. "expansion skipped: 10^6 elements > budget"

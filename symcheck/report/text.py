@@ -216,6 +216,13 @@ def _point_failures(point: PointResult, pad: str, output: str) -> list[str]:
     for comparison in point.comparisons:
         for failure in comparison.failures:
             lines.append(f"{pad}FAILED    {comparison.engine} at the {point.label}: {failure}")
+        for check in comparison.checks:
+            if check.inconclusive:
+                lines.append(
+                    f"{pad}note      {comparison.engine} at the {point.label}: inconclusive at "
+                    f"{check.inconclusive} of {check.total} elements of {check.what} (its own error "
+                    f"estimate, up to {check.largest_error_estimate:.3g}, is too large to decide there)"
+                )
         if comparison.engine in explained:
             continue
         for check in comparison.checks:

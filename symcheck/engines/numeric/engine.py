@@ -37,6 +37,8 @@ _H_SCALE = _EPS ** (1 / 5)
 _HALVINGS = 50  # how far to shrink a step that leaves the domain before giving up
 _BACKOFF = 64.0  # then step this much further inside than the largest step that stayed in
 _RETRIES = 2
+_REFINEMENTS = 4  # steps h, h/16, h/256, h/4096 while the error estimate is too large
+_DECIDES = 1e-7  # an error estimate this small (relative) decides at any tolerance we compare with
 _MAX_ELEMENT_NOTES = 5
 
 
@@ -91,7 +93,26 @@ def _retreating(attempt: Callable[[float], Any], inside: Callable[[float], bool]
 
 
 def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
-    """d f / d flat[i], perturbing `flat` (a view into the evaluation point) in place."""
+    """d f / d flat[i], perturbing `flat` (a view into the evaluation point) in place; f may return
+    an array (a tensor output: every element at once)."""
+    xi = float(flat[i])
+
+    def g(t: float) -> Any:
+        flat[i] = xi + t
+        try:
+            return f()
+        finally:
+            flat[i] = xi
+
+    return _derivative(g, _H_SCALE * max(1.0, abs(xi)), lambda h: (xi + h) - xi)
+
+
+def _element_derivative_and_error(
+    flat: np.ndarray, i: int, f: Callable[[], float]
+) -> tuple[float, float] | None:
+    """d f / d flat[i] for a scalar f, and an estimate of its error (see `_estimate`): the step
+    shrinks by 16 while the estimate says the result cannot decide at the comparison's rtol; the
+    best estimate wins."""
     xi = float(flat[i])
 
     def g(t: float) -> float:
@@ -101,7 +122,41 @@ def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
         finally:
             flat[i] = xi
 
-    return _derivative(g, _H_SCALE * max(1.0, abs(xi)), lambda h: (xi + h) - xi)
+    h = _H_SCALE * max(1.0, abs(xi))
+
+    def exact(step: float) -> float:
+        return (xi + step) - xi
+
+    best: tuple[float, float] | None = None
+    for k in range(_REFINEMENTS):
+        found = _estimate(g, h / 16**k, exact)
+        if found is None:
+            break
+        if best is None or found[1] < best[1]:
+            best = found
+        if found[1] <= _DECIDES * max(abs(found[0]), 1.0):
+            break
+    if best is None:  # a domain edge within a step: retreat from it, as before (no estimate)
+        d = _derivative(g, h, exact)
+        return None if d is None else (float(d), 0.0)
+    return best
+
+
+def _estimate(
+    g: Callable[[float], float], h: float, exact: Callable[[float], float]
+) -> tuple[float, float] | None:
+    """The Richardson value at step h and an estimate of its error: the two central differences'
+    disagreement (truncation, and noise a function's own rounding adds) plus the rounding of the
+    differences themselves, about eps * |f| / h."""
+    h1, h2 = exact(h), exact(h / 2)
+    if not (h1 > 0 and h2 > 0 and h1 != h2):
+        return None
+    f = [g(h1), g(-h1), g(h2), g(-h2)]
+    if not all(np.isfinite(v) for v in f):
+        return None
+    d1, d2 = (f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2)
+    scale = max(abs(v) for v in f)
+    return _richardson(d1, d2, h1, h2), abs(d1 - d2) + 4 * _EPS * scale / h2
 
 
 # Second differences: a Richardson-extrapolated second difference leaves O(h^4) truncation against
@@ -187,10 +242,11 @@ class NumericEngine(Engine):
         if not np.all(np.isfinite(value)):
             notes.append("the value is not finite at this point")
         grads: dict[str, np.ndarray] = {}
+        error_bounds: dict[str, np.ndarray] = {}
         directional: list[Directional] = []
         total = sum(point[n].size for n in floats)
         if total <= options.fd_full_limit:
-            grads = self._full(point, floats, f, notes)
+            grads, error_bounds = self._full(point, floats, f, notes)
             for name in wrt:
                 if name not in grads:
                     grads[name] = np.zeros(point[name].shape, dtype=np.float64)
@@ -226,6 +282,7 @@ class NumericEngine(Engine):
             engine=self.name,
             value=value,
             grads=grads,
+            error_bounds=error_bounds,
             directional=directional,
             hessian=hessian,
             curvatures=curvatures,
@@ -237,22 +294,25 @@ class NumericEngine(Engine):
     @staticmethod
     def _full(
         point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], float], notes: list[str]
-    ) -> dict[str, np.ndarray]:
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         grads: dict[str, np.ndarray] = {}
+        errors: dict[str, np.ndarray] = {}
         failed: list[str] = []
         for name in names:
             x = point[name]
             flat = x.reshape(-1)  # a view: writing it perturbs the point
             grad = np.empty(x.size, dtype=np.float64)
+            error = np.zeros(x.size, dtype=np.float64)
             for i in range(x.size):
-                d = _element_derivative(flat, i, f)
-                if d is None:
+                found = _element_derivative_and_error(flat, i, f)
+                if found is None:
                     grad[i] = np.nan
                     index = ", ".join(str(int(j)) for j in np.unravel_index(i, x.shape))
                     failed.append(f"{name}[{index}]" if x.ndim else name)
                 else:
-                    grad[i] = d
+                    grad[i], error[i] = found
             grads[name] = grad.reshape(x.shape)
+            errors[name] = error.reshape(x.shape)
         if failed:
             shown = ", ".join(failed[:_MAX_ELEMENT_NOTES])
             more = f" and {len(failed) - _MAX_ELEMENT_NOTES} more" if len(failed) > _MAX_ELEMENT_NOTES else ""
@@ -260,7 +320,7 @@ class NumericEngine(Engine):
                 f"the output is not finite on both sides of {shown}{more} at any step size tried; "
                 "gradient set to NaN there"
             )
-        return grads
+        return grads, errors
 
     @staticmethod
     def _directional(
