@@ -128,12 +128,21 @@ def _element_derivative_and_error(
         return (xi + step) - xi
 
     best: tuple[float, float] | None = None
+    previous: tuple[float, float] | None = None
     for k in range(_REFINEMENTS):
         found = _estimate(g, h / 16**k, exact)
         if found is None:
             break
+        if previous is not None and best is not None:
+            change = abs(found[0] - previous[0])
+            if change > previous[1]:
+                # A smaller step moved the value more than the estimate allowed: the function's own
+                # rounding noise, not truncation, is what the steps see. Trust no step below.
+                best = (best[0], max(best[1], change))
+                break
         if best is None or found[1] < best[1]:
             best = found
+        previous = found
         if found[1] <= _DECIDES * max(abs(found[0]), 1.0):
             break
     if best is None:  # a domain edge within a step: retreat from it, as before (no estimate)
