@@ -456,7 +456,7 @@ def grad(
     case = replace(
         load_case(expr, inputs, None, wrt),
         samples=DEFAULT_SAMPLES,
-        expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/teaching/diagnose.py
+        expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/check/diagnose.py
         dtype=dtype or "float64",
         device=device or "cpu",
         impl=impl,

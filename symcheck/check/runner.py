@@ -114,7 +114,7 @@ class FormulaProof:
     proven: bool
     difference: str | None  # claimed - true, simplified, when not proven
     line: int | None = None
-    # When not proven (symcheck/teaching/diagnose.py): the common mistake the claim most likely
+    # When not proven (symcheck/check/diagnose.py): the common mistake the claim most likely
     # comes from, and where claim and truth differ ("at x = [[1, 1], [1, 1]] (...): claimed 18, ...").
     likely_mistake: str | None = None
     differs_at: str | None = None
@@ -228,7 +228,7 @@ def _check_output(case: Case, program: Program) -> None:
     for name, e in case.expect.hessians.items():
         if getattr(case, "order", 1) < 2:
             raise case.error(f"expect: hessian for '{name}' needs order: 2", e.line, hint="add order: 2")
-        if len(program.inputs[name].type.shape) > 1 if name in program.inputs else True:
+        if len(program.inputs[name].type.shape) > 1:  # suites/programs.py checked it is an input
             raise case.error(
                 f"expect: hessian for '{name}': a Hessian formula is for a scalar or 1-D input",
                 e.line,
