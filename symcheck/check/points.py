@@ -114,6 +114,7 @@ class _Issue:
     call: Call
     step: str
     mask: np.ndarray  # offending elements of the argument
+    arg: int  # which argument of the call
     # Inputs the argument is elementwise in, shape for shape (log(x - 1): x): redrawing just the
     # offending elements of one of them can clear the issue.
     fixers: tuple[str, ...]
@@ -195,7 +196,9 @@ class _Watcher:
     ) -> _Issue:
         node = call.args[arg]
         fixers = tuple(sorted(self.elementwise[id(node)]))
-        return _Issue(kind, text, call, self.step_of.get(id(call), "?"), mask, fixers, self.deps[id(node)])
+        return _Issue(
+            kind, text, call, self.step_of.get(id(call), "?"), mask, arg, fixers, self.deps[id(node)]
+        )
 
 
 class _Sampler:
@@ -296,3 +299,31 @@ def check_point(program: Program, point: Mapping[str, np.ndarray]) -> PointCheck
     for issue in _Watcher(program).issues(point):
         (result.domain_violations if issue.kind == "domain" else result.kink_hits).append(issue.describe())
     return result
+
+
+def check_given_labels(program: Program, specs: Mapping[str, InputSpec], seed: int) -> None:
+    """A given int input outside what it indexes (j = 5 for x[j] with 3 rows, a label past the last
+    class) has no meaning at all, unlike a float outside a domain: refuse it where it is used."""
+    if not any(s.dtype is not DType.FLOAT and s.concrete() for s in specs.values()):
+        return
+    point = make_point(specs, seed)
+    for issue in _Watcher(program).issues(point):
+        node = issue.call.args[issue.arg]
+        if issue.kind != "domain" or node.type is None or node.type.dtype is DType.FLOAT:
+            continue
+        given = sorted(n for n in issue.deps if specs[n].concrete())
+        if not given:
+            continue
+        shown = ", ".join(f"{n} = {_short(point[n])}" for n in given)
+        raise SymcheckError(
+            f"the given {shown} is out of range: {issue.describe()}",
+            source=program.source,
+            span=issue.call.span,
+            hint=f"give {', '.join(given)} values in that range",
+        )
+
+
+def _short(values: np.ndarray) -> str:
+    flat = np.asarray(values).ravel()
+    text = ", ".join(str(v) for v in flat[:8]) + (", ..." if flat.size > 8 else "")
+    return text if np.ndim(values) == 0 else f"[{text}]"

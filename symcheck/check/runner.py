@@ -24,7 +24,7 @@ from symcheck.check.compare import (
     compare_results,
     resolve_tolerance,
 )
-from symcheck.check.points import check_point, make_point, sample_points
+from symcheck.check.points import check_given_labels, check_point, make_point, sample_points
 from symcheck.check.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
 from symcheck.engines.base import (
@@ -209,6 +209,7 @@ def _prepare_one(case: Case, prepared: list[Prepared], errors: list[SymcheckErro
     try:
         program = parse_case_program(case)
         _check_output(case, program)
+        check_given_labels(program, case.inputs, case.seed)
         formulas = {}
         extra = {cotangent_name(program)} if program.output_type.shape != () else set()
         for name, expect in case.expect.grads.items():

@@ -366,7 +366,10 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
         raise
     if not statements:
         raise SymcheckError(
-            "empty program", source=source, hint="write an expression such as mean(3*(x+2)^2)"
+            "empty program",
+            source=source,
+            span=Span.point(1, 1),
+            hint="write an expression such as mean(3*(x+2)^2)",
         )
     return ParsedProgram(source, tuple(statements))
 

@@ -309,11 +309,14 @@ def _elementwise_view(program: Program, wrt: list[str]) -> list[tuple[Partial | 
         return []
     symbols = {}
     renamed = {}
+    taken = set(program.inputs) | {step.name for step in program.steps}
     for name, decl in program.inputs.items():
         syms = element_symbols(name, decl.type.shape, decl.type.dtype)
         symbols[name] = syms
-        for k, s in enumerate(syms.flat):
-            renamed[s] = sympy.Symbol(f"{name}{k + 1}" if decl.type.shape else name, real=True)
+        labels = _element_labels(name, syms.size, taken) if decl.type.shape else [name]
+        taken.update(labels)
+        for s, label in zip(syms.flat, labels, strict=True):
+            renamed[s] = sympy.Symbol(label, real=True)
     output = expand(program, symbols)[program.output.id][()]
     graph = Graph()
     printer = LanguagePrinter(graph)
@@ -330,6 +333,17 @@ def _elementwise_view(program: Program, wrt: list[str]) -> list[tuple[Partial | 
         formula = Formula(printer(partial), to_latex(graph, partial))
         lines.append((Partial(out_name, label.name), formula, "every element alike" if alike else ""))
     return lines
+
+
+def _element_labels(name: str, size: int, taken: set[str]) -> list[str]:
+    """x1, x2, ... as the seed numbers them; x_1, x_2, ... (x__1, ...) where an input or step is
+    already called x1, so `out = sum(x*x) + x1` does not read as x1^2 + x1."""
+    separator = ""
+    while True:
+        labels = [f"{name}{separator}{k + 1}" for k in range(size)]
+        if taken.isdisjoint(labels):
+            return labels
+        separator += "_"
 
 
 def _alike(output: sympy.Expr, syms: np.ndarray, first: sympy.Expr, renamed: dict) -> bool:

@@ -203,3 +203,41 @@ def test_check_point_domain_violation() -> None:
     assert check.domain_violations == [
         "sqrt needs x > 0 (its derivative is infinite at 0): 1 of 3 elements of sqrt(s) in step 'out'"
     ]
+
+
+# ---------------------------------------------------------------- given labels out of range
+
+
+@pytest.mark.parametrize(
+    ("expr", "specs", "message"),
+    [
+        ("sum(x[j])", ["x:3x2", "j:int=5"], "the given j = 5 is out of range: indices must lie in [-3, 3)"),
+        ("sum(x[j])", ["x:3x2", "j:int=-4"], "the given j = -4 is out of range"),
+        ("nll_loss(log_softmax(z), y)", ["z:2x3", "y:2:int=[0,3]"], "the given y = [0, 3] is out of range"),
+        ("sum(onehot(y, 2))", ["y:int=2"], "labels must be class indices in [0, 2)"),
+    ],
+)
+def test_a_given_index_out_of_range_is_bad_input_where_it_is_used(
+    expr: str, specs: list[str], message: str
+) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import EXIT_BAD_INPUT, main
+
+    args = ["grad", expr]
+    for spec in specs:
+        args += ["-i", spec]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    assert message in r.output
+    assert "^" in r.output
+
+
+@pytest.mark.parametrize("given", ["j:int=-1", "j:int=2"])
+def test_negative_and_last_indices_are_checked_like_torch(given: str) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import EXIT_OK, main
+
+    r = CliRunner().invoke(main, ["grad", "sum(x[j]^2)", "-i", "x:3x2", "-i", given])
+    assert r.exit_code == EXIT_OK, r.output

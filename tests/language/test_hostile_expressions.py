@@ -66,3 +66,10 @@ def test_a_limit_is_refused_quickly_with_where(expr: str, spec: str, message: st
 def test_samples_are_limited() -> None:
     r = CliRunner().invoke(main, ["grad", "sum(x)", "-i", "x:2", "--samples", "1000000000"])
     assert r.exit_code == EXIT_BAD_INPUT
+
+
+@pytest.mark.parametrize("expr", ["", "  ", " ; ", "# only a comment"])
+def test_an_empty_program_is_located(expr: str) -> None:
+    r = grad(expr, "x:2")
+    assert r.exit_code == EXIT_BAD_INPUT, r.output  # type: ignore[attr-defined]
+    assert "<command line>:1:1: error: empty program" in r.output  # type: ignore[attr-defined]

@@ -194,3 +194,10 @@ def test_a_training_case_shows_what_backward_step_and_zero_grad_do() -> None:
     assert "step()       reads b.grad only" in r.output
     assert "zero_grad()  sets every .grad back to zero" in r.output
     assert "b.grad = [-0.910313,  0.910313]" in r.output  # a second backward() without zero_grad() adds
+
+
+def test_element_names_do_not_collide_with_an_input_called_x1() -> None:
+    result = CliRunner().invoke(main, ["explain", "out = sum(x*x) + x1", "-i", "x=[1,2]", "-i", "x1=3"])
+    assert result.exit_code == 0, result.output
+    assert "out = x1 + x_1^2 + x_2^2" in result.output
+    assert "dout/dx_1 = 2*x_1" in result.output

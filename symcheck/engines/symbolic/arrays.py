@@ -42,14 +42,18 @@ def log_softmax(a: Any, axis: int) -> Any:
     return a - logsumexp(a, axis, True)
 
 
-def onehot(y: Any, classes: int) -> Any:
-    """Labels to indicator vectors; symbolic labels become Piecewise 0/1 that resolve on substitution."""
+def onehot(y: Any, classes: int, *, wrap: bool = False) -> Any:
+    """Labels to indicator vectors; symbolic labels become Piecewise 0/1 that resolve on substitution.
+    `wrap`: an index as x[y] reads it, where -1 names the last row (as in torch and numpy)."""
     if is_symbolic(y):
         y = np.asarray(y, dtype=object)
         out = np.empty(y.shape + (classes,), dtype=object)
         for index in np.ndindex(*y.shape):
             for k in range(classes):
-                out[index + (k,)] = sympy.Piecewise((1, sympy.Eq(y[index], k)), (0, True))
+                hit = sympy.Eq(y[index], k)
+                if wrap:
+                    hit = sympy.Or(hit, sympy.Eq(y[index], k - classes))
+                out[index + (k,)] = sympy.Piecewise((1, hit), (0, True))
         return out
     return np.eye(classes)[np.asarray(y, dtype=np.int64)]
 
@@ -83,6 +87,6 @@ def extreme(op: str, a: Any, axis: tuple[int, ...] | None, keepdims: bool) -> An
 def take(x: Any, y: Any) -> Any:
     """x[y] along the first axis; with symbolic labels, a sum of onehot-weighted rows."""
     if is_symbolic(y):
-        weights = onehot(y, np.shape(x)[0])
+        weights = onehot(y, np.shape(x)[0], wrap=True)
         return np.tensordot(weights, np.asarray(x, dtype=object), axes=([-1], [0]))
     return np.asarray(x)[np.asarray(y, dtype=np.int64)]

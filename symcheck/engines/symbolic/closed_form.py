@@ -510,7 +510,14 @@ class Graph:
                 return [self.matmul(g, rows), None]
             if len(x.shape) == 2:
                 return [self.matmul(self.transpose(rows, (1, 0)), g), None]
-            raise NotImplementedError("closed form of x[y] for x with more than 2 axes")
+            # 3 or more axes: sum over y's axis of rows (m, n, 1, ...) times g (m, 1, a, ...).
+            m = y.shape[0]
+            spread = rows
+            for _ in range(len(x.shape) - 1):
+                spread = self.expand_dims(spread, len(spread.shape))
+            lifted = self.expand_dims(g, 1)
+            both = SymTensor(spread.expr * lifted.expr, (m, *x.shape))
+            return [self.reduce("sum", both, (0,), False), None]
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
             return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")

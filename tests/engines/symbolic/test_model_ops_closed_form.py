@@ -120,3 +120,16 @@ def test_all_four_engines_agree(text: str, types: dict) -> None:
             results[name], results["symbolic"], resolve_tolerance(name, "float64", None)
         )
         assert comparison.ok, [c.summary() for c in comparison.checks if not c.ok]
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 2), (3, 1, 2, 2)])
+def test_take_of_a_tensor_with_three_or_more_axes_has_a_closed_form(shape: tuple[int, ...]) -> None:
+    types = {"x": (shape, FLT), "y": ((3,), INT)}
+    form = derive("sum(x[y]*x[y])", types, ["x"])
+    x = np.arange(np.prod(shape), dtype=float).reshape(shape) / 7
+    y = np.array([0, 1, 1])
+    expected = np.zeros(shape)
+    for k in y:
+        expected[k] += 2 * x[k]
+    got = form.graph.evaluate(form.grads["x"], {"x": x, "y": y})
+    np.testing.assert_allclose(got, expected)
