@@ -145,6 +145,8 @@ def quantities(result: EngineResult, output: str) -> dict[str, np.ndarray]:
 def load(path: str | Path) -> dict[str, Any]:
     """The baseline document; a SymcheckError (exit 2) when it is missing or malformed."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise SymcheckError(f"the baseline {path} is not a regular file", filename=str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -153,6 +155,12 @@ def load(path: str | Path) -> dict[str, Any]:
         ) from None
     except OSError as e:
         raise SymcheckError(f"cannot read the baseline {path}: {e.strerror}", filename=str(path)) from e
+    except UnicodeDecodeError as e:
+        raise SymcheckError(
+            f"the baseline is not UTF-8 text (byte {e.start})",
+            filename=str(path),
+            hint="record it again with --update-baseline (delete the broken file first)",
+        ) from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

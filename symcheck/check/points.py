@@ -170,14 +170,15 @@ class _Watcher:
             out |= self.elementwise[id(child)]
         return frozenset(n for n in out if self.program.inputs[n].type.shape == node.shape)
 
-    def issues(self, point: Mapping[str, np.ndarray]) -> list[_Issue]:
+    def issues(self, point: Mapping[str, np.ndarray], *, sampling: bool = False) -> list[_Issue]:
         found: list[_Issue] = []
 
         def on_call(call: Call, args: list[np.ndarray], result: np.ndarray) -> None:
             op = OPS[call.op]
             for dom in op.domains(call):
+                predicate = (dom.sample_predicate if sampling else None) or dom.predicate
                 with np.errstate(all="ignore"):
-                    ok = np.asarray(dom.predicate(args[dom.arg]), dtype=bool)
+                    ok = np.asarray(predicate(args[dom.arg]), dtype=bool)
                 if not ok.all():
                     found.append(self._issue("domain", dom.text, call, dom.arg, ~ok))
             for kink in op.kinks_of(call):
@@ -230,7 +231,7 @@ class _Sampler:
             }
             for fix in range(1, FIX_ROUNDS + 1):
                 # Pinned inputs that break a domain are check_point's business, not ours to redraw.
-                issues = [i for i in self.watcher.issues(point) if i.deps & drawn]
+                issues = [i for i in self.watcher.issues(point, sampling=True) if i.deps & drawn]
                 if not issues:
                     return point
                 fixable = [
@@ -243,7 +244,7 @@ class _Sampler:
                     fresh = self._draw(name, index, attempt, fix)
                     point[name] = np.where(np.broadcast_to(issue.mask, fresh.shape), fresh, point[name])
             else:
-                issues = [i for i in self.watcher.issues(point) if i.deps & drawn]
+                issues = [i for i in self.watcher.issues(point, sampling=True) if i.deps & drawn]
                 if not issues:
                     return point
             if not any(i.kind == "domain" for i in issues):

@@ -61,6 +61,9 @@ class Domain:
     predicate: Callable[[np.ndarray], np.ndarray]
     # Range to draw an input from when it feeds this argument directly (e.g. log(x)).
     sample_range: tuple[float, float] | None = None
+    # Stricter, for random points only: keep them off a pole's slopes (tan near pi/2), where a
+    # given point is still valid.
+    sample_predicate: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,15 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary(
         "tan",
         "tangent",
-        domain=(Domain(0, "tan needs cos(x) != 0", lambda a: abs(_cos(a)) > 1e-3, sample_range=(-1.2, 1.2)),),
+        domain=(
+            Domain(
+                0,
+                "tan needs cos(x) != 0",
+                lambda a: _cos(a) != 0,
+                sample_range=(-1.2, 1.2),
+                sample_predicate=lambda a: abs(_cos(a)) > 1e-3,
+            ),
+        ),
     ),
     _unary("tanh", "hyperbolic tangent"),
     _unary("sigmoid", "1 / (1 + exp(-x))"),

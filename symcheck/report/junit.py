@@ -15,8 +15,9 @@ from symcheck.report.text import render_case_text
 
 # ---------------------------------------------------------------- JUnit XML
 
-# XML 1.0 forbids most control characters even escaped; an engine's message might carry one.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 forbids most control characters even escaped; an engine's message might carry one. A
+# lone surrogate (a case name "\ud800" in YAML) cannot even be encoded as UTF-8.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(text: str) -> str:

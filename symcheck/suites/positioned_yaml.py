@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import (
     DoubleQuotedScalarString,
@@ -61,11 +61,18 @@ class YamlDoc:
             raise SymcheckError(
                 f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", filename=self.filename
             )
+        tag = _custom_tag(node)
+        if tag is not None:
+            raise SymcheckError(
+                f"YAML tag {tag} is not part of the suite format",
+                filename=self.filename,
+                line=self.line(path),
+                hint="write plain values: strings, numbers, booleans, lists and mappings",
+            )
         if isinstance(node, CommentedMap):
             out = {}
             for key in node:
-                k_line, _ = node.lc.key(key)
-                v_line, v_col = node.lc.value(key)
+                k_line, _, v_line, v_col = _key_position(node, key)
                 child = (*path, _plain_key(key))
                 self.pos[child] = YamlPos(k_line + 1, v_line + 1, v_col)
                 out[_plain_key(key)] = self.plain(node[key], child)
@@ -77,6 +84,8 @@ class YamlDoc:
                 self.pos[(*path, i)] = YamlPos(None, line + 1, col)
                 out_list.append(self.plain(item, (*path, i)))
             return out_list
+        if isinstance(node, TaggedScalar):  # !!str, explicitly: the text as written
+            return str(node.value)
         if isinstance(node, str):
             self.style[path] = _style(node)
             return str(node)
@@ -86,7 +95,12 @@ class YamlDoc:
             return int(node)
         if isinstance(node, float):
             return float(node)
-        return node
+        raise SymcheckError(
+            f"a YAML {type(node).__name__} value is not part of the suite format",
+            filename=self.filename,
+            line=self.line(path),
+            hint="write plain values: strings, numbers, booleans, lists and mappings",
+        )
 
     def line(self, path: YamlPath, *, key: bool = True) -> int | None:
         """The line of the nearest known node on `path` (its key's line, where it has a key)."""
@@ -114,6 +128,40 @@ class YamlDoc:
         return Source(text, self.filename, line_offset=p.line - 1, col_offset=p.col + quote)
 
 
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null")}
+
+
+def _custom_tag(node: Any) -> str | None:
+    """A tag other than the plain types' (`!!python/object:os.system`, `!custom`), as written."""
+    if isinstance(node, TaggedScalar):
+        tag = node.tag
+    elif isinstance(node, (CommentedMap, CommentedSeq)):
+        tag = getattr(node, "tag", None)
+    else:
+        return None
+    value = getattr(tag, "value", tag)
+    if not value or value in _STANDARD_TAGS:
+        return None
+    return str(value).replace("tag:yaml.org,2002:", "!!")
+
+
+def _key_position(node: CommentedMap, key: Any) -> tuple[int, int, int, int]:
+    """(key line, key col, value line, value col), 0-based; a key merged in with `<<: *anchor`
+    has them where the anchored mapping wrote it."""
+    merged = getattr(node, "merge", None) or ()
+    # ruamel >= 0.18.7 keeps a MergeValue (a list of mappings); older ones (position, mapping) pairs.
+    sources = [m[1] if isinstance(m, tuple) else m for m in merged]
+    for mapping in (node, *(m for m in sources if isinstance(m, CommentedMap))):
+        try:
+            k_line, k_col = mapping.lc.key(key)
+            v_line, v_col = mapping.lc.value(key)
+        except (KeyError, TypeError):
+            continue
+        return k_line, k_col, v_line, v_col
+    line, col = node.lc.line, node.lc.col
+    return line, col, line, col
+
+
 def _plain_key(key: Any) -> Any:
     return str(key) if isinstance(key, str) else key
 
@@ -132,6 +180,8 @@ def _style(s: str) -> str:
 
 def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
     filename = str(path)
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise SymcheckError(f"the {what} is not a regular file", filename=filename)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

@@ -90,3 +90,84 @@ def test_yaml_nested_thousands_deep_is_refused(tmp_path: Path) -> None:
     path.write_text("cases: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
     with pytest.raises(SymcheckError, match="nested too deeply"):
         load_suite(path)
+
+
+def test_merge_keys_take_their_values_and_positions_from_the_anchor(write_suite: Callable[..., Path]) -> None:
+    path = write_suite(
+        """\
+        cases:
+          - name: first
+            expr: sum(x*x)
+            <<: &common
+              inputs: {x: 2}
+              samples: 1
+          - <<: *common
+            name: second
+            expr: sum(sin(x))
+          - <<: [*common]
+            name: third
+            expr: sum(x^3)
+            samples: 2
+        """
+    )
+    suite = load_suite(path)
+    assert [(c.name, c.samples) for c in suite.cases] == [("first", 1), ("second", 1), ("third", 2)]
+    result = CliRunner().invoke(main, ["verify", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!python/object:os.system sum(x)", "YAML tag !!python/object:os.system is not part of"),
+        ("!custom sum(x)", "YAML tag !custom is not part of the suite format"),
+        ("!!binary aGVsbG8=", "a YAML bytes value is not part of the suite format"),
+        ("!!set {a, b}", "is not part of the suite format"),
+        ("2001-12-14", "a YAML date value is not part of the suite format"),
+    ],
+)
+def test_yaml_tags_and_exotic_types_are_refused_where_they_are(
+    value: str, message: str, write_suite: Callable[..., Path]
+) -> None:
+    path = write_suite(f"cases:\n  - name: t\n    inputs: {{x: 2}}\n    expr: {value}\n")
+    with pytest.raises(SymcheckError) as e:
+        load_suite(path)
+    assert message in e.value.render()
+    assert f"{path}:4:" in e.value.render()
+
+
+def test_plain_yaml_tags_are_plain_values(write_suite: Callable[..., Path]) -> None:
+    path = write_suite("cases:\n  - name: t\n    inputs: {x: !!int 2}\n    expr: !!str sum(x)\n")
+    assert load_suite(path).cases[0].expr == "sum(x)"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit", "github"])
+def test_a_lone_surrogate_in_a_case_name_is_shown_in_every_format(
+    fmt: str, write_suite: Callable[..., Path]
+) -> None:
+    path = write_suite('cases:\n  - name: "a\\ud800b"\n    expr: sum(x)\n    inputs: {x: 2}\n')
+    result = CliRunner().invoke(main, ["verify", str(path), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    result.output.encode("utf-8")  # printable, whatever the format
+
+
+def test_a_suite_or_baseline_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path, tutorial: Path
+) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = CliRunner().invoke(main, ["verify", str(tutorial), "--baseline", str(fifo)])
+    assert r.exit_code == 2 and "is not a regular file" in r.output, r.output
+    suite_fifo = tmp_path / "suite.yaml"
+    os.mkfifo(suite_fifo)
+    r = CliRunner().invoke(main, ["verify", str(suite_fifo)])
+    assert r.exit_code == 2 and "is not a regular file" in r.output, r.output
+
+
+def test_a_baseline_that_is_not_utf8_is_bad_input(tmp_path: Path, tutorial: Path) -> None:
+    broken = tmp_path / "baseline.json"
+    broken.write_bytes(b"\xff\xfe not text")
+    r = CliRunner().invoke(main, ["verify", str(tutorial), "--baseline", str(broken)])
+    assert r.exit_code == 2 and "not UTF-8 text" in r.output, r.output

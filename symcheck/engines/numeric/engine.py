@@ -7,6 +7,7 @@ what the sampler uses to watch op domains and kinks (through `on_call`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -108,11 +109,13 @@ def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
 
 
 def _element_derivative_and_error(
-    flat: np.ndarray, i: int, f: Callable[[], float]
+    flat: np.ndarray, i: int, f: Callable[[], float], noise: float = 0.0
 ) -> tuple[float, float] | None:
-    """d f / d flat[i] for a scalar f, and an estimate of its error (see `_estimate`): the step
-    shrinks by 16 while the estimate says the result cannot decide at the comparison's rtol; the
-    best estimate wins."""
+    """d f / d flat[i] for a scalar f, and an estimate of its error (see `_estimate`). Where the
+    estimate cannot decide at the comparison's rtol the step moves by 16: smaller where truncation
+    dominates the estimate, larger where rounding does (f's noise, `noise`, over a small step:
+    `(x + 1e8) - 1e8` is exactly linear, and only a large step sees past its rounding). The best
+    estimate wins."""
     xi = float(flat[i])
 
     def g(t: float) -> float:
@@ -129,34 +132,44 @@ def _element_derivative_and_error(
 
     best: tuple[float, float] | None = None
     previous: tuple[float, float] | None = None
-    for k in range(_REFINEMENTS):
-        found = _estimate(g, h / 16**k, exact)
+    factor: float | None = None  # the direction the step moves, chosen once
+    for _ in range(_REFINEMENTS):
+        found = _estimate(g, h, exact, noise)
         if found is None:
             break
-        if previous is not None and best is not None:
-            change = abs(found[0] - previous[0])
+        value, error, rounding = found
+        if previous is not None and best is not None and factor is not None and factor < 1:
+            change = abs(value - previous[0])
             if change > previous[1]:
-                # A smaller step moved the value more than the estimate allowed: the function's own
-                # rounding noise, not truncation, is what the steps see. Trust no step below.
-                best = (best[0], max(best[1], change))
-                break
-        if best is None or found[1] < best[1]:
-            best = found
-        previous = found
-        if found[1] <= _DECIDES * max(abs(found[0]), 1.0):
+                # A smaller step moved the value more than the earlier estimate allowed: that
+                # estimate was too small (a step across a pole: tan near pi/2), and where the new
+                # one is mostly rounding, the function's own noise is what the steps see. Trust no
+                # step below that.
+                if best == previous:
+                    best = (best[0], max(best[1], change))
+                if rounding >= error / 2:
+                    break
+        if best is None or error < best[1]:
+            best = (value, error)
+        previous = (value, error)
+        if error <= _DECIDES * max(abs(value), 1.0):
             break
+        if factor is None:
+            factor = 16.0 if rounding > error - rounding else 1 / 16
+        h *= factor
     if best is None:  # a domain edge within a step: retreat from it, as before (no estimate)
-        d = _derivative(g, h, exact)
+        d = _derivative(g, _H_SCALE * max(1.0, abs(xi)), exact)
         return None if d is None else (float(d), 0.0)
     return best
 
 
 def _estimate(
-    g: Callable[[float], float], h: float, exact: Callable[[float], float]
-) -> tuple[float, float] | None:
-    """The Richardson value at step h and an estimate of its error: the two central differences'
-    disagreement (truncation, and noise a function's own rounding adds) plus the rounding of the
-    differences themselves, about eps * |f| / h."""
+    g: Callable[[float], float], h: float, exact: Callable[[float], float], noise: float = 0.0
+) -> tuple[float, float, float] | None:
+    """The Richardson value at step h, an estimate of its error, and the rounding part of it. The
+    error: the two central differences' disagreement (truncation, and noise a function's own
+    rounding adds) plus the rounding of the differences themselves, about eps * |f| / h, or the
+    noise measured around the point (`_noise_level`) over h where that is larger."""
     h1, h2 = exact(h), exact(h / 2)
     if not (h1 > 0 and h2 > 0 and h1 != h2):
         return None
@@ -165,7 +178,49 @@ def _estimate(
         return None
     d1, d2 = (f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2)
     scale = max(abs(v) for v in f)
-    return _richardson(d1, d2, h1, h2), abs(d1 - d2) + 4 * _EPS * scale / h2
+    rounding = max(4 * _EPS * scale, 2 * noise) / h2
+    return _richardson(d1, d2, h1, h2), abs(d1 - d2) + rounding, rounding
+
+
+# The noise probe (after Moré and Wild's ECnoise): f at 9 points evenly spaced along a fixed sign
+# pattern, with spacings far below any difference step, relative to each element's magnitude; two
+# of them, so at least one crosses a coarse rounding grid.
+_NOISE_SPACINGS = (2.0**-30, 2.0**-24)
+_NOISE_POINTS = 9
+_NOISE_ORDERS = (3, 4, 5, 6)
+
+
+def _noise_level(point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], float]) -> float:
+    """How much f's own rounding moves it near the point: the k-th differences of f at evenly
+    spaced points cancel its smooth part (up to spacing^k times the k-th derivative, nothing at
+    these spacings) and leave the noise, scaled by gamma_k = k!^2 / (2k)! to its standard deviation;
+    the smallest over k = 3..6. `(x + 1e8) - 1e8` is exact in value but rounds on a grid of 1.5e-8:
+    its noise is about that, where eps * |f| would say 2e-16."""
+    originals = {n: point[n].copy() for n in names}
+    rng = np.random.default_rng(0)
+    signs = {n: rng.choice((-1.0, 1.0), size=originals[n].shape) for n in names}
+    level = 0.0
+    try:
+        for spacing in _NOISE_SPACINGS:
+            values = []
+            for k in range(_NOISE_POINTS):
+                for n in names:
+                    x = originals[n]
+                    point[n][...] = x + k * spacing * signs[n] * np.maximum(1.0, np.abs(x))
+                values.append(f())
+            table = np.asarray(values, dtype=np.float64)
+            if not np.all(np.isfinite(table)):
+                continue
+            estimates = []
+            for order in _NOISE_ORDERS:
+                differences = np.diff(table, n=order)
+                gamma = math.factorial(order) ** 2 / math.factorial(2 * order)
+                estimates.append(math.sqrt(gamma * float(np.mean(differences**2))))
+            level = max(level, min(estimates))
+    finally:
+        for n in names:
+            point[n][...] = originals[n]
+    return level
 
 
 # Second differences: a Richardson-extrapolated second difference leaves O(h^4) truncation against
@@ -307,13 +362,14 @@ class NumericEngine(Engine):
         grads: dict[str, np.ndarray] = {}
         errors: dict[str, np.ndarray] = {}
         failed: list[str] = []
+        noise = _noise_level(point, names, f)
         for name in names:
             x = point[name]
             flat = x.reshape(-1)  # a view: writing it perturbs the point
             grad = np.empty(x.size, dtype=np.float64)
             error = np.zeros(x.size, dtype=np.float64)
             for i in range(x.size):
-                found = _element_derivative_and_error(flat, i, f)
+                found = _element_derivative_and_error(flat, i, f, noise)
                 if found is None:
                     grad[i] = np.nan
                     index = ", ".join(str(int(j)) for j in np.unravel_index(i, x.shape))

@@ -22,9 +22,11 @@ from symcheck.suites.programs import load_case
     ("expr", "spec"),
     [
         ("sum(1/x)", "x=[0.001,0.5]"),  # a step as large as x itself: refined until it decides
-        ("sum(x^2)", "x=[1e8,-3e7,5]"),  # f ~ 1e16: rounding swamps x = 5's difference: inconclusive
+        ("sum(x^2)", "x=[1e8,-3e7,5]"),  # f ~ 1e16: x = 5's difference needs a step of 15 to see it
         ("sum(x + 2^100)", "x:3"),  # f ~ 1e30: every element inconclusive, none a false alarm
         ("sum(tan(x))", "x=[1.5707,0.3]"),  # a step across the pole: refined until it decides
+        ("sum((x + 1e8) - 1e8)", "x=[0.3,-1.2,1.7]"),  # exact in value, rounding on a 1.5e-8 grid
+        ("sum((x*1e8 + 1) - x*1e8)", "x=[0.3,-1.2,1.7]"),  # a constant that only rounding moves
     ],
 )
 def test_no_false_alarm_where_finite_differences_cannot_decide(expr: str, spec: str) -> None:
@@ -35,8 +37,26 @@ def test_no_false_alarm_where_finite_differences_cannot_decide(expr: str, spec: 
 
 
 def test_an_inconclusive_element_is_said() -> None:
-    (result,), _ = run_cases([replace(load_case("sum(x^2)", ["x=[1e8,-3e7,5]"]), samples=0)])
-    assert "numeric at the given values: inconclusive at 1 of 3 elements of dout/dx" in render_text([result])
+    (result,), _ = run_cases([replace(load_case("sum(x + 2^100)", ["x=[0.5,1,2]"]), samples=0)])
+    assert "numeric at the given values: inconclusive at 3 of 3 elements of dout/dx" in render_text([result])
+
+
+def test_the_noise_probe_sees_rounding_that_eps_times_f_would_miss() -> None:
+    from symcheck.engines.numeric.engine import _noise_level
+
+    x = np.array([0.3, -1.2, 1.7])
+    level = _noise_level({"x": x}, ["x"], lambda: float(np.sum((x + 1e8) - 1e8)))
+    assert 1e-9 < level < 1e-7  # the grid of 1e8 is 1.5e-8; eps * |f| is 4e-16
+    np.testing.assert_array_equal(x, [0.3, -1.2, 1.7])  # the point is left as it was
+    smooth = _noise_level({"x": x}, ["x"], lambda: float(np.sum(np.tan(x))))
+    assert smooth < 1e-12  # curvature is not noise
+
+
+def test_the_step_grows_where_rounding_dominates() -> None:
+    program = bind(parse("sum((x + 1e8) - 1e8)"), {"x": TensorType((3,))})
+    result = NumericEngine().run(program, {"x": np.array([0.3, -1.2, 1.7])}, ["x"], EngineOptions())
+    np.testing.assert_allclose(result.grads["x"], [1, 1, 1], rtol=1e-6)
+    assert np.all(result.error_bounds["x"] < 1e-6)
 
 
 def test_the_step_shrinks_where_the_function_is_steep() -> None:
