@@ -107,6 +107,52 @@ def _with_plugins(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _with_limits(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-elements N and --limit NAME=VALUE (repeatable): run the command under raised (or
+    lowered) limits, over those of [tool.symcheck.limits] in the nearest pyproject.toml (of the
+    first suite's folder for verify, else of the current folder) and the defaults. Goes under
+    @_guarded, so a bad value is exit 2; --samples is checked against the max-samples in force."""
+
+    @click.option(
+        "--limit",
+        "limit_assignments",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Raise one of symcheck's limits for this run (README, 'Limits'), e.g. max-depth=400. "
+        "Repeatable.",
+    )
+    @click.option(
+        "--max-elements",
+        type=click.IntRange(min=1),
+        help="Most elements of any input or intermediate tensor (default 10,000,000).",
+    )
+    @wraps(fn)
+    def wrapper(
+        *args: Any, limit_assignments: tuple[str, ...] = (), max_elements: int | None = None, **kwargs: Any
+    ) -> Any:
+        from pathlib import Path
+
+        from symcheck.language import limits
+        from symcheck.suites.config import project_limits
+
+        paths = kwargs.get("paths") or ()
+        start = Path(paths[0]) if paths else Path.cwd()
+        found = project_limits(start if start.is_dir() else start.parent)
+        given = dict(limits.parse_assignment(a) for a in limit_assignments)
+        if max_elements is not None:
+            given["max-elements"] = max_elements
+        chosen = limits.with_overrides(found, given, "--limit")
+        samples = kwargs.get("samples")
+        if samples is not None and samples > chosen.max_samples:
+            raise SymcheckError(
+                f"--samples {samples:,}: at most {chosen.max_samples:,}", hint=chosen.describe("max_samples")
+            )
+        with limits.using(chosen):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _add_plugin_columns(cases: Sequence[Any]) -> list[Any]:
     from dataclasses import replace
 
@@ -122,8 +168,8 @@ common_options = [
     click.option("--engines", help="Comma-separated engines to run (default: all four)."),
     click.option(
         "--samples",
-        type=click.IntRange(0, 1000),
-        help="Random points besides the given values (at most 1000).",
+        type=click.IntRange(min=0),
+        help="Random points besides the given values (at most 1000, the max-samples limit).",
     ),
     click.option("--seed", type=click.IntRange(min=0), help="Seed for random inputs."),
     click.option(
@@ -323,6 +369,7 @@ def main() -> None:
 )
 @_with_common
 @_guarded
+@_with_limits
 @_with_plugins
 def verify(
     paths: tuple[str, ...],
@@ -421,6 +468,7 @@ def verify(
 )
 @_with_common
 @_guarded
+@_with_limits
 @_with_plugins
 def grad(
     expr: str,
@@ -493,6 +541,7 @@ def grad(
     help="Unicode text, Markdown with LaTeX math, or a LaTeX fragment.",
 )
 @_guarded
+@_with_limits
 def explain(
     target: str,
     inputs: tuple[str, ...],
@@ -579,6 +628,7 @@ def schema(output: str | None) -> None:
 )
 @click.option("--steps", is_flag=True, help="One box per named step instead of one per op.")
 @_guarded
+@_with_limits
 def graph(
     target: str,
     inputs: tuple[str, ...],
@@ -609,6 +659,7 @@ def graph(
 @click.option("--points", type=click.IntRange(1, 50), default=7, show_default=True, help="Engine points.")
 @click.option("--engines", help="Comma-separated engines to mark (default: all four).")
 @_guarded
+@_with_limits
 def plot(
     target: str,
     inputs: tuple[str, ...],

@@ -116,7 +116,13 @@ class SymcheckFile(pytest.File):
             shown = self.path.relative_to(self.config.invocation_params.dir)
         except ValueError:
             shown = self.path
-        suite = load_suite(shown if not shown.is_absolute() and shown.exists() else self.path)
+        from symcheck.language import limits
+        from symcheck.suites.config import project_limits
+
+        # The project's [tool.symcheck.limits], as `symcheck verify` of this file would use them.
+        self.limits = project_limits(self.path.parent)
+        with limits.using(self.limits):
+            suite = load_suite(shown if not shown.is_absolute() and shown.exists() else self.path)
         allow_import = self.config.getoption("symcheck_allow_import", False)
         for case in suite.cases:
             if allow_import:
@@ -144,14 +150,16 @@ class SymcheckItem(pytest.Item):
 
     def runtest(self) -> None:
         from symcheck.check.runner import Runner, prepare
+        from symcheck.language import limits
 
-        prepared, errors = prepare([self.case])
-        if errors:
-            raise errors[0]
-        runner = self.config.stash.get(_RUNNER, None)
-        if runner is None:  # one per process (each xdist worker has its own): engines load once
-            runner = self.config.stash[_RUNNER] = Runner()
-        results = [runner.run(p) for p in prepared]  # one per output, for a case with several
+        with limits.using(getattr(self.parent, "limits", limits.DEFAULTS)):
+            prepared, errors = prepare([self.case])
+            if errors:
+                raise errors[0]
+            runner = self.config.stash.get(_RUNNER, None)
+            if runner is None:  # one per process (each xdist worker has its own): engines load once
+                runner = self.config.stash[_RUNNER] = Runner()
+            results = [runner.run(p) for p in prepared]  # one per output, for a case with several
         for result in results:
             if result.status not in ("pass", "skip"):
                 raise CaseFailed(result)

@@ -36,8 +36,10 @@ from symcheck.engines.base import (
     jacobian_probes,
 )
 from symcheck.engines.registry import BUILTIN_ENGINES, load_engine
+from symcheck.language import limits
 from symcheck.language.errors import SymcheckError, did_you_mean
 from symcheck.language.ir import DType, Program, cotangent_name
+from symcheck.language.limits import Limits
 from symcheck.language.parser import ParsedProgram, parse
 from symcheck.suites.case import Case, GradExpect
 from symcheck.suites.imports import impl_engine, with_impl
@@ -767,9 +769,12 @@ def run_cases(
 _worker: tuple[list[Prepared], Runner] | None = None
 
 
-def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int) -> None:
+def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int, limit: Limits) -> None:
     global _worker
     import os
+
+    # The parent's limits (--limit, [tool.symcheck.limits]) hold here too, for the rest of the process.
+    limits.using(limit).__enter__()
 
     # N workers each with a full-size torch thread pool would oversubscribe the cores.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -800,7 +805,10 @@ def _run_parallel(
     # spawn, not fork: a forked child of a process that has started torch's threads can deadlock.
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
-        jobs, mp_context=context, initializer=_init_worker, initargs=(list(cases), plugins, threads)
+        jobs,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(list(cases), plugins, threads, limits.current()),
     )
     try:
         futures = {pool.submit(run_one, i): i for i in range(count)}

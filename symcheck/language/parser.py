@@ -18,6 +18,7 @@ from importlib import resources
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from symcheck.language import limits
 from symcheck.language.catalogue import FUNCTIONS, OPS, OpSpec, ShapeError, canonical_kwargs, infer_type
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.language.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
@@ -88,13 +89,10 @@ def _is_keyword_literal(node: Node) -> bool:
 
 # ---------------------------------------------------------------- parsing
 
+# Facts of float64, not limits (symcheck/language/limits.py has those): a literal beyond these
+# would not be a float64 number.
 MAX_LITERAL_CHARS = 40  # a number's text, digits and exponent together
 MAX_LITERAL_EXPONENT = 300
-MAX_PROGRAM_CHARS = 100_000  # a program's text
-MAX_ELEMENTS = 10_000_000  # any input or intermediate tensor (80 MB in float64)
-MAX_DEPTH = 200  # nesting of the parse tree (each operator or call is a level)
-MAX_EXPONENT = 1000  # x^n for exact symbolic work
-MAX_POWER_BITS = 4096  # a constant a^b, exactly
 
 
 def _constant(node: Node) -> Fraction | None:
@@ -110,7 +108,7 @@ def _constant(node: Node) -> Fraction | None:
             return None
         try:
             if node.op == "pow":
-                if b.denominator != 1 or abs(b) > MAX_EXPONENT:
+                if b.denominator != 1 or abs(b) > limits.current().max_exponent:
                     return None
                 return a ** int(b)
             return {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b if b else None}[node.op]
@@ -307,12 +305,14 @@ def _describe_expected(expected: Iterable[str]) -> str:
 def parse(text: str, source: Source | None = None) -> ParsedProgram:
     """Parse a program (one expression or `name = expr` statements) into untyped IR."""
     source = source or Source(text)
-    if len(text) > MAX_PROGRAM_CHARS:
+    most = limits.current().max_program_chars
+    if len(text) > most:
         raise SymcheckError(
-            f"the program has {len(text):,} characters, more than symcheck reads ({MAX_PROGRAM_CHARS:,})",
+            f"the program has {len(text):,} characters, more than symcheck reads ({most:,})",
             source=source,
             span=Span.point(1, 1),
-            hint="name intermediate steps (y = ...) instead of writing one huge expression",
+            hint="name intermediate steps (y = ...) instead of writing one huge expression; "
+            + limits.current().describe("max_program_chars"),
         )
     try:
         tree = _lark().parse(text)
@@ -375,20 +375,22 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
 
 
 def _check_depth(tree: Tree, source: Source) -> None:
-    """Refuse nesting deeper than MAX_DEPTH (10,000 nested calls, a 1 MB x+x+...) before any
+    """Refuse nesting deeper than the max_depth limit (10,000 nested calls, a 1 MB x+x+...) before any
     recursive step meets it: found iteratively, with where the deepest point is."""
+    deepest = limits.current().max_depth
     stack: list[tuple[object, int]] = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > deepest:
             meta = getattr(node, "meta", None)
             line = getattr(meta, "line", None) or getattr(node, "line", None) or 1
             column = getattr(meta, "column", None) or getattr(node, "column", None) or 1
             raise SymcheckError(
-                f"the expression is nested more than {MAX_DEPTH} levels deep",
+                f"the expression is nested more than {deepest} levels deep",
                 source=source,
                 span=Span.point(line, column),
-                hint="name intermediate steps (y = ...; z = ...) to flatten it",
+                hint="name intermediate steps (y = ...; z = ...) to flatten it; "
+                + limits.current().describe("max_depth"),
             )
         if isinstance(node, Tree):
             stack.extend((child, depth + 1) for child in node.children)
@@ -421,14 +423,15 @@ def check_identifier(name: str) -> None:
 
 def bind(parsed: ParsedProgram, inputs: Mapping[str, TensorType]) -> Program:
     """Resolve names, validate calls and keyword arguments, and infer every node's type."""
+    most = limits.current().max_elements
     for name in inputs:
         check_identifier(name)
-        if inputs[name].size > MAX_ELEMENTS:
+        if inputs[name].size > most:
             raise SymcheckError(
-                f"input '{name}' has {inputs[name].size:,} elements, more than symcheck checks "
-                f"({MAX_ELEMENTS:,})",
+                f"input '{name}' has {inputs[name].size:,} elements, more than symcheck checks ({most:,})",
                 source=parsed.source,
-                hint="check the function at a smaller size: its derivative rules do not depend on it",
+                hint="check the function at a smaller size: its derivative rules do not depend on it; "
+                + limits.current().describe("max_elements"),
             )
     binder = _Binder(parsed.source, dict(inputs))
     steps: list[Step] = []
@@ -541,12 +544,14 @@ class _Binder:
         except ShapeError as e:
             span = args[e.arg].span if e.arg is not None else node.span
             raise self.err(e.args[0], span, e.hint) from None
-        if result.size > MAX_ELEMENTS:
+        most = limits.current().max_elements
+        if result.size > most:
             raise self.err(
                 f"this {op.name} makes a tensor of shape {result.shape} ({result.size:,} elements), more "
-                f"than symcheck checks ({MAX_ELEMENTS:,})",
+                f"than symcheck checks ({most:,})",
                 node.span,
-                hint="check the function at a smaller size: its derivative rules do not depend on it",
+                hint="check the function at a smaller size: its derivative rules do not depend on it; "
+                + limits.current().describe("max_elements"),
             )
         call = Call(node.span, op=op.name, args=args, kwargs=kwargs, type=result)
         self.check_constant_domains(call)
@@ -558,17 +563,18 @@ class _Binder:
         base, exponent = (_constant(a) for a in call.args)
         if exponent is None:
             return
-        too_big = abs(exponent) > MAX_EXPONENT
+        limit = limits.current()
+        too_big = abs(exponent) > limit.max_exponent
         if base is not None and base not in (0, 1, -1):
             # the exact result's size in bits: |exponent| * log2(|base|)
-            too_big = (
-                too_big or abs(float(exponent)) * max(1.0, math.log2(abs(float(base)) or 1)) > MAX_POWER_BITS
-            )
+            bits = abs(float(exponent)) * max(1.0, math.log2(abs(float(base)) or 1))
+            too_big = too_big or bits > limit.max_power_bits
         if too_big:
             raise self.err(
                 f"the exponent {format_fraction(exponent)} is too large for exact symbolic work",
                 call.args[1].span,
-                hint=f"exponents up to ±{MAX_EXPONENT} (and constant powers up to {MAX_POWER_BITS} bits)",
+                hint=f"exponents up to ±{limit.max_exponent} (and constant powers up to "
+                f"{limit.max_power_bits} bits); {limit.describe('max_exponent')}",
             )
 
     def check_constant_domains(self, call: Call) -> None:

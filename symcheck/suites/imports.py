@@ -12,7 +12,6 @@ runs is a failure of the case (exit 1), reported in the "impl" column.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import re
@@ -24,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from symcheck.engines.user import IMPL_ENGINE, ImplEngine, exception_text
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
+from symcheck.suites.config import CONFIG_FILE, line_of, nearest_config, tool_table
 
 if TYPE_CHECKING:
     from symcheck.suites.case import Case
 
-CONFIG_FILE = "pyproject.toml"
 CONFIG_KEY = "allow-import"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 TARGET_RE = re.compile(rf"(?P<module>{_IDENT}(?:\.{_IDENT})*):(?P<attr>{_IDENT}(?:\.{_IDENT})*)")
@@ -49,69 +48,32 @@ def suite_folder(case: Case) -> Path:
     return (path.parent if case.file != "<command line>" else Path.cwd()).resolve()
 
 
-def nearest_config(start: Path) -> Path | None:
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def import_permission(case: Case) -> ImportPermission:
     folder = suite_folder(case)
     config = nearest_config(folder)
     root = config.parent if config is not None else folder
     if case.allow_import:
         return ImportPermission(True, root, config)
-    return ImportPermission(
-        config is not None and _config_allows(config, config.stat().st_mtime_ns), root, config
-    )
+    return ImportPermission(config is not None and _config_allows(config), root, config)
 
 
-@functools.lru_cache(maxsize=64)
-def _config_allows(config: Path, mtime_ns: int) -> bool:
+def _config_allows(config: Path) -> bool:
     """The setting in `config` (read once per version of the file: the runner asks at every point)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise SymcheckError(
-                "reading [tool.symcheck] needs Python 3.11 or the tomli package",
-                filename=str(config),
-                hint="pip install tomli, or pass --allow-import",
-            ) from None
-    try:
-        data = tomllib.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise SymcheckError(f"cannot read {CONFIG_FILE}: {e}", filename=str(config)) from None
-    except tomllib.TOMLDecodeError as e:
-        raise SymcheckError(f"malformed TOML: {e}", filename=str(config)) from None
-    table = data.get("tool", {}).get("symcheck", {})
-    if not isinstance(table, dict):
-        return False
+    table = tool_table(config)
     if CONFIG_KEY not in table and "allow_import" in table:
         raise SymcheckError(
             "[tool.symcheck] has 'allow_import'; the setting is spelled 'allow-import'",
             filename=str(config),
-            line=_line_of(config, "allow_import"),
+            line=line_of(config, "allow_import"),
         )
     value = table.get(CONFIG_KEY, False)
     if not isinstance(value, bool):
         raise SymcheckError(
             f"[tool.symcheck] {CONFIG_KEY} must be true or false, got {value!r}",
             filename=str(config),
-            line=_line_of(config, CONFIG_KEY),
+            line=line_of(config, CONFIG_KEY),
         )
     return value
-
-
-def _line_of(config: Path, key: str) -> int | None:
-    for i, line in enumerate(config.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip().startswith(key):
-            return i
-    return None
 
 
 # ---------------------------------------------------------------- loading
@@ -261,7 +223,6 @@ def with_impl(case: Case) -> Case:
     return replace(case, engines=[*case.engines, IMPL_ENGINE])
 
 
-CONFIG_FILE = "pyproject.toml"
 CONFIG_KEY = "allow-import"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 TARGET_RE = re.compile(rf"(?P<module>{_IDENT}(?:\.{_IDENT})*):(?P<attr>{_IDENT}(?:\.{_IDENT})*)")

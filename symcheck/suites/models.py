@@ -6,11 +6,13 @@ Schema for editors is generated from them (`schema.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 
 from symcheck.engines.registry import BUILTIN_ENGINES
+from symcheck.language import limits
 from symcheck.suites.case import (
     DEFAULT_EXPANSION_BUDGET,
     DEFAULT_SAMPLES,
@@ -36,6 +38,18 @@ NonNegFloat = Annotated[float, Strict(), Field(ge=0, le=1e300)]
 NonNegInt = Annotated[int, Strict(), Field(ge=0)]
 StrictStr = Annotated[str, Strict()]
 _CONFIG = ConfigDict(extra="forbid")
+
+
+def _within(limit: str) -> Callable[[int], int]:
+    """A count checked against a limit in force when the suite is read (symcheck/language/limits.py)."""
+
+    def check(value: int) -> int:
+        most = getattr(limits.current(), limit)
+        if value > most:
+            raise ValueError(f"at most {most:,} ({limits.current().describe(limit)})")
+        return value
+
+    return check
 
 
 class RandomModel(BaseModel):
@@ -108,7 +122,7 @@ class TrainModel(BaseModel):
     data: Any = None  # a file path or inline sets: checked by the loader, which knows the inputs
     set: StrictStr = "train"
     optimizer: OptimizerModel
-    epochs: Annotated[int, Strict(), Field(ge=1, le=100_000)] = 1
+    epochs: Annotated[int, Strict(), Field(ge=1), AfterValidator(_within("max_epochs"))] = 1
     zero_grad: Annotated[bool, Strict()] = True
     compare_every: Annotated[int, Strict(), Field(ge=1)] = 1
     engines: Annotated[list[StrictStr], BeforeValidator(listify)] | None = None
@@ -128,7 +142,7 @@ class CaseModel(BaseModel):
     mistakes: list[MistakeModel] = []
     engines: Annotated[list[StrictStr], BeforeValidator(listify)] | None = None
     tolerance: ToleranceModel | None = None  # type: ignore[valid-type]
-    samples: Annotated[int, Strict(), Field(ge=0, le=1000)] = DEFAULT_SAMPLES
+    samples: Annotated[int, Strict(), Field(ge=0), AfterValidator(_within("max_samples"))] = DEFAULT_SAMPLES
     seed: NonNegInt = DEFAULT_SEED
     expansion_budget: NonNegInt = DEFAULT_EXPANSION_BUDGET
     dtype: Literal["float64", "float32", "float16", "bfloat16"] = "float64"

@@ -20,6 +20,7 @@ from ruamel.yaml.scalarstring import (
     SingleQuotedScalarString,
 )
 
+from symcheck.language import limits
 from symcheck.language.errors import Source, SymcheckError
 from symcheck.suites.case import BlockSource, YamlPath
 
@@ -31,10 +32,6 @@ class YamlPos:
     key_line: int | None  # 1-based; None for list items and the document
     line: int  # 1-based line of the value
     col: int  # 0-based column of the value
-
-
-MAX_YAML_NODES = 1_000_000  # values in a suite or data file, aliases expanded
-MAX_YAML_DEPTH = 64
 
 
 class YamlDoc:
@@ -51,15 +48,20 @@ class YamlDoc:
         # Aliases repeat what they name: a few lines (`a: &a [*b, *b, ...]`, a billion laughs) can
         # stand for billions of nodes. Count them as they are expanded, and stop.
         self.nodes += 1
-        if self.nodes > MAX_YAML_NODES:
+        limit = limits.current()
+        if self.nodes > limit.max_yaml_values:
             raise SymcheckError(
-                f"the YAML expands to more than {MAX_YAML_NODES:,} values (aliases repeating aliases?)",
+                f"the YAML expands to more than {limit.max_yaml_values:,} values "
+                "(aliases repeating aliases?)",
                 filename=self.filename,
-                hint="a suite needs far fewer; use `defaults:` instead of repeated anchors",
+                hint="a suite needs far fewer; use `defaults:` instead of repeated anchors; "
+                + limit.describe("max_yaml_values"),
             )
-        if len(path) > MAX_YAML_DEPTH:
+        if len(path) > limit.max_yaml_depth:
             raise SymcheckError(
-                f"the YAML is nested more than {MAX_YAML_DEPTH} levels deep", filename=self.filename
+                f"the YAML is nested more than {limit.max_yaml_depth} levels deep",
+                filename=self.filename,
+                hint=limit.describe("max_yaml_depth"),
             )
         tag = _custom_tag(node)
         if tag is not None:
@@ -218,7 +220,8 @@ def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
         raise SymcheckError(f"malformed YAML: {e}", filename=filename) from None
     except RecursionError:
         raise SymcheckError(
-            f"the YAML is nested too deeply to read (more than {MAX_YAML_DEPTH} levels)", filename=filename
+            f"the YAML is nested too deeply to read (more than {limits.current().max_yaml_depth} levels)",
+            filename=filename,
         ) from None
     doc = YamlDoc(filename, text)
     return doc.plain(data, ()), doc
