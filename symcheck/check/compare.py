@@ -294,6 +294,7 @@ def _tensor_checks(
                     split,
                     name,
                     output,
+                    error_estimate=result.jacobian_error_bounds.get(name),
                 )
             )
     for k, (mine, theirs) in enumerate(zip(result.vjps, reference.vjps, strict=False)):
@@ -301,7 +302,10 @@ def _tensor_checks(
             if name in theirs:
                 checks.append(compare_arrays(f"VJP u{k + 1}^T d{output}/d{name}", product, theirs[name], tol))
     for k, (mine_v, theirs_v) in enumerate(zip(result.jvps, reference.jvps, strict=False)):
-        checks.append(compare_arrays(f"JVP d{output} along t{k + 1}", mine_v, theirs_v, tol))
+        estimate = result.jvp_error_bounds[k] if k < len(result.jvp_error_bounds) else None
+        checks.append(
+            compare_arrays(f"JVP d{output} along t{k + 1}", mine_v, theirs_v, tol, error_estimate=estimate)
+        )
     return checks
 
 

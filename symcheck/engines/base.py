@@ -261,6 +261,9 @@ class EngineResult:
     jacobians: dict[str, np.ndarray] = field(default_factory=dict)
     vjps: list[dict[str, np.ndarray]] = field(default_factory=list)
     jvps: list[np.ndarray] = field(default_factory=list)
+    # numeric: its own error estimates of each Jacobian entry and JVP element, as error_bounds.
+    jacobian_error_bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    jvp_error_bounds: list[np.ndarray] = field(default_factory=list)
     cotangent: str | None = None  # symbolic: the cotangent's name in the printed VJPs (closed_forms)
 
     @property

@@ -109,97 +109,115 @@ def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
 
 
 def _element_derivative_and_error(
-    flat: np.ndarray, i: int, f: Callable[[], float], noise: float = 0.0
-) -> tuple[float, float] | None:
-    """d f / d flat[i] for a scalar f, and an estimate of its error (see `_estimate`). Where the
-    estimate cannot decide at the comparison's rtol the step moves by 16: smaller where truncation
-    dominates the estimate, larger where rounding does (f's noise, `noise`, over a small step:
-    `(x + 1e8) - 1e8` is exactly linear, and only a large step sees past its rounding). The best
-    estimate wins."""
+    flat: np.ndarray, i: int, f: Callable[[], Any], noise: Any = 0.0
+) -> tuple[Any, Any] | None:
+    """d f / d flat[i] and an estimate of its error, for a scalar f or, elementwise, an array f (a
+    tensor output's Jacobian column); see `_refined`."""
     xi = float(flat[i])
 
-    def g(t: float) -> float:
+    def g(t: float) -> Any:
         flat[i] = xi + t
         try:
             return f()
         finally:
             flat[i] = xi
 
-    h = _H_SCALE * max(1.0, abs(xi))
+    return _refined(g, _H_SCALE * max(1.0, abs(xi)), lambda step: (xi + step) - xi, noise)
 
-    def exact(step: float) -> float:
-        return (xi + step) - xi
 
-    best: tuple[float, float] | None = None
-    previous: tuple[float, float] | None = None
+def _refined(
+    g: Callable[[float], Any], h: float, exact: Callable[[float], float], noise: Any = 0.0
+) -> tuple[Any, Any] | None:
+    """d/dt g(t) at 0 and an estimate of its error (see `_estimate`), elementwise where g returns
+    an array. Where the estimate cannot decide at the comparison's rtol the step moves by 16:
+    smaller where truncation dominates the estimate, larger where rounding does (g's own noise,
+    `noise`, over a small step: `(x + 1e8) - 1e8` is exactly linear, and only a large step sees
+    past its rounding). Each element keeps its best estimate."""
+    best_value = best_error = previous_value = previous_error = None
+    from_previous: Any = None  # the elements whose best came from the previous step
     factor: float | None = None  # the direction the step moves, chosen once
     for _ in range(_REFINEMENTS):
         found = _estimate(g, h, exact, noise)
         if found is None:
             break
         value, error, rounding = found
-        if previous is not None and best is not None and factor is not None and factor < 1:
-            change = abs(value - previous[0])
-            if change > previous[1]:
+        if best_value is None:
+            best_value, best_error = value, error
+            from_previous = np.ones(np.shape(value), dtype=bool)
+        else:
+            if factor is not None and factor < 1:
                 # A smaller step moved the value more than the earlier estimate allowed: that
                 # estimate was too small (a step across a pole: tan near pi/2), and where the new
                 # one is mostly rounding, the function's own noise is what the steps see. Trust no
                 # step below that.
-                if best == previous:
-                    best = (best[0], max(best[1], change))
-                if rounding >= error / 2:
+                change = np.abs(value - previous_value)
+                moved = change > previous_error
+                best_error = np.where(moved & from_previous, np.maximum(best_error, change), best_error)
+                if np.any(moved & (rounding >= error / 2)):
                     break
-        if best is None or error < best[1]:
-            best = (value, error)
-        previous = (value, error)
-        if error <= _DECIDES * max(abs(value), 1.0):
+            better = error < best_error
+            best_value = np.where(better, value, best_value)
+            best_error = np.where(better, error, best_error)
+            from_previous = better
+        previous_value, previous_error = value, error
+        allowed = _DECIDES * np.maximum(np.abs(value), 1.0)
+        if np.all(error <= allowed):
             break
         if factor is None:
-            factor = 16.0 if rounding > error - rounding else 1 / 16
+            worst = (
+                np.unravel_index(int(np.argmax(error / allowed)), np.shape(error)) if np.ndim(error) else ()
+            )
+            r, e = np.asarray(rounding)[worst], np.asarray(error)[worst]
+            factor = 16.0 if r > e - r else 1 / 16
         h *= factor
-    if best is None:  # a domain edge within a step: retreat from it, as before (no estimate)
-        d = _derivative(g, _H_SCALE * max(1.0, abs(xi)), exact)
-        return None if d is None else (float(d), 0.0)
-    return best
+    if best_value is None:  # a domain edge within a step: retreat from it, as before (no estimate)
+        d = _derivative(g, h, exact)
+        return None if d is None else (d, np.zeros(np.shape(d)))
+    if np.ndim(best_value) == 0:
+        return float(best_value), float(best_error)
+    return best_value, best_error
 
 
 def _estimate(
-    g: Callable[[float], float], h: float, exact: Callable[[float], float], noise: float = 0.0
-) -> tuple[float, float, float] | None:
-    """The Richardson value at step h, an estimate of its error, and the rounding part of it. The
-    error: the two central differences' disagreement (truncation, and noise a function's own
-    rounding adds) plus the rounding of the differences themselves, about eps * |f| / h, or the
-    noise measured around the point (`_noise_level`) over h where that is larger."""
+    g: Callable[[float], Any], h: float, exact: Callable[[float], float], noise: Any = 0.0
+) -> tuple[Any, Any, Any] | None:
+    """The Richardson value at step h, an estimate of its error, and the rounding part of it
+    (elementwise for an array g). The error: the two central differences' disagreement
+    (truncation, and noise a function's own rounding adds) plus the rounding of the differences
+    themselves, about eps * |f| / h, or the noise measured around the point (`_noise_level`) over
+    h where that is larger."""
     h1, h2 = exact(h), exact(h / 2)
     if not (h1 > 0 and h2 > 0 and h1 != h2):
         return None
-    f = [g(h1), g(-h1), g(h2), g(-h2)]
-    if not all(np.isfinite(v) for v in f):
+    f = [np.asarray(g(t), dtype=np.float64) for t in (h1, -h1, h2, -h2)]
+    if not all(np.all(np.isfinite(v)) for v in f):
         return None
     d1, d2 = (f[0] - f[1]) / (2 * h1), (f[2] - f[3]) / (2 * h2)
-    scale = max(abs(v) for v in f)
-    rounding = max(4 * _EPS * scale, 2 * noise) / h2
-    return _richardson(d1, d2, h1, h2), abs(d1 - d2) + rounding, rounding
+    scale = np.max(np.abs(np.stack(f)), axis=0)
+    rounding = np.maximum(4 * _EPS * scale, 2 * np.asarray(noise)) / h2
+    return _richardson(d1, d2, h1, h2), np.abs(d1 - d2) + rounding, rounding
 
 
-# The noise probe (after Moré and Wild's ECnoise): f at 9 points evenly spaced along a fixed sign
+# The noise probe (after Moré and Wild's ECnoise): f at 13 points evenly spaced along a fixed sign
 # pattern, with spacings far below any difference step, relative to each element's magnitude; two
-# of them, so at least one crosses a coarse rounding grid.
-_NOISE_SPACINGS = (2.0**-30, 2.0**-24)
-_NOISE_POINTS = 9
+# of them, so at least one crosses a coarse rounding grid, and neither a power of two, which
+# would step along a binary rounding grid exactly and see no noise at all.
+_NOISE_SPACINGS = (1.1e-9, 7.3e-8)
+_NOISE_POINTS = 13
 _NOISE_ORDERS = (3, 4, 5, 6)
 
 
-def _noise_level(point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], float]) -> float:
+def _noise_level(point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], Any]) -> Any:
     """How much f's own rounding moves it near the point: the k-th differences of f at evenly
     spaced points cancel its smooth part (up to spacing^k times the k-th derivative, nothing at
     these spacings) and leave the noise, scaled by gamma_k = k!^2 / (2k)! to its standard deviation;
-    the smallest over k = 3..6. `(x + 1e8) - 1e8` is exact in value but rounds on a grid of 1.5e-8:
-    its noise is about that, where eps * |f| would say 2e-16."""
+    the median over k = 3..6, the largest over the two spacings. `(x + 1e8) - 1e8` is exact in
+    value but rounds on a grid of 1.5e-8: its noise is about that, where eps * |f| would say 2e-16.
+    Elementwise for an array f."""
     originals = {n: point[n].copy() for n in names}
     rng = np.random.default_rng(0)
     signs = {n: rng.choice((-1.0, 1.0), size=originals[n].shape) for n in names}
-    level = 0.0
+    level: Any = 0.0
     try:
         for spacing in _NOISE_SPACINGS:
             values = []
@@ -213,14 +231,14 @@ def _noise_level(point: dict[str, np.ndarray], names: Sequence[str], f: Callable
                 continue
             estimates = []
             for order in _NOISE_ORDERS:
-                differences = np.diff(table, n=order)
+                differences = np.diff(table, n=order, axis=0)
                 gamma = math.factorial(order) ** 2 / math.factorial(2 * order)
-                estimates.append(math.sqrt(gamma * float(np.mean(differences**2))))
-            level = max(level, min(estimates))
+                estimates.append(np.sqrt(gamma * np.mean(differences**2, axis=0)))
+            level = np.maximum(level, np.median(np.stack(estimates), axis=0))
     finally:
         for n in names:
             point[n][...] = originals[n]
-    return level
+    return float(level) if np.ndim(level) == 0 else level
 
 
 # Second differences: a Richardson-extrapolated second difference leaves O(h^4) truncation against
@@ -574,20 +592,21 @@ class NumericEngine(Engine):
         shapes = {n: point[n].shape for n in floats}
         notes: list[str] = []
         jacobians: dict[str, np.ndarray] = {}
+        jacobian_errors: dict[str, np.ndarray] = {}
         jvps: list[np.ndarray] = []
+        jvp_errors: list[np.ndarray] = []
+        noise = _noise_level(point, floats, f) if floats else 0.0
         if wants_full_jacobian(value.shape, shapes, options):
             for name in floats:
                 flat = point[name].reshape(-1)  # a view: writing it perturbs the point
-                columns = []
+                columns, errors = [], []
                 for i in range(flat.size):
-                    d = _element_derivative(flat, i, f)
-                    columns.append(np.full(value.shape, np.nan) if d is None else np.asarray(d))
-                stacked = (
-                    np.stack([c.reshape(-1) for c in columns], axis=1)
-                    if columns
-                    else np.zeros((value.size, 0))
-                )
-                jacobians[name] = stacked.reshape(value.shape + shapes[name])
+                    found = _element_derivative_and_error(flat, i, f, noise)
+                    d, e = (np.full(value.shape, np.nan), np.zeros(value.shape)) if found is None else found
+                    columns.append(np.broadcast_to(d, value.shape))
+                    errors.append(np.broadcast_to(e, value.shape))
+                jacobians[name] = _columns(columns, value.shape, shapes[name])
+                jacobian_errors[name] = _columns(errors, value.shape, shapes[name])
             notes.append("Jacobian in full by central differences, one input element at a time")
         else:
             base = {n: point[n].copy() for n in floats}
@@ -598,11 +617,12 @@ class NumericEngine(Engine):
             for k, v in enumerate(jacobian_probes(value.shape, shapes, options).tangents):
                 norm = float(np.sqrt(sum(float(np.sum(v[n] ** 2)) for n in floats))) or 1.0
                 unit = {n: v[n] / norm for n in floats}
-                d = _derivative(_along(f, point, base, unit), h, lambda t: t)
-                if d is None:
+                found = _refined(_along(f, point, base, unit), h, lambda t: t, noise)
+                if found is None:
                     notes.append(f"tangent {k + 1}: the output is not finite on both sides; J v set to NaN")
-                    d = np.full(value.shape, np.nan)
-                jvps.append(np.asarray(d) * norm)
+                    found = (np.full(value.shape, np.nan), np.zeros(value.shape))
+                jvps.append(np.broadcast_to(found[0], value.shape) * norm)
+                jvp_errors.append(np.broadcast_to(found[1], value.shape) * norm)
             notes.append(f"J v along {len(jvps)} shared random tangents by central differences")
         if options.order >= 2:
             notes.append("second derivatives need a scalar output: not computed")
@@ -612,7 +632,18 @@ class NumericEngine(Engine):
             grads={},
             jacobians=jacobians,
             jvps=jvps,
+            jacobian_error_bounds=jacobian_errors,
+            jvp_error_bounds=jvp_errors,
             notes=notes,
             dtype="float64",
             seconds=time.perf_counter() - start,
         )
+
+
+def _columns(
+    columns: Sequence[np.ndarray], out_shape: tuple[int, ...], in_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Jacobian columns (one per input element, each of the output's shape) as out_shape + in_shape."""
+    size = int(np.prod(out_shape, dtype=np.int64))
+    stacked = np.stack([c.reshape(-1) for c in columns], axis=1) if columns else np.zeros((size, 0))
+    return stacked.reshape(out_shape + in_shape)

@@ -36,6 +36,27 @@ def test_no_false_alarm_where_finite_differences_cannot_decide(expr: str, spec: 
     assert numeric.ok, render_text([result])
 
 
+@pytest.mark.parametrize(
+    ("expr", "spec"),
+    [
+        ("1/x", "x=[0.001,0.5]"),  # the same, as tensor outputs: a Jacobian with its own estimates
+        ("x^2", "x=[1e8,-3e7,5]"),
+        ("x + 2^100", "x:3"),
+        ("tan(x)", "x=[1.5707,0.3]"),
+        ("(x + 1e8) - 1e8", "x:3"),
+        ("(x + 1e8) - 1e8", "x:80"),  # JVPs along random tangents, each with its estimate
+    ],
+)
+def test_no_false_alarm_on_a_tensor_output_where_finite_differences_cannot_decide(
+    expr: str, spec: str
+) -> None:
+    (result,), errors = run_cases([replace(load_case(expr, [spec]), samples=2)])
+    assert not errors
+    for point in result.points:
+        numeric = next(c for c in point.comparisons if c.engine == "numeric")
+        assert numeric.ok, render_text([result])
+
+
 def test_an_inconclusive_element_is_said() -> None:
     (result,), _ = run_cases([replace(load_case("sum(x + 2^100)", ["x=[0.5,1,2]"]), samples=0)])
     assert "numeric at the given values: inconclusive at 3 of 3 elements of dout/dx" in render_text([result])
