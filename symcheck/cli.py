@@ -8,6 +8,7 @@ so that `symcheck --help` stays fast and torch and sympy load only when a comman
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -164,6 +165,13 @@ def _add_plugin_columns(cases: Sequence[Any]) -> list[Any]:
     ]
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's FloatRange lets nan through (every comparison with it is false)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 common_options = [
     click.option("--engines", help="Comma-separated engines to run (default: all four)."),
     click.option(
@@ -178,7 +186,8 @@ common_options = [
     click.option("--order", type=click.IntRange(1, 2), help="2: also check second derivatives."),
     click.option(
         "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=click.FloatRange(min=0, max=86400, min_open=True),
+        callback=_finite,
         help="Seconds the symbolic engine may spend on a case before it gives up (default 60).",
     ),
     click.option(

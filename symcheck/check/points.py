@@ -242,7 +242,11 @@ class _Sampler:
                 # A whole redraw rarely clears a kink on a large tensor: redraw just the bad elements.
                 for issue, name in fixable:
                     fresh = self._draw(name, index, attempt, fix)
-                    point[name] = np.where(np.broadcast_to(issue.mask, fresh.shape), fresh, point[name])
+                    try:
+                        bad = np.broadcast_to(issue.mask, fresh.shape)
+                    except ValueError:  # a smaller input broadcast into the argument: redraw all of it
+                        bad = np.ones(fresh.shape, dtype=bool)
+                    point[name] = np.where(bad, fresh, point[name])
             else:
                 issues = [i for i in self.watcher.issues(point, sampling=True) if i.deps & drawn]
                 if not issues:

@@ -29,6 +29,11 @@ Distribution = Literal["uniform", "normal"]
 # ---------------------------------------------------------------- specs
 
 
+MAX_RANDOM_MAGNITUDE = 1e300  # a random range's bounds, mean and std: draws stay far inside float64
+MAX_VALUE_AXES = 32  # a given value's nesting (numpy's arrays have at most 64 axes)
+INT64_BOUND = 2**63
+
+
 @dataclass(frozen=True)
 class RandomSpec:
     """A random range. For "uniform", [low, high) (None: the default, domain-aware range); for
@@ -47,6 +52,12 @@ class RandomSpec:
         for label, v in (("low", self.low), ("high", self.high)):
             if v is not None and not math.isfinite(v):
                 raise SymcheckError(f"random {label} must be a finite number, got {v}")
+            if v is not None and abs(v) > MAX_RANDOM_MAGNITUDE:
+                # uniform(-1e308, 1e308) has a width of inf; normal(1e308, 1e308) draws inf
+                raise SymcheckError(
+                    f"random {label} = {v:g} is too large: draws must stay finite",
+                    hint=f"random ranges lie within ±{MAX_RANDOM_MAGNITUDE:g}; pin huge values with value:",
+                )
         if self.seed is not None and self.seed < 0:
             raise SymcheckError(f"random seed must be a non-negative integer, got {self.seed}")
         if self.distribution == "uniform":
@@ -172,10 +183,18 @@ def value_array(value: Any, dtype: DType = DType.FLOAT) -> np.ndarray:
     flat: list[float | int] = []
     _flatten(value, flat)
     for v in flat:
+        if isinstance(v, (int, np.integer)):  # exact: a 400-digit int would overflow a float check
+            if dtype is DType.INT and not -INT64_BOUND <= int(v) < INT64_BOUND:
+                raise SymcheckError(f"an int input's values must fit in int64, got {str(v)[:40]}")
+            if dtype is not DType.INT and abs(int(v)) > int(np.finfo(np.float64).max):
+                raise SymcheckError(f"the value {str(v)[:40]}... is beyond float64")
+            continue
         if not math.isfinite(v):
             raise SymcheckError(f"values must be finite numbers, got {v}")
         if dtype is DType.INT and float(v) != int(v):
             raise SymcheckError(f"an int input needs integer values, got {v}")
+        if dtype is DType.INT and not -INT64_BOUND <= int(v) < INT64_BOUND:
+            raise SymcheckError(f"an int input's values must fit in int64, got {v}")
     np_dtype = np.int64 if dtype is DType.INT else np.float64
     return np.array(flat, dtype=np_dtype).reshape(shape)
 
@@ -189,6 +208,10 @@ def _nested_shape(value: Any, where: tuple[int, ...]) -> tuple[int, ...]:
     if isinstance(value, (int, float, np.integer, np.floating)):
         return ()
     if isinstance(value, (list, tuple)):
+        if len(where) >= MAX_VALUE_AXES:
+            raise SymcheckError(
+                f"the value is nested more than {MAX_VALUE_AXES} levels deep", hint="a tensor has few axes"
+            )
         if not value:
             raise SymcheckError("empty list in a value", hint="every dimension needs at least one element")
         inner = [_nested_shape(v, (*where, i)) for i, v in enumerate(value)]
@@ -239,8 +262,10 @@ _DIST_RE = re.compile(r"(uniform|normal)\(([^,()]*),([^,()]*)\)", re.IGNORECASE)
 def parse_cli_input(text: str) -> tuple[str, InputSpec]:
     """`x:2x2=1`, `x:3x4`, `x=[[1,2],[3,4]]`, `s=0.5`, `y:4:int=[0,1,1,0]`, `x:2x2~uniform(-1,1)`."""
 
+    shown = text if len(text) <= 80 else text[:60] + "..." + text[-10:]  # a 1 MB value is not echoed
+
     def fail(message: str) -> SymcheckError:
-        return SymcheckError(f"bad input {text!r}: {message}", hint=f"write {CLI_SYNTAX}")
+        return SymcheckError(f"bad input {shown!r}: {message}", hint=f"write {CLI_SYNTAX}")
 
     cut = min((i for i in (text.find("="), text.find("~")) if i >= 0), default=len(text))
     head, sep, rhs = text[:cut], text[cut : cut + 1], text[cut + 1 :].strip()
@@ -281,6 +306,8 @@ def parse_cli_input(text: str) -> tuple[str, InputSpec]:
                     data = json.loads(rhs)
                 except json.JSONDecodeError as e:
                     raise fail(f"the value is not a valid list ({e.msg} at character {e.pos + 1})") from None
+                except RecursionError:
+                    raise fail(f"the value is nested more than {MAX_VALUE_AXES} levels deep") from None
                 return name, InputSpec(shape=shape, dtype=dtype, value=data)
             number = _cli_number(rhs, fail)
             if shape is None or shape == ():
@@ -291,7 +318,7 @@ def parse_cli_input(text: str) -> tuple[str, InputSpec]:
         if e.message.startswith("bad input"):
             raise
         raise SymcheckError(
-            f"bad input {text!r}: {e.message}", hint=e.hint or f"write {CLI_SYNTAX}"
+            f"bad input {shown!r}: {e.message}", hint=e.hint or f"write {CLI_SYNTAX}"
         ) from None
 
 

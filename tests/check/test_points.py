@@ -241,3 +241,12 @@ def test_negative_and_last_indices_are_checked_like_torch(given: str) -> None:
 
     r = CliRunner().invoke(main, ["grad", "sum(x[j]^2)", "-i", "x:3x2", "-i", given])
     assert r.exit_code == EXIT_OK, r.output
+
+
+def test_a_kink_on_a_broadcast_scalar_redraws_the_scalar_whole() -> None:
+    # minimum(c, c) is always tied; its mask has the broadcast shape (4,), the input c is a scalar
+    p = program("sum(minimum(minimum(c, c), relu(w - 0.25)))", c=(), w=(4,))
+    notes: list[str] = []
+    specs = specs_for(p, w=InputSpec(shape=(4,), value=[0.25, 2.0, -1.0, -1.5]))
+    points = sample_points(p, specs, 2, seed=876519, notes=notes)
+    assert len(points) == 2 and all(np.shape(pt["c"]) == () for pt in points)

@@ -158,3 +158,34 @@ def test_cli_error_hint_shows_syntax() -> None:
     with pytest.raises(SymcheckError) as e:
         parse_cli_input("x:2y2")
     assert e.value.hint is not None and "x:2x2=1" in e.value.hint
+
+
+# ---------------------------------------------------------------- extreme values (found by bench/fuzz.py)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("x:2~normal(1e308,1e308)", "draws must stay finite"),
+        ("x:2~uniform(-1e308,1e308)", "draws must stay finite"),
+        ("x:2:int=[9223372036854775808,1]", "must fit in int64"),
+        ("x=" + "[" * 100 + "1" + "]" * 100, "nested more than 32 levels deep"),
+        ("x=" + "[" * 5000 + "1" + "]" * 5000, "nested more than 32 levels deep"),
+        ("x=[" + "9" * 400 + "]", "beyond float64"),
+    ],
+)
+def test_extreme_values_are_bad_input_not_a_crash(spec: str, message: str) -> None:
+    with pytest.raises(SymcheckError) as e:
+        parse_cli_input(spec)
+    assert message in e.value.message
+    assert len(e.value.message) < 300  # a huge spec is not echoed whole
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e9", "0"])
+def test_a_timeout_must_be_a_finite_number_of_seconds(timeout: str) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    r = CliRunner().invoke(main, ["grad", "sum(x)", "-i", "x:2", "--timeout", timeout])
+    assert r.exit_code == 2 and "Invalid value for '--timeout'" in r.output, r.output
