@@ -72,6 +72,9 @@ class PointResult:
     kink_hits: list[str] = field(default_factory=list)
     conventions: list[str] = field(default_factory=list)  # mismatches explained by a kink
     problems: list[str] = field(default_factory=list)  # failures not tied to one engine
+    # Why nothing was compared here, where that is because engines did not run (gave up, skipped):
+    # the point checked nothing, so the case is skipped, not passed, and not failed either.
+    uncompared: str | None = None
     # Each engine against its own recorded numbers (--baseline; symcheck/check/baseline.py).
     baseline: list[EngineComparison] = field(default_factory=list)
 
@@ -171,6 +174,9 @@ class CaseResult:
             for name, why in point.skipped.items():
                 if under_test(name, self.case):
                     return f"{name} did not run: {why}"
+        for point in self.points:
+            if point.uncompared is not None:
+                return f"at the {point.label}: {point.uncompared}"
         return None
 
 
@@ -384,7 +390,11 @@ class Runner:
         compared = {n for n in pr.results if pr.results[n].has_derivatives}
         if pr.reference is None or len(compared) < 2:
             ran = ", ".join(sorted(compared)) or "none"
-            pr.problems.append(f"nothing to compare: engines that produced derivatives: {ran}")
+            if pr.skipped and not pr.crashed:
+                why = "; ".join(f"{n} {reason}" for n, reason in pr.skipped.items())
+                pr.uncompared = f"nothing to compare (derivatives from {ran} only): {why}"
+            else:
+                pr.problems.append(f"nothing to compare: engines that produced derivatives: {ran}")
         if pr.reference is None:
             return pr
         ref = pr.results[pr.reference]

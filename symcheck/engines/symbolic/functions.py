@@ -102,9 +102,7 @@ class maximum(Function):
 
     @classmethod
     def eval(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
-        if a.is_number and b.is_number and a.is_real and b.is_real:
-            return sympy.Max(a, b)
-        return None
+        return _pick_numeric((a, b), largest=True)
 
 
 class minimum(Function):
@@ -116,9 +114,7 @@ class minimum(Function):
 
     @classmethod
     def eval(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
-        if a.is_number and b.is_number and a.is_real and b.is_real:
-            return sympy.Min(a, b)
-        return None
+        return _pick_numeric((a, b), largest=False)
 
 
 class _Extreme(Function):
@@ -126,15 +122,13 @@ class _Extreme(Function):
     arguments share the derivative evenly, 1/k for k ties, as torch.amax does (SymPy's own Max
     would give each tie 1/2 through Heaviside(0), whatever k is)."""
 
-    pick = staticmethod(sympy.Max)
+    largest = True
 
     @classmethod
     def eval(cls, *args: sympy.Expr) -> sympy.Expr | None:
         if len(args) == 1:
             return args[0]
-        if all(a.is_number and a.is_real for a in args):
-            return cls.pick(*args)
-        return None
+        return _pick_numeric(args, largest=cls.largest)
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         ties = sympy.Add(*(indicator(sympy.Eq(a, self)) for a in self.args))
@@ -142,11 +136,37 @@ class _Extreme(Function):
 
 
 class max_of(_Extreme):
-    pick = staticmethod(sympy.Max)
+    largest = True
 
 
 class min_of(_Extreme):
-    pick = staticmethod(sympy.Min)
+    largest = False
+
+
+# Digits for telling numeric arguments apart; exact ties (the same expression) need none.
+_PICK_DIGITS = 50
+
+
+def _pick_numeric(args: tuple[sympy.Expr, ...], largest: bool) -> sympy.Expr | None:
+    """The largest (smallest) argument, exactly as written, once every argument is a real number.
+    SymPy's own is_real cannot always say so (tan(tanh(1)): is its argument off the poles?), and
+    Max then stays unevaluated: its numeric value decides instead, at 50 digits."""
+    if not all(a.is_number for a in args):
+        return None
+    if len(set(args)) == 1:
+        return args[0]
+    values = []
+    for a in args:
+        v = a.evalf(_PICK_DIGITS)
+        if not isinstance(v, (sympy.Float, sympy.Integer, sympy.Rational)):
+            return None  # complex, or undefined: leave it to the caller's domain checks
+        values.append(v)
+    best = (
+        max(range(len(args)), key=lambda i: values[i])
+        if largest
+        else min(range(len(args)), key=lambda i: values[i])
+    )
+    return args[best]
 
 
 def indicator(condition: sympy.Basic) -> sympy.Expr:

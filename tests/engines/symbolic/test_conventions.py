@@ -54,3 +54,29 @@ def test_a_runaway_symbolic_step_gives_up_and_the_case_is_still_checked() -> Non
     first = result.points[0]
     assert "symbolic" in first.skipped and "gave up after 1 s" in first.skipped["symbolic"]
     assert first.reference == "torch"
+
+
+def test_extremes_of_numbers_sympy_cannot_prove_real_still_evaluate() -> None:
+    # tan(tanh(1)).is_real is None in SymPy (is tanh(1) off tan's poles?): Max stayed unevaluated
+    # and a Piecewise on it never resolved (fuzz: exit 3 "not a number after substitution").
+    import sympy
+
+    from symcheck.engines.symbolic.functions import max_of, maximum, min_of
+
+    a = sympy.tan(sympy.tanh(1))
+    assert min_of(a, a) == a
+    assert min_of(a, sympy.Integer(2)) == a and max_of(a, sympy.Integer(2)) == 2
+    assert maximum(a, sympy.Rational(1, 3)) == a
+    assert sympy.Piecewise((-1, min_of(a, a) < -1), (min_of(a, a), True)) == a
+
+
+def test_a_point_where_an_engine_gave_up_and_nothing_else_compares_is_skipped_not_failed() -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    r = CliRunner().invoke(
+        main, ["grad", "sum(x*x)", "-i", "x:2", "--engines", "symbolic,numeric", "--timeout", "0.000001"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "SKIP" in r.output and "nothing to compare (derivatives from numeric only)" in r.output
