@@ -52,9 +52,14 @@ SECOND_ORDER_ENGINE_TOLERANCES: dict[str, Tolerance] = {
 def default_tolerance(engine: str, dtype: str, order: int = 1) -> Tolerance:
     if order >= 2 and engine in SECOND_ORDER_ENGINE_TOLERANCES:
         return SECOND_ORDER_ENGINE_TOLERANCES[engine]
+    by_dtype = DTYPE_TOLERANCES.get(dtype, DTYPE_TOLERANCES["float64"])
     if engine in ENGINE_TOLERANCES:
-        return ENGINE_TOLERANCES[engine]
-    return DTYPE_TOLERANCES.get(dtype, DTYPE_TOLERANCES["float64"])
+        own = ENGINE_TOLERANCES[engine]
+        if by_dtype.rtol <= own.rtol and by_dtype.atol <= own.atol:
+            return own
+        # compared in a lower precision (a float32 reference): the looser of the two
+        return replace(own, rtol=max(own.rtol, by_dtype.rtol), atol=max(own.atol, by_dtype.atol))
+    return by_dtype
 
 
 def resolve_tolerance(

@@ -46,6 +46,7 @@ from symcheck.suites.imports import impl_engine, with_impl
 from symcheck.suites.programs import output_parts, parse_case_program
 
 REFERENCE_ORDER = ("symbolic", "torch", "autograd", "numeric")
+PRECISION = {"float64": 3, "float32": 2, "bfloat16": 1, "float16": 1}  # significand bits, ranked
 # Engines whose gradient is exact or computed by autodiff: a kink hit makes only FD suspect.
 KINK_SENSITIVE = frozenset({"numeric"})
 
@@ -386,6 +387,8 @@ class Runner:
                     pr.results[name] = _raised(name, program, e)
         self._dot_product_test(program, wrt, options, pr, case)
         able = [n for n in REFERENCE_ORDER if n in pr.results and _can_reference(pr.results[n])]
+        # A float64 engine before one in lower precision (torch at float32 when symbolic gave up).
+        able.sort(key=lambda n: PRECISION.get(pr.results[n].dtype, 0), reverse=True)
         pr.reference = able[0] if able else None
         compared = {n for n in pr.results if pr.results[n].has_derivatives}
         if pr.reference is None or len(compared) < 2:
@@ -406,8 +409,11 @@ class Runner:
                     pr.comparisons.append(EngineComparison(name, name, failures=list(res.failures)))
                 continue
             own = self._own_tolerance(name, overrides)
-            tol = resolve_tolerance(name, res.dtype, own)
-            second = resolve_tolerance(name, res.dtype, own, order=2)
+            # Held to the coarser of the two precisions: float64 against a float32 reference is
+            # as good as that reference, no better.
+            dtype = min((res.dtype, ref.dtype), key=lambda d: PRECISION.get(d, 0))
+            tol = resolve_tolerance(name, dtype, own)
+            second = resolve_tolerance(name, dtype, own, order=2)
             if own and (own.get("rtol") is not None or own.get("atol") is not None or own.get(name)):
                 # a tolerance the case sets is the one it is held to, as written
                 res.error_bounds, res.jacobian_error_bounds, res.jvp_error_bounds = {}, {}, []

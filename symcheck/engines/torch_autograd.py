@@ -132,4 +132,5 @@ def zeros_like(t: torch.Tensor) -> np.ndarray:
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+    # force: a ZeroTensor (what a second derivative that is identically zero may come back as)
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy(force=True)

@@ -218,6 +218,11 @@ def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
         ) from None
     except YAMLError as e:
         raise SymcheckError(f"malformed YAML: {e}", filename=filename) from None
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as e:
+        # ruamel's constructors trip on some malformed scalars (`!!bool yes\n - 6`: KeyError)
+        raise SymcheckError(
+            f"malformed YAML: cannot read a value ({type(e).__name__}: {str(e)[:80]})", filename=filename
+        ) from None
     except RecursionError:
         raise SymcheckError(
             f"the YAML is nested too deeply to read (more than {limits.current().max_yaml_depth} levels)",

@@ -171,3 +171,9 @@ def test_a_baseline_that_is_not_utf8_is_bad_input(tmp_path: Path, tutorial: Path
     broken.write_bytes(b"\xff\xfe not text")
     r = CliRunner().invoke(main, ["verify", str(tutorial), "--baseline", str(broken)])
     assert r.exit_code == 2 and "not UTF-8 text" in r.output, r.output
+
+
+def test_a_scalar_that_trips_the_yaml_library_is_malformed_yaml(write_suite: Callable[..., Path]) -> None:
+    path = write_suite("cases:\n  - name: t\n    inputs:\n      x:\n        shape: !!bool yes\n          - 6\n")
+    with pytest.raises(SymcheckError, match="malformed YAML"):
+        load_suite(path)

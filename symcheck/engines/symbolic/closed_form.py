@@ -491,10 +491,14 @@ class Graph:
             (x,) = atom.args
             axes, keepdims = atom.kw("axis"), atom.kw("keepdims")
             extreme = self._unreduce(SymTensor(atom.symbol, atom.shape), x.shape, axes, keepdims)
-            mask = SymTensor(indicator(sympy.Eq(x.expr, extreme.expr)), x.shape)
-            ties = self.reduce("sum", mask, axes, True)
+            tied = sympy.Eq(x.expr, extreme.expr)
+            ties = self.reduce("sum", SymTensor(indicator(tied), x.shape), axes, True)
             spread = self._unreduce(g, x.shape, axes, keepdims)
-            return [SymTensor(spread.expr * mask.expr / ties.expr, x.shape)]
+            # 0 off the ties, as a case. Where the tie count folds to a case itself (a clamped,
+            # constant argument: 2*[x == min]), SymPy writes 1/ties with a 1/0 branch (zoo): a
+            # branch no tied element reaches (there ties >= 1), so it is dropped.
+            share = (1 / ties.expr).xreplace({sympy.zoo: sympy.Integer(0)})
+            return [SymTensor(sympy.Piecewise((spread.expr * share, tied), (0, True)), x.shape)]
         if atom.op == "index":  # x[k]: g goes back to row k
             (x,) = atom.args
             n = x.shape[0]
@@ -632,8 +636,26 @@ def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:
 
 
 def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:
-    """The most readable of a few equivalent forms (factored first: 3/2*(x + 2))."""
-    expr = _drop_redundant_steps(t.expr)
+    """The most readable of a few equivalent forms (factored first: 3/2*(x + 2)).
+
+    Comparisons stay as built: a tie test `x == max(x)` is exact in float64 only while both sides
+    are computed alike, and `1 - 1/(w^2 + 1)` rewritten as `w^2/(w^2 + 1)` on one side is a ulp
+    off the other, which turned a tied minimum's gradient into 0 (found by bench/fuzz.py)."""
+    shielded, conditions = _shield_relations(_drop_redundant_steps(t.expr))
+    best = _simplest(shielded, accept if not conditions else lambda e: accept(e.xreplace(conditions)))
+    return SymTensor(best.xreplace(conditions), t.shape)
+
+
+def _shield_relations(expr: sympy.Expr) -> tuple[sympy.Expr, dict[sympy.Symbol, sympy.Basic]]:
+    """expr with every comparison in it replaced by a placeholder, and the placeholders' meaning."""
+    relations = [r for r in expr.atoms(sympy.core.relational.Relational)]
+    if not relations:
+        return expr, {}
+    placeholders = {r: sympy.Dummy("condition") for r in relations}
+    return expr.xreplace(placeholders), {d: r for r, d in placeholders.items()}
+
+
+def _simplest(expr: sympy.Expr, accept: Callable[[sympy.Expr], bool]) -> sympy.Expr:
     candidates = []
     try:
         if sympy.count_ops(expr) <= 200:
@@ -645,5 +667,4 @@ def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True
     except (sympy.PolynomialError, NotImplementedError, TypeError):  # pragma: no cover - SymPy corner cases
         candidates.append(expr)
     # On a tie the earliest wins: factored forms first.
-    best = min((c for c in candidates if accept(c)), key=sympy.count_ops, default=expr)
-    return SymTensor(best, t.shape)
+    return min((c for c in candidates if accept(c)), key=sympy.count_ops, default=expr)
