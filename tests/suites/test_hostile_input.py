@@ -174,6 +174,7 @@ def test_a_baseline_that_is_not_utf8_is_bad_input(tmp_path: Path, tutorial: Path
 
 
 def test_a_scalar_that_trips_the_yaml_library_is_malformed_yaml(write_suite: Callable[..., Path]) -> None:
-    path = write_suite("cases:\n  - name: t\n    inputs:\n      x:\n        shape: !!bool yes\n          - 6\n")
+    text = "cases:\n  - name: t\n    inputs:\n      x:\n        shape: !!bool yes\n          - 6\n"
+    path = write_suite(text)
     with pytest.raises(SymcheckError, match="malformed YAML"):
         load_suite(path)
