@@ -24,6 +24,14 @@ from symcheck.language.parser import to_source
 MAX_TRIES = 50  # whole redraws per point
 FIX_ROUNDS = 20  # element redraws per whole draw
 KINK_MARGIN = 1e-3  # relative to max(1, the largest magnitude of the kink's argument)
+# Second derivatives by finite differences step about 2.5e-3 (eps^(1/6)) and Richardson doubles it:
+# a point for them keeps further away, or the differences straddle the kink.
+SECOND_ORDER_KINK_MARGIN = 2e-2
+
+
+def kink_margin(order: int) -> float:
+    """How far (relative) a random point keeps from every kink, for derivatives of this order."""
+    return SECOND_ORDER_KINK_MARGIN if order >= 2 else KINK_MARGIN
 
 
 # ---------------------------------------------------------------- drawing
@@ -77,6 +85,7 @@ def make_point(
     program: Program | None = None,
     *,
     notes: list[str] | None = None,
+    margin: float = KINK_MARGIN,
 ) -> dict[str, np.ndarray]:
     """The given point: fill/value inputs as given, the others drawn. With `program`, the drawn
     inputs get domain-aware ranges and are redrawn like `sample_points` does; pinned values are
@@ -87,7 +96,7 @@ def make_point(
             n: _draw(s, _rng(rng_seed, 0, 0, 0, n, s), DEFAULT_RANGE) if n in drawn else s.array()
             for n, s in specs.items()
         }
-    return _Sampler(program, specs, rng_seed, notes).point(0, drawn)
+    return _Sampler(program, specs, rng_seed, notes, margin).point(0, drawn)
 
 
 def sample_points(
@@ -97,13 +106,14 @@ def sample_points(
     seed: int,
     *,
     notes: list[str] | None = None,
+    margin: float = KINK_MARGIN,
 ) -> list[dict[str, np.ndarray]]:
     """`count` random points besides the given one. Every float input is drawn (from its own random
     spec, else its default range); int inputs keep a given value or are drawn. Points are redrawn
     until every op's domain holds and no kink's argument is within a margin of the kink; kinks
     that cannot be avoided are accepted and explained in `notes`. Same seed, same points."""
     drawn = {n for n, s in specs.items() if s.dtype is DType.FLOAT or not s.concrete()}
-    sampler = _Sampler(program, specs, seed, notes)
+    sampler = _Sampler(program, specs, seed, notes, margin)
     return [sampler.point(i + 1, drawn) for i in range(count)]
 
 
@@ -133,8 +143,9 @@ def _call_text(call: Call) -> str:
 class _Watcher:
     """Evaluates the program and collects domain violations and kink hits, per Call."""
 
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, margin: float = KINK_MARGIN) -> None:
         self.program = program
+        self.margin = margin
         self.step_of: dict[int, str] = {}
         self.deps: dict[int, frozenset[str]] = {}
         self.elementwise: dict[int, frozenset[str]] = {}
@@ -184,7 +195,7 @@ class _Watcher:
             for kink in op.kinks_of(call):
                 a = np.asarray(args[kink.arg], dtype=np.float64)
                 finite = np.abs(a[np.isfinite(a)])
-                margin = KINK_MARGIN * max(1.0, float(finite.max()) if finite.size else 1.0)
+                margin = self.margin * max(1.0, float(finite.max()) if finite.size else 1.0)
                 hit = kink.distance(args) <= margin
                 if hit.any():
                     found.append(self._issue("kink", kink.text, call, kink.arg, hit))
@@ -204,7 +215,12 @@ class _Watcher:
 
 class _Sampler:
     def __init__(
-        self, program: Program, specs: Mapping[str, InputSpec], seed: int, notes: list[str] | None
+        self,
+        program: Program,
+        specs: Mapping[str, InputSpec],
+        seed: int,
+        notes: list[str] | None,
+        margin: float = KINK_MARGIN,
     ) -> None:
         missing = [n for n in program.inputs if n not in specs]
         if missing:
@@ -214,7 +230,7 @@ class _Sampler:
         self.seed = seed
         self.notes = notes
         self.ranges = default_ranges(program)
-        self.watcher = _Watcher(program)
+        self.watcher = _Watcher(program, margin)
 
     def _draw(self, name: str, index: int, attempt: int, fix: int) -> np.ndarray:
         rng = _rng(self.seed, index, attempt, fix, name, self.specs[name])
@@ -297,11 +313,11 @@ class PointCheck:
         return not self.domain_violations
 
 
-def check_point(program: Program, point: Mapping[str, np.ndarray]) -> PointCheck:
+def check_point(program: Program, point: Mapping[str, np.ndarray], margin: float = KINK_MARGIN) -> PointCheck:
     """Domain violations and kink hits at a given point, e.g. "relu is not differentiable at 0:
     2 of 4 elements of relu(x) in step 'out'"."""
     result = PointCheck()
-    for issue in _Watcher(program).issues(point):
+    for issue in _Watcher(program, margin).issues(point):
         (result.domain_violations if issue.kind == "domain" else result.kink_hits).append(issue.describe())
     return result
 

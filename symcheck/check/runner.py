@@ -24,7 +24,7 @@ from symcheck.check.compare import (
     compare_results,
     resolve_tolerance,
 )
-from symcheck.check.points import check_given_labels, check_point, make_point, sample_points
+from symcheck.check.points import check_given_labels, check_point, kink_margin, make_point, sample_points
 from symcheck.check.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
 from symcheck.engines.base import (
@@ -355,10 +355,14 @@ class Runner:
         self, case: Case, program: Program, notes: list[str]
     ) -> list[tuple[str, dict[str, np.ndarray]]]:
         points: list[tuple[str, dict[str, np.ndarray]]] = []
+        margin = kink_margin(getattr(case, "order", 1))
         if any(spec.concrete() for spec in case.inputs.values()) or not case.inputs:
-            points.append(("given values", make_point(case.inputs, case.seed, program, notes=notes)))
+            points.append(
+                ("given values", make_point(case.inputs, case.seed, program, notes=notes, margin=margin))
+            )
         count = case.samples if points else max(case.samples, 1)
-        for i, point in enumerate(sample_points(program, case.inputs, count, case.seed, notes=notes)):
+        drawn = sample_points(program, case.inputs, count, case.seed, notes=notes, margin=margin)
+        for i, point in enumerate(drawn):
             points.append((f"random point {i + 1} (seed {case.seed})", point))
         return points
 
@@ -367,7 +371,7 @@ class Runner:
     ) -> PointResult:
         case, program = prep.case, prep.program
         pr = PointResult(label, point)
-        checked = check_point(program, point)
+        checked = check_point(program, point, kink_margin(getattr(case, "order", 1)))
         pr.kink_hits = checked.kink_hits
         # Only pinned values can break a domain (random points are redrawn until they hold).
         pr.problems.extend(f"the given values break a domain: {v}" for v in checked.domain_violations)
@@ -420,8 +424,12 @@ class Runner:
             comparison = compare_results(res, ref, tol, output, second)
             pr.comparisons.append(comparison)
             explainable = not comparison.ok and pr.kink_hits and not comparison.failures
+            failing = [c for c in comparison.checks if not c.ok]
+            # A second derivative at a kink does not exist (the first jumps): every engine's
+            # number there is a convention, whichever engine it is.
+            second_only = bool(failing) and all(_second_order(c.what) for c in failing)
             if explainable and (
-                name in KINK_SENSITIVE or any(c.nonfinite is None for c in comparison.checks if not c.ok)
+                name in KINK_SENSITIVE or second_only or any(c.nonfinite is None for c in failing)
             ):
                 pr.conventions.append(
                     f"{name}: differs at a non-differentiable point ({'; '.join(pr.kink_hits)}); "
@@ -726,6 +734,11 @@ def _vjp_of(result: EngineResult, name: str, u: np.ndarray) -> np.ndarray | None
     if name in result.jacobians:
         return np.tensordot(u, result.jacobians[name], axes=u.ndim)
     return None
+
+
+def _second_order(what: str) -> bool:
+    """Whether a comparison's quantity is a second derivative (a Hessian block, H v, v^T H v)."""
+    return what.startswith(("d2", "(H v", "v^T H v"))
 
 
 def _can_reference(result: EngineResult) -> bool:

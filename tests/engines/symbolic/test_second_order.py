@@ -103,3 +103,33 @@ def test_above_the_budget_the_closed_form_of_hv_is_checked_at_a_probe_shape() ->
     assert not result.failures
     assert any(n.startswith("closed form of H v = expanded Hessian at probe shape") for n in result.notes)
     assert set(result.hessian) == {"W,W", "W,x", "x,W", "x,x"}
+
+
+@pytest.mark.parametrize(
+    ("expr", "specs"),
+    [
+        # the expansion's second derivative at the kink is DiracDelta(0): undefined, not a mismatch
+        ("tanh(maximum(0, c))", ["c=0"]),
+        (
+            "mse_loss(abs(softmax(b, axis=0)), 0.5) + mean(minimum(max(a, axis=0, keepdims=True), r))",
+            ["a=[[-1.5, -0.25], [-0.25, -0.25]]", "b=[-1.5, -1.5]", "r=[[-0.25, -0.25]]"],
+        ),
+        # second differences step 2.5e-3: random points keep 2e-2 from kinks, or they straddle one
+        (
+            "logsumexp(where(a @ a > r, a @ a, r)) + mean(abs(min(a @ a, axis=0, keepdims=True) - 0.25))",
+            ["a:2x2", "r:1x2"],
+        ),
+    ],
+)
+def test_second_derivatives_at_and_near_kinks_are_conventions_not_failures(
+    expr: str, specs: list[str]
+) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    args = ["grad", expr, "--order", "2"]
+    for spec in specs:
+        args += ["-i", spec]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
