@@ -131,8 +131,13 @@ class _Extreme(Function):
         return _pick_numeric(args, largest=cls.largest)
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        ties = sympy.Add(*(indicator(sympy.Eq(a, self)) for a in self.args))
-        return indicator(sympy.Eq(self.args[argindex - 1], self)) / ties
+        # Left unevaluated: SymPy would try to decide each a == max(...) symbolically (seconds for
+        # three clamped arguments); at a point, substitution resolves them exactly.
+        def tied(a: sympy.Expr) -> sympy.Expr:
+            return Piecewise((1, sympy.Eq(a, self, evaluate=False)), (0, True), evaluate=False)
+
+        ties = sympy.Add(*(tied(a) for a in self.args))
+        return tied(self.args[argindex - 1]) / ties
 
 
 class max_of(_Extreme):
