@@ -27,6 +27,7 @@ from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
     Expansion,
     JacobianExpansion,
+    NotEvaluable,
     evaluate_exact,
     exact_number,
     expand_gradient,
@@ -258,6 +259,8 @@ class SymbolicEngine(Engine):
         try:
             with time_limit(options.time_budget):
                 return self._run(program, inputs, wrt, options)
+        except NotEvaluable as e:  # where no closed-form fallback was at hand (a Hessian, a probe)
+            raise EngineUnavailable(f"the expansion cannot be evaluated at this point (SymPy: {e})") from None
         except GaveUp:
             self._keep.append(program)
             self._gave_up[key] = (
@@ -279,7 +282,10 @@ class SymbolicEngine(Engine):
         )
         elements = sum(d.type.size for d in program.inputs.values())
         if elements <= options.expansion_budget:
-            self._use_expansion(program, inputs, wrt, result)
+            try:
+                self._use_expansion(program, inputs, wrt, result)
+            except NotEvaluable as e:
+                result.notes.append(_not_evaluable(e))
         else:
             result.notes.append(
                 f"expansion skipped: {elements} input elements > budget {options.expansion_budget}; "
@@ -434,9 +440,14 @@ class SymbolicEngine(Engine):
 
         elements = sum(d.type.size for d in program.inputs.values())
         full = wants_full_jacobian(out_shape, shapes, options)
+        evaluated = None
         if full and elements <= options.expansion_budget:
-            expansion = self.jacobian_expansion(program, wrt)
-            value, exact = expansion.evaluate(inputs)
+            try:
+                evaluated = self.jacobian_expansion(program, wrt).evaluate(inputs)
+            except NotEvaluable as e:
+                result.notes.append(_not_evaluable(e))
+        if evaluated is not None:
+            value, exact = evaluated
             found = tensor_derivatives(out_shape, shapes, options, vjp, None)
             disagreements = _disagreements(found.jacobians, exact)
             if disagreements:
@@ -553,6 +564,13 @@ def proven_equal(closed: ClosedForm, expansion: Expansion, labels: Mapping[str, 
 
 class ClosedFormDisagreement(Exception):
     """The closed form and the expansion differ: a bug in the symbolic engine itself."""
+
+
+def _not_evaluable(e: NotEvaluable) -> str:
+    return (
+        f"expansion not evaluable at this point (SymPy: {e}); values and derivatives are the closed "
+        "form evaluated in float64"
+    )
 
 
 def _disagreements(closed: Mapping[str, np.ndarray], exact: Mapping[str, np.ndarray]) -> list[str]:

@@ -169,9 +169,17 @@ def _partials(expr: sympy.Expr, wanted: set[sympy.Symbol]) -> dict[sympy.Symbol,
     return {s: sympy.diff(expr, s) for s in expr.free_symbols & wanted}
 
 
+class NotEvaluable(Exception):
+    """SymPy cannot evaluate an expanded expression at a point: a branch that is not taken still
+    holds a comparison it refuses (`zoo**x > 0`, from 0^|x| simplified case by case)."""
+
+
 def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: int = 30) -> tuple[float, Any]:
     """(float value, exact SymPy number) of expr at a point; piecewise parts resolve exactly."""
-    exact = expr.xreplace(subs)
+    try:
+        exact = expr.xreplace(subs)
+    except TypeError as e:  # "Invalid comparison of non-real zoo", in a branch not taken
+        raise NotEvaluable(str(e)) from None
     if not exact.is_number:  # pragma: no cover - every symbol is substituted
         raise AssertionError(f"not a number after substitution: {exact}")
     value = exact.evalf(digits)

@@ -253,3 +253,17 @@ def test_wrong_closed_form_disagrees_at_probe_shape() -> None:
     assert result.failures[0].startswith(
         "closed form disagrees with the expansion at probe shape x: (2,): d/dx at (0,)"
     )
+
+
+def test_an_expansion_sympy_cannot_evaluate_falls_back_to_the_closed_form() -> None:
+    # 0^|x| simplified case by case leaves `zoo**x > 0` in a branch not taken; substituting the
+    # point raised "Invalid comparison of non-real zoo" (fuzz: exit 3)
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    r = CliRunner().invoke(
+        main, ["grad", "sign(relu(x) ^ abs(x))", "-i", "x:2", "--samples", "0", "--seed", "167", "-v"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "expansion not evaluable at this point" in r.output
