@@ -314,6 +314,7 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
             hint="name intermediate steps (y = ...) instead of writing one huge expression; "
             + limits.current().describe("max_program_chars"),
         )
+    _prescan_depth(text, source)
     try:
         tree = _lark().parse(text)
     except UnexpectedCharacters as e:
@@ -372,6 +373,55 @@ def parse(text: str, source: Source | None = None) -> ParsedProgram:
             hint="write an expression such as mean(3*(x+2)^2)",
         )
     return ParsedProgram(source, tuple(statements))
+
+
+# Operator characters at one bracket level of one statement beyond which the expression is surely
+# nested too deeply: a chain of k binary operators over L precedence levels is at least k / L deep,
+# and two-character operators count twice. Reached only far past the depth limit.
+_PRESCAN_FACTOR = 16
+_OPERATOR_CHARS = frozenset("+-*/^@<>=!")
+
+
+def _prescan_depth(text: str, source: Source) -> None:
+    """Refuse what is surely nested past the depth limit before Lark spends seconds parsing it (a
+    1 MB `x+x+...`): bracket depth, and operators at one bracket level, counted in one pass."""
+    deepest = limits.current().max_depth
+    most_operators = deepest * _PRESCAN_FACTOR
+    brackets: list[int] = [0]  # operator count at each open bracket level of this statement
+    line, col = 1, 0
+    in_comment = False
+    for ch in text:
+        col += 1
+        if ch == "\n":
+            line, col, in_comment = line + 1, 0, False
+            brackets = [0] if len(brackets) == 1 else brackets  # a newline inside brackets continues
+            continue
+        if in_comment:
+            continue
+        if ch == "#":
+            in_comment = True
+        elif ch in "([":
+            brackets.append(0)
+            if len(brackets) > deepest:
+                _too_deep(source, line, col, deepest)
+        elif ch in ")]" and len(brackets) > 1:
+            brackets.pop()
+        elif ch == ";" and len(brackets) == 1:
+            brackets = [0]
+        elif ch in _OPERATOR_CHARS:
+            brackets[-1] += 1
+            if brackets[-1] > most_operators:
+                _too_deep(source, line, col, deepest)
+
+
+def _too_deep(source: Source, line: int, column: int, deepest: int) -> None:
+    raise SymcheckError(
+        f"the expression is nested more than {deepest} levels deep",
+        source=source,
+        span=Span.point(line, column),
+        hint="name intermediate steps (y = ...; z = ...) to flatten it; "
+        + limits.current().describe("max_depth"),
+    )
 
 
 def _check_depth(tree: Tree, source: Source) -> None:
