@@ -80,10 +80,6 @@ def test_an_empty_program_is_located(expr: str) -> None:
     ["+".join(["x"] * 50_000), "sin(" * 10_000 + "x" + ")" * 10_000, "y = 1\nout = " + "-" * 60_000 + "x"],
 )
 def test_what_is_surely_too_deep_is_refused_before_parsing(expr: str) -> None:
-    import time
-
-    start = time.perf_counter()
     r = grad(expr, "x:2")
     assert r.exit_code == EXIT_BAD_INPUT, r.output  # type: ignore[attr-defined]
     assert "nested more than 200 levels deep" in r.output  # type: ignore[attr-defined]
-    assert time.perf_counter() - start < 30  # a bound against a hang, not a timing: Lark took seconds
