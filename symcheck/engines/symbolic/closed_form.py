@@ -572,15 +572,22 @@ class Graph:
         key = (t.expr, tuple(a.symbol for a in atoms))
         fn = self._lambdified.get(key)
         if fn is None:
+            # zoo (log(0) in a branch: log(where(x > 0, x, 0))) has no numpy spelling in SymPy's
+            # printer (a KeyError); as a real number it is undefined: an argument passed nan, in
+            # a branch rarely taken (a symbol, as nan itself would be compared at once).
             fn = sympy.lambdify(
-                [a.symbol for a in atoms], t.expr, modules=[NUMPY_IMPLEMENTATIONS, "numpy"], dummify=True
+                [a.symbol for a in atoms] + [_UNDEFINED],
+                t.expr.xreplace({sympy.zoo: _UNDEFINED}),
+                modules=[NUMPY_IMPLEMENTATIONS, "numpy"],
+                dummify=True,
             )
             self._lambdified[key] = fn
         with np.errstate(all="ignore"):
             try:
-                result = np.asarray(fn(*values), dtype=np.float64)
+                result = np.asarray(fn(*values, np.nan), dtype=np.float64)
             except ValueError:  # a Piecewise's conditions stacked from atoms of different shapes
-                result = np.asarray(fn(*(np.broadcast_to(v, t.shape) for v in values)), dtype=np.float64)
+                shaped = (np.broadcast_to(v, t.shape) for v in values)
+                result = np.asarray(fn(*shaped, np.nan), dtype=np.float64)
         return np.broadcast_to(result, t.shape).copy()
 
     def _atom_value(self, atom: Atom, inputs: Mapping[str, Any], cache: dict) -> Any:
@@ -633,6 +640,9 @@ def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:
         return sympy.Mul(*(f for f in e.args if not (isinstance(f, step) and f.args[0] in relus)))
 
     return expr.replace(redundant, drop)
+
+
+_UNDEFINED = sympy.Dummy("undefined", real=True)
 
 
 def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:
