@@ -607,22 +607,33 @@ class Runner:
             )
 
     def _prove_formulas(self, prep: Prepared, wrt: list[str], result: CaseResult) -> None:
+        # lazily: only cases with formulas need SymPy here
+        from symcheck.engines.symbolic.engine import GaveUp, time_limit
+
+        budget = getattr(prep.case, "timeout", None)
         for name, parsed in prep.formulas.items():
             expect = prep.case.expect.grads[name]
             closed = self._closed_form(prep, name)
-            difference = closed.difference(name, closed.lower_formula(parsed))
-            proven = difference.expr == 0
-            result.proofs.append(
-                FormulaProof(
-                    name,
-                    expect.formula or "",
-                    proven,
-                    None if proven else closed.printer(difference.expr),
-                    expect.line,
-                )
-            )
-            if not proven and expect.kind == "grad":
-                self._diagnose(closed, name, expect, result)
+            proof: FormulaProof | None = None
+            # One budget for the proof and the diagnosis of a claim: simplifying claimed - true
+            # can run away (a 17-digit decimal against log(10)), and so can each candidate mistake.
+            try:
+                with time_limit(budget):
+                    difference = closed.difference(name, closed.lower_formula(parsed))
+                    proven = difference.expr == 0
+                    shown = None if proven else _printed_difference(closed.printer, difference.expr)
+                    proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line)
+                    result.proofs.append(proof)
+                    if not proven and expect.kind == "grad":
+                        self._diagnose(closed, name, expect, result)
+            except GaveUp:
+                if proof is None:
+                    undecided = f"undecided: the proof gave up after {budget:g} s"
+                    result.proofs.append(
+                        FormulaProof(name, expect.formula or "", False, undecided, expect.line)
+                    )
+                else:
+                    proof.likely_mistake = None  # the diagnosis ran out of time; the checks at points stand
             if expect.kind == "vjp":
                 result.proofs[-1].what = f"{closed.cotangent}^T d{prep.program.output.name}/d{name}"
         for name, parsed in prep.hessians.items():
@@ -734,6 +745,18 @@ def _vjp_of(result: EngineResult, name: str, u: np.ndarray) -> np.ndarray | None
     if name in result.jacobians:
         return np.tensordot(u, result.jacobians[name], axes=u.ndim)
     return None
+
+
+def _printed_difference(printer: Callable[[Any], str], expr: Any) -> str:
+    """claimed - true in the language, or why it cannot be shown."""
+    try:
+        return printer(expr)
+    except ValueError:  # an integer past Python's 4300 printable digits
+        return "(a difference too large to print)"
+    except Exception as e:
+        if type(e).__name__ == "Unprintable":
+            return f"(no form in the language: {e})"
+        raise
 
 
 def _second_order(what: str) -> bool:

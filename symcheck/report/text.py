@@ -120,10 +120,14 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 f"holds at {held}/{len(checks)} points"
             )
         elif held == len(checks) and checks:
+            why = (
+                proof.difference
+                if (proof.difference or "").startswith("undecided")
+                else f"claimed - true simplifies to {proof.difference}"
+            )
             lines.append(
                 f"{pad}expect    {label} = {proof.claim}: "
-                f"holds at {held}/{len(checks)} points "
-                f"(not proven symbolically: claimed - true simplifies to {proof.difference})"
+                f"holds at {held}/{len(checks)} points (not proven symbolically: {why})"
             )
         else:
             lines.append(f"{pad}expect    {label} = {proof.claim}: WRONG")

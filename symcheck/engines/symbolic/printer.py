@@ -219,6 +219,6 @@ def _is_matmul_like(printer: LanguagePrinter, f: sympy.Expr) -> bool:
 def printable(printer: LanguagePrinter, expr: sympy.Expr) -> bool:
     try:
         printer(expr)
-    except Unprintable:
+    except (Unprintable, ValueError):  # ValueError: an integer past Python's 4300 printable digits
         return False
     return True
