@@ -577,7 +577,7 @@ class Graph:
             # a branch rarely taken (a symbol, as nan itself would be compared at once).
             fn = sympy.lambdify(
                 [a.symbol for a in atoms] + [_UNDEFINED],
-                t.expr.xreplace({sympy.zoo: _UNDEFINED}),
+                _float_ready(t.expr.xreplace({sympy.zoo: _UNDEFINED})),
                 modules=[NUMPY_IMPLEMENTATIONS, "numpy"],
                 dummify=True,
             )
@@ -643,6 +643,13 @@ def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:
 
 
 _UNDEFINED = sympy.Dummy("undefined", real=True)
+_INT64 = 2**63
+
+
+def _float_ready(expr: sympy.Expr) -> sympy.Expr:
+    """Numbers past int64 (clamp(x, max=10^39)) as floats: numpy would make them objects."""
+    big = {r: sympy.Float(r) for r in expr.atoms(sympy.Rational) if abs(r.p) >= _INT64 or abs(r.q) >= _INT64}
+    return expr.xreplace(big) if big else expr
 
 
 def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:

@@ -30,6 +30,9 @@ class sigmoid(Function):
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
 
+    def _eval_evalf(self, prec: int) -> sympy.Expr:  # a number: sigmoid(1).evalf() is 0.731...
+        return (1 / (1 + sympy.exp(-self.args[0])))._eval_evalf(prec)
+
 
 class softplus(Function):
     """log(1 + exp(x))."""
@@ -40,6 +43,9 @@ class softplus(Function):
     def _eval_is_real(self) -> bool | None:
         return self.args[0].is_real
 
+    def _eval_evalf(self, prec: int) -> sympy.Expr:
+        return sympy.log(1 + sympy.exp(self.args[0]))._eval_evalf(prec)
+
 
 class step(Function):
     """1 where x > 0, else 0: relu's derivative, with torch's convention step(0) = 0."""
@@ -49,9 +55,8 @@ class step(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            return Integer(1) if x > 0 else Integer(0)
-        return None
+        s = numeric_sign(x)
+        return None if s is None else Integer(1 if s > 0 else 0)
 
 
 class sign(Function):
@@ -62,9 +67,8 @@ class sign(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            return sympy.sign(x)
-        return None
+        s = numeric_sign(x)
+        return None if s is None else Integer(s)
 
 
 class Abs(Function):
@@ -75,9 +79,8 @@ class Abs(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            return sympy.Abs(x)
-        return None
+        s = numeric_sign(x)
+        return None if s is None else (x if s >= 0 else -x)
 
 
 class relu(Function):
@@ -88,9 +91,8 @@ class relu(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            return x if x > 0 else Integer(0)
-        return None
+        s = numeric_sign(x)
+        return None if s is None else (x if s > 0 else Integer(0))
 
 
 class maximum(Function):
@@ -150,6 +152,19 @@ class min_of(_Extreme):
 
 # Digits for telling numeric arguments apart; exact ties (the same expression) need none.
 _PICK_DIGITS = 50
+
+
+def numeric_sign(x: sympy.Expr) -> int | None:
+    """-1, 0 or 1 for a real number, decided at 50 digits where SymPy cannot compare it
+    (softplus(0) > 0 is undecidable to it: it does not evaluate softplus); None otherwise."""
+    if not x.is_number:
+        return None
+    if x.is_zero:
+        return 0
+    v = x.evalf(_PICK_DIGITS)
+    if not isinstance(v, (sympy.Float, sympy.Integer, sympy.Rational)):
+        return None  # complex or undefined
+    return 1 if bool(v > 0) else -1 if bool(v < 0) else 0
 
 
 def _pick_numeric(args: tuple[sympy.Expr, ...], largest: bool) -> sympy.Expr | None:

@@ -279,3 +279,32 @@ def test_a_closed_form_with_zoo_in_a_branch_evaluates(expr: str) -> None:
 
     r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3", "--seed", "274"])
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        # relu(softplus(0)): SymPy cannot decide softplus(0) > 0 (fuzz: exit 3, truth value of Relational)
+        "h = relu(softplus(u)); out = min(where(h >= -0.5, h, 0.5*h)) + mean(-abs(u))",
+        # a bound past int64: numpy made the closed form's numbers objects (fuzz: exit 3)
+        "sum(clamp(u, min=-0.5, max=999999999999999999999999999999999999999))",
+    ],
+)
+def test_numbers_sympy_cannot_compare_or_numpy_cannot_hold_evaluate(expr: str) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "u=[1.0, 1.0, -1.0]", "--samples", "1"])
+    assert r.exit_code == 0, r.output
+
+
+def test_sigmoid_and_softplus_of_numbers_evaluate() -> None:
+    import sympy
+
+    from symcheck.engines.symbolic.functions import numeric_sign, relu, sigmoid, softplus
+
+    assert abs(float(softplus(0).evalf()) - float(sympy.log(2))) < 1e-15
+    assert abs(float(sigmoid(1).evalf()) - 1 / (1 + float(sympy.exp(-1)))) < 1e-15
+    assert numeric_sign(-softplus(0)) == -1 and numeric_sign(sympy.Integer(0)) == 0
+    assert relu(-softplus(0)) == 0
