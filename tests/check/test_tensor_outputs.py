@@ -106,3 +106,16 @@ def test_baselines_record_a_tensor_outputs_derivatives() -> None:
 def test_explain_says_it_needs_a_scalar_output() -> None:
     r = CliRunner().invoke(main, ["explain", "x*sigmoid(x)", "-i", "x:3"])
     assert r.exit_code == 2 and "explain walks a scalar output's gradient" in r.output
+
+
+def test_the_probe_shape_of_one_output_of_several_is_that_output() -> None:
+    # --outputs h0 above the expansion budget: the probe re-bound the whole program, whose output
+    # is the scalar `out`, and asserted on its missing cotangent (fuzz: exit 3)
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    program = "h0 = w\nout = log1p(c*c) + 0.5 + mean(h0)"
+    args = ["grad", program, "-i", "c=-1", "-i", "w=[1.5, 0.25, 0.25, 0.25]", "--outputs", "h0"]
+    r = CliRunner().invoke(main, [*args, "--expansion-budget", "3"])
+    assert r.exit_code == 0, r.output

@@ -390,7 +390,7 @@ class SymbolicEngine(Engine):
         shapes = probe_shapes(program)
         if sum(t.size for t in shapes.values()) > options.expansion_budget:
             return "closed form of H v not checked by expansion: even the probe shape is too large"
-        probe = bind(parse(program.source.text, program.source), shapes)
+        probe = _at_shapes(program, shapes)
         point = probe_point(shapes, [options.seed, 1])
         closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
         expansion = expand_gradient(probe, list(wrt))
@@ -483,7 +483,7 @@ class SymbolicEngine(Engine):
         probe_size = sum(t.size for t in shapes.values())
         if probe_size > options.expansion_budget:
             return f"closed-form VJP not checked by expansion: even the probe shape has {probe_size} elements"
-        probe = bind(parse(program.source.text, program.source), shapes)
+        probe = _at_shapes(program, shapes)
         point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         out_shape = closed.output.shape
@@ -510,7 +510,7 @@ class SymbolicEngine(Engine):
         probe_size = sum(t.size for t in shapes.values())
         if probe_size > options.expansion_budget:
             return f"closed form not checked by expansion: even the probe shape has {probe_size} elements"
-        probe = bind(parse(program.source.text, program.source), shapes)
+        probe = _at_shapes(program, shapes)
         point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         _, closed_grads = closed.evaluate(point)
@@ -564,6 +564,15 @@ def proven_equal(closed: ClosedForm, expansion: Expansion, labels: Mapping[str, 
 
 class ClosedFormDisagreement(Exception):
     """The closed form and the expansion differ: a bug in the symbolic engine itself."""
+
+
+def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program:
+    """The same program bound at other shapes, ending at the same step: a part of a case with
+    several outputs (--outputs h0) is the program cut at that output's step."""
+    probe = bind(parse(program.source.text, program.source), shapes)
+    if len(probe.steps) == len(program.steps):
+        return probe
+    return Program(probe.source, probe.inputs, probe.steps[: len(program.steps)], output_of=program.output_of)
 
 
 def _not_evaluable(e: NotEvaluable) -> str:
