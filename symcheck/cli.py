@@ -26,8 +26,14 @@ EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 ENGINE_NAMES = ("symbolic", "autograd", "torch", "numeric")
 
 
+def _printable(text: str) -> str:
+    """Text that any UTF-8 stream takes: an argument's undecodable bytes reach Python as lone
+    surrogates (`x9#\udcff`), which would raise UnicodeEncodeError at the print."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(message, err=True)
+    click.echo(_printable(message), err=True)
     sys.exit(code)
 
 
@@ -240,7 +246,9 @@ def _report(
 
     colored = fmt == "text" and use_color(color)
     text = render(results, fmt, verbose=verbose, color=colored, suite_names=suite_names)
-    click.echo(text, nl=False, color=colored or None)  # click strips ANSI off a terminal unless told
+    click.echo(
+        _printable(text), nl=False, color=colored or None
+    )  # click strips ANSI off a terminal unless told
     if any(r.status == "error" for r in results):
         return EXIT_INTERNAL
     # A skip is not a failure unless asked: what did not run is reported, never counted as passed.
@@ -568,7 +576,7 @@ def explain(
         "markdown": teaching.render_markdown,
         "latex": teaching.render_latex,
     }
-    click.echo(render[fmt](teaching.explain(program, point, chosen)))
+    click.echo(_printable(render[fmt](teaching.explain(program, point, chosen))))
     if getattr(case, "train", None) is not None and fmt == "text":
         click.echo("\n".join(teaching.sgd_step_lines(case, program, point)))
     if not claims:

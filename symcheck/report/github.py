@@ -15,9 +15,14 @@ from symcheck.report.text import render_case_text, render_text
 # ---------------------------------------------------------------- GitHub Actions
 
 
+# Line breaks other than \r and \n (NEL, the Unicode line and paragraph separators), which a log
+# reader may split a command at: shown escaped, as in the text report.
+_OTHER_BREAKS = {0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
 def escape_data(text: str) -> str:
-    """A workflow command's message (actions/toolkit's escapeData)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message (actions/toolkit's escapeData), other line breaks escaped."""
+    return text.translate(_OTHER_BREAKS).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:

@@ -87,7 +87,13 @@ def summary_line(results: Sequence[CaseResult]) -> str:
     return f"{len(results)} cases, {points} points: " + ", ".join(parts)
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(32), 127]} | {10: "\\n", 13: "\\r", 9: "\\t"}
+# C0 and C1 controls, and the Unicode line and paragraph separators: Python's splitlines (and
+# some log viewers) break a line at U+0085, U+2028 and U+2029 as at a newline.
+_CONTROL = (
+    {i: f"\\x{i:02x}" for i in [*range(32), *range(127, 160)]}
+    | {0x2028: "\\u2028", 0x2029: "\\u2029"}
+    | {10: "\\n", 13: "\\r", 9: "\\t"}
+)
 
 
 def printable_name(text: str) -> str:

@@ -114,3 +114,8 @@ def test_limits_are_restored_after_a_block() -> None:
         assert sys.getrecursionlimit() >= limits.recursion_for(inside)
     assert limits.current() == limits.DEFAULTS
     assert sys.getrecursionlimit() == before
+
+
+def test_the_default_depth_comes_with_recursion_enough_for_sympy() -> None:
+    # 50 nested sigmoids inside a matmul ran out of Python's default 1000 frames in SymPy (fuzz)
+    assert limits.recursion_for(limits.DEFAULTS) >= 6000

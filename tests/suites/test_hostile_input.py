@@ -178,3 +178,22 @@ def test_a_scalar_that_trips_the_yaml_library_is_malformed_yaml(write_suite: Cal
     path = write_suite(text)
     with pytest.raises(SymcheckError, match="malformed YAML"):
         load_suite(path)
+
+
+@pytest.mark.parametrize("separator", ["\\u0085", "\\u2028", "\\u2029"])
+def test_unicode_line_separators_in_a_case_name_break_no_line(
+    separator: str, write_suite: Callable[..., Path]
+) -> None:
+    path = write_suite(f'cases:\n  - name: "a{separator}b"\n    expr: sum(x)\n    inputs: {{x: [1, 2]}}\n')
+    for fmt in ("text", "github"):
+        out = CliRunner().invoke(main, ["verify", str(path), "--format", fmt, "--samples", "0"]).output
+        assert all(line == line.strip("\x85\u2028\u2029") for line in out.splitlines())
+        assert len(out.splitlines()) == len(out.split("\n")) - (1 if out.endswith("\n") else 0)
+
+
+def test_an_undecodable_byte_in_an_argument_is_printed_escaped() -> None:
+    # a command-line byte that is not UTF-8 arrives as a lone surrogate (fuzz: UnicodeEncodeError)
+    r = CliRunner().invoke(main, ["grad", "sum(x9) #\udcff", "-i", "x9:2", "--samples", "0"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["grad", "sum(x9) + \udcff", "-i", "x9:2"])
+    assert r.exit_code == 2, r.output

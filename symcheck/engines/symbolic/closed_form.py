@@ -585,7 +585,9 @@ class Graph:
         with np.errstate(all="ignore"):
             try:
                 result = np.asarray(fn(*values, np.nan), dtype=np.float64)
-            except ValueError:  # a Piecewise's conditions stacked from atoms of different shapes
+            except (ValueError, TypeError):
+                # A Piecewise's conditions stacked from atoms of different shapes (ValueError), or
+                # a condition on scalars only, which numpy's select takes for no array (TypeError).
                 shaped = (np.broadcast_to(v, t.shape) for v in values)
                 result = np.asarray(fn(*shaped, np.nan), dtype=np.float64)
         return np.broadcast_to(result, t.shape).copy()
@@ -647,9 +649,15 @@ _INT64 = 2**63
 
 
 def _float_ready(expr: sympy.Expr) -> sympy.Expr:
-    """Numbers past int64 (clamp(x, max=10^39)) as floats: numpy would make them objects."""
+    """What numpy can evaluate: numbers past int64 (clamp(x, max=10^39)) as floats, which numpy
+    would make objects; and if-then-else conditions as and/or, which SymPy's printer writes as a
+    select whose nan default makes a float array, refused as another select's condition."""
     big = {r: sympy.Float(r) for r in expr.atoms(sympy.Rational) if abs(r.p) >= _INT64 or abs(r.q) >= _INT64}
-    return expr.xreplace(big) if big else expr
+    if big:
+        expr = expr.xreplace(big)
+    if expr.has(sympy.ITE):
+        expr = expr.replace(lambda e: isinstance(e, sympy.ITE), lambda e: e.to_nnf())
+    return expr
 
 
 def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:

@@ -261,6 +261,10 @@ class SymbolicEngine(Engine):
                 return self._run(program, inputs, wrt, options)
         except NotEvaluable as e:  # where no closed-form fallback was at hand (a Hessian, a probe)
             raise EngineUnavailable(f"the expansion cannot be evaluated at this point (SymPy: {e})") from None
+        except RecursionError:  # outside the CLI's recursion allowance (limits.using)
+            raise EngineUnavailable(
+                "the expression nests too deeply for SymPy's recursion here (name intermediate steps)"
+            ) from None
         except GaveUp:
             self._keep.append(program)
             self._gave_up[key] = (

@@ -308,3 +308,32 @@ def test_sigmoid_and_softplus_of_numbers_evaluate() -> None:
     assert abs(float(sigmoid(1).evalf()) - 1 / (1 + float(sympy.exp(-1)))) < 1e-15
     assert numeric_sign(-softplus(0)) == -1 and numeric_sign(sympy.Integer(0)) == 0
     assert relu(-softplus(0)) == 0
+
+
+@pytest.mark.parametrize(
+    ("expr", "specs"),
+    [
+        # nested if-then-else conditions: SymPy's printer made a float select a select's condition
+        (
+            "h1 = pow(u*u + 1, 0.5) - c/(u*u + 1); "
+            "out = mean(((clamp(h1, min=-0.5) + softplus(u)) <= clamp(clamp(u, max=0.25), min=-1))"
+            "*(clamp(h1, min=-0.5) + softplus(u)))",
+            ["u=[0.25, 0.25, -1.0]", "c=0.25"],
+        ),
+        # every element tied with c = 1/2 where softmax([1/2, 1/2]) is 0.49999999999999994 in float
+        (
+            "max(minimum(minimum(c, c), softmax(b, axis=-1))) + mean(where(c > b, c, b))",
+            ["b:2=0.5", "c=0.5"],
+        ),
+    ],
+)
+def test_more_fuzz_findings_in_the_closed_form_evaluate(expr: str, specs: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    args = ["grad", expr, "--samples", "0"]
+    for spec in specs:
+        args += ["-i", spec]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
