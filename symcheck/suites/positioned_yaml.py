@@ -180,6 +180,38 @@ def _style(s: str) -> str:
     return ""
 
 
+def _check_flow_depth(text: str, filename: str) -> None:
+    """Refuse `[[[[...` nested past the depth limit before ruamel reads it: its scanner spends time
+    quadratic in the nesting (5,000 levels: past 20 s). One pass over the text, skipping quoted
+    strings and comments."""
+    deepest = limits.current().max_yaml_depth
+    depth, line, quote, comment, previous = 0, 1, "", False, "\n"
+    for ch in text:
+        if ch == "\n":
+            line, comment = line + 1, False  # a quoted scalar may span lines: quote stays
+        elif comment:
+            pass
+        elif quote:
+            if ch == quote and not (quote == '"' and previous == "\\"):
+                quote = ""
+        elif ch in "\"'" and previous in " \t\n[{,:-":
+            quote = ch
+        elif ch == "#" and previous in " \t\n":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                raise SymcheckError(
+                    f"the YAML is nested too deeply to read (more than {deepest} levels)",
+                    filename=filename,
+                    line=line,
+                    hint=limits.current().describe("max_yaml_depth"),
+                )
+        elif ch in "]}" and depth:
+            depth -= 1
+        previous = ch
+
+
 def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
     filename = str(path)
     if path.exists() and not path.is_file():  # a FIFO would block the read forever
@@ -198,6 +230,7 @@ def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
             raise SymcheckError(
                 f"malformed JSON: {e.msg} (column {e.colno})", filename=filename, line=e.lineno
             ) from None
+    _check_flow_depth(text, filename)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     try:

@@ -197,3 +197,18 @@ def test_an_undecodable_byte_in_an_argument_is_printed_escaped() -> None:
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["grad", "sum(x9) + \udcff", "-i", "x9:2"])
     assert r.exit_code == 2, r.output
+
+
+def test_yaml_flow_nesting_past_the_limit_is_refused_before_ruamel_scans_it(tmp_path: Path) -> None:
+    # ruamel's scanner is quadratic in flow nesting: 5,000 levels took past 20 s (fuzz: a hang)
+    path = tmp_path / "deep.yaml"
+    path.write_text("cases: []\ndeep: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    with pytest.raises(SymcheckError) as e:
+        load_suite(path)
+    assert f"{path}:2" in e.value.render() and "nested too deeply" in e.value.render()
+
+
+def test_brackets_in_quoted_scalars_and_comments_are_not_nesting(write_suite: Callable[..., Path]) -> None:
+    deep = "[" * 70
+    path = write_suite(f'cases:\n  - name: "{deep}"\n    expr: sum(x)  # {deep}\n    inputs: {{x: 2}}\n')
+    assert load_suite(path).cases[0].name == deep
