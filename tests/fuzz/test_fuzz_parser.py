@@ -79,3 +79,11 @@ def test_the_judge_holds_each_input_to_its_expectation() -> None:
     assert _judge(FuzzInput("yaml", ["verify", "s", "--format", "json"]), 0, "{not json") == "disagreement"
     assert _judge(FuzzInput("yaml", ["verify", "s", "--format", "junit"]), 1, "<a><b></a>") == "disagreement"
     assert _judge(FuzzInput("yaml", ["verify", "s", "--format", "github"]), 1, "::bogus\n") == "disagreement"
+
+
+def test_the_fuzz_vocabulary_is_the_catalogue() -> None:
+    """An op added to the language is fuzzed too: the generators' vocabulary follows the catalogue."""
+    from fuzz.generators import FUNCTIONS
+    from symcheck.language.catalogue import FUNCTIONS as CATALOGUE
+
+    assert set(FUNCTIONS) == set(CATALOGUE), "add the new ops to tests/fuzz/generators.py: FUNCTIONS"
