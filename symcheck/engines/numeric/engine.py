@@ -93,21 +93,6 @@ def _retreating(attempt: Callable[[float], Any], inside: Callable[[float], bool]
     return None
 
 
-def _element_derivative(flat: np.ndarray, i: int, f: Callable[[], Any]) -> Any:
-    """d f / d flat[i], perturbing `flat` (a view into the evaluation point) in place; f may return
-    an array (a tensor output: every element at once)."""
-    xi = float(flat[i])
-
-    def g(t: float) -> Any:
-        flat[i] = xi + t
-        try:
-            return f()
-        finally:
-            flat[i] = xi
-
-    return _derivative(g, _H_SCALE * max(1.0, abs(xi)), lambda h: (xi + h) - xi)
-
-
 def _element_derivative_and_error(
     flat: np.ndarray, i: int, f: Callable[[], Any], noise: Any = 0.0
 ) -> tuple[Any, Any] | None:
