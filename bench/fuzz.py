@@ -190,7 +190,7 @@ def _hang_outcome(stack: str, limit: float) -> Any:
     """A hung input's outcome, its frame read from the dumped stack (innermost symcheck frame)."""
     frames = [line.strip() for line in stack.splitlines() if line.strip().startswith("File ")]
     # faulthandler prints the innermost frame first: 'File "path", line N in func'
-    own = [f for f in frames if "/symcheck/" in f]
+    own = [f for f in frames if "/symcheck/" in f and "/site-packages/" not in f]
     first = own[0] if own else (frames[0] if frames else "")
     frame = ""
     if first:
@@ -198,6 +198,8 @@ def _hang_outcome(stack: str, limit: float) -> Any:
         rest = first.split('"')[2].strip().lstrip(",").strip()  # 'line N in func'
         line, _, func = rest.partition(" in ")
         frame = gen._frame(path, line.replace("line", "").strip(), func)
+        if not own:  # faulthandler keeps the innermost 100 frames: a deep recursion hides symcheck's
+            frame = frame.split(":")[0] + " (no symcheck frame among the innermost 100)"
     return gen.Outcome(
         None,
         "hang",

@@ -1333,8 +1333,14 @@ GITHUB_RE = re.compile(r"^::(error|warning|notice|debug|group|endgroup)( [^:]*)?
 
 
 def _frame(path: str, line: str, func: str) -> str:
-    marker = "/symcheck/"
-    short = path[path.rindex(marker) + 1 :] if marker in path else Path(path).name
+    """`symcheck/x/y.py:12 in f`, or for a library `ruamel/yaml/scanner.py:346 in f`."""
+    for marker, keep in (("/site-packages/", False), ("/symcheck/", True)):
+        if marker in path:
+            cut = path.rindex(marker)
+            short = path[cut + 1 :] if keep else path[cut + len(marker) :]
+            break
+    else:
+        short = Path(path).name
     return f"{short}:{line} in {func}"
 
 
