@@ -265,7 +265,11 @@ class SymbolicEngine(Engine):
             raise EngineUnavailable(
                 "the expression nests too deeply for SymPy's recursion here (name intermediate steps)"
             ) from None
-        except GaveUp:
+        except (GaveUp, SystemError) as e:
+            # The alarm can land inside a C-level call of SymPy's, which then reports the GaveUp
+            # as "SystemError: ... returned a result with an exception set".
+            if isinstance(e, SystemError) and not isinstance(e.__cause__ or e.__context__, GaveUp):
+                raise
             self._keep.append(program)
             self._gave_up[key] = (
                 f"gave up after {options.time_budget:g} s: the exact work is too heavy for this "
