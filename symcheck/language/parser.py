@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 from importlib import resources
+from typing import NoReturn
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -414,7 +415,7 @@ def _prescan_depth(text: str, source: Source) -> None:
                 _too_deep(source, line, col, deepest)
 
 
-def _too_deep(source: Source, line: int, column: int, deepest: int) -> None:
+def _too_deep(source: Source, line: int, column: int, deepest: int) -> NoReturn:
     raise SymcheckError(
         f"the expression is nested more than {deepest} levels deep",
         source=source,
@@ -435,13 +436,7 @@ def _check_depth(tree: Tree, source: Source) -> None:
             meta = getattr(node, "meta", None)
             line = getattr(meta, "line", None) or getattr(node, "line", None) or 1
             column = getattr(meta, "column", None) or getattr(node, "column", None) or 1
-            raise SymcheckError(
-                f"the expression is nested more than {deepest} levels deep",
-                source=source,
-                span=Span.point(line, column),
-                hint="name intermediate steps (y = ...; z = ...) to flatten it; "
-                + limits.current().describe("max_depth"),
-            )
+            _too_deep(source, line, column, deepest)
         if isinstance(node, Tree):
             stack.extend((child, depth + 1) for child in node.children)
 
