@@ -557,6 +557,14 @@ def grad(
     show_default=True,
     help="Unicode text, Markdown with LaTeX math, or a LaTeX fragment.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, max=86400, min_open=True),
+    default=60.0,
+    show_default=True,
+    callback=_finite,
+    help="Seconds the exact derivation (and each --claim's check) may take before explain gives up.",
+)
 @_guarded
 @_with_limits
 def explain(
@@ -566,8 +574,10 @@ def explain(
     wrt: str | None,
     claims: tuple[str, ...],
     fmt: str,
+    timeout: float,
 ) -> int:
     """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
+    from symcheck.engines.symbolic.engine import GaveUp, time_limit
     from symcheck.teaching import explain as teaching
 
     program, point, chosen, case = teaching.load_target(target, inputs, case_name, wrt)
@@ -576,12 +586,21 @@ def explain(
         "markdown": teaching.render_markdown,
         "latex": teaching.render_latex,
     }
-    click.echo(_printable(render[fmt](teaching.explain(program, point, chosen))))
+    try:
+        with time_limit(timeout):
+            explained = teaching.explain(program, point, chosen)
+            checked = teaching.check_claims(program, chosen, claims, point) if claims else None
+    except GaveUp:
+        raise SymcheckError(
+            f"explain gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
+            hint="--timeout gives it longer; `symcheck grad` still checks it with the other engines",
+        ) from None
+    click.echo(_printable(render[fmt](explained)))
     if getattr(case, "train", None) is not None and fmt == "text":
         click.echo("\n".join(teaching.sgd_step_lines(case, program, point)))
-    if not claims:
+    if checked is None:
         return EXIT_OK
-    lines, right = teaching.check_claims(program, chosen, claims, point)
+    lines, right = checked
     click.echo("\n" + "\n".join(lines))
     return EXIT_OK if right else EXIT_MISMATCH
 

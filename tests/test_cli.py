@@ -306,6 +306,22 @@ def test_a_keywords_bare_word_value_is_not_an_input() -> None:
     assert "PASS  nll_loss(log_softmax(z), y, reduction=sum)" in r.output
 
 
+@pytest.mark.parametrize(
+    ("expr", "message", "col"),
+    [
+        ("mean(x, keepdims=maximum)", "keepdims must be True or False", 18),
+        ("clamp(x, min=x)", "min must be a number", 14),
+    ],
+)
+def test_a_keywords_wrong_bare_word_is_located_not_asked_for_as_an_input(
+    expr: str, message: str, col: int
+) -> None:
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "x:2"])
+    assert r.exit_code == 2
+    assert f"<command line>:1:{col}: error: {message}" in r.output
+    assert "no input spec" not in r.output
+
+
 @pytest.mark.parametrize("expr", ["sum(x[r, y])", "sum(x[y, 0])"])
 def test_an_index_tensor_before_another_index_is_refused_not_given_another_meaning(expr: str) -> None:
     r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3x3", "-i", "y:2:int=[0,2]", "-i", "r:2:int=[1,1]"])

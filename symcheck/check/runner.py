@@ -103,11 +103,15 @@ class MistakeCheck:
     likely_mistake: str | None
     expected_reason: str | None
     line: int
+    # The diagnosis ran out of the case's time: refuted (or not) at the points alone, and the
+    # reason the case expects is not checked (skipped, not failed).
+    undecided: bool = False
 
     @property
     def ok(self) -> bool:
         reason_ok = (
-            self.expected_reason is None
+            self.undecided
+            or self.expected_reason is None
             or self.expected_reason.lower() in (self.likely_mistake or "").lower()
         )
         return self.refuted and reason_ok
@@ -332,11 +336,12 @@ class Runner:
             seed=case.seed,
             order=getattr(case, "order", 1),
             time_budget=case.timeout,
+            deadline=None if case.timeout is None else time.monotonic() + case.timeout,
         )
         for label, point in self._points(case, program, result.notes):
             result.points.append(self._run_point(prep, wrt, options, label, point))
-        self._prove_formulas(prep, wrt, result)
-        self._refute_mistakes(prep, result)
+        self._prove_formulas(prep, wrt, result, options.deadline)
+        self._refute_mistakes(prep, result, options.deadline)
         for p in result.points:
             sym = p.results.get("symbolic")
             if sym is not None:
@@ -524,7 +529,7 @@ class Runner:
                     ExpectationCheck(what, _numbers_text(expect.numbers), c.ok, _detail(c), expect.line)
                 )
             else:
-                closed = self._closed_form(prep, name)
+                closed = self._lowered(prep)
                 claimed = closed.lower_formula(prep.formulas[name])
                 values = closed.graph.evaluate(claimed, pr.inputs)
                 try:
@@ -557,7 +562,7 @@ class Runner:
             u = jacobian_probes(program.output_type.shape, floats, options).cotangents[0]
             for name, parsed in prep.formulas.items():
                 expect = prep.case.expect.grads[name]
-                closed = self._closed_form(prep, name)
+                closed = self._lowered(prep)
                 truth = _vjp_of(ref, name, u)
                 if truth is None:
                     continue
@@ -574,7 +579,7 @@ class Runner:
             block = ref.hessian.get(hessian_key(name, name))
             if block is None:
                 continue
-            closed = self._closed_form(prep, name)
+            closed = self._lowered(prep)
             what = f"d2{output}/d{name}2"
             values = closed.graph.evaluate(closed.lower_formula(parsed), pr.inputs)
             try:
@@ -590,6 +595,14 @@ class Runner:
                 ExpectationCheck(what, expect.formula or "", c.ok, _detail(c), expect.line)
             )
 
+    def _lowered(self, prep: Prepared):  # type: ignore[no-untyped-def]
+        """Enough of the closed form to evaluate a claimed formula at points: never runs away."""
+        from symcheck.engines.symbolic import SymbolicEngine
+
+        engine = self.engine("symbolic")
+        assert isinstance(engine, SymbolicEngine)
+        return engine.lowered(prep.program)
+
     def _closed_form(self, prep: Prepared, name: str):  # type: ignore[no-untyped-def]
         # Lazily, here and below: sympy loads only for cases whose expectations or mistakes need it.
         from symcheck.engines.symbolic import SymbolicEngine
@@ -599,18 +612,17 @@ class Runner:
         wrt = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
         return engine.closed_form(prep.program, wrt)
 
-    def _refute_mistakes(self, prep: Prepared, result: CaseResult) -> None:
+    def _refute_mistakes(self, prep: Prepared, result: CaseResult, deadline: float | None) -> None:
         from symcheck.check.diagnose import diagnose
         from symcheck.engines.symbolic.engine import GaveUp, time_limit
 
         given = result.points[0] if result.points else None
         budget = getattr(prep.case, "timeout", None)
         for mistake in prep.case.mistakes:
-            closed = self._closed_form(prep, mistake.wrt)
             try:
-                with time_limit(budget):  # simplifying each candidate mistake can run away
+                with time_limit(_remaining(deadline)):  # simplifying a candidate can run away
                     d = diagnose(
-                        closed,
+                        self._closed_form(prep, mistake.wrt),
                         mistake.wrt,
                         mistake.formula,
                         source=mistake.source,
@@ -619,10 +631,19 @@ class Runner:
                         seed=prep.case.seed,
                     )
             except GaveUp:
-                undecided = f"undecided: the diagnosis gave up after {budget:g} s"
+                refuted, where = self._refuted_at_points(prep, mistake, result)
+                undecided = f"undecided: the diagnosis gave up after {budget:g} s" + (
+                    f"; refuted {where} (the reason is not checked)" if refuted else ""
+                )
                 result.mistakes.append(
                     MistakeCheck(
-                        mistake.wrt, mistake.formula, False, undecided, mistake.because, mistake.line
+                        mistake.wrt,
+                        mistake.formula,
+                        refuted,
+                        undecided,
+                        mistake.because,
+                        mistake.line,
+                        undecided=True,
                     )
                 )
                 continue
@@ -637,19 +658,40 @@ class Runner:
                 )
             )
 
-    def _prove_formulas(self, prep: Prepared, wrt: list[str], result: CaseResult) -> None:
+    def _refuted_at_points(self, prep: Prepared, mistake: Any, result: CaseResult) -> tuple[bool, str]:
+        """Whether a mistaken formula differs from the reference's gradient at one of the points
+        (and at which): what is left to check when the symbolic diagnosis runs out of time."""
+        lowered = self._lowered(prep)
+        claimed = lowered.lower_formula(parse(mistake.formula, mistake.source))
+        tol = resolve_tolerance("expect", "float64", None)
+        for p in result.points:
+            ref = p.results.get(p.reference or "")
+            truth = None if ref is None else ref.grads.get(mistake.wrt)
+            if truth is None:
+                continue
+            try:
+                values = np.broadcast_to(lowered.graph.evaluate(claimed, p.inputs), truth.shape)
+            except ValueError:
+                return True, f"at the {p.label} (its shape is not {mistake.wrt}'s)"
+            if not compare_arrays(mistake.wrt, values, truth, tol).ok:
+                return True, f"at the {p.label}"
+        return False, ""
+
+    def _prove_formulas(
+        self, prep: Prepared, wrt: list[str], result: CaseResult, deadline: float | None
+    ) -> None:
         # lazily: only cases with formulas need SymPy here
         from symcheck.engines.symbolic.engine import GaveUp, time_limit
 
         budget = getattr(prep.case, "timeout", None)
         for name, parsed in prep.formulas.items():
             expect = prep.case.expect.grads[name]
-            closed = self._closed_form(prep, name)
             proof: FormulaProof | None = None
             # One budget for the proof and the diagnosis of a claim: simplifying claimed - true
             # can run away (a 17-digit decimal against log(10)), and so can each candidate mistake.
             try:
-                with time_limit(budget):
+                with time_limit(_remaining(deadline)):
+                    closed = self._closed_form(prep, name)
                     difference = closed.difference(name, closed.lower_formula(parsed))
                     proven = difference.expr == 0
                     shown = None if proven else _printed_difference(closed.printer, difference.expr)
@@ -666,9 +708,19 @@ class Runner:
                 else:
                     proof.likely_mistake = None  # the diagnosis ran out of time; the checks at points stand
             if expect.kind == "vjp":
-                result.proofs[-1].what = f"{closed.cotangent}^T d{prep.program.output.name}/d{name}"
+                cotangent = self._lowered(prep).cotangent
+                result.proofs[-1].what = f"{cotangent}^T d{prep.program.output.name}/d{name}"
         for name, parsed in prep.hessians.items():
-            self._prove_hessian(prep, wrt, name, parsed, result)
+            try:
+                with time_limit(_remaining(deadline)):
+                    self._prove_hessian(prep, wrt, name, parsed, result)
+            except GaveUp:
+                expect = prep.case.expect.hessians[name]
+                undecided = f"undecided: the proof gave up after {budget:g} s"
+                what = f"d2{prep.program.output.name}/d{name}2"
+                result.proofs.append(
+                    FormulaProof(name, expect.formula or "", False, undecided, expect.line, what=what)
+                )
 
     def _prove_hessian(
         self, prep: Prepared, wrt: list[str], name: str, parsed: ParsedProgram, result: CaseResult
@@ -916,3 +968,9 @@ __all__ = [
     "run_cases",
     "run_one",
 ]
+
+
+def _remaining(deadline: float | None) -> float | None:
+    """Seconds left of a case's time budget: its points, proofs and diagnoses share one budget.
+    Spent already: a millisecond, so the next exact step gives up at once (0 would mean no limit)."""
+    return None if deadline is None else max(deadline - time.monotonic(), 1e-3)

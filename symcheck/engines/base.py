@@ -45,6 +45,10 @@ class EngineOptions:
     # symbolic: seconds the exact work of one case may take before the engine gives up (its column
     # says so, the other engines still check the case); None: no limit.
     time_budget: float | None = 60.0
+    # symbolic: the time.monotonic() by which the exact work must end: one case's budget shared by
+    # all its points (the runner sets it; time_budget is then the case's whole budget, for the
+    # message). None: time_budget for each call.
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)

@@ -68,24 +68,8 @@ def _refs(node: Node) -> Iterable[Ref]:
     elif isinstance(node, Call):
         for a in node.args:
             yield from _refs(a)
-        for key, v in node.kwargs:
-            if isinstance(v, Node) and not _is_keyword_literal(v) and not _is_choice(node.op, key, v):
-                yield from _refs(v)
-
-
-def _is_choice(op: str, key: str, node: Node) -> bool:
-    """A keyword's bare-word value (`reduction=sum`) is one of its choices, not an input named so."""
-    spec = OPS.get(op)
-    param = spec.param(key) if spec is not None else None
-    return (
-        param is not None and param.kind == "choice" and isinstance(node, Ref) and node.name in param.choices
-    )
-
-
-def _is_keyword_literal(node: Node) -> bool:
-    return isinstance(node, (Const, TupleLit)) or (
-        isinstance(node, Ref) and node.name in ("True", "False", "true", "false", "None", "none")
-    )
+        # Keyword values are never inputs: every keyword takes a literal (an axis, a bool, a bare
+        # word such as reduction=sum), and binding says where one is not (keepdims=maximum).
 
 
 # ---------------------------------------------------------------- parsing

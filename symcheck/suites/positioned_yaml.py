@@ -262,4 +262,35 @@ def read_yaml(path: Path, what: str = "suite") -> tuple[Any, YamlDoc]:
             filename=filename,
         ) from None
     doc = YamlDoc(filename, text)
+    if _expanded_size(data, limits.current().max_yaml_values) > limits.current().max_yaml_values:
+        doc.nodes = limits.current().max_yaml_values  # refused by the first node plain() reads
     return doc.plain(data, ()), doc
+
+
+def _expanded_size(root: Any, cap: int) -> int:
+    """How many values the data stands for once its aliases are expanded, counted without
+    expanding them (an anchor's size once, times its uses): a billion laughs is refused in
+    milliseconds rather than after reading a million values. Capped at cap + 1; a node that
+    contains itself counts once here (plain() refuses it as too deep)."""
+    containers = (CommentedMap, CommentedSeq)
+
+    def children(node: Any) -> list[Any]:
+        return list(node.values()) if isinstance(node, CommentedMap) else list(node)
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, containers):
+            continue
+        key = id(node)
+        if finished:
+            total = 1 + sum(sizes.get(id(c), 1) if isinstance(c, containers) else 1 for c in children(node))
+            sizes[key] = min(total, cap + 1)
+            open_nodes.discard(key)
+        elif key not in sizes and key not in open_nodes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in children(node) if isinstance(c, containers))
+    return sizes.get(id(root), 1)

@@ -201,3 +201,25 @@ def test_element_names_do_not_collide_with_an_input_called_x1() -> None:
     assert result.exit_code == 0, result.output
     assert "out = x1 + x_1^2 + x_2^2" in result.output
     assert "dout/dx_1 = 2*x_1" in result.output
+
+
+def test_extremes_print_element_by_element_and_stay_quick() -> None:
+    # max_of / min_of (the expanded reduction) had no printed form: exit 3; with both, the
+    # "every element alike" note's simplify ran for minutes.
+    for expr in ("max(x*x)", "min(x) + max(sin(x))"):
+        r = CliRunner().invoke(main, ["explain", expr, "-i", "x:3"])
+        assert r.exit_code == 0, r.output
+        assert "maximum(maximum(" in r.output
+
+
+def test_a_chain_step_in_latex_has_one_equals_sign_after_the_alignment_mark() -> None:
+    r = CliRunner().invoke(main, ["explain", "sum(sin(x)*x)", "-i", "x:3", "--format", "latex"])
+    assert r.exit_code == 0, r.output
+    assert "&= =" not in r.output
+
+
+def test_a_derivation_too_heavy_for_the_time_budget_is_refused_clearly() -> None:
+    expr = "sum(tanh(sigmoid(x)^3 + softplus(x)^2)^5 * log(1 + x*x)^3)"
+    r = CliRunner().invoke(main, ["explain", expr, "-i", "x:3", "--timeout", "0.5"])
+    assert r.exit_code == 2, r.output
+    assert "explain gave up after 0.5 s" in r.output and "--timeout" in r.output

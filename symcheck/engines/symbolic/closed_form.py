@@ -22,9 +22,9 @@ import sympy
 from symcheck.engines.symbolic import arrays
 from symcheck.engines.symbolic.functions import (
     clamp,
-    indicator,
     relu,
     step,
+    tie,
 )
 from symcheck.engines.symbolic.rules import ELEMENTWISE, NUMPY_IMPLEMENTATIONS
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
@@ -491,14 +491,14 @@ class Graph:
             (x,) = atom.args
             axes, keepdims = atom.kw("axis"), atom.kw("keepdims")
             extreme = self._unreduce(SymTensor(atom.symbol, atom.shape), x.shape, axes, keepdims)
-            tied = sympy.Eq(x.expr, extreme.expr)
-            ties = self.reduce("sum", SymTensor(indicator(tied), x.shape), axes, True)
+            tied = tie(x.expr, extreme.expr)  # the very values the reduction compared: no ulp apart
+            ties = self.reduce("sum", SymTensor(tied, x.shape), axes, True)
             spread = self._unreduce(g, x.shape, axes, keepdims)
-            # 0 off the ties, as a case. Where the tie count folds to a case itself (a clamped,
-            # constant argument: 2*[x == min]), SymPy writes 1/ties with a 1/0 branch (zoo): a
-            # branch no tied element reaches (there ties >= 1), so it is dropped.
+            # 0 off the ties (there tied = 0 and ties >= 1). Where the tie count folds to a case
+            # (a clamped, constant argument: 2*[x == min]), SymPy writes 1/ties with a 1/0 branch
+            # (zoo): a branch no tied element reaches, so it is dropped.
             share = (1 / ties.expr).xreplace({sympy.zoo: sympy.Integer(0)})
-            return [SymTensor(sympy.Piecewise((spread.expr * share, tied), (0, True)), x.shape)]
+            return [SymTensor(spread.expr * tied * share, x.shape)]
         if atom.op == "index":  # x[k]: g goes back to row k
             (x,) = atom.args
             n = x.shape[0]

@@ -79,6 +79,16 @@ class ClosedForm:
         printed = {n: _printed(printer, g.expr) for n, g in grads.items()}
         return cls(program, graph, env, output, grads, printer, printed, cotangent)
 
+    @classmethod
+    def lowered(cls, program: Program) -> ClosedForm:
+        """The program's graph without its gradients: enough to evaluate a user's formula at points
+        (lower_formula, graph.evaluate) in milliseconds, where deriving the gradients may not end."""
+        graph = Graph()
+        env = graph.lower(program)
+        output = env[program.output.id]
+        cotangent = cotangent_name(program) if output.shape != () else None
+        return cls(program, graph, env, output, {}, LanguagePrinter(graph), {}, cotangent)
+
     def evaluate_vjp(self, inputs: Mapping[str, np.ndarray], u: np.ndarray) -> dict[str, np.ndarray]:
         """J^T u for each input, at a point, for a tensor output."""
         assert self.cotangent is not None
@@ -221,6 +231,7 @@ class SymbolicEngine(Engine):
         self._exact_hessians: dict[tuple[int, tuple[str, ...]], dict[str, np.ndarray]] = {}
         self._jacobians: dict[tuple[int, tuple[str, ...]], JacobianExpansion] = {}
         self._gave_up: dict[tuple[int, tuple[str, ...]], str] = {}
+        self._lowered: dict[int, ClosedForm] = {}
         self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
 
     def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -229,6 +240,16 @@ class SymbolicEngine(Engine):
             self._keep.append(program)
             self._closed[key] = ClosedForm.derive(program, wrt)
         return self._closed[key]
+
+    def lowered(self, program: Program) -> ClosedForm:
+        """The closed form when derived already, else the program's graph alone (ClosedForm.lowered)."""
+        derived = next((c for (pid, _), c in self._closed.items() if pid == id(program)), None)
+        if derived is not None:
+            return derived
+        if id(program) not in self._lowered:
+            self._keep.append(program)
+            self._lowered[id(program)] = ClosedForm.lowered(program)
+        return self._lowered[id(program)]
 
     def expansion(self, program: Program, wrt: Sequence[str]) -> Expansion:
         key = (id(program), tuple(wrt))
@@ -256,8 +277,13 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key in self._gave_up:  # the same exact work again would take as long again
             raise EngineUnavailable(self._gave_up[key])
+        seconds = options.time_budget
+        if options.deadline is not None:
+            seconds = options.deadline - time.monotonic()
         try:
-            with time_limit(options.time_budget):
+            if seconds is not None and seconds <= 0:  # the case's budget is spent already
+                raise GaveUp()
+            with time_limit(seconds):
                 return self._run(program, inputs, wrt, options)
         except NotEvaluable as e:  # where no closed-form fallback was at hand (a Hessian, a probe)
             raise EngineUnavailable(f"the expansion cannot be evaluated at this point (SymPy: {e})") from None

@@ -150,6 +150,30 @@ class min_of(_Extreme):
     largest = False
 
 
+class tie(Function):
+    """1 where a == b, else 0: the tie test of a max/min reduction's gradient, kept whole. As a
+    Piecewise condition, SymPy folds a case inside `a` into branches (ITE) that compute `a` another
+    way than the reduction did (x/(5/4) against 4/5*x): a tie read ulp apart, as no tie at all."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)  # piecewise constant
+
+    @classmethod
+    def eval(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+        if a == b:
+            return Integer(1)
+        if not (a.is_number and b.is_number):
+            return None
+        decided = sympy.Eq(a, b)
+        return Integer(1) if decided is sympy.true else Integer(0) if decided is sympy.false else None
+
+
+def numpy_tie(a: object, b: object) -> object:
+    return np.equal(a, b) * 1.0
+
+
 # Digits for telling numeric arguments apart; exact ties (the same expression) need none.
 _PICK_DIGITS = 50
 

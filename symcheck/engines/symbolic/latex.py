@@ -64,6 +64,21 @@ class SymcheckLatexPrinter(LatexPrinter):
         text = rf"{name}\left({args}\right)"
         return f"{text}^{{{exp}}}" if exp else text
 
+    def _print_max_of(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return self._extreme(r"\max", expr, exp)
+
+    def _print_min_of(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        return self._extreme(r"\min", expr, exp)
+
+    def _extreme(self, name: str, expr: sympy.Expr, exp: str | None) -> str:
+        text = rf"{name}\left({', '.join(self._print(a) for a in expr.args)}\right)"
+        return f"{text}^{{{exp}}}" if exp else text
+
+    def _print_tie(self, expr: sympy.Expr, exp: str | None = None) -> str:
+        a, b = (self._print(arg) for arg in expr.args)
+        text = rf"\left[{a} = {b}\right]"  # Iverson bracket
+        return f"{text}^{{{exp}}}" if exp else text
+
     def _print_Abs(self, expr: sympy.Expr, exp: str | None = None) -> str:
         text = rf"\left|{self._print(expr.args[0])}\right|"
         return f"{text}^{{{exp}}}" if exp else text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy
 
 from symcheck.engines.symbolic.closed_form import Atom, Graph
+from symcheck.engines.symbolic.functions import max_of, min_of, tie
 from symcheck.engines.symbolic.rules import PRINTED_NAMES
 
 ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
@@ -51,6 +52,14 @@ class LanguagePrinter:
             return self.mul(e)
         if e.is_Pow:
             return self.pow(e)
+        if isinstance(e, (max_of, min_of)):  # an expanded max/min reduction, as the pairwise op
+            name = "maximum" if isinstance(e, max_of) else "minimum"
+            text = self.print(e.args[0])[0]
+            for a in e.args[1:]:
+                text = f"{name}({text}, {self.print(a)[0]})"
+            return text, ATOM
+        if isinstance(e, tie):  # the language's 0/1 comparison
+            return f"({self.wrap(e.args[0], ADD)} == {self.wrap(e.args[1], ADD)})", ATOM
         if isinstance(e, sympy.Function):
             name = PRINTED_NAMES.get(type(e).__name__)
             if name is None:

@@ -39,6 +39,7 @@ from symcheck.engines.symbolic.functions import (
     maximum,
     minimum,
     numpy_sigmoid,
+    numpy_tie,
     relu,
     sigmoid,
     sign,
@@ -182,6 +183,8 @@ LATEX_NAMES: dict[str, str] = {
 NUMPY_IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {
     rule.function.__name__: rule.numpy for rule in RULES.values() if rule.function is not None and rule.numpy
 }
+NUMPY_IMPLEMENTATIONS["tie"] = numpy_tie  # a max/min reduction's tie test, in its gradient only
+
 # Our named functions -> their elementary definitions, for proofs against the expansion.
 DEFINITIONS: dict[Any, Callable[..., sympy.Expr]] = {
     rule.function: rule.elementary
