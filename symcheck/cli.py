@@ -577,7 +577,7 @@ def explain(
     timeout: float,
 ) -> int:
     """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
-    from symcheck.engines.symbolic.engine import GaveUp, time_limit
+    from symcheck.engines.symbolic.budget import GaveUp, time_limit
     from symcheck.teaching import explain as teaching
 
     program, point, chosen, case = teaching.load_target(target, inputs, case_name, wrt)

@@ -20,6 +20,7 @@ import numpy as np
 import sympy
 
 from symcheck.engines.symbolic import arrays
+from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, spent, time_limit
 from symcheck.engines.symbolic.functions import (
     clamp,
     relu,
@@ -660,14 +661,26 @@ def _float_ready(expr: sympy.Expr) -> sympy.Expr:
     return expr
 
 
-def simplify(t: SymTensor, accept: Callable[[sympy.Expr], bool] = lambda e: True) -> SymTensor:
-    """The most readable of a few equivalent forms (factored first: 3/2*(x + 2)).
+# Seconds factor and simplify may spend on one expression's readable form: for most they take
+# milliseconds, for some (a deep scalar program's 1/(...)^3) minutes; past it the cheap form stands.
+PRETTY_SECONDS = 1.0
+
+
+def simplify(
+    t: SymTensor,
+    accept: Callable[[sympy.Expr], bool] = lambda e: True,
+    *,
+    budget: float | None = PRETTY_SECONDS,
+) -> SymTensor:
+    """The most readable of a few equivalent forms (factored first: 3/2*(x + 2)), tried for at most
+    `budget` seconds (None: as long as the enclosing time limit allows; a proof needs that).
 
     Comparisons stay as built: a tie test `x == max(x)` is exact in float64 only while both sides
     are computed alike, and `1 - 1/(w^2 + 1)` rewritten as `w^2/(w^2 + 1)` on one side is a ulp
     off the other, which turned a tied minimum's gradient into 0 (found by bench/fuzz.py)."""
     shielded, conditions = _shield_relations(_drop_redundant_steps(t.expr))
-    best = _simplest(shielded, accept if not conditions else lambda e: accept(e.xreplace(conditions)))
+    accepted = accept if not conditions else lambda e: accept(e.xreplace(conditions))
+    best = _simplest(shielded, accepted, budget)
     return SymTensor(best.xreplace(conditions), t.shape)
 
 
@@ -680,16 +693,54 @@ def _shield_relations(expr: sympy.Expr) -> tuple[sympy.Expr, dict[sympy.Symbol, 
     return expr.xreplace(placeholders), {d: r for r, d in placeholders.items()}
 
 
-def _simplest(expr: sympy.Expr, accept: Callable[[sympy.Expr], bool]) -> sympy.Expr:
-    candidates = []
+# Past this many terms once expanded, factor and simplify are not tried (the cheap form stands).
+EXPANDED_TERMS_LIMIT = 1000
+
+
+def expanded_terms(expr: sympy.Expr, cap: int) -> int:
+    """About how many terms expr has once multiplied out (sums add, products and integer powers
+    multiply; a function's argument is one term), capped a little above cap: a cheap measure of how
+    much expanding it would swell."""
+    memo: dict[sympy.Basic, int] = {}
+
+    def terms(e: sympy.Basic) -> int:
+        if e in memo:
+            return memo[e]
+        if e.is_Add:
+            n = sum(terms(a) for a in e.args)
+        elif e.is_Mul:
+            n = 1
+            for a in e.args:
+                n = min(n * terms(a), cap + 1)
+        elif e.is_Pow and e.exp.is_Integer:
+            n = min(terms(e.base) ** min(abs(int(e.exp)), 64), cap + 1)
+        else:
+            n = 1
+        memo[e] = min(n, cap + 1)
+        return memo[e]
+
+    return terms(expr)
+
+
+def _simplest(expr: sympy.Expr, accept: Callable[[sympy.Expr], bool], budget: float | None) -> sympy.Expr:
+    candidates: list[sympy.Expr] = []
+    # factor and simplify expand: (7 terms)^3 over a 7-term numerator is thousands of terms, and
+    # minutes of work for a form no more readable (a deep scalar program's gradient).
+    limit = EXPANDED_TERMS_LIMIT
+    small = sympy.count_ops(expr) <= 200 and expanded_terms(expr, limit) <= limit
     try:
-        if sympy.count_ops(expr) <= 200:
-            candidates.append(sympy.factor(expr))
-        candidates.append(sympy.factor_terms(expr))
-        candidates.append(expr)
-        if sympy.count_ops(expr) <= 200:
-            candidates.append(sympy.simplify(expr))
+        with time_limit(budget):
+            if small:
+                candidates.append(sympy.factor(expr))
+            candidates.append(sympy.factor_terms(expr))
+            candidates.append(expr)
+            if small:
+                candidates.append(sympy.simplify(expr))
     except (sympy.PolynomialError, NotImplementedError, TypeError):  # pragma: no cover - SymPy corner cases
         candidates.append(expr)
+    except (GaveUp, SystemError) as e:
+        if not gave_up_in(e) or spent():  # not ours, or the enclosing budget's: it goes on up
+            raise
+        candidates.append(expr)  # the forms found in time, and the expression as built
     # On a tie the earliest wins: factored forms first.
     return min((c for c in candidates if accept(c)), key=sympy.count_ops, default=expr)

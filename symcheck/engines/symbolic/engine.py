@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +20,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
+from symcheck.engines.symbolic.budget import GaveUp, time_limit
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
     Expansion,
@@ -150,7 +148,8 @@ class ClosedForm:
     def difference(self, name: str, claimed: SymTensor) -> SymTensor:
         """claimed - true gradient, simplified; zero when the claim is proven."""
         true = self.grads[name]
-        return simplify(SymTensor(claimed.expr - true.expr, true.shape), lambda e: printable(self.printer, e))
+        difference = SymTensor(claimed.expr - true.expr, true.shape)
+        return simplify(difference, lambda e: printable(self.printer, e), budget=None)  # a proof
 
 
 def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
@@ -159,37 +158,6 @@ def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
         return printer(expr)
     except Unprintable as e:
         return f"(no closed form in the language: {e})"
-
-
-class GaveUp(Exception):
-    """The symbolic engine's time budget ran out."""
-
-
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise GaveUp in this block after `seconds` (SIGALRM: the main thread of a Unix process, where
-    the CLI, the pytest plugin and each -j worker run; elsewhere no limit). SymPy's exact work runs
-    Python code, which a signal interrupts between steps."""
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getitimer(signal.ITIMER_REAL)[0] == 0  # a limit already running is kept
-    )
-    if not usable:
-        yield
-        return
-
-    def expired(signum: int, frame: object) -> None:
-        raise GaveUp()
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def probe_shapes(program: Program) -> dict[str, TensorType]:

@@ -1,0 +1,72 @@
+"""Time budgets for SymPy's exact work, which can run for minutes on a small expression.
+
+`time_limit(s)` raises GaveUp in its block after s seconds (SIGALRM: the main thread of a Unix
+process, where the CLI, the pytest plugin and each -j worker run; elsewhere no limit). SymPy's exact
+work runs Python code, which a signal interrupts between steps. Limits nest: an inner one that ends
+sooner (a pretty form tried for a second) runs inside an outer one (the case's budget), and when it
+ends the outer one is re-armed with what it has left. `spent()` tells whether a GaveUp caught for an
+inner limit was really the outer one's.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class GaveUp(Exception):
+    """The exact work ran out of its time budget."""
+
+
+# The deadlines (time.monotonic()) of the limits now running, outermost first; each is sooner.
+_deadlines: list[float] = []
+
+
+def _expired(signum: int, frame: object) -> None:
+    raise GaveUp()
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        # someone else's timer (not ours) is kept as it is
+        and (bool(_deadlines) or signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    )
+    if not usable:
+        yield
+        return
+    assert seconds is not None
+    deadline = time.monotonic() + seconds
+    if _deadlines and _deadlines[-1] <= deadline:  # an enclosing limit ends sooner: it stands
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _expired) if not _deadlines else None
+    _deadlines.append(deadline)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-6))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        _deadlines.pop()
+        if _deadlines:  # the enclosing limit goes on with what it has left (at once if nothing)
+            signal.setitimer(signal.ITIMER_REAL, max(_deadlines[-1] - time.monotonic(), 1e-6))
+        else:
+            signal.signal(signal.SIGALRM, previous)
+
+
+def spent() -> bool:
+    """Whether an enclosing limit has run out too (then its GaveUp must go on up)."""
+    return bool(_deadlines) and _deadlines[-1] <= time.monotonic()
+
+
+def gave_up_in(e: BaseException) -> bool:
+    """e is a GaveUp, or the SystemError SymPy's C-level calls make of one landing inside them."""
+    return isinstance(e, GaveUp) or (
+        isinstance(e, SystemError) and isinstance(e.__cause__ or e.__context__, GaveUp)
+    )
