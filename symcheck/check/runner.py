@@ -947,7 +947,9 @@ def _run_parallel(
         initargs=(list(cases), plugins, threads, limits.current()),
     )
     try:
-        futures = {pool.submit(run_one, i): i for i in range(count)}
+        # The longest first: a long case started last would leave the other workers idle at the end.
+        order = sorted(range(count), key=lambda i: -_expected_cost(cases[i]))
+        futures = {pool.submit(run_one, i): i for i in order}
         for done, future in enumerate(as_completed(futures), start=1):
             result = results[futures[future]] = future.result()
             if progress is not None:
@@ -968,6 +970,19 @@ __all__ = [
     "run_cases",
     "run_one",
 ]
+
+
+def _expected_cost(case: Case) -> float:
+    """A rough guess at a case's time, for scheduling only: the exact expansion grows with the input
+    elements (up to the budget, past it a probe shape), second order and training cost more, and
+    each point, claim and mistake adds its share."""
+    elements = sum(int(np.prod(spec.shape or ())) for spec in case.inputs.values())
+    expansion = min(elements, case.expansion_budget or 0) + 10
+    points = 1 + (case.samples or 0)
+    claims = len(case.expect.grads) + len(case.expect.hessians) + len(case.mistakes)
+    order = 4 if getattr(case, "order", 1) >= 2 else 1
+    train = 5 if case.train is not None else 1
+    return expansion * order * train * points + 50 * claims
 
 
 def _remaining(deadline: float | None) -> float | None:
