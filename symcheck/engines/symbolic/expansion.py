@@ -217,10 +217,32 @@ def term_partials(term: sympy.Expr, symbols: set[sympy.Symbol]) -> dict[sympy.Sy
         return {}
     if symengine is None or not symengine_can(term):
         return {s: sympy.diff(term, s) for s in symbols}
-    fast = symengine.sympify(term)
-    # Back in SymPy the symbols come without their assumptions (real, integer): put ours back.
-    ours = {sympy.Symbol(s.name): s for s in term.free_symbols}
-    return {s: sympy.sympify(fast.diff(symengine.Symbol(s.name))).xreplace(ours) for s in symbols}
+    # SymEngine's symbols carry ours along, so that back in SymPy they keep their assumptions.
+    ours = {symengine.Symbol(s.name): _carrying(s) for s in term.free_symbols}
+    fast = symengine.sympify(term).xreplace(ours)
+    return {s: fast.diff(_carrying(s))._sympy_() for s in symbols}
+
+
+if symengine is not None:
+
+    class _Carrying(symengine.Symbol):
+        """A SymEngine symbol that turns back into the very SymPy symbol it stands for."""
+
+        def __init__(self, symbol: sympy.Symbol) -> None:
+            super().__init__(symbol.name)
+            self.symbol = symbol
+
+        def _sympy_(self) -> sympy.Symbol:
+            return self.symbol
+
+
+_CARRIERS: dict[sympy.Symbol, Any] = {}
+
+
+def _carrying(symbol: sympy.Symbol) -> Any:
+    if symbol not in _CARRIERS:
+        _CARRIERS[symbol] = _Carrying(symbol)
+    return _CARRIERS[symbol]
 
 
 class NotEvaluable(Exception):
