@@ -27,6 +27,7 @@ from symcheck.engines.symbolic.expansion import (
     JacobianExpansion,
     NotEvaluable,
     evaluate_exact,
+    exact_floats,
     exact_number,
     expand_gradient,
     expand_jacobian,
@@ -337,9 +338,7 @@ class SymbolicEngine(Engine):
             self._exact_hessians[key] = expansion_hessian(self.expansion(program, wrt), wrt)
         subs = self.expansion(program, wrt).substitution(inputs)
         exact = {
-            k: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(block)
-            if block.size
-            else np.zeros(block.shape)
+            k: exact_floats(block, subs) if block.size else np.zeros(block.shape)
             for k, block in self._exact_hessians[key].items()
         }
         # At a kink the expansion's second derivative is DiracDelta(0), undefined (nan): there the
@@ -373,9 +372,7 @@ class SymbolicEngine(Engine):
         subs = expansion.substitution(inputs)
         value, exact = evaluate_exact(expansion.output, subs)
         grads = {
-            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g)
-            if g.size
-            else np.zeros(g.shape)
+            name: exact_floats(g, subs) if g.size else np.zeros(g.shape)
             for name, g in expansion.grads.items()
         }
         disagreements = _disagreements(result.grads, grads)
@@ -413,10 +410,7 @@ class SymbolicEngine(Engine):
         closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
         expansion = expand_gradient(probe, list(wrt))
         subs = expansion.substitution(point)
-        exact = {
-            k: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(block)
-            for k, block in expansion_hessian(expansion, wrt).items()
-        }
+        exact = {k: exact_floats(block, subs) for k, block in expansion_hessian(expansion, wrt).items()}
         shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
         disagreements = _disagreements(closed, exact)
         if disagreements:
@@ -549,10 +543,7 @@ class SymbolicEngine(Engine):
         _, closed_grads = closed.evaluate(point)
         expansion = expand_gradient(probe, list(wrt))
         subs = expansion.substitution(point)
-        exact_grads = {
-            name: np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(g)
-            for name, g in expansion.grads.items()
-        }
+        exact_grads = {name: exact_floats(g, subs) for name, g in expansion.grads.items()}
         shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
         disagreements = _disagreements(closed_grads, exact_grads)
         if disagreements:

@@ -265,6 +265,52 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
         return float("nan"), exact
 
 
+def exact_floats(array: np.ndarray, subs: Mapping[sympy.Symbol, Any]) -> np.ndarray:
+    """float64 values of an object array of expressions at a point, each computed exactly and then
+    rounded once: by SymEngine (exact rationals, 200-bit MPFR for what is irrational) where it
+    evaluates as SymPy does, else, or where it cannot decide (a case on exp(2/3) > 2), by
+    `evaluate_exact`. Same values either way (tests/engines/symbolic/test_symengine.py)."""
+    out = np.zeros(array.shape, dtype=np.float64)
+    fast_subs: dict[Any, Any] | None = None
+    for index in np.ndindex(*array.shape):
+        expr = array[index]
+        value = None
+        fast = _in_symengine(expr)
+        if fast is not None:
+            if fast_subs is None:
+                fast_subs = {_carrying(s): symengine.sympify(v) for s, v in subs.items()}
+            value = _fast_float(fast, fast_subs)
+        out[index] = evaluate_exact(expr, subs)[0] if value is None else value
+    return out
+
+
+# Expressions already in SymEngine (None: not for SymEngine), so that each point only substitutes.
+_IN_SYMENGINE: dict[sympy.Expr, Any] = {}
+
+
+def _in_symengine(expr: sympy.Expr) -> Any:
+    if symengine is None:
+        return None
+    if expr not in _IN_SYMENGINE:
+        if len(_IN_SYMENGINE) > 100_000:  # a long-lived process (the pytest plugin): stay bounded
+            _IN_SYMENGINE.clear()
+        fast = None
+        if symengine_can(expr):
+            ours = {symengine.Symbol(s.name): _carrying(s) for s in expr.free_symbols}
+            fast = symengine.sympify(expr).xreplace(ours)
+        _IN_SYMENGINE[expr] = fast
+    return _IN_SYMENGINE[expr]
+
+
+def _fast_float(fast: Any, subs: Mapping[Any, Any]) -> float | None:
+    try:
+        number = fast.xreplace(subs).n(200, real=True)
+        value = float(number)
+    except (RuntimeError, TypeError, ValueError, AttributeError, NotImplementedError):
+        return None  # complex, undefined (1/0) or undecided: SymPy says which
+    return value if np.isfinite(value) else None
+
+
 @dataclass
 class JacobianExpansion:
     """A tensor output expanded element by element, and its full Jacobian, still symbolic: the
@@ -284,7 +330,7 @@ class JacobianExpansion:
         def exact(array: np.ndarray) -> np.ndarray:
             if not array.size:
                 return np.zeros(array.shape)
-            return np.vectorize(lambda e: evaluate_exact(e, subs)[0], otypes=[float])(array)
+            return exact_floats(array, subs)
 
         return exact(self.output), {n: exact(j) for n, j in self.jacobians.items()}
 

@@ -59,3 +59,45 @@ def test_assumptions_survive_the_round_trip() -> None:
         for s, d in term_partials(term, term.free_symbols & wanted).items():
             assert d.free_symbols <= wanted and s in wanted
             assert all(sym.is_real for sym in d.free_symbols)
+
+
+@pytest.mark.parametrize(("text", "specs"), PROGRAMS)
+def test_exact_values_by_symengine_are_sympys(text: str, specs: list[str]) -> None:
+    import numpy as np
+
+    from symcheck.engines.symbolic.expansion import evaluate_exact, exact_floats, expand_gradient
+
+    (prep,), _ = prepare([load_case(text, specs)])
+    program = prep.program
+    wrt = program.float_inputs()
+    found = expand_gradient(program, wrt)
+    rng = np.random.default_rng(7)
+    for _ in range(2):
+        point = {
+            n: (rng.integers(0, 2, d.type.shape) if n == "y" else rng.uniform(-2, 2, d.type.shape))
+            for n, d in program.inputs.items()
+        }
+        if "y" in point:
+            point["y"] = np.asarray([0, 2, 1])
+        subs = found.substitution(point)
+        for g in found.grads.values():
+            slow = np.vectorize(lambda e, at=subs: evaluate_exact(e, at)[0], otypes=[float])(g)
+            np.testing.assert_array_equal(exact_floats(g, subs), slow)
+
+
+def test_what_symengine_cannot_decide_falls_back_to_sympy() -> None:
+    import numpy as np
+
+    from symcheck.engines.symbolic.expansion import exact_floats
+
+    x = sympy.Symbol("x", real=True)
+    cases = np.array(
+        [
+            sympy.Piecewise((x, sympy.exp(x) > 2), (0, True)),  # a transcendental condition
+            sympy.sqrt(x - 1),  # complex at x = 1/2: nan, as SymPy says
+            1 / (x - sympy.Rational(1, 2)),  # a pole at the point
+        ],
+        dtype=object,
+    )
+    values = exact_floats(cases, {x: sympy.Rational(1, 2)})
+    assert values[0] == 0 and np.isnan(values[1]) and not np.isfinite(values[2])
