@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keyword
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -16,6 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import NoReturn
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -105,7 +107,27 @@ def _constant(node: Node) -> Fraction | None:
 @cache
 def _lark() -> Lark:
     grammar = resources.files("symcheck.language").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    cache_file = _private_cache_file("grammar.lark-tables")
+    return Lark(
+        grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=cache_file or False
+    )
+
+
+def _private_cache_file(name: str) -> str | None:
+    """A file for Lark's parse tables (analysing the grammar is most of a cold parse): in the user's
+    own cache folder, ~/.cache/symcheck, never the shared temp folder Lark would pick, because
+    Lark reads it back with pickle. None where that folder is not the user's alone."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "symcheck")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        info = os.stat(folder)
+    except OSError:
+        return None
+    getuid = getattr(os, "getuid", None)
+    if (getuid is not None and info.st_uid != getuid()) or info.st_mode & 0o022:
+        return None  # someone else could write it
+    return os.path.join(folder, f"{name}-lark{lark.__version__}.pickle")
 
 
 def _span(meta_or_token: object) -> Span:

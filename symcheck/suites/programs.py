@@ -17,7 +17,6 @@ from symcheck.language.inputs import parse_cli_input
 from symcheck.language.ir import DType, Program, Ref, cotangent_name, walk
 from symcheck.language.parser import ParsedProgram, bind, parse
 from symcheck.suites.case import Case, Expect, Tolerance
-from symcheck.suites.loader import load_suite
 
 # ---------------------------------------------------------------- from case to program
 
@@ -262,6 +261,8 @@ def load_case(
     if target.lower().endswith((".yaml", ".yml")):
         if not Path(target).is_file():
             raise SymcheckError(f"no suite file {target!r}")
+        from symcheck.suites.loader import load_suite  # lazily: pydantic's models cost 0.2 s to build
+
         suite = load_suite(target)
         names = [c.name for c in suite.cases]
         if case_name is None:
