@@ -247,6 +247,9 @@ class EngineResult:
     exact_value: str | None = None  # symbolic: the value as an exact number, when it is one
     notes: list[str] = field(default_factory=list)  # e.g. "expansion skipped: 10^6 elements > budget"
     failures: list[str] = field(default_factory=list)  # the engine found itself inconsistent
+    # symbolic: those of `failures` where the closed form parts from the exact expansion at this very
+    # point; at a kink hit that is a tie decided in float64, a convention (the runner says so).
+    expansion_failures: list[str] = field(default_factory=list)
     # order 2 (see EngineOptions.order): full blocks keyed by hessian_key(a, b) for every pair of
     # wrt inputs, or HVPs along second_order_directions(...); the numeric engine above its
     # full-difference limit gives curvatures v^T H v instead.

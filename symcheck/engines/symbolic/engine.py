@@ -377,7 +377,9 @@ class SymbolicEngine(Engine):
         }
         disagreements = _disagreements(result.grads, grads)
         if disagreements:
-            result.failures.extend(f"closed form disagrees with the expansion: {d}" for d in disagreements)
+            found = [f"closed form disagrees with the expansion: {d}" for d in disagreements]
+            result.expansion_failures = found
+            result.failures.extend(result.expansion_failures)
         else:
             result.notes.append("closed form = expansion (exact, element by element) at this point")
         result.value = np.asarray(value, dtype=np.float64)
