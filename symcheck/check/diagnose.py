@@ -577,10 +577,12 @@ class _Diagnoser:
         seen: set[sympy.Expr] = set()
         for region in regions:
             for outer in sympy.preorder_traversal(region.expr):
+                if not isinstance(outer, sympy.Expr):  # a case's condition (x < 2): no derivative
+                    continue
                 if not outer.args or outer.is_Atom or not outer.free_symbols or outer.is_Add:
                     continue
                 for inner in set(outer.args):
-                    if not inner.free_symbols:
+                    if not inner.free_symbols or not isinstance(inner, sympy.Expr):
                         continue
                     local = _local_derivative(outer, inner)
                     if local is None or local in (0, 1, -1) or local in seen:

@@ -307,3 +307,27 @@ def test_grad_claim_option() -> None:
     assert r.exit_code == 2 and "bad claim" in r.output
     r = runner.invoke(main, [*args, "--claim", "x: 1", "--claim", "x: 2"])
     assert r.exit_code == 2 and "two claims for 'x'" in r.output
+
+
+def test_a_comparison_inside_the_program_is_no_chain_rule_factor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Diagnosing a mistake walked into a case's condition (x < 2) and differentiated it: exit 3."""
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(
+        "cases:\n"
+        "  - name: comparison\n"
+        "    expr: |\n"
+        "      y = x < 2\n"
+        "      z = 3*y^2 + x*x\n"
+        "      out = mean(z)\n"
+        "    inputs:\n"
+        "      x: {shape: [2, 2], fill: 1}\n"
+        "    mistakes:\n"
+        '      - grad: {x: "3/2*(x + 2)"}\n'
+    )
+    r = CliRunner().invoke(main, ["verify", str(path), "--samples", "0"])
+    assert r.exit_code == 0, r.output
+    assert "refuted, as it must be" in r.output

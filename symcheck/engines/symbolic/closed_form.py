@@ -685,8 +685,9 @@ def simplify(
 
 
 def _shield_relations(expr: sympy.Expr) -> tuple[sympy.Expr, dict[sympy.Symbol, sympy.Basic]]:
-    """expr with every comparison in it replaced by a placeholder, and the placeholders' meaning."""
-    relations = [r for r in expr.atoms(sympy.core.relational.Relational)]
+    """expr with every comparison in it (and every tie test) replaced by a placeholder, and the
+    placeholders' meaning: simplify rewrote cos(r)^2 inside a tie test as (cos(2*r) + 1)/2."""
+    relations = [r for r in expr.atoms(sympy.core.relational.Relational, tie)]
     if not relations:
         return expr, {}
     placeholders = {r: sympy.Dummy("condition") for r in relations}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -161,6 +162,14 @@ def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
         return f"(no closed form in the language: {e})"
 
 
+def _raised_in_sympy(e: BaseException) -> bool:
+    """Whether the innermost frame of e's traceback is SymPy's own code."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
 def probe_shapes(program: Program) -> dict[str, TensorType]:
     """Small stand-in shapes: each distinct size > 1 becomes 2, 3, ... (order and equality kept)."""
     sizes = sorted({d for decl in program.inputs.values() for d in decl.type.shape if d > 1})
@@ -258,6 +267,14 @@ class SymbolicEngine(Engine):
                 return self._run(program, inputs, wrt, options)
         except NotEvaluable as e:  # where no closed-form fallback was at hand (a Hessian, a probe)
             raise EngineUnavailable(f"the expansion cannot be evaluated at this point (SymPy: {e})") from None
+        except (ValueError, TypeError) as e:
+            if not _raised_in_sympy(e):
+                raise
+            # SymPy's own failure on a valid expression (its Piecewise solving a condition as a set:
+            # "The argument ... is not comparable"): a limit of the engine here, not a crash of ours.
+            raise EngineUnavailable(
+                f"SymPy cannot build this expression's exact form ({type(e).__name__}: {str(e)[:120]})"
+            ) from None
         except RecursionError:  # outside the CLI's recursion allowance (limits.using)
             raise EngineUnavailable(
                 "the expression nests too deeply for SymPy's recursion here (name intermediate steps)"

@@ -256,8 +256,10 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
         exact = expr.xreplace(subs)
     except TypeError as e:  # "Invalid comparison of non-real zoo", in a branch not taken
         raise NotEvaluable(str(e)) from None
-    if not exact.is_number:  # pragma: no cover - every symbol is substituted
-        raise AssertionError(f"not a number after substitution: {exact}")
+    if not exact.is_number:  # a case whose condition SymPy cannot decide (exp(a)*exp(-a) == 1)
+        exact = decide_relations(exact)
+    if not exact.is_number:
+        raise NotEvaluable(f"not a number after substitution: {str(exact)[:200]}")
     value = exact.evalf(digits)
     try:
         return float(value), exact
@@ -309,6 +311,37 @@ def _fast_float(fast: Any, subs: Mapping[Any, Any]) -> float | None:
     except (RuntimeError, TypeError, ValueError, AttributeError, NotImplementedError):
         return None  # complex, undefined (1/0) or undecided: SymPy says which
     return value if np.isfinite(value) else None
+
+
+# Numbers within this (relative, at 50 digits) of each other are equal: a tie, as _pick_numeric.
+_TIE_DIGITS = 50
+_TIE_RELATIVE = sympy.Float("1e-40")
+
+
+def decide_relations(expr: sympy.Basic) -> sympy.Basic:
+    """expr with every comparison of two numbers decided at 50 digits, where SymPy left it open
+    (1/(1 + E) + E/(1 + E) > 1: the sum is 1, which it does not see)."""
+
+    def decided(rel: sympy.Basic) -> sympy.Basic:
+        gap = (rel.lhs - rel.rhs).evalf(_TIE_DIGITS)
+        scale = max(abs(rel.lhs.evalf(_TIE_DIGITS)), abs(rel.rhs.evalf(_TIE_DIGITS)), sympy.Integer(1))
+        if not (gap.is_real and scale.is_real):
+            return rel  # complex or undefined: left to the caller
+        sign = 0 if abs(gap) <= _TIE_RELATIVE * scale else (1 if gap > 0 else -1)
+        holds = {
+            "==": sign == 0,
+            "!=": sign != 0,
+            ">": sign > 0,
+            ">=": sign >= 0,
+            "<": sign < 0,
+            "<=": sign <= 0,
+        }
+        return sympy.true if holds[rel.rel_op] else sympy.false
+
+    return expr.replace(
+        lambda e: isinstance(e, sympy.core.relational.Relational) and e.lhs.is_number and e.rhs.is_number,
+        decided,
+    )
 
 
 @dataclass

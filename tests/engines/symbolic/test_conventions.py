@@ -112,3 +112,43 @@ def test_torch_second_derivatives_that_are_zero_tensors_read_as_zeros() -> None:
     args = ["grad", expr, "-i", "u:3", "-i", "r:1x2", "-i", "q=[[-0.5], [-0.5]]", "--order", "2"]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # SymPy left Eq(exp(a)*exp(-a), exp(b)*exp(-b)) open in a tie test: decided at 50 digits
+        [
+            "h0 = tan(tanh(b)); h1 = (1/2) * (-(c)); "
+            "out = max(softmax(expand_dims((b) + (h0), axis=1))) + mean(h1)",
+            "-i", "b=[2.0, -0.5]", "-i", "c:scalar", "--samples", "1", "--seed", "288005",
+        ],
+        # ... and 1/(1 + E) + E/(1 + E) > 1 in abs(): the sum is 1
+        [
+            "h0 = minimum(maximum(c, c), r); h1 = (onehot(k, 2))^2; h2 = take(eye(2), y); "
+            "out = abs(sum(softmax(eye(2), axis=0), axis=1, keepdims=True) - 1) "
+            "+ mean(h0) + mean(h1) + mean(h2)",
+            "-i", "c=1.5", "-i", "r:1x2", "-i", "y:2:int=[0, 0]", "-i", "k:scalar:int", "--samples", "0",
+        ],
+        # SymPy's Piecewise solving a condition as a set raised ValueError: symbolic skips, no crash
+        [
+            "h0 = tanh(sign(w)*(w)); out = min(((step(maximum(w, h0))*(maximum(w, h0))) <= "
+            "((c) - (sign(c)*(c))))*(step(maximum(w, h0))*(maximum(w, h0))))",
+            "-i", "c=1.5", "-i", "w=[2.0, 2.0, 1.5, 0.25]",
+            "--samples", "2", "--seed", "355132", "--timeout", "2",
+        ],
+        # simplify rewrote cos(r)^2 inside a tie test as (cos(2*r) + 1)/2: a ulp apart
+        [
+            "h0 = where(relu(q) >= -1, relu(q), 0.5*(relu(q)))\nh0 = clamp(maximum(c, q), min=-0.5)\n"
+            "out = min((cos(clamp(r, min=0)))^2) + mean(h0)",
+            "-i", "c=0", "-i", "r=[[0.0, 0.0]]", "-i", "q:2x1", "--samples", "1", "--seed", "90410",
+        ],
+    ],
+)  # fmt: skip
+def test_fuzz_findings_of_the_last_run_pass(argv: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+
+    r = CliRunner().invoke(main, ["grad", *argv])
+    assert r.exit_code == 0, r.output
