@@ -577,7 +577,7 @@ def explain(
     timeout: float,
 ) -> int:
     """Derive the gradient step by step, as by hand, and check each step (and your --claim)."""
-    from symcheck.engines.symbolic.budget import GaveUp, time_limit
+    from symcheck.engines.symbolic.budget import gave_up_in, time_limit
     from symcheck.teaching import explain as teaching
 
     program, point, chosen, case = teaching.load_target(target, inputs, case_name, wrt)
@@ -590,7 +590,9 @@ def explain(
         with time_limit(timeout):
             explained = teaching.explain(program, point, chosen)
             checked = teaching.check_claims(program, chosen, claims, point) if claims else None
-    except GaveUp:
+    except Exception as e:  # GaveUp, or a library's wrapping of it
+        if not gave_up_in(e):
+            raise
         raise SymcheckError(
             f"explain gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
             hint="--timeout gives it longer; `symcheck grad` still checks it with the other engines",

@@ -446,18 +446,20 @@ class Runner:
 
     @staticmethod
     def _ties_in_float(pr: PointResult) -> None:
-        """At a non-differentiable point the symbolic closed form, evaluated in float64, can miss an
-        exact tie of computed values (softmax([1/2, 1/2]) is 0.49999999999999994, not c = 1/2) that
-        the exact expansion sees: a convention of where ties are decided, not an inconsistency.
-        The expansion's numbers stand as the reference there."""
+        """At a non-differentiable point the symbolic closed form and the exact expansion can take
+        the derivative by different conventions, neither wrong: the closed form, evaluated in
+        float64, can miss an exact tie of computed values (softmax([1/2, 1/2]) is
+        0.49999999999999994, not c = 1/2), and at ties nested in ties the chain rule of two
+        conventions (min(min(r, c), r): 1/2 * 1/2) is not the convention of the whole, which the
+        expansion may see (min(r, c): 1/2). The expansion's numbers stand as the reference there."""
         symbolic = pr.results.get("symbolic")
         if symbolic is None or not pr.kink_hits or not symbolic.failures:
             return
         if set(symbolic.failures) <= set(symbolic.expansion_failures):
-            first = symbolic.failures[0].removeprefix("closed form disagrees with the expansion: ")
+            first = symbolic.failures[0]
             pr.conventions.append(
-                f"symbolic: its closed form, evaluated in float64, decides a tie at this non-differentiable "
-                f"point otherwise than the exact expansion ({first}); the expansion is the reference"
+                f"symbolic: its closed form and the exact expansion take the derivative at this "
+                f"non-differentiable point by different conventions ({first}); the expansion is the reference"
             )
             symbolic.failures = []
 
@@ -613,7 +615,7 @@ class Runner:
 
     def _refute_mistakes(self, prep: Prepared, result: CaseResult, deadline: float | None) -> None:
         from symcheck.check.diagnose import diagnose
-        from symcheck.engines.symbolic.budget import GaveUp, time_limit
+        from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
         given = result.points[0] if result.points else None
         budget = getattr(prep.case, "timeout", None)
@@ -629,7 +631,9 @@ class Runner:
                         point_label=given.label if given else None,
                         seed=prep.case.seed,
                     )
-            except GaveUp:
+            except Exception as e:  # GaveUp, or a library's wrapping of it
+                if not gave_up_in(e):
+                    raise
                 refuted, where = self._refuted_at_points(prep, mistake, result)
                 undecided = f"undecided: the diagnosis gave up after {budget:g} s" + (
                     f"; refuted {where} (the reason is not checked)" if refuted else ""
@@ -680,7 +684,7 @@ class Runner:
         self, prep: Prepared, wrt: list[str], result: CaseResult, deadline: float | None
     ) -> None:
         # lazily: only cases with formulas need SymPy here
-        from symcheck.engines.symbolic.budget import GaveUp, time_limit
+        from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
         budget = getattr(prep.case, "timeout", None)
         for name, parsed in prep.formulas.items():
@@ -698,7 +702,9 @@ class Runner:
                     result.proofs.append(proof)
                     if not proven and expect.kind == "grad":
                         self._diagnose(closed, name, expect, result)
-            except GaveUp:
+            except Exception as e:  # GaveUp, or a library's wrapping of it
+                if not gave_up_in(e):
+                    raise
                 if proof is None:
                     undecided = f"undecided: the proof gave up after {budget:g} s"
                     result.proofs.append(
@@ -713,7 +719,9 @@ class Runner:
             try:
                 with time_limit(_remaining(deadline)):
                     self._prove_hessian(prep, wrt, name, parsed, result)
-            except GaveUp:
+            except Exception as e:  # GaveUp, or a library's wrapping of it
+                if not gave_up_in(e):
+                    raise
                 expect = prep.case.expect.hessians[name]
                 undecided = f"undecided: the proof gave up after {budget:g} s"
                 what = f"d2{prep.program.output.name}/d{name}2"

@@ -65,8 +65,14 @@ def spent() -> bool:
     return bool(_deadlines) and _deadlines[-1] <= time.monotonic()
 
 
-def gave_up_in(e: BaseException) -> bool:
-    """e is a GaveUp, or the SystemError SymPy's C-level calls make of one landing inside them."""
-    return isinstance(e, GaveUp) or (
-        isinstance(e, SystemError) and isinstance(e.__cause__ or e.__context__, GaveUp)
-    )
+def gave_up_in(e: BaseException | None) -> bool:
+    """e is a GaveUp, or what a library made of one landing inside it: the SystemError of SymPy's
+    C-level calls ("returned a result with an exception set"), Lark's VisitError around its
+    transformer's call."""
+    seen = 0
+    while e is not None and seen < 16:
+        if isinstance(e, GaveUp):
+            return True
+        e = getattr(e, "orig_exc", None) or e.__cause__ or e.__context__
+        seen += 1
+    return False

@@ -21,7 +21,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.symbolic.budget import GaveUp, time_limit
+from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, time_limit
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
     Expansion,
@@ -279,10 +279,10 @@ class SymbolicEngine(Engine):
             raise EngineUnavailable(
                 "the expression nests too deeply for SymPy's recursion here (name intermediate steps)"
             ) from None
-        except (GaveUp, SystemError) as e:
+        except Exception as e:
             # The alarm can land inside a C-level call of SymPy's, which then reports the GaveUp
-            # as "SystemError: ... returned a result with an exception set".
-            if isinstance(e, SystemError) and not isinstance(e.__cause__ or e.__context__, GaveUp):
+            # as "SystemError: ... returned a result with an exception set", or inside Lark.
+            if not gave_up_in(e):
                 raise
             self._keep.append(program)
             self._gave_up[key] = (
@@ -482,9 +482,11 @@ class SymbolicEngine(Engine):
             found = tensor_derivatives(out_shape, shapes, options, vjp, None)
             disagreements = _disagreements(found.jacobians, exact)
             if disagreements:
-                result.failures.extend(
+                parted = [
                     f"the closed-form VJP disagrees with the expanded Jacobian: {d}" for d in disagreements
-                )
+                ]
+                result.expansion_failures.extend(parted)
+                result.failures.extend(parted)
             else:
                 result.notes.append(
                     "Jacobian exact by expansion; the closed-form VJP agrees with it, entry by entry"

@@ -72,3 +72,26 @@ def test_a_deep_scalar_program_gets_its_exact_gradient() -> None:
     symbolic = result.points[0].results["symbolic"]
     assert symbolic.grads["a"] == pytest.approx(138.83381924198252)
     assert symbolic.grads["b"] == pytest.approx(645.5772594752186)
+
+
+def test_a_gave_up_wrapped_by_a_library_is_still_a_gave_up() -> None:
+    from lark.exceptions import VisitError
+
+    from symcheck.engines.symbolic.budget import gave_up_in
+
+    # Lark wraps what its transformer raises (the alarm landing while a claim is parsed): was exit 3
+    try:
+        try:
+            raise GaveUp()
+        except GaveUp as inner:
+            raise VisitError("bare", None, inner) from None
+    except VisitError as e:
+        assert gave_up_in(e)
+    try:
+        try:
+            raise GaveUp()
+        except GaveUp as inner:
+            raise SystemError("returned a result with an exception set") from inner
+    except SystemError as e:
+        assert gave_up_in(e)
+    assert not gave_up_in(ValueError("ours"))

@@ -143,6 +143,13 @@ def test_torch_second_derivatives_that_are_zero_tensors_read_as_zeros() -> None:
             "out = min((cos(clamp(r, min=0)))^2) + mean(h0)",
             "-i", "c=0", "-i", "r=[[0.0, 0.0]]", "-i", "q:2x1", "--samples", "1", "--seed", "90410",
         ],
+        # ties nested in ties: min(min(r, c), r) is min(r, c) (1/2), the chain rule gives 1/2 * 1/2
+        [
+            "h0 = clamp(where(onehot(k, 2) >= 0, onehot(k, 2), 0.5*(onehot(k, 2))), max=0)\n"
+            "h1 = minimum(minimum(r, c), (r)[0])\nout = (a)[1] + mean(h0) + mean(h1)",
+            "-i", "a:2x2", "-i", "c=0", "-i", "r=[[-1.5, 0.0]]", "-i", "k:int=1",
+            "--samples", "2", "--seed", "63809",
+        ],
     ],
 )  # fmt: skip
 def test_fuzz_findings_of_the_last_run_pass(argv: list[str]) -> None:
