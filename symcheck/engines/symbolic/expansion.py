@@ -241,6 +241,8 @@ _CARRIERS: dict[sympy.Symbol, Any] = {}
 
 def _carrying(symbol: sympy.Symbol) -> Any:
     if symbol not in _CARRIERS:
+        if len(_CARRIERS) > 100_000:  # a long-lived process: stay bounded, as _IN_SYMENGINE does
+            _CARRIERS.clear()
         _CARRIERS[symbol] = _Carrying(symbol)
     return _CARRIERS[symbol]
 
