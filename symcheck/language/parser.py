@@ -616,10 +616,17 @@ class _Binder:
             return
         limit = limits.current()
         too_big = abs(exponent) > limit.max_exponent
-        if base is not None and base not in (0, 1, -1):
+        if not too_big and base is not None and base not in (0, 1, -1):  # |exponent| <= 1000 here
             # the exact result's size in bits: |exponent| * log2(|base|)
             bits = abs(float(exponent)) * max(1.0, math.log2(abs(float(base)) or 1))
             too_big = too_big or bits > limit.max_power_bits
+            magnitude = float(exponent) * math.log10(abs(float(base)))
+            if not too_big and magnitude > MAX_LITERAL_EXPONENT + 8:  # past float64's 1.8e308
+                raise self.err(
+                    f"this constant is about 1e{magnitude:.0f}, beyond float64 (at most about 1.8e308)",
+                    call.span,
+                    hint="every engine but the symbolic one computes in floats: scale the constant down",
+                )
         if too_big:
             raise self.err(
                 f"the exponent {format_fraction(exponent)} is too large for exact symbolic work",
@@ -739,9 +746,14 @@ def _kw_text(value: KwValue) -> str:
 
 
 def format_fraction(value: Fraction) -> str:
-    if value.denominator == 1:
-        return str(value.numerator)
-    return f"{value.numerator}/{value.denominator}"
+    text = str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    if len(text) > 40:  # a 601-digit exponent is not read digit by digit
+        return (
+            f"about {float(value.numerator // value.denominator):.3g}"
+            if abs(value) < 1e300
+            else (f"a number of {len(str(abs(value.numerator // value.denominator)))} digits")
+        )
+    return text
 
 
 def op_spec(name: str) -> OpSpec:

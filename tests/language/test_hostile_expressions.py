@@ -55,6 +55,9 @@ def test_expressions_that_crashed_the_symbolic_engine_are_checked(expr: str, spe
         ("sum(x^1000000)", "x:2", "the exponent 1000000 is too large for exact symbolic work"),
         ("sum(x^10^10)", "x:2", "the exponent 10000000000 is too large"),
         ("sum(x*2^2^2^2^2^2)", "x:2", "the exponent 65536 is too large"),
+        # a constant power beyond float64: its exponent, 1e600, overflowed float() (exit 3)
+        ("sum(-x^2) + 2^1e300^2", "x=[1, 2]", "this constant is about 1e600, beyond float64"),
+        ("sum(-x^2) + 1e300^3", "x=[1, 2]", "this constant is about 1e900, beyond float64"),
     ],
 )
 def test_a_limit_is_refused_quickly_with_where(expr: str, spec: str, message: str) -> None:
