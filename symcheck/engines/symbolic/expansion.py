@@ -165,11 +165,18 @@ def _partials(expr: sympy.Expr, wanted: set[sympy.Symbol]) -> dict[sympy.Symbol,
     """
     coeff, rest = expr.as_coeff_Mul()
     terms = rest.args if rest.is_Add else (rest,)
-    collected: dict[sympy.Symbol, list[sympy.Expr]] = {}
+    collected: dict[sympy.Symbol, list[tuple[sympy.Expr, Any]]] = {}
     for term in terms:
-        for s, d in term_partials(term, term.free_symbols & wanted).items():
-            collected.setdefault(s, []).append(d)
-    return {s: coeff * sympy.Add(*ds) for s, ds in collected.items()}
+        for s, both in _term_partials(term, term.free_symbols & wanted).items():
+            collected.setdefault(s, []).append(both)
+    partials = {}
+    for s, pairs in collected.items():
+        partials[s] = coeff * sympy.Add(*(d for d, _ in pairs))
+        if all(fast is not None for _, fast in pairs):
+            # Its SymEngine form is at hand: exact_floats need not convert it back again. (One
+            # conversion of the sum instead of one per term is slower: SymPy's Add of it all at once.)
+            _remember(partials[s], symengine.sympify(coeff) * symengine.Add(*(fast for _, fast in pairs)))
+    return partials
 
 
 # What SymEngine (C++) differentiates exactly as SymPy does: arithmetic, the elementary functions
@@ -213,14 +220,27 @@ def term_partials(term: sympy.Expr, symbols: set[sympy.Symbol]) -> dict[sympy.Sy
     """d term / d s for each s: by SymEngine where it differentiates as SymPy does (ten to a
     hundred times faster on the expansion's terms), else by sympy.diff. Same results either way
     (tests/engines/symbolic/test_symengine.py)."""
+    return {
+        s: d if d is not None else fast._sympy_() for s, (d, fast) in _term_partials(term, symbols).items()
+    }
+
+
+def _term_partials(
+    term: sympy.Expr, symbols: set[sympy.Symbol]
+) -> dict[sympy.Symbol, tuple[sympy.Expr, Any]]:
+    """term_partials, each with its SymEngine form where SymEngine made it (else None)."""
     if not symbols:
         return {}
     if symengine is None or not symengine_can(term):
-        return {s: sympy.diff(term, s) for s in symbols}
+        return {s: (sympy.diff(term, s), None) for s in symbols}
     # SymEngine's symbols carry ours along, so that back in SymPy they keep their assumptions.
     ours = {symengine.Symbol(s.name): _carrying(s) for s in term.free_symbols}
     fast = symengine.sympify(term).xreplace(ours)
-    return {s: fast.diff(_carrying(s))._sympy_() for s in symbols}
+    found = {}
+    for s in symbols:
+        d = fast.diff(_carrying(s))
+        found[s] = (d._sympy_(), d)
+    return found
 
 
 if symengine is not None:
@@ -296,14 +316,18 @@ def _in_symengine(expr: sympy.Expr) -> Any:
     if symengine is None:
         return None
     if expr not in _IN_SYMENGINE:
-        if len(_IN_SYMENGINE) > 100_000:  # a long-lived process (the pytest plugin): stay bounded
-            _IN_SYMENGINE.clear()
         fast = None
         if symengine_can(expr):
             ours = {symengine.Symbol(s.name): _carrying(s) for s in expr.free_symbols}
             fast = symengine.sympify(expr).xreplace(ours)
-        _IN_SYMENGINE[expr] = fast
+        _remember(expr, fast)
     return _IN_SYMENGINE[expr]
+
+
+def _remember(expr: sympy.Expr, fast: Any) -> None:
+    if len(_IN_SYMENGINE) > 100_000:  # a long-lived process (the pytest plugin): stay bounded
+        _IN_SYMENGINE.clear()
+    _IN_SYMENGINE[expr] = fast
 
 
 def _fast_float(fast: Any, subs: Mapping[Any, Any]) -> float | None:
