@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from symcheck.check.runner import CaseResult, run_cases
-from symcheck.suites.case import Case
+from symcheck.language.errors import Source
+from symcheck.language.inputs import InputSpec
+from symcheck.language.ir import DType
+from symcheck.suites.case import Case, Expect, Tolerance
 
 ENGINES = ("symbolic", "autograd", "torch", "numeric")
 NAN = float("nan")
@@ -28,6 +31,41 @@ class SymcheckRun:
     mode: str  # "expansion" or "closed form"
     notes: dict[str, list[str]] = field(default_factory=dict)  # engine -> EngineResult.notes
     value: float = NAN  # the output as the first engine that ran computed it
+
+
+def pinned_input(v: np.ndarray) -> InputSpec:
+    """An input given by its values, as `-i name=[...]` gives it; integer arrays are labels.
+    tolist() round-trips float64 exactly, so symcheck and its peer see the same numbers."""
+    if np.issubdtype(v.dtype, np.integer):
+        return InputSpec(value=v.tolist(), dtype=DType.INT)
+    return InputSpec(value=v.tolist())
+
+
+def pinned_case(
+    name: str,
+    expr: str,
+    inputs: dict[str, InputSpec],
+    wrt: Sequence[str] | None,
+    expansion_budget: int,
+    **extra: object,
+) -> Case:
+    """What `symcheck grad EXPR -i ... [--wrt ...] --samples 0` builds: all four engines, only the
+    pinned point. `extra`: further Case fields (order, timeout)."""
+    return Case(
+        name=name,
+        file="<bench>",
+        line=1,
+        expr=expr,
+        expr_source=Source(expr, "<bench>"),
+        inputs=inputs,
+        wrt=None if wrt is None else list(wrt),
+        expect=Expect(),
+        engines=list(ENGINES),
+        tolerance=Tolerance(),
+        samples=0,
+        expansion_budget=expansion_budget,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def time_case(case: Case, clear_sympy_cache: bool = False) -> SymcheckRun:

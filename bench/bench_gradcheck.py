@@ -37,15 +37,15 @@ from _common import (
     SymcheckRun,
     fmt_seconds,
     median_engine_seconds,
+    pinned_case,
+    pinned_input,
     print_grid,
     ratio,
     time_case,
     worst_status,
 )
 
-from symcheck.language.errors import Source
-from symcheck.language.inputs import InputSpec
-from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
+from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case
 
 FULL_SIZES = (4, 16, 64, 256, 1024)
 QUICK_SIZES = (4, 64, 1024)
@@ -105,21 +105,8 @@ def _draw(shapes: dict[str, tuple[int, ...]], rng: np.random.Generator) -> dict[
 
 def make_case(work: Workload, expansion_budget: int) -> Case:
     """What `symcheck grad EXPR -i name=[...]` builds, with samples=0: only the pinned point."""
-    return Case(
-        name=work.expr,
-        file="<bench>",
-        line=1,
-        expr=work.expr,
-        expr_source=Source(work.expr, "<bench>"),
-        # tolist() round-trips float64 exactly, so symcheck and gradcheck see the same numbers.
-        inputs={name: InputSpec(value=v.tolist()) for name, v in work.values.items()},
-        wrt=None,
-        expect=Expect(),
-        engines=list(ENGINES),
-        tolerance=Tolerance(),
-        samples=0,
-        expansion_budget=expansion_budget,
-    )
+    inputs = {name: pinned_input(v) for name, v in work.values.items()}
+    return pinned_case(work.expr, work.expr, inputs, None, expansion_budget)
 
 
 def run_symcheck(work: Workload, expansion_budget: int, clear_sympy_cache: bool) -> SymcheckRun:

@@ -45,16 +45,16 @@ from _common import (
     SymcheckRun,
     fmt_seconds,
     median_engine_seconds,
+    pinned_case,
+    pinned_input,
     print_grid,
     ratio,
     time_case,
     worst_status,
 )
 
-from symcheck.language.errors import Source
 from symcheck.language.inputs import InputSpec
-from symcheck.language.ir import DType
-from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance
+from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case
 
 # (users, items, rank); (examples, features, classes); n for x @ A @ x; n for the tanh layer
 MF_SIZES = {"full": ((5, 4, 2), (50, 40, 5), (200, 150, 10)), "quick": ((200, 150, 10),)}
@@ -183,26 +183,9 @@ def make_case(model: Model, expansion_budget: int) -> Case:
     for name, v in model.values.items():
         if name in model.fills:
             inputs[name] = InputSpec(shape=v.shape, fill=float(v.flat[0]))
-        elif np.issubdtype(v.dtype, np.integer):
-            inputs[name] = InputSpec(value=v.tolist(), dtype=DType.INT)
         else:
-            # tolist() round-trips float64 exactly, so symcheck and torch see the same numbers.
-            inputs[name] = InputSpec(value=v.tolist())
-    return Case(
-        name=model.label,
-        file="<bench>",
-        line=1,
-        expr=model.expr,
-        expr_source=Source(model.expr, "<bench>"),
-        inputs=inputs,
-        wrt=list(model.wrt),
-        expect=Expect(),
-        engines=list(ENGINES),
-        tolerance=Tolerance(),
-        samples=0,
-        expansion_budget=expansion_budget,
-        order=model.order,
-    )
+            inputs[name] = pinned_input(v)
+    return pinned_case(model.label, model.expr, inputs, model.wrt, expansion_budget, order=model.order)
 
 
 FIRST_ORDER_MODES = (  # a symbolic note's start -> what the table shows

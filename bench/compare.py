@@ -61,20 +61,18 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
-    ENGINES,
     NAN,
     SymcheckRun,
     fmt_seconds,
+    pinned_case,
+    pinned_input,
     print_grid,
     ratio,
     time_case,
     worst_status,
 )
 
-from symcheck.language.errors import Source  # noqa: E402
-from symcheck.language.inputs import InputSpec  # noqa: E402
-from symcheck.language.ir import DType  # noqa: E402
-from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case, Expect, Tolerance  # noqa: E402
+from symcheck.suites.case import DEFAULT_EXPANSION_BUDGET, Case  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_SIZES = (4, 64, 256, 4096, 10**5, 10**6)
@@ -274,29 +272,9 @@ BUILDERS: dict[str, Callable[[int, np.random.Generator], Workload]] = {
 
 def make_case(work: Workload, expansion_budget: int, timeout: float | None) -> Case:
     """What `symcheck grad EXPR -i ... --wrt ... --samples 0` builds."""
-    inputs = {}
-    for name, v in work.values.items():
-        if np.issubdtype(v.dtype, np.integer):
-            inputs[name] = InputSpec(value=v.tolist(), dtype=DType.INT)
-        else:
-            # tolist() round-trips float64 exactly, so every contender sees the same numbers.
-            inputs[name] = InputSpec(value=v.tolist())
+    inputs = {name: pinned_input(v) for name, v in work.values.items()}
     extra = {} if timeout is None else {"timeout": timeout}
-    return Case(
-        name=work.key,
-        file="<bench>",
-        line=1,
-        expr=work.expr,
-        expr_source=Source(work.expr, "<bench>"),
-        inputs=inputs,
-        wrt=list(work.wrt),
-        expect=Expect(),
-        engines=list(ENGINES),
-        tolerance=Tolerance(),
-        samples=0,
-        expansion_budget=expansion_budget,
-        **extra,
-    )
+    return pinned_case(work.key, work.expr, inputs, work.wrt, expansion_budget, **extra)
 
 
 def torch_inputs(work: Workload) -> dict[str, Any]:
