@@ -32,6 +32,10 @@ class EngineOptions:
     dtype: str = "float64"  # torch: float64 | float32 | float16 | bfloat16
     device: str = "cpu"  # torch: cpu | cuda | cuda:N
     expansion_budget: int = 256  # symbolic: most input elements to expand into SymPy symbols
+    # symbolic: within the budget, the expansion runs at a case's own shape only while its estimated
+    # work (the expanded output's size times the wrt elements, expansion.expanded_size: about 1 ms per
+    # 1,000 on one core) stays under this; the probe shape may take ten times as much.
+    expansion_work: float = 20_000
     fd_full_limit: int = 2048  # numeric: up to this many elements, difference every element
     fd_directions: int = 8  # numeric: random directions above fd_full_limit
     seed: int = 0

@@ -94,6 +94,8 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return np.asarray(args[0])[atom.kw("at")]
     if atom.op == "take":
         return arrays.take(args[0], args[1])
+    if atom.op == "let":
+        return args[0]
     raise AssertionError(f"no numpy op for atom {atom.op}")
 
 
@@ -139,9 +141,23 @@ class Graph:
         for name, decl in program.inputs.items():
             if name not in env:
                 env[name] = self.input(name, decl.type.shape)
+        last = {s.name: s.id for s in program.steps}  # the value a step's name means in a formula
         for step_ in program.steps:
-            env[step_.id] = self.lower_node(step_.expr, env)
+            lowered = self.lower_node(step_.expr, env)
+            if step_.id != program.output.id and tree_size(lowered.expr, LET_SIZE) > LET_SIZE:
+                # Large steps stay shared: substituted into each other, a deep program (many steps
+                # on a few scalars, micrograd's style) would grow without end, and SymPy slows on
+                # every function of a large argument (tanh asks whether it is real).
+                named = step_.name if last.get(step_.name) == step_.id else ""
+                lowered = self.let(lowered, named)
+            env[step_.id] = lowered
         return env
+
+    def let(self, t: SymTensor, name: str) -> SymTensor:
+        """t as an atom of its own (op "let": its value is its argument's), printed as `name` (a
+        step of the program a formula can name) or, without one, as its argument."""
+        natural = self.natural_shape(t)  # an elementwise expression keeps broadcasting
+        return SymTensor(self.atom("let", (SymTensor(t.expr, natural),), natural, name=name).expr, t.shape)
 
     def lower_node(self, node: object, env: Mapping[str, SymTensor]) -> SymTensor:
         if isinstance(node, Const):
@@ -523,6 +539,8 @@ class Graph:
             lifted = self.expand_dims(g, 1)
             both = SymTensor(spread.expr * lifted.expr, (m, *x.shape))
             return [self.reduce("sum", both, (0,), False), None]
+        if atom.op == "let":  # a shared step: its value is its argument's
+            return [g]
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
             return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")
@@ -696,6 +714,17 @@ def _shield_relations(expr: sympy.Expr) -> tuple[sympy.Expr, dict[sympy.Symbol, 
 
 # Past this many terms once expanded, factor and simplify are not tried (the cheap form stands).
 EXPANDED_TERMS_LIMIT = 1000
+LET_SIZE = 60  # a step whose expression has more nodes stays shared (Graph.lower)
+
+
+def tree_size(expr: sympy.Basic, cap: int) -> int:
+    """The nodes of expr's tree (shared subtrees counted each time), counting stops past cap."""
+    count = 0
+    for _ in sympy.preorder_traversal(expr):
+        count += 1
+        if count > cap:
+            break
+    return count
 
 
 def expanded_terms(expr: sympy.Expr, cap: int) -> int:

@@ -32,10 +32,12 @@ from symcheck.engines.symbolic.expansion import (
     exact_number,
     expand_gradient,
     expand_jacobian,
+    expanded_size,
 )
 from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
+from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Program, TensorType, cotangent_name
 from symcheck.language.parser import ParsedProgram, bind, parse
 
@@ -210,8 +212,8 @@ class SymbolicEngine(Engine):
         self._jacobians: dict[tuple[int, tuple[str, ...]], JacobianExpansion] = {}
         self._gave_up: dict[tuple[int, tuple[str, ...]], str] = {}
         self._lowered: dict[int, ClosedForm] = {}
-        self._probes: dict[tuple[int, tuple[str, ...], int, int], str | ClosedFormDisagreement] = {}
-        self._second_probes: dict[tuple[int, tuple[str, ...], int, int], tuple[str, list[str]]] = {}
+        self._probes: dict[tuple[int, tuple[str, ...], int, int, float], str | ClosedFormDisagreement] = {}
+        self._second_probes: dict[tuple[int, tuple[str, ...], int, int, float], tuple[str, list[str]]] = {}
         self._keep: list[Program] = []  # keeps cached programs alive so their ids stay unique
 
     def closed_form(self, program: Program, wrt: Sequence[str]) -> ClosedForm:
@@ -302,15 +304,15 @@ class SymbolicEngine(Engine):
         result = EngineResult(
             engine=self.name, value=value, grads=grads, closed_forms=dict(closed.printed), dtype="float64"
         )
-        elements = sum(d.type.size for d in program.inputs.values())
-        if elements <= options.expansion_budget:
+        too_large = self._too_large(program, wrt, options)
+        if too_large is None:
             try:
                 self._use_expansion(program, inputs, wrt, result)
             except NotEvaluable as e:
                 result.notes.append(_not_evaluable(e))
         else:
             result.notes.append(
-                f"expansion skipped: {elements} input elements > budget {options.expansion_budget}; "
+                f"expansion skipped: {too_large}; "
                 "values and gradients are the closed form evaluated in float64"
             )
             try:
@@ -318,11 +320,29 @@ class SymbolicEngine(Engine):
             except ClosedFormDisagreement as e:
                 result.failures.append(f"closed form disagrees with the expansion {e}")
         if options.order >= 2:
-            self._second_derivatives(
-                program, inputs, wrt, options, result, elements <= options.expansion_budget
-            )
+            self._second_derivatives(program, inputs, wrt, options, result, too_large is None)
         result.seconds = time.perf_counter() - start
         return result
+
+    def _too_large(
+        self, program: Program, wrt: Sequence[str], options: EngineOptions, probe: bool = False
+    ) -> str | None:
+        """Why the expansion does not run on `program` (None: it does): more input elements than the
+        budget, or more estimated work than it is worth where the probe shape proves the closed form
+        (a probe may take ten times a case's work: it is the proof then)."""
+        elements = sum(d.type.size for d in program.inputs.values())
+        if elements > options.expansion_budget:
+            return f"{elements} input elements > budget {options.expansion_budget}"
+        work = _expansion_work(program, wrt)
+        # Where the probe shape is no smaller than the case's (or there is none), the case is its own probe.
+        smaller = None if probe else _at_shapes(program, probe_shapes(program))
+        if smaller is None or _expansion_work(smaller, wrt) >= work:
+            limit = options.expansion_work * 10
+        else:
+            limit = options.expansion_work
+        if work > limit:
+            return f"estimated work {_magnitude(work)} > {_magnitude(limit)} (expanded size x wrt elements)"
+        return None
 
     def _second_derivatives(
         self,
@@ -408,7 +428,7 @@ class SymbolicEngine(Engine):
     ) -> str:
         """Above the budget, the closed form of H v against the exact expanded Hessian at a probe
         shape: once per program (the probe point is its own), its failures replayed at each point."""
-        key = (id(program), tuple(wrt), options.seed, options.expansion_budget)
+        key = (id(program), tuple(wrt), options.seed, options.expansion_budget, options.expansion_work)
         if key not in self._second_probes:
             self._keep.append(program)
             found = EngineResult(engine=self.name, value=np.zeros(()), grads={})
@@ -422,9 +442,12 @@ class SymbolicEngine(Engine):
         self, program: Program, wrt: Sequence[str], options: EngineOptions, result: EngineResult
     ) -> str:
         shapes = probe_shapes(program)
-        if sum(t.size for t in shapes.values()) > options.expansion_budget:
-            return "closed form of H v not checked by expansion: even the probe shape is too large"
         probe = _at_shapes(program, shapes)
+        if probe is None:
+            return "closed form of H v not checked by expansion: " + _NO_PROBE
+        too_large = self._too_large(probe, wrt, options, probe=True)
+        if too_large is not None:
+            return f"closed form of H v not checked by expansion: even at the probe shape, {too_large}"
         point = probe_point(shapes, [options.seed, 1])
         closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
         expansion = expand_gradient(probe, list(wrt))
@@ -469,10 +492,10 @@ class SymbolicEngine(Engine):
         def jvp(v: Mapping[str, np.ndarray]) -> np.ndarray:
             return closed.evaluate_jvp(inputs, v)
 
-        elements = sum(d.type.size for d in program.inputs.values())
+        too_large = self._too_large(program, wrt, options)
         full = wants_full_jacobian(out_shape, shapes, options)
         evaluated = None
-        if full and elements <= options.expansion_budget:
+        if full and too_large is None:
             try:
                 evaluated = self.jacobian_expansion(program, wrt).evaluate(inputs)
             except NotEvaluable as e:
@@ -498,10 +521,8 @@ class SymbolicEngine(Engine):
             result.failures.extend(found.failures)
             how = "in full from the closed form" if full else "along the shared probes, in closed form"
             result.notes.append(f"Jacobian {how} (VJPs and JVPs)")
-            if elements > options.expansion_budget:
-                result.notes.append(
-                    f"expansion skipped: {elements} input elements > budget {options.expansion_budget}"
-                )
+            if too_large is not None:
+                result.notes.append(f"expansion skipped: {too_large}")
                 result.notes.append(self._probe_tensor(program, wrt, options, result))
         if options.order >= 2:
             result.notes.append("second derivatives need a scalar output: not computed")
@@ -513,10 +534,12 @@ class SymbolicEngine(Engine):
     ) -> str:
         """Above the budget, the closed-form VJP against the exact expanded Jacobian at a probe shape."""
         shapes = probe_shapes(program)
-        probe_size = sum(t.size for t in shapes.values())
-        if probe_size > options.expansion_budget:
-            return f"closed-form VJP not checked by expansion: even the probe shape has {probe_size} elements"
         probe = _at_shapes(program, shapes)
+        if probe is None:
+            return "closed-form VJP not checked by expansion: " + _NO_PROBE
+        too_large = self._too_large(probe, wrt, options, probe=True)
+        if too_large is not None:
+            return f"closed-form VJP not checked by expansion: even at the probe shape, {too_large}"
         point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         out_shape = closed.output.shape
@@ -541,7 +564,7 @@ class SymbolicEngine(Engine):
     def _probe(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
         """The closed form against the expansion at the probe shape: the same at every point of a
         case (its own probe point), so done once per program; a disagreement is replayed."""
-        key = (id(program), tuple(wrt), options.seed, options.expansion_budget)
+        key = (id(program), tuple(wrt), options.seed, options.expansion_budget, options.expansion_work)
         if key not in self._probes:
             self._keep.append(program)
             try:
@@ -555,10 +578,12 @@ class SymbolicEngine(Engine):
 
     def _probe_once(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
         shapes = probe_shapes(program)
-        probe_size = sum(t.size for t in shapes.values())
-        if probe_size > options.expansion_budget:
-            return f"closed form not checked by expansion: even the probe shape has {probe_size} elements"
         probe = _at_shapes(program, shapes)
+        if probe is None:
+            return "closed form not checked by expansion: " + _NO_PROBE
+        too_large = self._too_large(probe, wrt, options, probe=True)
+        if too_large is not None:
+            return f"closed form not checked by expansion: even at the probe shape, {too_large}"
         point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         _, closed_grads = closed.evaluate(point)
@@ -611,13 +636,28 @@ class ClosedFormDisagreement(Exception):
     """The closed form and the expansion differ: a bug in the symbolic engine itself."""
 
 
-def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program:
+_NO_PROBE = "the program does not bind at a smaller probe shape (a constant index needs its size)"
+
+
+def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | None:
     """The same program bound at other shapes, ending at the same step: a part of a case with
-    several outputs (--outputs h0) is the program cut at that output's step."""
-    probe = bind(parse(program.source.text, program.source), shapes)
+    several outputs (--outputs h0) is the program cut at that output's step. None where it does
+    not bind there (x[-4] needs 4 elements)."""
+    try:
+        probe = bind(parse(program.source.text, program.source), shapes)
+    except SymcheckError:
+        return None
     if len(probe.steps) == len(program.steps):
         return probe
     return Program(probe.source, probe.inputs, probe.steps[: len(program.steps)], output_of=program.output_of)
+
+
+def _expansion_work(program: Program, wrt: Sequence[str]) -> float:
+    return expanded_size(program) * max(1, sum(program.inputs[n].type.size for n in wrt))
+
+
+def _magnitude(n: float) -> str:
+    return f"{n:.3g}" if n < 1e6 else f"{n:.1e}"
 
 
 def _not_evaluable(e: NotEvaluable) -> str:

@@ -409,3 +409,73 @@ def expand_jacobian(program: Program, wrt: list[str]) -> JacobianExpansion:
                 j[i + k] = row.get(syms[k], sympy.Integer(0))
         jacobians[name] = j
     return JacobianExpansion(symbols, output, jacobians)
+
+
+# ---------------------------------------------------------------- what an expansion would cost
+
+
+def expanded_size(program: Program) -> float:
+    """The expansion's size, estimated from shapes alone: how many nodes the output's expression
+    trees would have (every element's, every step inlined as `expand` inlines it). The expansion's
+    cost (building, differentiating, evaluating exactly) grows with it; `SymbolicEngine` expands at
+    a case's own shape only while it is small. An upper estimate where an op is not modelled."""
+    env: dict[str, np.ndarray] = {name: np.ones(d.type.shape) for name, d in program.inputs.items()}
+    for step in program.steps:
+        env[step.id] = _size(step.expr, env)
+    return float(np.sum(env[program.output.id]))
+
+
+_ARITHMETIC = frozenset(
+    {"add", "sub", "mul", "div", "neg", "pow", "lt", "le", "gt", "ge", "eq", "ne", "where"}
+)
+
+
+def _size(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per element of node's result, the number of nodes of its expanded expression."""
+    if isinstance(node, Const):
+        return np.ones(())
+    if isinstance(node, Ref):
+        return env[node.target]
+    assert isinstance(node, Call)
+    args = [_size(a, env) for a in node.args]
+    shape = node.shape
+    if OPS[node.op].kind is OpKind.ELEMENTWISE or node.op == "clamp":
+        # SymPy's work on a function grows with its argument beyond the argument's size (tanh asks
+        # whether its argument is real, finite, ... each time it is built or differentiated): nested
+        # functions weigh more than their nodes.
+        weight = 1.0 if node.op in _ARITHMETIC else 3.0
+        return np.broadcast_to(weight * sum(args) + 1.0, shape)
+    if node.op in ("sum", "mean"):
+        return np.asarray(np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) + 1.0)
+    if node.op in ("max", "min"):  # nested extremes, each argument compared with the others
+        return np.asarray(2 * np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) + 1.0)
+    if node.op == "matmul":
+        a, b = args
+        if not (a.ndim and b.ndim):
+            return a * 0 + b + a + 1.0
+        # one product per term of each dot product: sizes of a's row and b's column, plus the + and *
+        return np.matmul(a, np.ones_like(b)) + np.matmul(np.ones_like(a), b) + 2.0 * a.shape[-1]
+    if node.op == "transpose":
+        return np.transpose(args[0], node.kw("axes"))
+    if node.op == "expand_dims":
+        return np.expand_dims(args[0], node.kw("axis"))
+    if node.op == "broadcast_to":
+        return np.broadcast_to(args[0], node.kw("shape"))
+    if node.op in ("softmax", "log_softmax"):  # each element over the sum of its row's exponentials
+        axis = node.kw("axis")
+        return args[0] + np.sum(args[0], axis=axis, keepdims=True) + 2.0 * args[0].shape[axis]
+    if node.op == "logsumexp":
+        return np.asarray(np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) * 2.0 + 2.0)
+    if node.op == "outer":
+        return np.add.outer(args[0], args[1]) + 1.0
+    if node.op == "index":
+        return np.asarray(args[0][node.kw("at")])
+    if node.op in ("nll_loss", "cross_entropy"):
+        scores = args[0]
+        if node.op == "cross_entropy":  # log_softmax of each row
+            scores = scores + np.sum(scores, axis=-1, keepdims=True) + 2.0 * scores.shape[-1]
+        return np.asarray(np.sum(scores * 4.0) + 2.0)  # each picked by a onehot case (label == class)
+    if node.op in ("onehot", "eye"):
+        return np.full(shape, 4.0)
+    # Anything else (dot, trace, mse_loss, take): every result element as large as all its arguments.
+    return np.full(shape, sum(float(np.sum(a)) for a in args) + 1.0)

@@ -30,6 +30,8 @@ class SymcheckLatexPrinter(LatexPrinter):
             return name_latex(expr.name)
         if atom.op == "input":
             return name_latex(atom.name)
+        if atom.op == "let":  # a shared step: by its name, else inline
+            return name_latex(atom.kw("name")) if atom.kw("name") else self._print(atom.args[0].expr)
         args = [self._print(a.expr) for a in atom.args]
         wrapped = [self._wrap(a.expr, text) for a, text in zip(atom.args, args, strict=True)]
         if atom.op == "matmul":

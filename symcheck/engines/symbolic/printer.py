@@ -176,6 +176,8 @@ class LanguagePrinter:
     def atom(self, atom: Atom) -> tuple[str, int]:
         if atom.op == "input":
             return atom.name, ATOM
+        if atom.op == "let":  # a shared step: by its name where a formula can say it, else inline
+            return (atom.kw("name"), ATOM) if atom.kw("name") else self.print(atom.args[0].expr)
         args = atom.args
         if atom.op == "matmul":
             left = self._tensor(args[0], MUL)

@@ -185,7 +185,30 @@ def test_expansion_skipped_above_budget_and_checked_at_probe_shape() -> None:
 def test_probe_too_big_is_noted() -> None:
     p = program(SEED, x=(4, 4))
     result = SymbolicEngine().run(p, {"x": np.ones((4, 4))}, ["x"], EngineOptions(expansion_budget=3))
-    assert result.notes[1] == "closed form not checked by expansion: even the probe shape has 4 elements"
+    assert result.notes[1] == (
+        "closed form not checked by expansion: even at the probe shape, 4 input elements > budget 3"
+    )
+
+
+def test_within_the_budget_a_costly_expansion_runs_at_the_probe_shape_only() -> None:
+    p = program("mean(3*(x+2)^2)", x=(8, 8))  # 64 elements: estimated 449 nodes x 64 wrt elements
+    small = EngineOptions(expansion_work=10_000)
+    result = SymbolicEngine().run(p, {"x": np.ones((8, 8))}, ["x"], small)
+    assert result.notes[0].startswith("expansion skipped: estimated work 2.87e+04 > 1e+04")
+    assert result.notes[1].startswith("closed form proven equal to the expansion, element by element")
+    assert result.exact_value is None
+    result = SymbolicEngine().run(p, {"x": np.ones((8, 8))}, ["x"], EngineOptions(expansion_work=30_000))
+    assert result.exact_value == "27"
+
+
+def test_a_case_no_larger_than_its_probe_is_its_own_probe() -> None:
+    p = program("mean(3*(x+2)^2)", x=(2, 3))  # the probe shape is (2, 3) itself
+    # estimated 43 nodes x 6 wrt elements: over a case's work, within a probe's (ten times as much)
+    result = SymbolicEngine().run(p, {"x": np.ones((2, 3))}, ["x"], EngineOptions(expansion_work=30))
+    assert result.exact_value == "27"
+    p = program("mean(3*(x+2)^2)", x=(2, 3))
+    result = SymbolicEngine().run(p, {"x": np.ones((2, 3))}, ["x"], EngineOptions(expansion_work=20))
+    assert result.notes[0].startswith("expansion skipped: estimated work 258 > 200")
 
 
 def test_at_the_budget_the_expansion_runs() -> None:
@@ -337,3 +360,17 @@ def test_more_fuzz_findings_in_the_closed_form_evaluate(expr: str, specs: list[s
         args += ["-i", spec]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
+
+
+def test_a_program_that_does_not_bind_at_the_probe_shape_is_still_checked() -> None:
+    # x[-5] needs 5 elements; the probe shape would give x 2 (was: exit 2 on a valid program)
+    p = program("sum(x)*x[-5]", x=(6,))
+    x = np.arange(1.0, 7.0)
+    result = SymbolicEngine().run(p, {"x": x}, ["x"], EngineOptions(expansion_budget=3))
+    assert result.notes[1] == (
+        "closed form not checked by expansion: the program does not bind at a smaller probe shape "
+        "(a constant index needs its size)"
+    )
+    assert result.grads["x"].tolist() == [2.0, 23.0, 2.0, 2.0, 2.0, 2.0]
+    own = SymbolicEngine().run(p, {"x": x}, ["x"], EngineOptions(expansion_work=10))
+    assert own.exact_value == "42"  # no smaller probe: the case is its own
