@@ -9,7 +9,8 @@ writes, over the training examples in file order, epoch after epoch:
         loss = f(params, example); loss.backward()
         step()               # reads .grad
 
-- torch: the parameters are leaf tensors, the optimizer is `torch.optim.SGD` itself;
+- torch: the parameters are leaf tensors, the update is torch's own SGD (`torch.optim.sgd.sgd`, what
+  `torch.optim.SGD.step` runs; see `TorchSGD`);
 - autograd: leaf `symcheck.engines.autograd.Tensor`s and `symcheck.engines.autograd.optim.SGD`;
 - symbolic: the exact closed-form gradient (`ClosedForm.evaluate`) at each step, and the numpy
   update in `sgd_update` below, which emulates `.grad` (a buffer that gradients are added to).
@@ -397,15 +398,7 @@ def _train_torch(plan: _Plan, load: EngineLoader) -> Trajectory:
         n: torch.tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device, requires_grad=True)
         for n, v in plan.init.items()
     }
-    opt = plan.optimizer
-    optimizer = torch.optim.SGD(
-        list(params.values()),
-        lr=opt.lr,
-        momentum=opt.momentum,
-        dampening=opt.dampening,
-        weight_decay=opt.weight_decay,
-        nesterov=opt.nesterov,
-    )
+    optimizer = TorchSGD(list(params.values()), plan.optimizer)
     rec = _Recorder("torch", plan, plan.dtype)
     program = plan.program
 
@@ -443,6 +436,47 @@ def _train_torch(plan: _Plan, load: EngineLoader) -> Trajectory:
             lambda: {n: numpy(p, p) for n, p in params.items()},
         )
     return rec.done()
+
+
+class TorchSGD:
+    """torch.optim.SGD's step and zero_grad: torch's own update function (`torch.optim.sgd.sgd`,
+    called as `SGD.step` calls it, grad mode off), with the optimizer's bookkeeping (which parameters
+    have a .grad, the momentum buffers) written here. Constructing torch.optim.SGD itself imports
+    torch._dynamo: 1.6 s, most of a training case's time."""
+
+    def __init__(self, params: list[Any], spec: OptimizerSpec) -> None:
+        self.params = params
+        self.spec = spec
+        self.buffers: dict[int, Any] = {}  # id(param) -> momentum buffer, once it has one
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None  # torch's default (set_to_none=True)
+
+    def step(self) -> None:
+        import torch
+        from torch.optim.sgd import sgd
+
+        with torch.no_grad():
+            params = [p for p in self.params if p.grad is not None]
+            momentum = self.spec.momentum != 0
+            buffers = [self.buffers.get(id(p)) for p in params] if momentum else []
+            sgd(
+                params,
+                [p.grad for p in params],
+                buffers,
+                weight_decay=self.spec.weight_decay,
+                momentum=self.spec.momentum,
+                lr=self.spec.lr,
+                dampening=self.spec.dampening,
+                nesterov=self.spec.nesterov,
+                maximize=False,
+                has_sparse_grad=False,
+                foreach=None,
+                fused=None,
+            )
+            if momentum:
+                self.buffers.update((id(p), b) for p, b in zip(params, buffers, strict=True))
 
 
 LEGS: dict[str, Callable[[_Plan, EngineLoader], Trajectory]] = {

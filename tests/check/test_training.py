@@ -14,7 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from symcheck.check.runner import CaseResult, run_cases
-from symcheck.check.training import examples, sgd_update, step_tolerance
+from symcheck.check.training import TorchSGD, examples, sgd_update, step_tolerance
 from symcheck.cli import main
 from symcheck.engines.autograd.optim import SGD
 from symcheck.engines.autograd.tensor import Tensor
@@ -105,6 +105,21 @@ def test_numpy_sgd_update_matches_torch(kw: dict[str, Any]) -> None:
     for g in grads:
         sgd_update(params, {"p": g}, buffers, spec)
     np.testing.assert_allclose(params["p"], _torch_sgd(start, grads, **kw), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("kw", OPTIMIZERS, ids=lambda kw: ",".join(kw) or "plain")
+def test_the_torch_legs_sgd_is_torch_optim_sgd_bit_for_bit(kw: dict[str, Any]) -> None:
+    start, grads = _gradient_sequence()
+    p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+    q = torch.tensor(start, dtype=torch.float64, requires_grad=True)  # never given a .grad
+    opt = TorchSGD([p, q], OptimizerSpec(lr=0.1, **kw))
+    for g in grads:
+        opt.zero_grad()
+        assert p.grad is None
+        p.grad = torch.tensor(g)
+        opt.step()
+    np.testing.assert_array_equal(p.detach().numpy(), _torch_sgd(start, grads, **kw))
+    np.testing.assert_array_equal(q.detach().numpy(), start)
 
 
 def test_weight_decay_leaves_grad_alone_and_unset_grads_are_skipped() -> None:
