@@ -1,3 +1,3 @@
-from symcheck.cli import main
+from symcheck.cli import entry
 
-main()
+entry()

@@ -113,10 +113,9 @@ def _lark() -> Lark:
     )
 
 
-def _private_cache_file(name: str) -> str | None:
-    """A file for Lark's parse tables (analysing the grammar is most of a cold parse): in the user's
-    own cache folder, ~/.cache/symcheck, never the shared temp folder Lark would pick, because
-    Lark reads it back with pickle. None where that folder is not the user's alone."""
+def private_cache_folder() -> str | None:
+    """The user's own cache folder, ~/.cache/symcheck (created 0700), for what symcheck reads back
+    with pickle: never a shared temp folder. None where that folder is not the user's alone."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     folder = os.path.join(base, "symcheck")
     try:
@@ -127,7 +126,14 @@ def _private_cache_file(name: str) -> str | None:
     getuid = getattr(os, "getuid", None)
     if (getuid is not None and info.st_uid != getuid()) or info.st_mode & 0o022:
         return None  # someone else could write it
-    return os.path.join(folder, f"{name}-lark{lark.__version__}.pickle")
+    return folder
+
+
+def _private_cache_file(name: str) -> str | None:
+    """A file for Lark's parse tables (analysing the grammar is most of a cold parse), which Lark
+    reads back with pickle: in the private folder only."""
+    folder = private_cache_folder()
+    return None if folder is None else os.path.join(folder, f"{name}-lark{lark.__version__}.pickle")
 
 
 def _span(meta_or_token: object) -> Span:

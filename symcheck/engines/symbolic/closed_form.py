@@ -107,6 +107,10 @@ class Graph:
     _by_key: dict[tuple, sympy.Symbol] = field(default_factory=dict)
     _lambdified: dict[tuple, Callable[..., Any]] = field(default_factory=dict)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # numpy functions made by lambdify do not pickle (the disk cache): made again when needed
+        return {**self.__dict__, "_lambdified": {}}
+
     # ------------------------------------------------------------ building
 
     def input(self, name: str, shape: Shape) -> SymTensor:

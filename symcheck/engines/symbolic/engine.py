@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import sympy
@@ -21,6 +22,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
+from symcheck.engines.symbolic import disk_cache
 from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, time_limit
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
@@ -42,6 +44,8 @@ from symcheck.language.ir import Program, TensorType, cotangent_name
 from symcheck.language.parser import ParsedProgram, bind, parse
 
 # Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
+T = TypeVar("T")
+
 AGREEMENT_RTOL = 1e-9
 AGREEMENT_ATOL = 1e-12
 
@@ -220,7 +224,19 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._closed:
             self._keep.append(program)
-            self._closed[key] = ClosedForm.derive(program, wrt)
+            disk = disk_cache.active()
+            stored = None if disk is None else disk.get("closed-form", disk_cache.program_key(program, wrt))
+            if stored is not None:
+                graph, env, output, grads, printed, cotangent = stored
+                closed = ClosedForm(
+                    program, graph, env, output, grads, LanguagePrinter(graph), printed, cotangent
+                )
+            else:
+                closed = ClosedForm.derive(program, wrt)
+                if disk is not None:
+                    parts = (closed.graph, closed.env, closed.output, closed.grads, closed.printed)
+                    disk.put("closed-form", disk_cache.program_key(program, wrt), (*parts, closed.cotangent))
+            self._closed[key] = closed
         return self._closed[key]
 
     def lowered(self, program: Program) -> ClosedForm:
@@ -237,7 +253,7 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._expanded:
             self._keep.append(program)
-            self._expanded[key] = expand_gradient(program, list(wrt))
+            self._expanded[key] = _on_disk("expansion", program, wrt, expand_gradient)
         return self._expanded[key]
 
     def second_order(self, program: Program, wrt: Sequence[str]) -> SecondOrder:
@@ -250,7 +266,7 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._jacobians:
             self._keep.append(program)
-            self._jacobians[key] = expand_jacobian(program, list(wrt))
+            self._jacobians[key] = _on_disk("jacobian-expansion", program, wrt, expand_jacobian)
         return self._jacobians[key]
 
     def run(
@@ -567,10 +583,18 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt), options.seed, options.expansion_budget, options.expansion_work)
         if key not in self._probes:
             self._keep.append(program)
-            try:
-                self._probes[key] = self._probe_once(program, wrt, options)
-            except ClosedFormDisagreement as e:
-                self._probes[key] = e
+            disk = disk_cache.active()
+            on_disk = disk_cache.program_key(program, wrt, *key[2:])
+            stored = None if disk is None else disk.get("probe", on_disk)
+            if stored is not None:
+                self._probes[key] = stored
+            else:
+                try:
+                    self._probes[key] = self._probe_once(program, wrt, options)
+                    if disk is not None:  # a verdict that holds (a disagreement is found again)
+                        disk.put("probe", on_disk, self._probes[key])
+                except ClosedFormDisagreement as e:
+                    self._probes[key] = e
         found = self._probes[key]
         if isinstance(found, ClosedFormDisagreement):
             raise found
@@ -650,6 +674,19 @@ def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | 
     if len(probe.steps) == len(program.steps):
         return probe
     return Program(probe.source, probe.inputs, probe.steps[: len(program.steps)], output_of=program.output_of)
+
+
+def _on_disk(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
+    """make(program, wrt), or what an earlier run stored of it (disk_cache), storing it if not."""
+    disk = disk_cache.active()
+    if disk is None:
+        return make(program, list(wrt))
+    key = disk_cache.program_key(program, wrt)
+    stored = disk.get(kind, key)
+    if stored is None:
+        stored = make(program, list(wrt))
+        disk.put(kind, key, stored)
+    return stored
 
 
 def _expansion_work(program: Program, wrt: Sequence[str]) -> float:

@@ -1,0 +1,173 @@
+"""Closed forms kept on disk between runs, in `.symcheck_cache/` (as pytest keeps `.pytest_cache/`).
+
+A closed form does not depend on the tensor values, only on the program, its input shapes and
+dtypes, and what it is differentiated with respect to: derived once, it serves every later point,
+case and run. So does the verdict of its probe-shape proof. Entries are pickles, and a pickle can
+run code when it is read: each entry is signed (HMAC-SHA256) with a key kept in the user's private
+folder (~/.cache/symcheck, 0700), and an entry whose signature does not verify is never unpickled
+(it is deleted). Without a private folder there is no cache.
+
+Entries are keyed by everything that decides them: the program's text, input types, output step,
+wrt, and a fingerprint of symcheck's own source and the versions of Python, SymPy, SymEngine and
+numpy; any change there is another key, so nothing stale is read. The folder is used only where
+`SYMCHECK_CACHE_DIR` names it (the CLI sets it; `--no-cache` and `--cache-clear`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pickle
+import platform
+import secrets
+import shutil
+import tempfile
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from symcheck.language.ir import Program
+from symcheck.language.parser import private_cache_folder
+
+CACHE_ENV = "SYMCHECK_CACHE_DIR"
+FOLDER_NAME = ".symcheck_cache"
+MAX_ENTRY_BYTES = 8 * 2**20  # a larger closed form is derived again rather than stored
+_SIGNATURE_BYTES = 32
+
+_README = """# symcheck cache
+
+This folder holds closed forms derived by symcheck's symbolic engine, reused by later runs.
+Delete it, or run `symcheck verify --cache-clear ...`, whenever you like: it is rebuilt as needed.
+Each entry is signed with a key in your private ~/.cache/symcheck folder; entries that do not verify
+are never read. Do not commit this folder to version control.
+"""
+
+
+def active() -> DiskCache | None:
+    """The cache the environment names (SYMCHECK_CACHE_DIR), or None."""
+    root = os.environ.get(CACHE_ENV)
+    return _open(root) if root else None
+
+
+@cache
+def _open(root: str) -> DiskCache | None:
+    key = _signing_key()
+    return None if key is None else DiskCache(Path(root), key)
+
+
+def clear(root: str | Path) -> None:
+    """Remove the cache folder (only one that symcheck made: it holds our README)."""
+    path = Path(root)
+    if (path / "README.md").is_file() and (path / "README.md").read_text().startswith("# symcheck cache"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _signing_key() -> bytes | None:
+    folder = private_cache_folder()
+    if folder is None:
+        return None
+    path = Path(folder) / "cache-signing.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    key = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()
+    except OSError:
+        return None
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+@cache
+def fingerprint() -> str:
+    """symcheck's source and the versions of what derives and evaluates closed forms."""
+    import numpy
+    import sympy
+
+    try:
+        import symengine
+
+        symengine_version = symengine.__version__
+    except ImportError:  # pragma: no cover - a dependency
+        symengine_version = "none"
+    digest = hashlib.sha256()
+    for part in (platform.python_version(), sympy.__version__, symengine_version, numpy.__version__):
+        digest.update(part.encode() + b"\0")
+    package = Path(__file__).resolve().parents[2]
+    for path in sorted(package.rglob("*.py")) + sorted(package.rglob("*.lark")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def program_key(program: Program, wrt: Sequence[str], *extra: object) -> tuple:
+    """What decides a closed form: the program as written, its input types, its output step."""
+    inputs = tuple((n, d.type.shape, d.type.dtype.value) for n, d in program.inputs.items())
+    return (program.source.text, inputs, len(program.steps), program.output.id, tuple(wrt), *extra)
+
+
+class DiskCache:
+    def __init__(self, root: Path, key: bytes) -> None:
+        self.root = root
+        self._key = key
+
+    def _path(self, kind: str, key: tuple) -> Path:
+        digest = hashlib.sha256(repr((fingerprint(), kind, key)).encode()).hexdigest()
+        return self.root / kind / f"{digest}.pickle"
+
+    def get(self, kind: str, key: tuple) -> Any | None:
+        path = self._path(kind, key)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        signature, payload = data[:_SIGNATURE_BYTES], data[_SIGNATURE_BYTES:]
+        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
+        if not hmac.compare_digest(signature, expected):
+            path.unlink(missing_ok=True)  # not ours, or damaged: never unpickled
+            return None
+        try:
+            return pickle.loads(payload)  # signed by us, verified above
+        except Exception:  # an entry of ours that no longer loads (a class moved): derive again
+            path.unlink(missing_ok=True)
+            return None
+
+    def put(self, kind: str, key: tuple, value: Any) -> None:
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # something in it does not pickle: not cached, derived again next run
+            return
+        if len(payload) > MAX_ENTRY_BYTES:
+            return
+        signature = hmac.new(self._key, payload, hashlib.sha256).digest()
+        path = self._path(kind, key)
+        try:
+            self._make_folder()
+            path.parent.mkdir(exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(signature + payload)
+            os.replace(temporary, path)  # whole or not at all, whoever reads it meanwhile
+        except OSError:  # a read-only or full disk: the run goes on without the cache
+            return
+
+    def _make_folder(self) -> None:
+        if self.root.is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".gitignore").write_text("# Created by symcheck automatically.\n*\n")
+        (self.root / "CACHEDIR.TAG").write_text(
+            "Signature: 8a477f597d28d172789f06886806bc55\n"
+            "# This file is a cache directory tag created by symcheck.\n"
+            "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+        )
+        (self.root / "README.md").write_text(_README)

@@ -1,0 +1,137 @@
+"""Closed forms on disk: reused across runs, keyed by all that decides them, signed, clearable."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from symcheck.cli import main
+from symcheck.engines.base import EngineOptions
+from symcheck.engines.symbolic import ClosedForm, SymbolicEngine, disk_cache
+from symcheck.language.ir import Program, TensorType
+from symcheck.language.parser import bind, parse
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the signing key lives there
+    monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    disk_cache._open.cache_clear()
+    yield tmp_path / ".symcheck_cache"
+    disk_cache._open.cache_clear()
+
+
+def _program(text: str, **shapes: tuple[int, ...]) -> Program:
+    parsed = parse(text)
+    return bind(parsed, {n: TensorType(shapes[n]) for n in parsed.free_names()})
+
+
+def _derivations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    derive = ClosedForm.derive.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[ClosedForm], program: Program, wrt: list[str]) -> ClosedForm:
+        calls.append(program.source.text)
+        return derive(cls, program, wrt)
+
+    monkeypatch.setattr(ClosedForm, "derive", classmethod(counted))
+    return calls
+
+
+def _run(program: Program, x: np.ndarray) -> object:
+    return SymbolicEngine().run(program, {"x": x}, ["x"], EngineOptions(expansion_budget=2))
+
+
+def test_a_closed_form_is_derived_once_across_runs(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _derivations(monkeypatch)
+    x = np.array([1.0, 2.0, 3.0])
+    first = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)
+    again = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)  # a new engine, as a new run has
+    assert calls == ["mean(3*(x+2)^2)", "mean(3*(x+2)^2)"]  # the case, then its probe shape
+    assert again.closed_forms == first.closed_forms == {"x": "2*(x + 2)"}
+    np.testing.assert_array_equal(again.grads["x"], first.grads["x"])
+    assert again.notes == first.notes  # the probe's proof, read back
+    assert (cache_dir / ".gitignore").read_text().endswith("*\n")
+    assert (cache_dir / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+
+
+def test_another_shape_or_wrt_is_another_entry(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _derivations(monkeypatch)
+    engine = SymbolicEngine()
+    engine.closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(3,), y=(3,)), ["x"])
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["y"])
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])
+    assert len(calls) == 3
+
+
+def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_path: Path) -> None:
+    program = _program("sum(x^2)", x=(2,))
+    SymbolicEngine().closed_form(program, ["x"])
+    (entry,) = (cache_dir / "closed-form").iterdir()
+    witness = tmp_path / "ran"
+
+    class Payload:  # unpickling this would create the witness file
+        def __reduce__(self) -> tuple:
+            return (os.mkdir, (str(witness),))
+
+    entry.write_bytes(b"\0" * 32 + pickle.dumps(Payload()))
+    assert SymbolicEngine().closed_form(program, ["x"]).printed == {"x": "2*x"}  # derived again
+    assert not witness.exists()
+    (entry,) = (cache_dir / "closed-form").iterdir()  # replaced by a good one
+    assert disk_cache.active().get("closed-form", disk_cache.program_key(program, ["x"])) is not None
+
+
+def test_without_a_private_folder_there_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    (shared / "symcheck").mkdir(parents=True)
+    (shared / "symcheck").chmod(0o777)  # anyone could plant a key or an entry
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
+    monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    disk_cache._open.cache_clear()
+    try:
+        assert disk_cache.active() is None
+    finally:
+        disk_cache._open.cache_clear()
+
+
+def test_the_signing_key_is_the_users_alone(cache_dir: Path, tmp_path: Path) -> None:
+    assert disk_cache.active() is not None
+    key = tmp_path / "xdg" / "symcheck" / "cache-signing.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(key.read_bytes()) == 32
+
+
+def test_clear_removes_only_a_folder_symcheck_made(tmp_path: Path) -> None:
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "README.md").write_text("my notes\n")
+    disk_cache.clear(other)
+    assert other.exists()
+
+
+def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("SYMCHECK_NO_CACHE")
+    monkeypatch.chdir(tmp_path)
+    disk_cache._open.cache_clear()
+    runner = CliRunner()
+    folder = tmp_path / ".symcheck_cache"
+    try:
+        assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
+        assert (folder / "closed-form").is_dir()
+        assert disk_cache.CACHE_ENV not in os.environ  # set for the run only
+        args = ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]", "--cache-clear", "--no-cache"]
+        assert runner.invoke(main, args).exit_code == 0
+        assert not folder.exists()
+        monkeypatch.setenv("SYMCHECK_NO_CACHE", "1")
+        assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
+        assert not folder.exists()
+    finally:
+        disk_cache._open.cache_clear()
