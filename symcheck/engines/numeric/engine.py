@@ -26,7 +26,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.numeric.evaluator import forward
+from symcheck.engines.numeric.evaluator import compiled
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import DType, Program
 
@@ -295,14 +295,13 @@ class NumericEngine(Engine):
         for name, decl in program.inputs.items():
             target = np.float64 if decl.type.dtype is DType.FLOAT else np.int64
             point[name] = np.array(inputs[name], dtype=target)  # a copy: perturbed in place below
-        out_id = program.output.id
-        value = forward(program, point)[out_id].astype(np.float64)
+        output = compiled(program)
+        value = output(point).astype(np.float64)
         if value.ndim:
             return self._tensor_output(program, point, wrt, options, value, start)
 
         def f() -> float:
-            # The output is meant to be a scalar; for a tensor output this differentiates its sum.
-            return float(np.sum(forward(program, point)[out_id]))
+            return float(output(point))
 
         floats = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
         notes: list[str] = []
@@ -568,10 +567,10 @@ class NumericEngine(Engine):
     ) -> EngineResult:
         """A tensor output: the Jacobian column by column (one input element moved at a time, every
         output element differenced at once), or J v along each shared random tangent."""
-        out_id = program.output.id
+        output = compiled(program)
 
         def f() -> np.ndarray:
-            return np.array(forward(program, point)[out_id], dtype=np.float64)
+            return np.array(output(point), dtype=np.float64)
 
         floats = [n for n in wrt if program.inputs[n].type.dtype is DType.FLOAT]
         shapes = {n: point[n].shape for n in floats}

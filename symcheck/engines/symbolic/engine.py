@@ -466,7 +466,7 @@ class SymbolicEngine(Engine):
             return f"closed form of H v not checked by expansion: even at the probe shape, {too_large}"
         point = probe_point(shapes, [options.seed, 1])
         closed = SecondOrder.derive(ClosedForm.derive(probe, wrt), wrt).full_hessian(point)
-        expansion = expand_gradient(probe, list(wrt))
+        expansion = expand_gradient(probe, list(wrt), fixed=_labels(point, shapes))
         subs = expansion.substitution(point)
         exact = {k: exact_floats(block, subs) for k, block in expansion_hessian(expansion, wrt).items()}
         shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
@@ -567,7 +567,7 @@ class SymbolicEngine(Engine):
             lambda u: closed.evaluate_vjp(point, u),
             None,
         ).jacobians
-        _, exact = expand_jacobian(probe, list(wrt)).evaluate(point)
+        _, exact = expand_jacobian(probe, list(wrt), fixed=_labels(point, shapes)).evaluate(point)
         shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
         disagreements = _disagreements(rows, exact)
         if disagreements:
@@ -611,14 +611,14 @@ class SymbolicEngine(Engine):
         point = probe_point(shapes, options.seed)
         closed = ClosedForm.derive(probe, wrt)
         _, closed_grads = closed.evaluate(point)
-        expansion = expand_gradient(probe, list(wrt))
+        labels = _labels(point, shapes)
+        expansion = expand_gradient(probe, list(wrt), fixed=labels)
         subs = expansion.substitution(point)
         exact_grads = {name: exact_floats(g, subs) for name, g in expansion.grads.items()}
         shown = ", ".join(f"{n}: {t.shape}" for n, t in shapes.items())
         disagreements = _disagreements(closed_grads, exact_grads)
         if disagreements:
             raise ClosedFormDisagreement(f"at probe shape {shown}: {disagreements[0]}")
-        labels = {n: v for n, v in point.items() if shapes[n].dtype.value != "float"}
         if proven_equal(closed, expansion, labels):
             return f"closed form proven equal to the expansion, element by element, at probe shape ({shown})"
         return (
@@ -687,6 +687,11 @@ def _on_disk(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Pr
         stored = make(program, list(wrt))
         disk.put(kind, key, stored)
     return stored
+
+
+def _labels(point: Mapping[str, np.ndarray], shapes: Mapping[str, TensorType]) -> dict[str, np.ndarray]:
+    """A probe point's integer inputs: the probe expands at them (its proofs hold at those labels)."""
+    return {n: v for n, v in point.items() if shapes[n].dtype.value != "float"}
 
 
 def _expansion_work(program: Program, wrt: Sequence[str]) -> float:

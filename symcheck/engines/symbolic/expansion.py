@@ -138,12 +138,17 @@ class Expansion:
         for name, syms in self.symbols.items():
             values = np.asarray(point[name])
             for index in np.ndindex(*syms.shape):
-                subs[syms[index]] = exact_number(values[index].item())
+                if isinstance(syms[index], sympy.Symbol):  # not a fixed input's number
+                    subs[syms[index]] = exact_number(values[index].item())
         return subs
 
 
-def expand_gradient(program: Program, wrt: list[str]) -> Expansion:
-    symbols = {name: element_symbols(name, d.type.shape, d.type.dtype) for name, d in program.inputs.items()}
+def expand_gradient(
+    program: Program, wrt: list[str], fixed: Mapping[str, np.ndarray] | None = None
+) -> Expansion:
+    """`fixed`: inputs given as numbers rather than symbols (a probe's labels: onehot(y) is then
+    0s and 1s, not a case per class)."""
+    symbols = _symbols(program, fixed)
     env = expand(program, symbols)
     output = env[program.output.id][()]
     partials = _partials(output, {s for name in wrt for s in symbols[name].flat})
@@ -155,6 +160,16 @@ def expand_gradient(program: Program, wrt: list[str]) -> Expansion:
             g[index] = partials.get(syms[index], sympy.Integer(0))
         grads[name] = g
     return Expansion(symbols, output, grads)
+
+
+def _symbols(program: Program, fixed: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    fixed = fixed or {}
+    return {
+        name: np.vectorize(exact_number, otypes=[object])(np.asarray(fixed[name]))
+        if name in fixed
+        else element_symbols(name, d.type.shape, d.type.dtype)
+        for name, d in program.inputs.items()
+    }
 
 
 def _partials(expr: sympy.Expr, wanted: set[sympy.Symbol]) -> dict[sympy.Symbol, sympy.Expr]:
@@ -394,9 +409,11 @@ class JacobianExpansion:
         return exact(self.output), {n: exact(j) for n, j in self.jacobians.items()}
 
 
-def expand_jacobian(program: Program, wrt: list[str]) -> JacobianExpansion:
+def expand_jacobian(
+    program: Program, wrt: list[str], fixed: Mapping[str, np.ndarray] | None = None
+) -> JacobianExpansion:
     """d out[i] / d x[j] for every output element i and input element j, by `sympy.diff`."""
-    symbols = {name: element_symbols(name, d.type.shape, d.type.dtype) for name, d in program.inputs.items()}
+    symbols = _symbols(program, fixed)
     output = np.asarray(expand(program, symbols)[program.output.id], dtype=object)
     wanted = {s for name in wrt for s in symbols[name].flat}
     rows = [_partials(output[i], wanted) for i in np.ndindex(*output.shape)]
