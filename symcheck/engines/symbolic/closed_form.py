@@ -106,10 +106,11 @@ class Graph:
     atoms: dict[sympy.Symbol, Atom] = field(default_factory=dict)
     _by_key: dict[tuple, sympy.Symbol] = field(default_factory=dict)
     _lambdified: dict[tuple, Callable[..., Any]] = field(default_factory=dict)
+    _plans: dict[tuple, tuple[list[Atom], Callable[..., Any]]] = field(default_factory=dict)
 
     def __getstate__(self) -> dict[str, Any]:
         # numpy functions made by lambdify do not pickle (the disk cache): made again when needed
-        return {**self.__dict__, "_lambdified": {}}
+        return {**self.__dict__, "_lambdified": {}, "_plans": {}}
 
     # ------------------------------------------------------------ building
 
@@ -590,8 +591,23 @@ class Graph:
     def evaluate(self, t: SymTensor, inputs: Mapping[str, Any], cache: dict | None = None) -> np.ndarray:
         """t on concrete float arrays."""
         cache = {} if cache is None else cache
-        atoms = self.atoms_of(t)
+        plan = self._plans.get(t.key)  # evaluated again at every point and training step
+        if plan is None:
+            atoms = self.atoms_of(t)
+            plan = self._plans[t.key] = (atoms, self._numpy_function(t, atoms))
+        atoms, fn = plan
         values = [self._atom_value(a, inputs, cache) for a in atoms]
+        with np.errstate(all="ignore"):
+            try:
+                result = np.asarray(fn(*values, np.nan), dtype=np.float64)
+            except (ValueError, TypeError):
+                # A Piecewise's conditions stacked from atoms of different shapes (ValueError), or
+                # a condition on scalars only, which numpy's select takes for no array (TypeError).
+                shaped = (np.broadcast_to(v, t.shape) for v in values)
+                result = np.asarray(fn(*shaped, np.nan), dtype=np.float64)
+        return np.broadcast_to(result, t.shape).copy()
+
+    def _numpy_function(self, t: SymTensor, atoms: list[Atom]) -> Callable[..., Any]:
         key = (t.expr, tuple(a.symbol for a in atoms))
         fn = self._lambdified.get(key)
         if fn is None:
@@ -605,15 +621,7 @@ class Graph:
                 dummify=True,
             )
             self._lambdified[key] = fn
-        with np.errstate(all="ignore"):
-            try:
-                result = np.asarray(fn(*values, np.nan), dtype=np.float64)
-            except (ValueError, TypeError):
-                # A Piecewise's conditions stacked from atoms of different shapes (ValueError), or
-                # a condition on scalars only, which numpy's select takes for no array (TypeError).
-                shaped = (np.broadcast_to(v, t.shape) for v in values)
-                result = np.asarray(fn(*shaped, np.nan), dtype=np.float64)
-        return np.broadcast_to(result, t.shape).copy()
+        return fn
 
     def _atom_value(self, atom: Atom, inputs: Mapping[str, Any], cache: dict) -> Any:
         if atom.symbol in cache:

@@ -388,7 +388,9 @@ class SymbolicEngine(Engine):
             return
         key = (id(program), tuple(wrt))
         if key not in self._exact_hessians:
-            self._exact_hessians[key] = expansion_hessian(self.expansion(program, wrt), wrt)
+            self._exact_hessians[key] = _on_disk(
+                "exact-hessian", program, wrt, lambda p, w: expansion_hessian(self.expansion(p, w), w)
+            )
         subs = self.expansion(program, wrt).substitution(inputs)
         exact = {
             k: exact_floats(block, subs) if block.size else np.zeros(block.shape)
