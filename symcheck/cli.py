@@ -228,7 +228,7 @@ def _with_common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 CACHE_FOLDER = ".symcheck_cache"
-NO_CACHE_ENV = "SYMCHECK_NO_CACHE"  # set (to anything but 0): no cache, as --no-cache
+NO_CACHE_ENV = "SYMCHECK_NO_CACHE"  # set (to anything but 0): no cache, as --no-cache (disk_cache)
 
 
 def _with_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -242,18 +242,20 @@ def _with_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
         folder = os.path.abspath(CACHE_FOLDER)
         if cache_clear:
             disk_cache.clear(folder)
-        before = os.environ.get(disk_cache.CACHE_ENV)
-        if cache and os.environ.get(NO_CACHE_ENV, "0") in ("", "0"):
+        before = {k: os.environ.get(k) for k in (disk_cache.CACHE_ENV, NO_CACHE_ENV)}
+        if cache and disk_cache.enabled():
             os.environ[disk_cache.CACHE_ENV] = folder  # -j workers inherit it
         else:
             os.environ.pop(disk_cache.CACHE_ENV, None)
+            os.environ[NO_CACHE_ENV] = "1"  # nothing reused, in memory either
         try:
             return fn(*args, **kwargs)
         finally:
-            if before is None:
-                os.environ.pop(disk_cache.CACHE_ENV, None)
-            else:
-                os.environ[disk_cache.CACHE_ENV] = before
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     wrapper = click.option(
         "--cache-clear", is_flag=True, help=f"Remove {CACHE_FOLDER}/ first (a cache symcheck made)."

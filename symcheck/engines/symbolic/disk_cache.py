@@ -1,4 +1,5 @@
-"""Closed forms kept on disk between runs, in `.symcheck_cache/` (as pytest keeps `.pytest_cache/`).
+"""Closed forms kept between cases (in memory) and between runs, on disk in `.symcheck_cache/` (as
+pytest keeps `.pytest_cache/`).
 
 A closed form does not depend on the tensor values, only on the program, its input shapes and
 dtypes, and what it is differentiated with respect to: derived once, it serves every later point,
@@ -10,7 +11,9 @@ folder (~/.cache/symcheck, 0700), and an entry whose signature does not verify i
 Entries are keyed by everything that decides them: the program's text, input types, output step,
 wrt, and a fingerprint of symcheck's own source and the versions of Python, SymPy, SymEngine and
 numpy; any change there is another key, so nothing stale is read. The folder is used only where
-`SYMCHECK_CACHE_DIR` names it (the CLI sets it; `--no-cache` and `--cache-clear`).
+`SYMCHECK_CACHE_DIR` names it (the CLI sets it; `--no-cache` and `--cache-clear`). In memory, the
+last `MEMORY_ENTRIES` are kept for the process (a test session calling assert_gradients again and
+again). `SYMCHECK_NO_CACHE` (set, not 0) turns both off: everything is derived again.
 """
 
 from __future__ import annotations
@@ -23,15 +26,20 @@ import platform
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from symcheck.language.ir import Program
 from symcheck.language.parser import private_cache_folder
 
+T = TypeVar("T")
+
 CACHE_ENV = "SYMCHECK_CACHE_DIR"
+NO_CACHE_ENV = "SYMCHECK_NO_CACHE"
+MEMORY_ENTRIES = 512
 FOLDER_NAME = ".symcheck_cache"
 MAX_ENTRY_BYTES = 8 * 2**20  # a larger closed form is derived again rather than stored
 _SIGNATURE_BYTES = 32
@@ -43,6 +51,53 @@ Delete it, or run `symcheck verify --cache-clear ...`, whenever you like: it is 
 Each entry is signed with a key in your private ~/.cache/symcheck folder; entries that do not verify
 are never read. Do not commit this folder to version control.
 """
+
+
+_memory: OrderedDict[str, Any] = OrderedDict()  # digest -> stored form, most recent last
+
+
+def enabled() -> bool:
+    return os.environ.get(NO_CACHE_ENV, "0") in ("", "0")
+
+
+def reuse(
+    kind: str,
+    key: tuple,
+    make: Callable[[], T],
+    dump: Callable[[T], Any] = lambda value: value,
+    load: Callable[[Any], T] = lambda stored: stored,
+) -> T:
+    """make(), or what an earlier make() of the same kind and key gave: in this process, else on
+    disk. `dump` and `load` convert to and from what is stored (a ClosedForm keeps its program
+    apart). What make() raises is not kept: a disagreement or a time-out is met again."""
+    if not enabled():
+        return make()
+    digest = _digest(kind, key)
+    if digest in _memory:
+        _memory.move_to_end(digest)
+        return load(_memory[digest])
+    disk = active()
+    stored = None if disk is None else disk.get_digest(kind, digest)
+    if stored is None:
+        value = make()
+        stored = dump(value)
+        if disk is not None:
+            disk.put_digest(kind, digest, stored)
+    else:
+        value = load(stored)
+    _memory[digest] = stored
+    while len(_memory) > MEMORY_ENTRIES:
+        _memory.popitem(last=False)
+    return value
+
+
+def forget() -> None:
+    """Empty the in-memory layer (tests)."""
+    _memory.clear()
+
+
+def _digest(kind: str, key: tuple) -> str:
+    return hashlib.sha256(repr((fingerprint(), kind, key)).encode()).hexdigest()
 
 
 def active() -> DiskCache | None:
@@ -120,12 +175,17 @@ class DiskCache:
         self.root = root
         self._key = key
 
-    def _path(self, kind: str, key: tuple) -> Path:
-        digest = hashlib.sha256(repr((fingerprint(), kind, key)).encode()).hexdigest()
+    def get(self, kind: str, key: tuple) -> Any | None:
+        return self.get_digest(kind, _digest(kind, key))
+
+    def put(self, kind: str, key: tuple, value: Any) -> None:
+        self.put_digest(kind, _digest(kind, key), value)
+
+    def _path(self, kind: str, digest: str) -> Path:
         return self.root / kind / f"{digest}.pickle"
 
-    def get(self, kind: str, key: tuple) -> Any | None:
-        path = self._path(kind, key)
+    def get_digest(self, kind: str, digest: str) -> Any | None:
+        path = self._path(kind, digest)
         try:
             data = path.read_bytes()
         except OSError:
@@ -141,7 +201,7 @@ class DiskCache:
             path.unlink(missing_ok=True)
             return None
 
-    def put(self, kind: str, key: tuple, value: Any) -> None:
+    def put_digest(self, kind: str, digest: str, value: Any) -> None:
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # something in it does not pickle: not cached, derived again next run
@@ -149,7 +209,7 @@ class DiskCache:
         if len(payload) > MAX_ENTRY_BYTES:
             return
         signature = hmac.new(self._key, payload, hashlib.sha256).digest()
-        path = self._path(kind, key)
+        path = self._path(kind, digest)
         try:
             self._make_folder()
             path.parent.mkdir(exist_ok=True)

@@ -224,19 +224,22 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._closed:
             self._keep.append(program)
-            disk = disk_cache.active()
-            stored = None if disk is None else disk.get("closed-form", disk_cache.program_key(program, wrt))
-            if stored is not None:
+
+            def dump(c: ClosedForm) -> tuple:
+                return (c.graph, c.env, c.output, c.grads, c.printed, c.cotangent)
+
+            def load(stored: tuple) -> ClosedForm:
                 graph, env, output, grads, printed, cotangent = stored
-                closed = ClosedForm(
-                    program, graph, env, output, grads, LanguagePrinter(graph), printed, cotangent
-                )
-            else:
-                closed = ClosedForm.derive(program, wrt)
-                if disk is not None:
-                    parts = (closed.graph, closed.env, closed.output, closed.grads, closed.printed)
-                    disk.put("closed-form", disk_cache.program_key(program, wrt), (*parts, closed.cotangent))
-            self._closed[key] = closed
+                printer = LanguagePrinter(graph)
+                return ClosedForm(program, graph, env, output, grads, printer, printed, cotangent)
+
+            self._closed[key] = disk_cache.reuse(
+                "closed-form",
+                disk_cache.program_key(program, wrt),
+                lambda: ClosedForm.derive(program, wrt),
+                dump,
+                load,
+            )
         return self._closed[key]
 
     def lowered(self, program: Program) -> ClosedForm:
@@ -585,18 +588,14 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt), options.seed, options.expansion_budget, options.expansion_work)
         if key not in self._probes:
             self._keep.append(program)
-            disk = disk_cache.active()
-            on_disk = disk_cache.program_key(program, wrt, *key[2:])
-            stored = None if disk is None else disk.get("probe", on_disk)
-            if stored is not None:
-                self._probes[key] = stored
-            else:
-                try:
-                    self._probes[key] = self._probe_once(program, wrt, options)
-                    if disk is not None:  # a verdict that holds (a disagreement is found again)
-                        disk.put("probe", on_disk, self._probes[key])
-                except ClosedFormDisagreement as e:
-                    self._probes[key] = e
+            try:  # a verdict is kept; a disagreement is found again (reuse keeps no exception)
+                self._probes[key] = disk_cache.reuse(
+                    "probe",
+                    disk_cache.program_key(program, wrt, *key[2:]),
+                    lambda: self._probe_once(program, wrt, options),
+                )
+            except ClosedFormDisagreement as e:
+                self._probes[key] = e
         found = self._probes[key]
         if isinstance(found, ClosedFormDisagreement):
             raise found
@@ -679,16 +678,8 @@ def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | 
 
 
 def _on_disk(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
-    """make(program, wrt), or what an earlier run stored of it (disk_cache), storing it if not."""
-    disk = disk_cache.active()
-    if disk is None:
-        return make(program, list(wrt))
-    key = disk_cache.program_key(program, wrt)
-    stored = disk.get(kind, key)
-    if stored is None:
-        stored = make(program, list(wrt))
-        disk.put(kind, key, stored)
-    return stored
+    """make(program, wrt), or what an earlier case or run made of it (disk_cache)."""
+    return disk_cache.reuse(kind, disk_cache.program_key(program, wrt), lambda: make(program, list(wrt)))
 
 
 def _labels(point: Mapping[str, np.ndarray], shapes: Mapping[str, TensorType]) -> dict[str, np.ndarray]:

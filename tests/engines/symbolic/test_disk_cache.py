@@ -22,9 +22,12 @@ from symcheck.language.parser import bind, parse
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the signing key lives there
     monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)  # tests run without a cache (conftest)
     disk_cache._open.cache_clear()
+    disk_cache.forget()
     yield tmp_path / ".symcheck_cache"
     disk_cache._open.cache_clear()
+    disk_cache.forget()
 
 
 def _program(text: str, **shapes: tuple[int, ...]) -> Program:
@@ -52,7 +55,8 @@ def test_a_closed_form_is_derived_once_across_runs(cache_dir: Path, monkeypatch:
     calls = _derivations(monkeypatch)
     x = np.array([1.0, 2.0, 3.0])
     first = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)
-    again = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)  # a new engine, as a new run has
+    disk_cache.forget()  # a new process
+    again = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)
     assert calls == ["mean(3*(x+2)^2)", "mean(3*(x+2)^2)"]  # the case, then its probe shape
     assert again.closed_forms == first.closed_forms == {"x": "2*(x + 2)"}
     np.testing.assert_array_equal(again.grads["x"], first.grads["x"])
@@ -63,12 +67,29 @@ def test_a_closed_form_is_derived_once_across_runs(cache_dir: Path, monkeypatch:
 
 def test_another_shape_or_wrt_is_another_entry(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _derivations(monkeypatch)
-    engine = SymbolicEngine()
-    engine.closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(3,), y=(3,)), ["x"])
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["y"])
-    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])  # from memory
+    disk_cache.forget()
+    SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])  # from disk
     assert len(calls) == 3
+
+
+def test_in_one_process_the_cache_needs_no_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _derivations(monkeypatch)
+    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)
+    disk_cache.forget()
+    try:
+        for x in ([1.0, 2.0], [3.0, 4.0]):  # a test session checking one function at two points
+            result = _run(_program("sum(x^3)", x=(2,)), np.array(x))
+            assert result.grads["x"].tolist() == [3 * v * v for v in x]
+        assert calls == ["sum(x^3)"]
+        monkeypatch.setenv(disk_cache.NO_CACHE_ENV, "1")
+        _run(_program("sum(x^3)", x=(2,)), np.array([1.0, 2.0]))
+        assert calls == ["sum(x^3)"] * 2
+    finally:
+        disk_cache.forget()
 
 
 def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_path: Path) -> None:
@@ -82,6 +103,7 @@ def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_p
             return (os.mkdir, (str(witness),))
 
     entry.write_bytes(b"\0" * 32 + pickle.dumps(Payload()))
+    disk_cache.forget()
     assert SymbolicEngine().closed_form(program, ["x"]).printed == {"x": "2*x"}  # derived again
     assert not witness.exists()
     (entry,) = (cache_dir / "closed-form").iterdir()  # replaced by a good one
@@ -94,11 +116,13 @@ def test_without_a_private_folder_there_is_no_cache(tmp_path: Path, monkeypatch:
     (shared / "symcheck").chmod(0o777)  # anyone could plant a key or an entry
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
     monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)
     disk_cache._open.cache_clear()
     try:
         assert disk_cache.active() is None
     finally:
         disk_cache._open.cache_clear()
+        disk_cache.forget()
 
 
 def test_the_signing_key_is_the_users_alone(cache_dir: Path, tmp_path: Path) -> None:
@@ -121,12 +145,14 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
     monkeypatch.delenv("SYMCHECK_NO_CACHE")
     monkeypatch.chdir(tmp_path)
     disk_cache._open.cache_clear()
+    disk_cache.forget()
     runner = CliRunner()
     folder = tmp_path / ".symcheck_cache"
     try:
         assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
         assert (folder / "closed-form").is_dir()
         assert disk_cache.CACHE_ENV not in os.environ  # set for the run only
+        assert disk_cache.NO_CACHE_ENV not in os.environ
         args = ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]", "--cache-clear", "--no-cache"]
         assert runner.invoke(main, args).exit_code == 0
         assert not folder.exists()
@@ -135,3 +161,4 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
         assert not folder.exists()
     finally:
         disk_cache._open.cache_clear()
+        disk_cache.forget()
