@@ -5,6 +5,7 @@ Imported as `_common` by the scripts beside it (running `python bench/X.py` puts
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -68,15 +69,26 @@ def pinned_case(
     )
 
 
-def time_case(case: Case, clear_sympy_cache: bool = False) -> SymcheckRun:
-    """Time `run_cases([case])`, which makes a fresh Runner: every call derives the symbolic forms again."""
+def time_case(case: Case, clear_sympy_cache: bool = False, reuse: bool = False) -> SymcheckRun:
+    """Time `run_cases([case])`, which makes a fresh Runner. reuse=False: every call derives the
+    symbolic forms again (SYMCHECK_NO_CACHE for the call); True: a later call of the same case reads
+    them from symcheck's in-memory cache, as a test session's second check of a function does."""
     if clear_sympy_cache and "sympy" in sys.modules:
         from sympy.core.cache import clear_cache
 
         clear_cache()
-    start = time.perf_counter()
-    results, errors = run_cases([case])
-    seconds = time.perf_counter() - start
+    before = os.environ.get("SYMCHECK_NO_CACHE")
+    if not reuse:
+        os.environ["SYMCHECK_NO_CACHE"] = "1"
+    try:
+        start = time.perf_counter()
+        results, errors = run_cases([case])
+        seconds = time.perf_counter() - start
+    finally:
+        if before is None:
+            os.environ.pop("SYMCHECK_NO_CACHE", None)
+        else:
+            os.environ["SYMCHECK_NO_CACHE"] = before
     if errors:
         raise RuntimeError("; ".join(e.render() for e in errors))
     (result,) = results
@@ -92,7 +104,7 @@ def engine_seconds(result: CaseResult) -> dict[str, float]:
 
 
 def symbolic_mode(result: CaseResult) -> str:
-    """'expansion' (every element expanded exactly) or 'closed form' (expansion skipped over budget)."""
+    """'expansion' (every element expanded exactly) or 'closed form' (the expansion skipped at this shape)."""
     sym = result.points[0].results.get("symbolic")
     if sym is None:
         return "-"
