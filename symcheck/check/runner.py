@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -912,15 +912,33 @@ def run_cases(
 _worker: tuple[list[Prepared], Runner] | None = None
 
 
-def _init_worker(cases: Sequence[Case], plugins: Mapping[str, str], threads: int, limit: Limits) -> None:
+def _init_worker(
+    cases: Sequence[Case],
+    plugins: Mapping[str, str],
+    threads: int,
+    limit: Limits,
+    env: Mapping[str, str | None],
+    cwd: str,
+) -> None:
     global _worker
     import os
+    import sys
+
+    # A forkserver's child has the environment and folder of the server's start, not the parent's now.
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    os.chdir(cwd)
 
     # The parent's limits (--limit, [tool.symcheck.limits]) hold here too, for the rest of the process.
     limits.using(limit).__enter__()
 
     # N workers each with a full-size torch thread pool would oversubscribe the cores.
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if "torch" in sys.modules:  # preloaded by the forkserver: its pool size was read at import
+        sys.modules["torch"].set_num_threads(threads)
 
     for name, spec in plugins.items():  # --engine-plugin registrations live in the parent only
         engine_module.register_engine(engine_module.import_engine_class(spec), name)
@@ -938,20 +956,17 @@ def run_one(index: int) -> CaseResult:
 def _run_parallel(
     cases: Sequence[Case], count: int, jobs: int, progress: ProgressHook | None
 ) -> list[CaseResult]:
-    import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     plugins = getattr(engine_module, "registered_engines", dict)()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     results: list[CaseResult | None] = [None] * count
-    # spawn, not fork: a forked child of a process that has started torch's threads can deadlock.
-    context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
         jobs,
-        mp_context=context,
+        mp_context=_worker_context(),
         initializer=_init_worker,
-        initargs=(list(cases), plugins, threads, limits.current()),
+        initargs=(list(cases), plugins, threads, limits.current(), dict(_worker_env()), os.getcwd()),
     )
     try:
         # The longest first: a long case started last would leave the other workers idle at the end.
@@ -977,6 +992,39 @@ __all__ = [
     "run_cases",
     "run_one",
 ]
+
+
+# What every worker imports: loaded once in the forkserver, so each worker starts with them (about
+# 2.5 s of imports otherwise, per worker). Modules that fail to import are skipped there.
+_PRELOAD = [
+    "symcheck.check.runner",
+    "symcheck.engines.symbolic.engine",
+    "symcheck.engines.autograd.engine",
+    "symcheck.engines.numeric.engine",
+    "symcheck.engines.torch.engine",
+]
+
+
+def _worker_context() -> Any:
+    """A forkserver that has imported the engines (torch, SymPy) and forks each worker from there.
+    Never plain fork: a forked child of a process that has started torch's threads can deadlock;
+    the server only imports, it runs nothing. spawn where there is no forkserver (Windows)."""
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
+
+
+def _worker_env() -> Iterator[tuple[str, str | None]]:
+    """The parent's settings a worker must see (the forkserver keeps those of its own start)."""
+    import os
+
+    for key in os.environ.keys() | {"SYMCHECK_CACHE_DIR", "SYMCHECK_NO_CACHE"}:
+        if key.startswith("SYMCHECK_") or key in ("OMP_NUM_THREADS", "XDG_CACHE_HOME", "HOME"):
+            yield key, os.environ.get(key)
 
 
 def _expected_cost(case: Case) -> float:

@@ -117,3 +117,16 @@ def test_jobs_auto_is_one_per_cpu() -> None:
     assert _Jobs().convert("auto", None, None) == cpus
     assert _Jobs().convert("0", None, None) == cpus
     assert _Jobs().convert("3", None, None) == 3
+
+
+def test_workers_see_the_parents_settings_of_now(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Workers fork from a forkserver started earlier, with the environment of its own start: the
+    # settings that matter travel with each pool (the cache's, symcheck's own, the user's folders).
+    from symcheck.check.runner import _worker_env
+
+    monkeypatch.setenv("SYMCHECK_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SYMCHECK_NO_CACHE")
+    env = dict(_worker_env())
+    assert env["SYMCHECK_CACHE_DIR"] == str(tmp_path)
+    assert env["SYMCHECK_NO_CACHE"] is None  # unset there too
+    assert "PATH" not in env
