@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import NoReturn
 
@@ -316,8 +316,14 @@ def _describe_expected(expected: Iterable[str]) -> str:
 
 
 def parse(text: str, source: Source | None = None) -> ParsedProgram:
-    """Parse a program (one expression or `name = expr` statements) into untyped IR."""
-    source = source or Source(text)
+    """Parse a program (one expression or `name = expr` statements) into untyped IR. A program
+    parsed before (the same text and source, under the same limits) is not parsed again: a case's
+    program is parsed for its checks, its outputs and its probe shape (the IR is immutable)."""
+    return _parse(text, source or Source(text), limits.current())
+
+
+@lru_cache(maxsize=1024)
+def _parse(text: str, source: Source, _limits: limits.Limits) -> ParsedProgram:
     most = limits.current().max_program_chars
     if len(text) > most:
         raise SymcheckError(

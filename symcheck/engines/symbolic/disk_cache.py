@@ -66,17 +66,19 @@ def reuse(
     make: Callable[[], T],
     dump: Callable[[T], Any] = lambda value: value,
     load: Callable[[Any], T] = lambda stored: stored,
+    on_disk: bool = True,
 ) -> T:
     """make(), or what an earlier make() of the same kind and key gave: in this process, else on
-    disk. `dump` and `load` convert to and from what is stored (a ClosedForm keeps its program
-    apart). What make() raises is not kept: a disagreement or a time-out is met again."""
+    disk (unless not `on_disk`: what is cheaper made than read). `dump` and `load` convert to and
+    from what is stored (a ClosedForm keeps its program apart). What make() raises is not kept: a
+    disagreement or a time-out is met again."""
     if not enabled():
         return make()
     digest = _digest(kind, key)
     if digest in _memory:
         _memory.move_to_end(digest)
         return load(_memory[digest])
-    disk = active()
+    disk = active() if on_disk else None
     stored = None if disk is None else disk.get_digest(kind, digest)
     if stored is None:
         value = make()

@@ -352,6 +352,15 @@ class SymbolicEngine(Engine):
         elements = sum(d.type.size for d in program.inputs.values())
         if elements > options.expansion_budget:
             return f"{elements} input elements > budget {options.expansion_budget}"
+        key = disk_cache.program_key(program, wrt, probe, options.expansion_work)
+        return disk_cache.reuse(
+            "too-large", key, lambda: self._too_much_work(program, wrt, options, probe), on_disk=False
+        )
+
+    @staticmethod
+    def _too_much_work(
+        program: Program, wrt: Sequence[str], options: EngineOptions, probe: bool
+    ) -> str | None:
         work = _expansion_work(program, wrt)
         # Where the probe shape is no smaller than the case's (or there is none), the case is its own probe.
         smaller = None if probe else _at_shapes(program, probe_shapes(program))
