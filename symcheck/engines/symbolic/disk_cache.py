@@ -176,6 +176,7 @@ class DiskCache:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
         self._key = key
+        self._ready = False  # the folder made, other versions' entries removed, in this process
 
     def get(self, kind: str, key: tuple) -> Any | None:
         return self.get_digest(kind, _digest(kind, key))
@@ -184,7 +185,9 @@ class DiskCache:
         self.put_digest(kind, _digest(kind, key), value)
 
     def _path(self, kind: str, digest: str) -> Path:
-        return self.root / kind / f"{digest}.pickle"
+        # One folder per fingerprint: what another version of symcheck (or of SymPy...) stored is
+        # never read, and is removed when this version first writes (_make_folder).
+        return self.root / fingerprint()[:16] / kind / f"{digest}.pickle"
 
     def get_digest(self, kind: str, digest: str) -> Any | None:
         path = self._path(kind, digest)
@@ -214,7 +217,7 @@ class DiskCache:
         path = self._path(kind, digest)
         try:
             self._make_folder()
-            path.parent.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(signature + payload)
@@ -223,13 +226,23 @@ class DiskCache:
             return
 
     def _make_folder(self) -> None:
-        if self.root.is_dir():
+        if self._ready:
             return
+        self._ready = True
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / ".gitignore").write_text("# Created by symcheck automatically.\n*\n")
-        (self.root / "CACHEDIR.TAG").write_text(
-            "Signature: 8a477f597d28d172789f06886806bc55\n"
+        markers = {
+            ".gitignore": "# Created by symcheck automatically.\n*\n",
+            "CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n"
             "# This file is a cache directory tag created by symcheck.\n"
-            "# For information about cache directory tags, see https://bford.info/cachedir/\n"
-        )
-        (self.root / "README.md").write_text(_README)
+            "# For information about cache directory tags, see https://bford.info/cachedir/\n",
+            "README.md": _README,
+        }
+        for name, text in markers.items():
+            if not (self.root / name).exists():
+                (self.root / name).write_text(text)
+        if not (self.root / "README.md").read_text().startswith("# symcheck cache"):
+            return  # a folder of that name that symcheck did not make: nothing in it is removed
+        current = fingerprint()[:16]
+        for old in self.root.iterdir():  # entries of other versions: never read again
+            if old.is_dir() and old.name != current:
+                shutil.rmtree(old, ignore_errors=True)

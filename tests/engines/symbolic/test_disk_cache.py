@@ -95,7 +95,7 @@ def test_in_one_process_the_cache_needs_no_folder(monkeypatch: pytest.MonkeyPatc
 def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_path: Path) -> None:
     program = _program("sum(x^2)", x=(2,))
     SymbolicEngine().closed_form(program, ["x"])
-    (entry,) = (cache_dir / "closed-form").iterdir()
+    (entry,) = (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").iterdir()
     witness = tmp_path / "ran"
 
     class Payload:  # unpickling this would create the witness file
@@ -106,8 +106,17 @@ def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_p
     disk_cache.forget()
     assert SymbolicEngine().closed_form(program, ["x"]).printed == {"x": "2*x"}  # derived again
     assert not witness.exists()
-    (entry,) = (cache_dir / "closed-form").iterdir()  # replaced by a good one
+    (entry,) = (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").iterdir()  # replaced by a good one
     assert disk_cache.active().get("closed-form", disk_cache.program_key(program, ["x"])) is not None
+
+
+def test_another_versions_entries_are_removed_at_the_first_write(cache_dir: Path) -> None:
+    old = cache_dir / "0123456789abcdef" / "closed-form"
+    old.mkdir(parents=True)
+    (old / "entry.pickle").write_bytes(b"of another symcheck")
+    SymbolicEngine().closed_form(_program("sum(x^2)", x=(2,)), ["x"])
+    assert not old.parent.exists()
+    assert (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").is_dir()
 
 
 def test_without_a_private_folder_there_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +159,7 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
     folder = tmp_path / ".symcheck_cache"
     try:
         assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
-        assert (folder / "closed-form").is_dir()
+        assert (folder / disk_cache.fingerprint()[:16] / "closed-form").is_dir()
         assert disk_cache.CACHE_ENV not in os.environ  # set for the run only
         assert disk_cache.NO_CACHE_ENV not in os.environ
         args = ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]", "--cache-clear", "--no-cache"]
