@@ -26,6 +26,7 @@ import platform
 import secrets
 import shutil
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -40,6 +41,9 @@ T = TypeVar("T")
 CACHE_ENV = "SYMCHECK_CACHE_DIR"
 NO_CACHE_ENV = "SYMCHECK_NO_CACHE"
 MEMORY_ENTRIES = 512
+# Reading an entry back costs about 1-6 ms (SymPy rebuilds each expression it unpickles): what was
+# made faster than this is made again rather than stored.
+WORTH_STORING_SECONDS = 0.01
 FOLDER_NAME = ".symcheck_cache"
 MAX_ENTRY_BYTES = 8 * 2**20  # a larger closed form is derived again rather than stored
 _SIGNATURE_BYTES = 32
@@ -81,9 +85,10 @@ def reuse(
     disk = active() if on_disk else None
     stored = None if disk is None else disk.get_digest(kind, digest)
     if stored is None:
+        start = time.perf_counter()
         value = make()
         stored = dump(value)
-        if disk is not None:
+        if disk is not None and time.perf_counter() - start >= WORTH_STORING_SECONDS:
             disk.put_digest(kind, digest, stored)
     else:
         value = load(stored)

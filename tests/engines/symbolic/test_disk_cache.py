@@ -23,6 +23,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the signing key lives there
     monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
     monkeypatch.delenv(disk_cache.NO_CACHE_ENV)  # tests run without a cache (conftest)
+    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 0.0)  # these small forms are quick to make
     disk_cache._open.cache_clear()
     disk_cache.forget()
     yield tmp_path / ".symcheck_cache"
@@ -110,6 +111,14 @@ def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_p
     assert disk_cache.active().get("closed-form", disk_cache.program_key(program, ["x"])) is not None
 
 
+def test_what_is_quicker_made_than_read_is_not_stored(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 60.0)
+    SymbolicEngine().closed_form(_program("sum(x^2)", x=(2,)), ["x"])
+    assert not cache_dir.exists()
+
+
 def test_another_versions_entries_are_removed_at_the_first_write(cache_dir: Path) -> None:
     old = cache_dir / "0123456789abcdef" / "closed-form"
     old.mkdir(parents=True)
@@ -152,6 +161,7 @@ def test_clear_removes_only_a_folder_symcheck_made(tmp_path: Path) -> None:
 def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SYMCHECK_NO_CACHE")
+    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 0.0)
     monkeypatch.chdir(tmp_path)
     disk_cache._open.cache_clear()
     disk_cache.forget()
