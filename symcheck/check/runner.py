@@ -11,6 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -684,6 +685,7 @@ class Runner:
         self, prep: Prepared, wrt: list[str], result: CaseResult, deadline: float | None
     ) -> None:
         # lazily: only cases with formulas need SymPy here
+        from symcheck.engines.symbolic import disk_cache
         from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
         budget = getattr(prep.case, "timeout", None)
@@ -695,9 +697,11 @@ class Runner:
             try:
                 with time_limit(_remaining(deadline)):
                     closed = self._closed_form(prep, name)
-                    difference = closed.difference(name, closed.lower_formula(parsed))
-                    proven = difference.expr == 0
-                    shown = None if proven else _printed_difference(closed.printer, difference.expr)
+                    # The verdict depends on the program, its shapes, wrt and the formula only: kept
+                    # (in memory and on disk) as closed forms are, since simplify is the slow part.
+                    wrt_of_closed = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
+                    key = disk_cache.program_key(prep.program, wrt_of_closed, name, parsed.source.text)
+                    proven, shown = disk_cache.reuse("proof", key, partial(_verdict, closed, name, parsed))
                     proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line)
                     result.proofs.append(proof)
                     if not proven and expect.kind == "grad":
@@ -1025,6 +1029,13 @@ def _worker_env() -> Iterator[tuple[str, str | None]]:
     for key in os.environ.keys() | {"SYMCHECK_CACHE_DIR", "SYMCHECK_NO_CACHE"}:
         if key.startswith("SYMCHECK_") or key in ("OMP_NUM_THREADS", "XDG_CACHE_HOME", "HOME"):
             yield key, os.environ.get(key)
+
+
+def _verdict(closed: Any, name: str, parsed: ParsedProgram) -> tuple[bool, str | None]:
+    """Whether a claimed formula is the closed form's gradient, and if not their difference, shown."""
+    difference = closed.difference(name, closed.lower_formula(parsed))
+    proven = bool(difference.expr == 0)
+    return proven, None if proven else _printed_difference(closed.printer, difference.expr)
 
 
 def _expected_cost(case: Case) -> float:

@@ -181,3 +181,24 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
     finally:
         disk_cache._open.cache_clear()
         disk_cache.forget()
+
+
+def test_a_proof_is_decided_once(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from symcheck.check.runner import run_cases
+    from symcheck.suites.loader import load_suite
+
+    tutorial = Path(__file__).resolve().parents[3] / "expressions" / "tutorial.yaml"
+    cases = [c for c in load_suite(tutorial).cases if c.name == "seed-one-expression"]
+    differences: list[str] = []
+    difference = ClosedForm.difference
+
+    def counted(self: ClosedForm, name: str, claimed: object) -> object:
+        differences.append(name)
+        return difference(self, name, claimed)
+
+    monkeypatch.setattr(ClosedForm, "difference", counted)
+    for _ in range(2):
+        (result,), errors = run_cases(cases)
+        assert not errors and result.status == "pass"
+        assert [(p.wrt, p.proven) for p in result.proofs] == [("x", True)]
+    assert differences == ["x"]
