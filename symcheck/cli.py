@@ -228,25 +228,25 @@ def _with_common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 CACHE_FOLDER = ".symcheck_cache"
-NO_CACHE_ENV = "SYMCHECK_NO_CACHE"  # set (to anything but 0): no cache, as --no-cache (disk_cache)
+NO_CACHE_ENV = "SYMCHECK_NO_CACHE"  # set (not 0): no cache, as --no-cache (engines/cache.py)
 
 
 def _with_cache(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--cache/--no-cache and --cache-clear: closed forms derived by earlier runs, kept in
-    .symcheck_cache/ in the current folder (symcheck/engines/symbolic/disk_cache.py)."""
+    .symcheck_cache/ in the current folder (symcheck/engines/cache.py)."""
 
     @wraps(fn)
     def wrapper(*args: Any, cache: bool, cache_clear: bool, **kwargs: Any) -> Any:
-        from symcheck.engines.symbolic import disk_cache
+        from symcheck.engines import cache as derived
 
         folder = os.path.abspath(CACHE_FOLDER)
         if cache_clear:
-            disk_cache.clear(folder)
-        before = {k: os.environ.get(k) for k in (disk_cache.CACHE_ENV, NO_CACHE_ENV)}
-        if cache and disk_cache.enabled():
-            os.environ[disk_cache.CACHE_ENV] = folder  # -j workers inherit it
+            derived.clear(folder)
+        before = {k: os.environ.get(k) for k in (derived.CACHE_ENV, NO_CACHE_ENV)}
+        if cache and derived.enabled():
+            os.environ[derived.CACHE_ENV] = folder  # -j workers inherit it
         else:
-            os.environ.pop(disk_cache.CACHE_ENV, None)
+            os.environ.pop(derived.CACHE_ENV, None)
             os.environ[NO_CACHE_ENV] = "1"  # nothing reused, in memory either
         try:
             return fn(*args, **kwargs)

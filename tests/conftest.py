@@ -27,9 +27,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 @pytest.fixture(autouse=True)
-def _no_disk_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_derived_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads closed forms an earlier test (or run) left on disk, nor leaves its own in the
-    repository: the CLI's cache is off (tests/engines/symbolic/test_disk_cache.py turns it on)."""
+    repository: the CLI's cache is off (tests/engines/test_cache.py turns it on)."""
     monkeypatch.setenv("SYMCHECK_NO_CACHE", "1")
     monkeypatch.delenv("SYMCHECK_CACHE_DIR", raising=False)
 

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
 # (each its own unit: none imports another), then the columns of the user's code and the registry.
 ENGINE_LAYERS: dict[str, int] = {
     "symcheck.engines.base": 0,
+    "symcheck.engines.cache": 0,  # derived forms kept for every engine that derives them (the symbolic one)
     "symcheck.engines.torch_autograd": 1,
     "symcheck.engines.symbolic": 2,
     "symcheck.engines.autograd": 2,

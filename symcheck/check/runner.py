@@ -685,7 +685,7 @@ class Runner:
         self, prep: Prepared, wrt: list[str], result: CaseResult, deadline: float | None
     ) -> None:
         # lazily: only cases with formulas need SymPy here
-        from symcheck.engines.symbolic import disk_cache
+        from symcheck.engines import cache as derived
         from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
         budget = getattr(prep.case, "timeout", None)
@@ -700,8 +700,8 @@ class Runner:
                     # The verdict depends on the program, its shapes, wrt and the formula only: kept
                     # (in memory and on disk) as closed forms are, since simplify is the slow part.
                     wrt_of_closed = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
-                    key = disk_cache.program_key(prep.program, wrt_of_closed, name, parsed.source.text)
-                    proven, shown = disk_cache.reuse("proof", key, partial(_verdict, closed, name, parsed))
+                    key = derived.program_key(prep.program, wrt_of_closed, name, parsed.source.text)
+                    proven, shown = derived.reuse("proof", key, partial(_verdict, closed, name, parsed))
                     proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line)
                     result.proofs.append(proof)
                     if not proven and expect.kind == "grad":

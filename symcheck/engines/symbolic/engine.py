@@ -11,6 +11,7 @@ from typing import TypeVar
 import numpy as np
 import sympy
 
+from symcheck.engines import cache as derived
 from symcheck.engines.base import (
     HVP,
     Engine,
@@ -22,7 +23,6 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.symbolic import disk_cache
 from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, time_limit
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
@@ -233,9 +233,9 @@ class SymbolicEngine(Engine):
                 printer = LanguagePrinter(graph)
                 return ClosedForm(program, graph, env, output, grads, printer, printed, cotangent)
 
-            self._closed[key] = disk_cache.reuse(
+            self._closed[key] = derived.reuse(
                 "closed-form",
-                disk_cache.program_key(program, wrt),
+                derived.program_key(program, wrt),
                 lambda: ClosedForm.derive(program, wrt),
                 dump,
                 load,
@@ -352,8 +352,8 @@ class SymbolicEngine(Engine):
         elements = sum(d.type.size for d in program.inputs.values())
         if elements > options.expansion_budget:
             return f"{elements} input elements > budget {options.expansion_budget}"
-        key = disk_cache.program_key(program, wrt, probe, options.expansion_work)
-        return disk_cache.reuse(
+        key = derived.program_key(program, wrt, probe, options.expansion_work)
+        return derived.reuse(
             "too-large", key, lambda: self._too_much_work(program, wrt, options, probe), on_disk=False
         )
 
@@ -598,9 +598,9 @@ class SymbolicEngine(Engine):
         if key not in self._probes:
             self._keep.append(program)
             try:  # a verdict is kept; a disagreement is found again (reuse keeps no exception)
-                self._probes[key] = disk_cache.reuse(
+                self._probes[key] = derived.reuse(
                     "probe",
-                    disk_cache.program_key(program, wrt, *key[2:]),
+                    derived.program_key(program, wrt, *key[2:]),
                     lambda: self._probe_once(program, wrt, options),
                 )
             except ClosedFormDisagreement as e:
@@ -687,8 +687,8 @@ def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | 
 
 
 def _on_disk(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
-    """make(program, wrt), or what an earlier case or run made of it (disk_cache)."""
-    return disk_cache.reuse(kind, disk_cache.program_key(program, wrt), lambda: make(program, list(wrt)))
+    """make(program, wrt), or what an earlier case or run made of it (symcheck.engines.cache)."""
+    return derived.reuse(kind, derived.program_key(program, wrt), lambda: make(program, list(wrt)))
 
 
 def _labels(point: Mapping[str, np.ndarray], shapes: Mapping[str, TensorType]) -> dict[str, np.ndarray]:

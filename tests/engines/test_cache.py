@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from symcheck.cli import main
+from symcheck.engines import cache as derived
 from symcheck.engines.base import EngineOptions
-from symcheck.engines.symbolic import ClosedForm, SymbolicEngine, disk_cache
+from symcheck.engines.symbolic import ClosedForm, SymbolicEngine
 from symcheck.language.ir import Program, TensorType
 from symcheck.language.parser import bind, parse
 
@@ -21,14 +22,14 @@ from symcheck.language.parser import bind, parse
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the signing key lives there
-    monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
-    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)  # tests run without a cache (conftest)
-    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 0.0)  # these small forms are quick to make
-    disk_cache._open.cache_clear()
-    disk_cache.forget()
+    monkeypatch.setenv(derived.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    monkeypatch.delenv(derived.NO_CACHE_ENV)  # tests run without a cache (conftest)
+    monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 0.0)  # these small forms are quick to make
+    derived._open.cache_clear()
+    derived.forget()
     yield tmp_path / ".symcheck_cache"
-    disk_cache._open.cache_clear()
-    disk_cache.forget()
+    derived._open.cache_clear()
+    derived.forget()
 
 
 def _program(text: str, **shapes: tuple[int, ...]) -> Program:
@@ -56,7 +57,7 @@ def test_a_closed_form_is_derived_once_across_runs(cache_dir: Path, monkeypatch:
     calls = _derivations(monkeypatch)
     x = np.array([1.0, 2.0, 3.0])
     first = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)
-    disk_cache.forget()  # a new process
+    derived.forget()  # a new process
     again = _run(_program("mean(3*(x+2)^2)", x=(3,)), x)
     assert calls == ["mean(3*(x+2)^2)", "mean(3*(x+2)^2)"]  # the case, then its probe shape
     assert again.closed_forms == first.closed_forms == {"x": "2*(x + 2)"}
@@ -72,31 +73,31 @@ def test_another_shape_or_wrt_is_another_entry(cache_dir: Path, monkeypatch: pyt
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(3,), y=(3,)), ["x"])
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["y"])
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])  # from memory
-    disk_cache.forget()
+    derived.forget()
     SymbolicEngine().closed_form(_program("sum(x*y)", x=(2,), y=(2,)), ["x"])  # from disk
     assert len(calls) == 3
 
 
 def test_in_one_process_the_cache_needs_no_folder(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _derivations(monkeypatch)
-    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)
-    disk_cache.forget()
+    monkeypatch.delenv(derived.NO_CACHE_ENV)
+    derived.forget()
     try:
         for x in ([1.0, 2.0], [3.0, 4.0]):  # a test session checking one function at two points
             result = _run(_program("sum(x^3)", x=(2,)), np.array(x))
             assert result.grads["x"].tolist() == [3 * v * v for v in x]
         assert calls == ["sum(x^3)"]
-        monkeypatch.setenv(disk_cache.NO_CACHE_ENV, "1")
+        monkeypatch.setenv(derived.NO_CACHE_ENV, "1")
         _run(_program("sum(x^3)", x=(2,)), np.array([1.0, 2.0]))
         assert calls == ["sum(x^3)"] * 2
     finally:
-        disk_cache.forget()
+        derived.forget()
 
 
 def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_path: Path) -> None:
     program = _program("sum(x^2)", x=(2,))
     SymbolicEngine().closed_form(program, ["x"])
-    (entry,) = (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").iterdir()
+    (entry,) = (cache_dir / derived.fingerprint()[:16] / "closed-form").iterdir()
     witness = tmp_path / "ran"
 
     class Payload:  # unpickling this would create the witness file
@@ -104,17 +105,17 @@ def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_p
             return (os.mkdir, (str(witness),))
 
     entry.write_bytes(b"\0" * 32 + pickle.dumps(Payload()))
-    disk_cache.forget()
+    derived.forget()
     assert SymbolicEngine().closed_form(program, ["x"]).printed == {"x": "2*x"}  # derived again
     assert not witness.exists()
-    (entry,) = (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").iterdir()  # replaced by a good one
-    assert disk_cache.active().get("closed-form", disk_cache.program_key(program, ["x"])) is not None
+    (entry,) = (cache_dir / derived.fingerprint()[:16] / "closed-form").iterdir()  # replaced by a good one
+    assert derived.active().get("closed-form", derived.program_key(program, ["x"])) is not None
 
 
 def test_what_is_quicker_made_than_read_is_not_stored(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 60.0)
+    monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 60.0)
     SymbolicEngine().closed_form(_program("sum(x^2)", x=(2,)), ["x"])
     assert not cache_dir.exists()
 
@@ -125,7 +126,7 @@ def test_another_versions_entries_are_removed_at_the_first_write(cache_dir: Path
     (old / "entry.pickle").write_bytes(b"of another symcheck")
     SymbolicEngine().closed_form(_program("sum(x^2)", x=(2,)), ["x"])
     assert not old.parent.exists()
-    assert (cache_dir / disk_cache.fingerprint()[:16] / "closed-form").is_dir()
+    assert (cache_dir / derived.fingerprint()[:16] / "closed-form").is_dir()
 
 
 def test_without_a_private_folder_there_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,18 +134,18 @@ def test_without_a_private_folder_there_is_no_cache(tmp_path: Path, monkeypatch:
     (shared / "symcheck").mkdir(parents=True)
     (shared / "symcheck").chmod(0o777)  # anyone could plant a key or an entry
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared))
-    monkeypatch.setenv(disk_cache.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
-    monkeypatch.delenv(disk_cache.NO_CACHE_ENV)
-    disk_cache._open.cache_clear()
+    monkeypatch.setenv(derived.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
+    monkeypatch.delenv(derived.NO_CACHE_ENV)
+    derived._open.cache_clear()
     try:
-        assert disk_cache.active() is None
+        assert derived.active() is None
     finally:
-        disk_cache._open.cache_clear()
-        disk_cache.forget()
+        derived._open.cache_clear()
+        derived.forget()
 
 
 def test_the_signing_key_is_the_users_alone(cache_dir: Path, tmp_path: Path) -> None:
-    assert disk_cache.active() is not None
+    assert derived.active() is not None
     key = tmp_path / "xdg" / "symcheck" / "cache-signing.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert len(key.read_bytes()) == 32
@@ -154,24 +155,24 @@ def test_clear_removes_only_a_folder_symcheck_made(tmp_path: Path) -> None:
     other = tmp_path / "mine"
     other.mkdir()
     (other / "README.md").write_text("my notes\n")
-    disk_cache.clear(other)
+    derived.clear(other)
     assert other.exists()
 
 
 def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SYMCHECK_NO_CACHE")
-    monkeypatch.setattr(disk_cache, "WORTH_STORING_SECONDS", 0.0)
+    monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 0.0)
     monkeypatch.chdir(tmp_path)
-    disk_cache._open.cache_clear()
-    disk_cache.forget()
+    derived._open.cache_clear()
+    derived.forget()
     runner = CliRunner()
     folder = tmp_path / ".symcheck_cache"
     try:
         assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
-        assert (folder / disk_cache.fingerprint()[:16] / "closed-form").is_dir()
-        assert disk_cache.CACHE_ENV not in os.environ  # set for the run only
-        assert disk_cache.NO_CACHE_ENV not in os.environ
+        assert (folder / derived.fingerprint()[:16] / "closed-form").is_dir()
+        assert derived.CACHE_ENV not in os.environ  # set for the run only
+        assert derived.NO_CACHE_ENV not in os.environ
         args = ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]", "--cache-clear", "--no-cache"]
         assert runner.invoke(main, args).exit_code == 0
         assert not folder.exists()
@@ -179,15 +180,15 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
         assert runner.invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x=[1,2]"]).exit_code == 0
         assert not folder.exists()
     finally:
-        disk_cache._open.cache_clear()
-        disk_cache.forget()
+        derived._open.cache_clear()
+        derived.forget()
 
 
 def test_a_proof_is_decided_once(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from symcheck.check.runner import run_cases
     from symcheck.suites.loader import load_suite
 
-    tutorial = Path(__file__).resolve().parents[3] / "expressions" / "tutorial.yaml"
+    tutorial = Path(__file__).resolve().parents[2] / "expressions" / "tutorial.yaml"
     cases = [c for c in load_suite(tutorial).cases if c.name == "seed-one-expression"]
     differences: list[str] = []
     difference = ClosedForm.difference

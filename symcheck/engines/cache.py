@@ -164,7 +164,7 @@ def fingerprint() -> str:
     digest = hashlib.sha256()
     for part in (platform.python_version(), sympy.__version__, symengine_version, numpy.__version__):
         digest.update(part.encode() + b"\0")
-    package = Path(__file__).resolve().parents[2]
+    package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")) + sorted(package.rglob("*.lark")):
         digest.update(str(path.relative_to(package)).encode() + b"\0")
         digest.update(path.read_bytes())
