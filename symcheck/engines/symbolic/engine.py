@@ -43,9 +43,9 @@ from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Program, TensorType, cotangent_name
 from symcheck.language.parser import ParsedProgram, bind, parse
 
-# Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
 T = TypeVar("T")
 
+# Closed form and expansion are both exact; they may differ only by float64 evaluation noise.
 AGREEMENT_RTOL = 1e-9
 AGREEMENT_ATOL = 1e-12
 
@@ -256,7 +256,7 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._expanded:
             self._keep.append(program)
-            self._expanded[key] = _on_disk("expansion", program, wrt, expand_gradient)
+            self._expanded[key] = _kept("expansion", program, wrt, expand_gradient)
         return self._expanded[key]
 
     def second_order(self, program: Program, wrt: Sequence[str]) -> SecondOrder:
@@ -269,7 +269,7 @@ class SymbolicEngine(Engine):
         key = (id(program), tuple(wrt))
         if key not in self._jacobians:
             self._keep.append(program)
-            self._jacobians[key] = _on_disk("jacobian-expansion", program, wrt, expand_jacobian)
+            self._jacobians[key] = _kept("jacobian-expansion", program, wrt, expand_jacobian)
         return self._jacobians[key]
 
     def run(
@@ -400,7 +400,7 @@ class SymbolicEngine(Engine):
             return
         key = (id(program), tuple(wrt))
         if key not in self._exact_hessians:
-            self._exact_hessians[key] = _on_disk(
+            self._exact_hessians[key] = _kept(
                 "exact-hessian", program, wrt, lambda p, w: expansion_hessian(self.expansion(p, w), w)
             )
         subs = self.expansion(program, wrt).substitution(inputs)
@@ -686,8 +686,8 @@ def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | 
     return Program(probe.source, probe.inputs, probe.steps[: len(program.steps)], output_of=program.output_of)
 
 
-def _on_disk(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
-    """make(program, wrt), or what an earlier case or run made of it (symcheck.engines.cache)."""
+def _kept(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
+    """make(program, wrt), or what an earlier case or run made of it (symcheck/engines/cache.py)."""
     return derived.reuse(kind, derived.program_key(program, wrt), lambda: make(program, list(wrt)))
 
 
