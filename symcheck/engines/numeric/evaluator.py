@@ -115,3 +115,143 @@ def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64)
         return v[out]
 
     return run
+
+
+# Ops whose batched form `batched` knows: every elementwise op, and these, with their axes moved
+# past the batch axis. A program with any other op on a batched value is evaluated one point at a time.
+_SHIFTED_AXES = frozenset({"sum", "mean", "max", "min", "logsumexp"})
+_SHIFTED_AXIS = frozenset({"softmax", "log_softmax", "expand_dims"})
+
+
+def batched(
+    program: Program, name: str
+) -> Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray] | None:
+    """A function (inputs, X) -> the output at B points at once, where X (B, *shape of `name`) holds
+    B values of input `name` and the other inputs are as given: for finite differences, one call
+    instead of B. Each op works on its logical shape with the batch axis in front (elementwise
+    operands aligned past it, reduction and softmax axes moved by one, matmul's 1-D operands as
+    numpy treats them). None where the program has an op this does not batch, or a tensor output."""
+    from symcheck.language.catalogue import OPS, OpKind
+
+    if program.output_type.shape != ():
+        return None
+    dt = np.dtype(np.float64)
+    steps: list[tuple[str, Node]] = [(s.id, s.expr) for s in program.steps]
+    depends: dict[str, bool] = {n: n == name for n in program.inputs}
+
+    def uses(node: Node) -> bool:
+        if isinstance(node, Ref):
+            return depends[node.target]
+        return any(uses(a) for a in node.children())
+
+    for step_id, expr in steps:
+        depends[step_id] = uses(expr)
+
+    def supported(node: Node) -> bool:
+        if not isinstance(node, Call):
+            return True
+        if uses(node) and not (
+            OPS[node.op].kind is OpKind.ELEMENTWISE
+            or node.op in _SHIFTED_AXES | _SHIFTED_AXIS
+            or node.op in ("clamp", "matmul", "transpose", "broadcast_to", "nll_loss", "cross_entropy")
+        ):
+            return False
+        return all(supported(a) for a in node.args)
+
+    if not all(supported(expr) for _, expr in steps):
+        return None
+    floats = {n: program.inputs[n].type.dtype is DType.FLOAT for n in program.inputs}
+
+    def run(inputs: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+        env: dict[str, tuple[np.ndarray, bool]] = {}
+        for n in program.inputs:
+            if n == name:
+                env[n] = (np.asarray(x, dtype=dt), True)
+            else:
+                env[n] = (np.asarray(inputs[n], dtype=dt if floats[n] else np.int64), False)
+        with np.errstate(all="ignore"):
+            for step_id, expr in steps:
+                env[step_id] = _batched_node(expr, env, dt)
+        value, is_batched = env[program.output.id]
+        return value if is_batched else np.broadcast_to(value, (len(x),))
+
+    return run
+
+
+def _batched_node(
+    node: Node, env: dict[str, tuple[np.ndarray, bool]], dt: np.dtype
+) -> tuple[np.ndarray, bool]:
+    if isinstance(node, Const):
+        return np.asarray(float(node.value), dtype=dt), False
+    if isinstance(node, Ref):
+        return env[node.target]
+    assert isinstance(node, Call)
+    evaluated = [_batched_node(a, env, dt) for a in node.args]
+    args = [value for value, _ in evaluated]
+    if node.op not in KEEPS_DTYPE:
+        keep = LABEL_ARGS.get(node.op, frozenset())
+        args = [a if k in keep or a.dtype.kind == "f" else a.astype(dt) for k, a in enumerate(args)]
+    kw = node.kwdict
+    if not any(b for _, b in evaluated):
+        result = np.asarray(FORWARD[node.op](args, kw))
+        return (result.astype(dt) if result.dtype != dt and result.dtype.kind == "f" else result), False
+    flags = [b for _, b in evaluated]
+    shapes = [a.shape for a in node.args]
+    if node.op == "matmul":
+        a, b = args
+        ra, rb = len(shapes[0]), len(shapes[1])
+        if ra == 0 or rb == 0:
+            return np.multiply(*_aligned(args, flags, shapes, len(node.shape))), True
+        a = a[..., None, :] if ra == 1 else a  # numpy's reading of 1-D operands, batch axis kept apart
+        b = b[..., None] if rb == 1 else b
+        out = np.matmul(a, b)
+        if rb == 1:
+            out = out[..., 0]
+        if ra == 1:
+            out = out[..., 0, :] if rb != 1 else out[..., 0]
+        return out, True
+    if node.op in ("nll_loss", "cross_entropy") and not flags[1]:  # batched scores, the labels as given
+        scores, target = args
+        logp = FORWARD["log_softmax"]([scores], {"axis": -1}) if node.op == "cross_entropy" else scores
+        return _batched_nll(logp, target, kw["reduction"], len(shapes[0])), True
+    if node.op in _SHIFTED_AXES:
+        axes = kw["axis"]
+        kw = {
+            **kw,
+            "axis": tuple(range(1, len(shapes[0]) + 1)) if axes is None else tuple(a + 1 for a in axes),
+        }
+    elif node.op in _SHIFTED_AXIS:
+        kw = {**kw, "axis": kw["axis"] + 1}
+    elif node.op == "transpose":
+        kw = {**kw, "axes": (0, *(a + 1 for a in kw["axes"]))}
+    elif node.op == "broadcast_to":
+        (x,) = _aligned(args, flags, shapes, len(node.shape))
+        return np.broadcast_to(x, (x.shape[0], *node.shape)), True
+    else:  # elementwise: each batched operand aligned to the result's rank past the batch axis
+        args = _aligned(args, flags, shapes, len(node.shape))
+    result = np.asarray(FORWARD[node.op](args, kw))
+    if result.dtype != dt and result.dtype.kind == "f":
+        result = result.astype(dt)
+    return result, True
+
+
+def _batched_nll(logp: np.ndarray, target: np.ndarray, reduction: str, ndim: int) -> np.ndarray:
+    """rules._nll_loss with logp (B, *S): the same picks, NaNs and reductions, for each of B rows."""
+    classes = logp.shape[-1]
+    valid = (target >= 0) & (target < classes)
+    index = np.broadcast_to(np.where(valid, target, 0)[None, ..., None], (*logp.shape[:-1], 1))
+    losses = np.where(valid, -np.take_along_axis(logp, index, axis=-1)[..., 0], np.nan)
+    if ndim == 1:
+        return losses
+    return np.mean(losses, axis=-1) if reduction == "mean" else np.sum(losses, axis=-1)
+
+
+def _aligned(
+    args: list[np.ndarray], flags: list[bool], shapes: list[tuple[int, ...]], rank: int
+) -> list[np.ndarray]:
+    """Batched operands (B, *S) as (B, 1, ..., 1, *S) of 1 + rank axes, so that numpy lines up S
+    with the other operands' trailing axes and B with nothing of theirs."""
+    return [
+        a.reshape((a.shape[0],) + (1,) * (rank - len(s)) + tuple(s)) if batched else a
+        for a, batched, s in zip(args, flags, shapes, strict=True)
+    ]
