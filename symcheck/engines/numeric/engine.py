@@ -26,7 +26,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.numeric.evaluator import batched, compiled
+from symcheck.engines.numeric.evaluator import Batched, batched, compiled
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import DType, Program
 
@@ -196,7 +196,7 @@ _BATCH_ELEMENTS = 2**20  # the most input elements one batched evaluation holds 
 
 
 def _first_steps(
-    run: Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray],
+    run: Batched,
     point: dict[str, np.ndarray],
     name: str,
     noise: float,
@@ -218,7 +218,8 @@ def _first_steps(
         steps = np.stack([h1[idx], -h1[idx], h2[idx], -h2[idx]], axis=1).reshape(-1)
         rows = np.repeat(flat[None, :], len(moved), axis=0)
         rows[np.arange(len(moved)), moved] = flat[moved] + steps
-        f = np.asarray(run(point, rows.reshape((len(moved), *x.shape))), dtype=np.float64).reshape(-1, 4)
+        f = np.asarray(run(point, {name: rows.reshape((len(moved), *x.shape))}), dtype=np.float64)
+        f = f.reshape(-1, 4)
         a, b = h1[idx], h2[idx]
         d1, d2 = (f[:, 0] - f[:, 1]) / (2 * a), (f[:, 2] - f[:, 3]) / (2 * b)
         rounding = np.maximum(4 * _EPS * np.max(np.abs(f), axis=1), 2 * noise) / b
@@ -230,25 +231,33 @@ def _first_steps(
     return values, errors, decided
 
 
-def _noise_level(point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], Any]) -> Any:
+def _noise_level(
+    point: dict[str, np.ndarray], names: Sequence[str], f: Callable[[], Any], run: Batched | None = None
+) -> Any:
     """How much f's own rounding moves it near the point: the k-th differences of f at evenly
     spaced points cancel its smooth part (up to spacing^k times the k-th derivative, nothing at
     these spacings) and leave the noise, scaled by gamma_k = k!^2 / (2k)! to its standard deviation;
     the median over k = 3..6, the largest over the two spacings. `(x + 1e8) - 1e8` is exact in
     value but rounds on a grid of 1.5e-8: its noise is about that, where eps * |f| would say 2e-16.
-    Elementwise for an array f."""
+    Elementwise for an array f; `run`: the program batched over `names` (the points at once)."""
     originals = {n: point[n].copy() for n in names}
     rng = np.random.default_rng(0)
     signs = {n: rng.choice((-1.0, 1.0), size=originals[n].shape) for n in names}
     level: Any = 0.0
     try:
         for spacing in _NOISE_SPACINGS:
-            values = []
-            for k in range(_NOISE_POINTS):
-                for n in names:
-                    x = originals[n]
-                    point[n][...] = x + k * spacing * signs[n] * np.maximum(1.0, np.abs(x))
-                values.append(f())
+            moved = {
+                n: [x + k * spacing * signs[n] * np.maximum(1.0, np.abs(x)) for k in range(_NOISE_POINTS)]
+                for n, x in originals.items()
+            }
+            if run is not None:
+                values: Any = run(point, {n: np.stack(rows) for n, rows in moved.items()})
+            else:
+                values = []
+                for k in range(_NOISE_POINTS):
+                    for n in names:
+                        point[n][...] = moved[n][k]
+                    values.append(f())
             table = np.asarray(values, dtype=np.float64)
             if not np.all(np.isfinite(table)):
                 continue
@@ -406,13 +415,13 @@ class NumericEngine(Engine):
         grads: dict[str, np.ndarray] = {}
         errors: dict[str, np.ndarray] = {}
         failed: list[str] = []
-        noise = _noise_level(point, names, f)
+        noise = _noise_level(point, names, f, None if program is None else batched(program, names))
         for name in names:
             x = point[name]
             flat = x.reshape(-1)  # a view: writing it perturbs the point
             grad = np.empty(x.size, dtype=np.float64)
             error = np.zeros(x.size, dtype=np.float64)
-            run = None if program is None else batched(program, name)
+            run = None if program is None else batched(program, [name])
             decided = np.zeros(x.size, dtype=bool)
             if run is not None and x.size:
                 grad[:], error[:], decided[:] = _first_steps(run, point, name, float(noise))

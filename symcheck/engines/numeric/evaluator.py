@@ -6,7 +6,7 @@ It is what the numeric engine differences, what the sampler watches for domains 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,21 +123,23 @@ _SHIFTED_AXES = frozenset({"sum", "mean", "max", "min", "logsumexp"})
 _SHIFTED_AXIS = frozenset({"softmax", "log_softmax", "expand_dims"})
 
 
-def batched(
-    program: Program, name: str
-) -> Callable[[Mapping[str, np.ndarray], np.ndarray], np.ndarray] | None:
-    """A function (inputs, X) -> the output at B points at once, where X (B, *shape of `name`) holds
-    B values of input `name` and the other inputs are as given: for finite differences, one call
-    instead of B. Each op works on its logical shape with the batch axis in front (elementwise
-    operands aligned past it, reduction and softmax axes moved by one, matmul's 1-D operands as
-    numpy treats them). None where the program has an op this does not batch, or a tensor output."""
+Batched = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
+
+
+def batched(program: Program, names: Collection[str]) -> Batched | None:
+    """A function (inputs, batch) -> the output at B points at once, where batch[n] (B, *shape of n)
+    holds B values of each input n of `names` and the other inputs are as given: for finite
+    differences, one call instead of B. Each op works on its logical shape with the batch axis in
+    front (elementwise operands aligned past it, reduction and softmax axes moved by one, matmul's
+    1-D operands as numpy treats them). None where the program has an op this does not batch, or a
+    tensor output."""
     from symcheck.language.catalogue import OPS, OpKind
 
-    if program.output_type.shape != ():
+    if program.output_type.shape != () or not names:
         return None
     dt = np.dtype(np.float64)
     steps: list[tuple[str, Node]] = [(s.id, s.expr) for s in program.steps]
-    depends: dict[str, bool] = {n: n == name for n in program.inputs}
+    depends: dict[str, bool] = {n: n in names for n in program.inputs}
 
     def uses(node: Node) -> bool:
         if isinstance(node, Ref):
@@ -162,18 +164,18 @@ def batched(
         return None
     floats = {n: program.inputs[n].type.dtype is DType.FLOAT for n in program.inputs}
 
-    def run(inputs: Mapping[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    def run(inputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray]) -> np.ndarray:
         env: dict[str, tuple[np.ndarray, bool]] = {}
         for n in program.inputs:
-            if n == name:
-                env[n] = (np.asarray(x, dtype=dt), True)
+            if n in names:
+                env[n] = (np.asarray(batch[n], dtype=dt), True)
             else:
                 env[n] = (np.asarray(inputs[n], dtype=dt if floats[n] else np.int64), False)
         with np.errstate(all="ignore"):
             for step_id, expr in steps:
                 env[step_id] = _batched_node(expr, env, dt)
         value, is_batched = env[program.output.id]
-        return value if is_batched else np.broadcast_to(value, (len(x),))
+        return value if is_batched else np.broadcast_to(value, (len(next(iter(batch.values()))),))
 
     return run
 

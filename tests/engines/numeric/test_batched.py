@@ -40,19 +40,32 @@ def test_a_batch_is_the_points_one_by_one(text: str, shapes: dict[str, tuple[int
     point = {n: rng.normal(size=s) for n, s in shapes.items()}
     point["y"] = np.array([0, 3, 1])
     for name in shapes:
-        run = batched(program, name)
+        run = batched(program, [name])
         if "dot(" in text:  # not batched: evaluated one point at a time
             assert run is None
             continue
         assert run is not None
         xs = point[name] + 0.1 * rng.normal(size=(6, *shapes[name]))
-        together = run(point, xs)
+        together = run(point, {name: xs})
         one_by_one = [forward(program, {**point, name: x})[program.output.id] for x in xs]
         np.testing.assert_allclose(together, one_by_one, rtol=1e-15, atol=0, equal_nan=True)
 
 
 def test_a_tensor_output_is_not_batched() -> None:
-    assert batched(_program("tanh(x)", {"x": (3,)}), "x") is None
+    assert batched(_program("tanh(x)", {"x": (3,)}), ["x"]) is None
+
+
+def test_several_inputs_batched_together() -> None:
+    program = _program("sum(tanh(W @ x + b))", {"W": (3, 4), "x": (4,), "b": (3,)})
+    rng = np.random.default_rng(4)
+    batch = {"W": rng.normal(size=(5, 3, 4)), "x": rng.normal(size=(5, 4))}
+    run = batched(program, ["W", "x"])
+    assert run is not None
+    b = rng.normal(size=3)
+    together = run({"b": b}, batch)
+    points = [{"W": batch["W"][i], "x": batch["x"][i], "b": b} for i in range(5)]
+    one_by_one = [forward(program, p)[program.output.id] for p in points]
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize(("text", "shapes"), PROGRAMS[:4], ids=[t for t, _ in PROGRAMS[:4]])
@@ -64,7 +77,7 @@ def test_finite_differences_are_the_same_batched_or_not(
     point = {n: rng.normal(size=s) for n, s in shapes.items()}
     wrt = program.float_inputs()
     fast = NumericEngine().run(program, point, wrt, EngineOptions())
-    monkeypatch.setattr(numeric_engine, "batched", lambda program, name: None)
+    monkeypatch.setattr(numeric_engine, "batched", lambda program, names: None)
     slow = NumericEngine().run(program, point, wrt, EngineOptions())
     for name in wrt:
         np.testing.assert_array_equal(fast.grads[name], slow.grads[name])
