@@ -327,3 +327,25 @@ def test_an_index_tensor_before_another_index_is_refused_not_given_another_meani
     r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3x3", "-i", "y:2:int=[0,2]", "-i", "r:2:int=[1,1]"])
     assert r.exit_code == 2
     assert "an index tensor followed by another index means pairs in torch" in r.output
+
+
+def test_the_command_exits_with_its_status_and_all_its_output(tmp_path: Path) -> None:
+    # `symcheck` ends with os._exit after flushing (no teardown of SymPy's and torch's objects):
+    # the exit status, the whole report and the error messages must still all arrive.
+    args = ["grad", "mean(3*(x+2)^2)", "-i", "x:2x2=1", "--engines", "autograd,numeric"]
+    ok = python_m_symcheck(*args, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.rstrip().endswith("1 cases, 3 points: 1 passed, 0 failed")
+    bad = python_m_symcheck("grad", "mean(x", "-i", "x:2", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "error: unexpected end of input" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path, tutorial: Path) -> None:
+    command = [sys.executable, "-m", "symcheck", "verify", str(tutorial), "--engines", "numeric"]
+    reader = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None
+    reader.stdout.readline()
+    reader.stdout.close()  # as `| head -1` does
+    _, stderr = reader.communicate(timeout=120)
+    assert b"Traceback" not in stderr
