@@ -29,9 +29,9 @@ from symcheck.engines.symbolic.expansion import (
     Expansion,
     JacobianExpansion,
     NotEvaluable,
-    evaluate_exact,
     exact_floats,
     exact_number,
+    exact_value,
     expand_gradient,
     expand_jacobian,
     expanded_size,
@@ -437,7 +437,7 @@ class SymbolicEngine(Engine):
     ) -> None:
         expansion = self.expansion(program, wrt)
         subs = expansion.substitution(inputs)
-        value, exact = evaluate_exact(expansion.output, subs)
+        value, exact = exact_value(expansion.output, subs)
         grads = {
             name: exact_floats(g, subs) if g.size else np.zeros(g.shape)
             for name, g in expansion.grads.items()
@@ -451,7 +451,7 @@ class SymbolicEngine(Engine):
             result.notes.append("closed form = expansion (exact, element by element) at this point")
         result.value = np.asarray(value, dtype=np.float64)
         result.grads = grads
-        result.exact_value = exact_text(exact)
+        result.exact_value = None if exact is None else exact_text(exact)
 
     def _probe_second_order(
         self, program: Program, wrt: Sequence[str], options: EngineOptions, result: EngineResult

@@ -304,6 +304,21 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
         return float("nan"), exact
 
 
+def exact_value(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any]) -> tuple[float, sympy.Expr | None]:
+    """(float value, the exact value where it is rational, else None) of expr at a point: by SymEngine
+    where it evaluates as SymPy does (a rational stays exact: 27/4), else by `evaluate_exact`."""
+    fast = _in_symengine(expr)
+    if fast is not None:
+        number = fast.xreplace({_carrying(s): symengine.sympify(v) for s, v in subs.items()})
+        if number.is_Rational:
+            return float(number), number._sympy_()
+        value = _fast_float(fast, {_carrying(s): symengine.sympify(v) for s, v in subs.items()})
+        if value is not None:
+            return value, None
+    value, exact = evaluate_exact(expr, subs)
+    return value, exact if exact.is_Rational else None
+
+
 def exact_floats(array: np.ndarray, subs: Mapping[sympy.Symbol, Any]) -> np.ndarray:
     """float64 values of an object array of expressions at a point, each computed exactly and then
     rounded once: by SymEngine (exact rationals, 200-bit MPFR for what is irrational) where it

@@ -65,7 +65,7 @@ def test_assumptions_survive_the_round_trip() -> None:
 def test_exact_values_by_symengine_are_sympys(text: str, specs: list[str]) -> None:
     import numpy as np
 
-    from symcheck.engines.symbolic.expansion import evaluate_exact, exact_floats, expand_gradient
+    from symcheck.engines.symbolic.expansion import evaluate_exact, exact_floats, exact_value, expand_gradient
 
     (prep,), _ = prepare([load_case(text, specs)])
     program = prep.program
@@ -83,6 +83,12 @@ def test_exact_values_by_symengine_are_sympys(text: str, specs: list[str]) -> No
         for g in found.grads.values():
             slow = np.vectorize(lambda e, at=subs: evaluate_exact(e, at)[0], otypes=[float])(g)
             np.testing.assert_array_equal(exact_floats(g, subs), slow)
+        # The output: the same exact rational, and the float (evaluate_exact rounds a 30-digit value,
+        # SymEngine a 200-bit one: the same to an ulp)
+        value, exact = evaluate_exact(found.output, subs)
+        fast, fast_exact = exact_value(found.output, subs)
+        assert fast_exact == (exact if exact.is_Rational else None)
+        np.testing.assert_allclose(fast, value, rtol=4e-16, atol=0, equal_nan=True)
 
 
 def test_what_symengine_cannot_decide_falls_back_to_sympy() -> None:
