@@ -309,10 +309,14 @@ def exact_value(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any]) -> tuple[flo
     where it evaluates as SymPy does (a rational stays exact: 27/4), else by `evaluate_exact`."""
     fast = _in_symengine(expr)
     if fast is not None:
-        number = fast.xreplace({_carrying(s): symengine.sympify(v) for s, v in subs.items()})
-        if number.is_Rational:
+        fast_subs = {_carrying(s): symengine.sympify(v) for s, v in subs.items()}
+        try:
+            number = fast.xreplace(fast_subs)
+        except (RuntimeError, TypeError, ValueError, NotImplementedError):  # 2^(10^154): too large
+            number = None
+        if number is not None and number.is_Rational:
             return float(number), number._sympy_()
-        value = _fast_float(fast, {_carrying(s): symengine.sympify(v) for s, v in subs.items()})
+        value = None if number is None else _fast_float(number, {})
         if value is not None:
             return value, None
     value, exact = evaluate_exact(expr, subs)

@@ -107,3 +107,20 @@ def test_what_symengine_cannot_decide_falls_back_to_sympy() -> None:
     )
     values = exact_floats(cases, {x: sympy.Rational(1, 2)})
     assert values[0] == 0 and np.isnan(values[1]) and not np.isfinite(values[2])
+
+
+def test_a_power_too_large_for_symengine_falls_back_to_sympy() -> None:
+    # SymEngine's exact 2^(10^154) raises "powrat: 'exp' does not fit ulong" (fuzz: exit 3)
+    import sympy
+
+    from symcheck.engines.symbolic.budget import gave_up_in, time_limit
+    from symcheck.engines.symbolic.expansion import NotEvaluable, exact_value
+
+    x, y = sympy.Symbol("x", real=True), sympy.Symbol("y", real=True)
+    try:
+        with time_limit(1.0):  # SymPy works on it exactly until the case's budget ends, as in a run
+            exact_value(x**y, {x: sympy.Rational(3, 2), y: sympy.Integer(10**154)})
+    except NotEvaluable:
+        pass  # SymPy's own verdict on it; not a crash of ours
+    except Exception as e:
+        assert gave_up_in(e), e
