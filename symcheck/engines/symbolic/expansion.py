@@ -231,6 +231,16 @@ def symengine_can(expr: sympy.Basic) -> bool:
     return all(isinstance(node, _SYMENGINE_CLASSES) for node in sympy.preorder_traversal(expr))
 
 
+def _symengine_evaluates(expr: sympy.Basic) -> bool:
+    """Whether SymEngine may evaluate expr at points: as `symengine_can`, and no power with an input
+    in its exponent. SymEngine raises the power of a rational exactly, whatever the exponent: at
+    x^y with y = 2^63 - 1 its arithmetic aborts the process (SIGFPE), where SymPy works within the
+    case's time budget and gives up."""
+    return symengine_can(expr) and not any(
+        node.is_Pow and node.exp.free_symbols for node in sympy.preorder_traversal(expr)
+    )
+
+
 def term_partials(term: sympy.Expr, symbols: set[sympy.Symbol]) -> dict[sympy.Symbol, sympy.Expr]:
     """d term / d s for each s: by SymEngine where it differentiates as SymPy does (ten to a
     hundred times faster on the expansion's terms), else by sympy.diff. Same results either way
@@ -251,10 +261,11 @@ def _term_partials(
     # SymEngine's symbols carry ours along, so that back in SymPy they keep their assumptions.
     ours = {symengine.Symbol(s.name): _carrying(s) for s in term.free_symbols}
     fast = symengine.sympify(term).xreplace(ours)
+    evaluates = _symengine_evaluates(term)  # else its derivatives are evaluated by SymPy
     found = {}
     for s in symbols:
         d = fast.diff(_carrying(s))
-        found[s] = (d._sympy_(), d)
+        found[s] = (d._sympy_(), d if evaluates else None)
     return found
 
 
@@ -351,7 +362,7 @@ def _in_symengine(expr: sympy.Expr) -> Any:
         return None
     if expr not in _IN_SYMENGINE:
         fast = None
-        if symengine_can(expr):
+        if _symengine_evaluates(expr):
             ours = {symengine.Symbol(s.name): _carrying(s) for s in expr.free_symbols}
             fast = symengine.sympify(expr).xreplace(ours)
         _remember(expr, fast)
