@@ -949,6 +949,8 @@ def mutate_data(r: random.Random, suite: dict[str, Any]) -> None:
     """Structural mutations of a suite's data, in place."""
     for _ in range(_choice(r, [0, 1, 1, 1, 2, 3])):
         paths = [p for p in _paths(suite) if p]
+        if not paths:  # an earlier mutation left nothing to mutate (the suite emptied)
+            return
         path = _choice(r, paths)
         parent = _get(suite, path[:-1])
         last = path[-1]
