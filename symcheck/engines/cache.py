@@ -186,9 +186,6 @@ class DiskCache:
     def get(self, kind: str, key: tuple) -> Any | None:
         return self.get_digest(kind, _digest(kind, key))
 
-    def put(self, kind: str, key: tuple, value: Any) -> None:
-        self.put_digest(kind, _digest(kind, key), value)
-
     def _path(self, kind: str, digest: str) -> Path:
         # One folder per fingerprint: what another version of symcheck (or of SymPy...) stored is
         # never read, and is removed when this version first writes (_make_folder).

@@ -16,6 +16,22 @@ from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, OnC
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
 
+def cast_args(op: str, args: list[np.ndarray], dtype: np.dtype) -> list[np.ndarray]:
+    """An op's arguments in the dtype computed in: integer and bool arrays become floats, except
+    where the op keeps dtypes (moves elements) or takes labels, indices or conditions as they are.
+    (dtype.kind "f" is np.issubdtype(..., np.floating) at a tenth of the cost.)"""
+    if op in KEEPS_DTYPE:
+        return args
+    keep = LABEL_ARGS.get(op, frozenset())
+    return [a if k in keep or a.dtype.kind == "f" else a.astype(dtype) for k, a in enumerate(args)]
+
+
+def in_dtype(result: Any, dtype: np.dtype) -> np.ndarray:
+    """An op's result as an array, a float one in the dtype computed in."""
+    result = np.asarray(result)
+    return result.astype(dtype) if result.dtype != dtype and result.dtype.kind == "f" else result
+
+
 def forward(
     program: Program,
     inputs: Mapping[str, np.ndarray],
@@ -51,16 +67,8 @@ class _Evaluator:
         if isinstance(node, Ref):
             return self.env[node.target]
         assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
-        args = [self.node(a) for a in node.args]
-        if node.op not in KEEPS_DTYPE:
-            labels = LABEL_ARGS.get(node.op, frozenset())
-            args = [
-                a if i in labels or np.issubdtype(a.dtype, np.floating) else a.astype(self.dtype)
-                for i, a in enumerate(args)
-            ]
-        result = np.asarray(FORWARD[node.op](args, node.kwdict))
-        if result.dtype != self.dtype and np.issubdtype(result.dtype, np.floating):
-            result = result.astype(self.dtype)
+        args = cast_args(node.op, [self.node(a) for a in node.args], self.dtype)
+        result = in_dtype(FORWARD[node.op](args, node.kwdict), self.dtype)
         if self.on_call is not None:
             self.on_call(node, args, result)
         return result
@@ -72,7 +80,7 @@ def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64)
     same rules and casts as `forward`, in the same order, without walking the tree at every call."""
     dt = np.dtype(dtype)
     values: list[Any] = []
-    calls: list[tuple[int, Callable[..., Any], list[int], frozenset[int] | None, dict[str, Any]]] = []
+    calls: list[tuple[int, str, list[int], dict[str, Any]]] = []  # (slot, op, argument slots, kwargs)
     names: dict[str, int] = {}
 
     def slot_of(node: Node, env: dict[str, int]) -> int:
@@ -84,8 +92,7 @@ def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64)
         assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
         args = [slot_of(a, env) for a in node.args]
         values.append(None)
-        keep = None if node.op in KEEPS_DTYPE else LABEL_ARGS.get(node.op, frozenset())
-        calls.append((len(values) - 1, FORWARD[node.op], args, keep, node.kwdict))
+        calls.append((len(values) - 1, node.op, args, node.kwdict))
         return len(values) - 1
 
     env: dict[str, int] = {}
@@ -102,16 +109,8 @@ def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64)
         for name, i in names.items():
             v[i] = np.asarray(inputs[name], dtype=dt if floats[name] else np.int64)
         with np.errstate(all="ignore"):
-            for i, fn, arg_slots, keep, kw in calls:
-                args = [v[j] for j in arg_slots]
-                if keep is not None:  # dtype.kind "f": np.issubdtype(..., np.floating), a tenth the cost
-                    args = [
-                        a if k in keep or a.dtype.kind == "f" else a.astype(dt) for k, a in enumerate(args)
-                    ]
-                result = np.asarray(fn(args, kw))
-                if result.dtype != dt and result.dtype.kind == "f":
-                    result = result.astype(dt)
-                v[i] = result
+            for i, op, arg_slots, kw in calls:
+                v[i] = in_dtype(FORWARD[op](cast_args(op, [v[j] for j in arg_slots], dt), kw), dt)
         return v[out]
 
     return run
@@ -189,14 +188,10 @@ def _batched_node(
         return env[node.target]
     assert isinstance(node, Call)
     evaluated = [_batched_node(a, env, dt) for a in node.args]
-    args = [value for value, _ in evaluated]
-    if node.op not in KEEPS_DTYPE:
-        keep = LABEL_ARGS.get(node.op, frozenset())
-        args = [a if k in keep or a.dtype.kind == "f" else a.astype(dt) for k, a in enumerate(args)]
+    args = cast_args(node.op, [value for value, _ in evaluated], dt)
     kw = node.kwdict
     if not any(b for _, b in evaluated):
-        result = np.asarray(FORWARD[node.op](args, kw))
-        return (result.astype(dt) if result.dtype != dt and result.dtype.kind == "f" else result), False
+        return in_dtype(FORWARD[node.op](args, kw), dt), False
     flags = [b for _, b in evaluated]
     shapes = [a.shape for a in node.args]
     if node.op == "matmul":
@@ -231,10 +226,7 @@ def _batched_node(
         return np.broadcast_to(x, (x.shape[0], *node.shape)), True
     else:  # elementwise: each batched operand aligned to the result's rank past the batch axis
         args = _aligned(args, flags, shapes, len(node.shape))
-    result = np.asarray(FORWARD[node.op](args, kw))
-    if result.dtype != dt and result.dtype.kind == "f":
-        result = result.astype(dt)
-    return result, True
+    return in_dtype(FORWARD[node.op](args, kw), dt), True
 
 
 def _batched_nll(logp: np.ndarray, target: np.ndarray, reduction: str, ndim: int) -> np.ndarray:
