@@ -6,15 +6,22 @@ work runs Python code, which a signal interrupts between steps. Limits nest: an 
 sooner (a pretty form tried for a second) runs inside an outer one (the case's budget), and when it
 ends the outer one is re-armed with what it has left. `spent()` tells whether a GaveUp caught for an
 inner limit was really the outer one's.
+
+Python swallows an exception raised where nothing can catch it: a gc callback (hypothesis registers
+one), a __del__, a weakref callback; a library's bare `except` swallows it too. So the alarm fires
+again every few milliseconds until its block has ended, and it raises only inside a block whose
+deadline has passed and never on the way out of one (this module, contextlib).
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 
 class GaveUp(Exception):
@@ -25,7 +32,21 @@ class GaveUp(Exception):
 _deadlines: list[float] = []
 
 
-def _expired(signum: int, frame: object) -> None:
+# How soon the alarm fires again after a GaveUp that may have been swallowed.
+_AGAIN_SECONDS = 0.02
+_EXIT_PATH = {__file__, contextlib.__file__}
+
+
+def _expired(signum: int, frame: FrameType | None) -> None:
+    if not _deadlines:  # an alarm already on its way when the last block ended
+        return
+    now = time.monotonic()
+    if _deadlines[-1] > now:  # an enclosing limit's, delivered after the inner block ended: not yet
+        signal.setitimer(signal.ITIMER_REAL, max(_deadlines[-1] - now, 1e-6))
+        return
+    signal.setitimer(signal.ITIMER_REAL, _AGAIN_SECONDS)
+    if frame is not None and frame.f_code.co_filename in _EXIT_PATH:
+        return  # the block is ending already; raising here would skip its clean-up
     raise GaveUp()
 
 
