@@ -616,6 +616,7 @@ class Runner:
 
     def _refute_mistakes(self, prep: Prepared, result: CaseResult, deadline: float | None) -> None:
         from symcheck.check.diagnose import diagnose
+        from symcheck.engines import cache as derived
         from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
         given = result.points[0] if result.points else None
@@ -623,14 +624,33 @@ class Runner:
         for mistake in prep.case.mistakes:
             try:
                 with time_limit(_remaining(deadline)):  # simplifying a candidate can run away
-                    d = diagnose(
-                        self._closed_form(prep, mistake.wrt),
+                    closed = self._closed_form(prep, mistake.wrt)
+                    point = given.inputs if given else None
+                    label = given.label if given else None
+                    # Decided by the program, the claim, the point and the seed only: kept (in
+                    # memory and on disk) as proofs are; simplify is the slow part of it.
+                    key = derived.program_key(
+                        prep.program,
+                        list(closed.grads),
                         mistake.wrt,
                         mistake.formula,
-                        source=mistake.source,
-                        point=given.inputs if given else None,
-                        point_label=given.label if given else None,
-                        seed=prep.case.seed,
+                        _point_key(point),
+                        label,
+                        prep.case.seed,
+                    )
+                    d = derived.reuse(
+                        "diagnosis",
+                        key,
+                        partial(
+                            diagnose,
+                            closed,
+                            mistake.wrt,
+                            mistake.formula,
+                            source=mistake.source,
+                            point=point,
+                            point_label=label,
+                            seed=prep.case.seed,
+                        ),
                     )
             except Exception as e:  # GaveUp, or a library's wrapping of it
                 if not gave_up_in(e):
@@ -1049,6 +1069,14 @@ def _expected_cost(case: Case) -> float:
     order = 4 if getattr(case, "order", 1) >= 2 else 1
     train = 5 if case.train is not None else 1
     return expansion * order * train * points + 50 * claims
+
+
+def _point_key(point: Mapping[str, np.ndarray] | None) -> tuple | None:
+    """A point as a cache key: every input's dtype, shape and bytes."""
+    if point is None:
+        return None
+    arrays = {n: np.asarray(v) for n, v in point.items()}
+    return tuple((n, v.dtype.str, v.shape, v.tobytes()) for n, v in arrays.items())
 
 
 def _remaining(deadline: float | None) -> float | None:

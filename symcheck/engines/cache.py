@@ -177,6 +177,17 @@ def program_key(program: Program, wrt: Sequence[str], *extra: object) -> tuple:
     return (program.source.text, inputs, len(program.steps), program.output.id, tuple(wrt), *extra)
 
 
+def _loads(payload: bytes) -> Any:
+    """SymPy objects unpickle by calling their class on their args, which evaluates them again:
+    three times the time of building them as they were, and a product left unevaluated (factor's
+    3/2*(x + 2)) comes back distributed (3*x/2 + 3). Their args are what they were built of, so
+    they are rebuilt as they were (a test compares srepr)."""
+    from sympy import evaluate
+
+    with evaluate(False):
+        return pickle.loads(payload)
+
+
 class DiskCache:
     def __init__(self, root: Path, key: bytes) -> None:
         self.root = root
@@ -203,7 +214,7 @@ class DiskCache:
             path.unlink(missing_ok=True)  # not ours, or damaged: never unpickled
             return None
         try:
-            return pickle.loads(payload)  # signed by us, verified above
+            return _loads(payload)  # signed by us, verified above
         except Exception:  # an entry of ours that no longer loads (a class moved): derive again
             path.unlink(missing_ok=True)
             return None

@@ -203,3 +203,37 @@ def test_a_proof_is_decided_once(cache_dir: Path, monkeypatch: pytest.MonkeyPatc
         assert not errors and result.status == "pass"
         assert [(p.wrt, p.proven) for p in result.proofs] == [("x", True)]
     assert differences == ["x"]
+
+
+def test_a_stored_closed_form_evaluates_without_lambdify(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """lambdify printed every numpy function again in each run (0.5 s of the shipped suites): its
+    sources go with the stored graph, and a later run compiles them."""
+    import sympy
+
+    x = np.array([0.5, -1.0, 2.0])
+    program = _program("sum(tanh(x)*relu(x) + maximum(x, 0.3)*sigmoid(x))", x=(3,))
+    first = _run(program, x)
+    derived.forget()  # a new process
+    made: list[tuple] = []
+    lambdify = sympy.lambdify
+    monkeypatch.setattr(sympy, "lambdify", lambda *a, **k: made.append(a) or lambdify(*a, **k))
+    again = _run(program, x)
+    assert [args for args in made if args[0]] == []  # at most the namespace's own, of no argument
+    np.testing.assert_array_equal(again.grads["x"], first.grads["x"])
+    assert again.value == first.value
+
+
+def test_a_stored_closed_form_comes_back_as_it_was_built(cache_dir: Path) -> None:
+    """Unpickling SymPy evaluated every product again: factor's 3/2*(x + 2) came back as
+    3*x/2 + 3 (and three times slower)."""
+    import sympy
+
+    program = _program("mean(3*(x+2)^2)", x=(2,))
+    first = SymbolicEngine().closed_form(program, ["x"])
+    derived.forget()
+    again = SymbolicEngine().closed_form(_program("mean(3*(x+2)^2)", x=(2,)), ["x"])
+    assert sympy.srepr(again.grads["x"].expr) == sympy.srepr(first.grads["x"].expr)
+    assert sympy.srepr(again.output.expr) == sympy.srepr(first.output.expr)
+    assert isinstance(again.grads["x"].expr, sympy.Mul)  # 3/2*(x + 2), as factor left it

@@ -12,6 +12,9 @@ The tensor-level rules (what each atom's op does to an incoming gradient) are wr
 
 from __future__ import annotations
 
+import builtins
+import linecache
+import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,10 +110,20 @@ class Graph:
     _by_key: dict[tuple, sympy.Symbol] = field(default_factory=dict)
     _lambdified: dict[tuple, Callable[..., Any]] = field(default_factory=dict)
     _plans: dict[tuple, tuple[list[Atom], Callable[..., Any]]] = field(default_factory=dict)
+    # lambdify's source of each numpy function: kept with the graph (the disk cache), so that a later
+    # run compiles it (microseconds) instead of printing it again (a millisecond or more each)
+    _sources: dict[tuple, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def __getstate__(self) -> dict[str, Any]:
-        # numpy functions made by lambdify do not pickle (the disk cache): made again when needed
-        return {**self.__dict__, "_lambdified": {}, "_plans": {}}
+        # numpy functions do not pickle (the disk cache): compiled again from their sources. Those
+        # are stored as pairs: a dict is rebuilt while unpickling, when a SymPy key may not be
+        # whole yet, and its hash then is not the one it has after (a Piecewise's, a maximum's).
+        return {**self.__dict__, "_lambdified": {}, "_plans": {}, "_sources": list(self._sources.items())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sources = {}
+        self._stored_sources: list[tuple[tuple, tuple[str, dict[str, Any]]]] = state.get("_sources", [])
 
     # ------------------------------------------------------------ building
 
@@ -607,9 +620,22 @@ class Graph:
                 result = np.asarray(fn(*shaped, np.nan), dtype=np.float64)
         return np.broadcast_to(result, t.shape).copy()
 
+    def prepare(self, *tensors: SymTensor) -> None:
+        """Make the numpy functions evaluating `tensors` (and their atoms) now, before the graph is
+        stored: their sources go with it."""
+        for t in tensors:
+            for atom in self.atoms_of(t):
+                self.prepare(*atom.args)
+            self._numpy_function(t, self.atoms_of(t))
+
     def _numpy_function(self, t: SymTensor, atoms: list[Atom]) -> Callable[..., Any]:
         key = (t.expr, tuple(a.symbol for a in atoms))
         fn = self._lambdified.get(key)
+        if fn is None and self.__dict__.get("_stored_sources"):  # the first function made after unpickling
+            self._sources.update(self._stored_sources)
+            self._stored_sources = []
+        if fn is None and key in self._sources:
+            fn = _compiled(*self._sources[key])
         if fn is None:
             # zoo (log(0) in a branch: log(where(x > 0, x, 0))) has no numpy spelling in SymPy's
             # printer (a KeyError); as a real number it is undefined: an argument passed nan, in
@@ -617,10 +643,13 @@ class Graph:
             fn = sympy.lambdify(
                 [a.symbol for a in atoms] + [_UNDEFINED],
                 _float_ready(t.expr.xreplace({sympy.zoo: _UNDEFINED})),
-                modules=[NUMPY_IMPLEMENTATIONS, "numpy"],
+                modules=_MODULES,
                 dummify=True,
             )
-            self._lambdified[key] = fn
+            stored = _source_of(fn)
+            if stored is not None:
+                self._sources[key] = stored
+        self._lambdified[key] = fn
         return fn
 
     def _atom_value(self, atom: Atom, inputs: Mapping[str, Any], cache: dict) -> Any:
@@ -676,6 +705,46 @@ def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:
 
 
 _UNDEFINED = sympy.Dummy("undefined", real=True)
+_MODULES = [NUMPY_IMPLEMENTATIONS, "numpy"]
+_NAMESPACE: dict[str, Any] = {}  # lambdify's namespace for _MODULES: numpy's names and ours
+
+
+def _namespace() -> dict[str, Any]:
+    if not _NAMESPACE:
+        _NAMESPACE.update(sympy.lambdify([], sympy.Integer(0), modules=_MODULES).__globals__)
+    return _NAMESPACE
+
+
+def _source_of(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]] | None:
+    """lambdify's source of fn, and what it names beyond the namespace (its printer's imports:
+    functools.reduce for a maximum), or None where those would not pickle by reference."""
+    source = "".join(linecache.getlines(fn.__code__.co_filename))
+    namespace = _namespace()
+    extras = {
+        n: fn.__globals__[n]
+        for n in fn.__code__.co_names
+        if n not in namespace and n in fn.__globals__ and not hasattr(builtins, n)
+    }
+    try:
+        pickle.dumps(extras)
+    except Exception:
+        return None
+    return (source, extras) if source else None
+
+
+def _compiled(source: str, extras: Mapping[str, Any]) -> Callable[..., Any] | None:
+    """A numpy function from lambdify's source of it, in lambdify's namespace; None where it names
+    something that namespace lacks (then lambdify makes it again)."""
+    namespace = {**_namespace(), **extras} if extras else _namespace()
+    code = compile(source, "<symcheck closed form>", "exec")
+    defined: dict[str, Any] = {}
+    exec(code, namespace, defined)  # our own lambdify's text, from a signed cache entry: not user text
+    (fn,) = defined.values()
+    if not all(n in namespace or hasattr(builtins, n) for n in fn.__code__.co_names):
+        return None
+    return fn
+
+
 _INT64 = 2**63
 
 

@@ -226,6 +226,7 @@ class SymbolicEngine(Engine):
             self._keep.append(program)
 
             def dump(c: ClosedForm) -> tuple:
+                c.graph.prepare(c.output, *c.grads.values())  # the numpy functions' sources go with it
                 return (c.graph, c.env, c.output, c.grads, c.printed, c.cotangent)
 
             def load(stored: tuple) -> ClosedForm:

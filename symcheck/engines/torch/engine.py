@@ -8,9 +8,12 @@ torch (this one, and `torch_autograd.py` beside it); the registry imports them l
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -73,6 +76,29 @@ class Lowerer:
 
     def floating(self, t: torch.Tensor) -> torch.Tensor:
         return t if t.is_floating_point() else t.to(self.dtype)
+
+
+_JVP_DECOMPOSITIONS = "torch._decomp.decompositions_for_jvp"
+
+
+@contextmanager
+def _jvp_decompositions_deferred() -> Iterator[None]:
+    """torch's first make_dual imports decompositions for forward mode, compiled with
+    torch.jit.script (0.35 s a process), unless PYTORCH_JIT=0. The ops of our language have forward
+    formulas of their own; one that needs a decomposition fails loudly without it ("Trying to use
+    forward AD with ... PYTORCH_JIT=0"), and the caller then runs it again with them loaded."""
+    if _JVP_DECOMPOSITIONS in sys.modules:
+        yield
+        return
+    before = os.environ.get("PYTORCH_JIT")
+    os.environ["PYTORCH_JIT"] = "0"  # read by make_dual only: torch.jit read it at torch's import
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTORCH_JIT", None)
+        else:
+            os.environ["PYTORCH_JIT"] = before
 
 
 class TorchEngine(Engine):
@@ -193,7 +219,7 @@ class TorchEngine(Engine):
                 inner.env[step.id] = inner.node(step.expr)
             return inner.env[program.output.id]
 
-        def jvp(v: Mapping[str, np.ndarray]) -> np.ndarray:
+        def jvp_once(v: Mapping[str, np.ndarray]) -> np.ndarray:
             with warnings.catch_warnings(), forward_ad.dual_level():
                 # torch's first forward-mode call loads decompositions with torch.jit.script, which
                 # this torch deprecates: torch's own business, not the user's.
@@ -204,6 +230,15 @@ class TorchEngine(Engine):
                 ]
                 product = forward_ad.unpack_dual(program_of(*duals)).tangent
             return np.zeros(tuple(out.shape)) if product is None else to_numpy(product)
+
+        def jvp(v: Mapping[str, np.ndarray]) -> np.ndarray:
+            try:
+                with _jvp_decompositions_deferred():
+                    return jvp_once(v)
+            except RuntimeError as e:
+                if "forward AD" not in str(e):
+                    raise
+                return jvp_once(v)  # an op whose forward mode is one of those decompositions: loaded now
 
         forward: Any = jvp if names else None
         try:

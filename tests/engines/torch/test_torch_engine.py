@@ -266,3 +266,30 @@ def test_registry_loads_torch_engine() -> None:
     engine = load_engine("torch")
     assert isinstance(engine, TorchEngine)
     assert engine.name == "torch"
+
+
+def test_forward_mode_runs_without_torchs_jit_compiled_decompositions() -> None:
+    """make_dual's first call compiles decompositions with torch.jit.script (0.35 s a process); the
+    ops of the language have forward formulas of their own, so they are not loaded, and the
+    JVPs still agree with the VJPs (the dot-product test)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, os\n"
+        "import torch.autograd.forward_ad as fa\n"
+        "calls = []\n"
+        "make_dual = fa.make_dual\n"
+        "fa.make_dual = lambda *a, **k: calls.append(1) or make_dual(*a, **k)\n"
+        "from symcheck.check.runner import run_cases\n"
+        "from symcheck.suites.programs import load_case\n"
+        "case = load_case('log_softmax(W @ x) * sigmoid(x[0]) + softplus(W @ x)', ['W:4x3', 'x:3'])\n"
+        "(r,), errors = run_cases([case])\n"
+        "assert not errors and r.status == 'pass', r\n"
+        "assert calls, 'no forward mode ran'\n"
+        "assert not any('unavailable' in n for n in r.points[0].results['torch'].notes)\n"
+        "assert 'torch._decomp.decompositions_for_jvp' not in sys.modules\n"
+        "assert 'PYTORCH_JIT' not in os.environ\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
