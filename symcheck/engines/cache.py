@@ -41,9 +41,9 @@ T = TypeVar("T")
 CACHE_ENV = "SYMCHECK_CACHE_DIR"
 NO_CACHE_ENV = "SYMCHECK_NO_CACHE"
 MEMORY_ENTRIES = 512
-# Reading an entry back costs about 1-6 ms (SymPy rebuilds each expression it unpickles): what was
-# made faster than this is made again rather than stored.
-WORTH_STORING_SECONDS = 0.01
+# What was made faster than this is made again rather than stored (reading a file costs about this);
+# above it, an entry is stored where reading it back (timed once, when it is stored) is faster.
+WORTH_STORING_SECONDS = 0.001
 FOLDER_NAME = ".symcheck_cache"
 MAX_ENTRY_BYTES = 8 * 2**20  # a larger closed form is derived again rather than stored
 _SIGNATURE_BYTES = 32
@@ -58,6 +58,12 @@ are never read. Do not commit this folder to version control.
 
 
 _memory: OrderedDict[str, Any] = OrderedDict()  # digest -> stored form, most recent last
+
+
+def worth_storing(made_in: float, read_in: float | None) -> bool:
+    """Whether what took `made_in` seconds to make is worth a file: reading it back (`read_in`
+    seconds, None: not timed yet) and opening the file must be faster than making it again."""
+    return made_in >= WORTH_STORING_SECONDS and (read_in is None or read_in + WORTH_STORING_SECONDS < made_in)
 
 
 def enabled() -> bool:
@@ -88,8 +94,9 @@ def reuse(
         start = time.perf_counter()
         value = make()
         stored = dump(value)
-        if disk is not None and time.perf_counter() - start >= WORTH_STORING_SECONDS:
-            disk.put_digest(kind, digest, stored)
+        made_in = time.perf_counter() - start
+        if disk is not None and worth_storing(made_in, None):
+            disk.put_digest(kind, digest, stored, made_in)
     else:
         value = load(stored)
     _memory[digest] = stored
@@ -219,12 +226,21 @@ class DiskCache:
             path.unlink(missing_ok=True)
             return None
 
-    def put_digest(self, kind: str, digest: str, value: Any) -> None:
+    def put_digest(self, kind: str, digest: str, value: Any, made_in: float = float("inf")) -> None:
+        """Store value, unless it does not pickle, is too large, or reads back slower than the
+        `made_in` seconds it took to make."""
         try:
             payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # something in it does not pickle: not cached, derived again next run
             return
         if len(payload) > MAX_ENTRY_BYTES:
+            return
+        start = time.perf_counter()
+        try:
+            _loads(payload)
+        except Exception:  # it would not load back: not stored
+            return
+        if not worth_storing(made_in, time.perf_counter() - start):
             return
         signature = hmac.new(self._key, payload, hashlib.sha256).digest()
         path = self._path(kind, digest)

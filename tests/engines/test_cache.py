@@ -18,13 +18,15 @@ from symcheck.engines.symbolic import ClosedForm, SymbolicEngine
 from symcheck.language.ir import Program, TensorType
 from symcheck.language.parser import bind, parse
 
+_WORTH_STORING = derived.worth_storing
+
 
 @pytest.fixture
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the signing key lives there
     monkeypatch.setenv(derived.CACHE_ENV, str(tmp_path / ".symcheck_cache"))
     monkeypatch.delenv(derived.NO_CACHE_ENV)  # tests run without a cache (conftest)
-    monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 0.0)  # these small forms are quick to make
+    monkeypatch.setattr(derived, "worth_storing", lambda made_in, read_in: True)  # small forms, quick to make
     derived._open.cache_clear()
     derived.forget()
     yield tmp_path / ".symcheck_cache"
@@ -115,9 +117,16 @@ def test_an_entry_that_does_not_verify_is_never_unpickled(cache_dir: Path, tmp_p
 def test_what_is_quicker_made_than_read_is_not_stored(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(derived, "worth_storing", _WORTH_STORING)  # the fixture's says always
     monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 60.0)
     SymbolicEngine().closed_form(_program("sum(x^2)", x=(2,)), ["x"])
     assert not cache_dir.exists()
+
+
+def test_an_entry_is_stored_where_reading_it_back_is_quicker_than_making_it() -> None:
+    assert not derived.worth_storing(0.0005, None)  # quicker made than a file opened
+    assert not derived.worth_storing(0.01, 0.02)  # a large expression SymPy rebuilds slowly
+    assert derived.worth_storing(0.05, None) and derived.worth_storing(0.05, 0.002)
 
 
 def test_another_versions_entries_are_removed_at_the_first_write(cache_dir: Path) -> None:
@@ -162,7 +171,7 @@ def test_clear_removes_only_a_folder_symcheck_made(tmp_path: Path) -> None:
 def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("SYMCHECK_NO_CACHE")
-    monkeypatch.setattr(derived, "WORTH_STORING_SECONDS", 0.0)
+    monkeypatch.setattr(derived, "worth_storing", lambda made_in, read_in: True)
     monkeypatch.chdir(tmp_path)
     derived._open.cache_clear()
     derived.forget()
@@ -237,3 +246,30 @@ def test_a_stored_closed_form_comes_back_as_it_was_built(cache_dir: Path) -> Non
     assert sympy.srepr(again.grads["x"].expr) == sympy.srepr(first.grads["x"].expr)
     assert sympy.srepr(again.output.expr) == sympy.srepr(first.output.expr)
     assert isinstance(again.grads["x"].expr, sympy.Mul)  # 3/2*(x + 2), as factor left it
+
+
+def test_a_stored_expansion_brings_its_symengine_forms(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converting the expansion from SymPy to SymEngine at every run was a tenth of the shipped
+    suites' time: the forms are stored with it (SymEngine's serialization), and give the same
+    exact values."""
+    from symcheck.engines.symbolic import expansion
+
+    program = _program("sum(exp(sin(x^2))*x + log(1 + x*x)^2)", x=(3,))
+    x = np.array([0.5, -1.0, 2.0])
+    first = SymbolicEngine().run(program, {"x": x}, ["x"], EngineOptions())
+    derived.forget()
+    expansion._IN_SYMENGINE.clear()  # a new process
+    converted: list[object] = []
+    sympify = expansion.symengine.sympify
+    monkeypatch.setattr(expansion.symengine, "sympify", lambda e: converted.append(e) or sympify(e))
+    again = SymbolicEngine().run(
+        _program("sum(exp(sin(x^2))*x + log(1 + x*x)^2)", x=(3,)), {"x": x}, ["x"], EngineOptions()
+    )
+    assert "closed form = expansion (exact, element by element) at this point" in again.notes
+    assert [
+        e for e in converted if not isinstance(e, (int, float)) and not getattr(e, "is_Number", False)
+    ] == []
+    np.testing.assert_array_equal(again.grads["x"], first.grads["x"])
+    assert again.value == first.value

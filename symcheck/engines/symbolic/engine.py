@@ -29,6 +29,7 @@ from symcheck.engines.symbolic.expansion import (
     Expansion,
     JacobianExpansion,
     NotEvaluable,
+    WithSymEngineForms,
     exact_floats,
     exact_number,
     exact_value,
@@ -689,7 +690,10 @@ def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | 
 
 def _kept(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:
     """make(program, wrt), or what an earlier case or run made of it (symcheck/engines/cache.py)."""
-    return derived.reuse(kind, derived.program_key(program, wrt), lambda: make(program, list(wrt)))
+    stored = derived.reuse(
+        kind, derived.program_key(program, wrt), lambda: WithSymEngineForms(make(program, list(wrt)))
+    )
+    return stored.value
 
 
 def _labels(point: Mapping[str, np.ndarray], shapes: Mapping[str, TensorType]) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ on the closed form. The cost grows with the tensor sizes, so it runs up to a bud
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -367,6 +368,58 @@ def _in_symengine(expr: sympy.Expr) -> Any:
             fast = symengine.sympify(expr).xreplace(ours)
         _remember(expr, fast)
     return _IN_SYMENGINE[expr]
+
+
+class WithSymEngineForms:
+    """A value holding SymPy expressions to evaluate at points (an Expansion, a JacobianExpansion,
+    exact Hessian blocks), pickled (the disk cache) with their SymEngine forms, in SymEngine's own
+    serialization: converting from SymPy again costs ten times reading them back."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        forms: list[bytes | None] = []
+        symbols: dict[str, sympy.Symbol] = {}
+        for expr in _expressions_in(self.value):
+            fast = _in_symengine(expr)
+            if fast is None:
+                forms.append(_NOT_FOR_SYMENGINE)
+                continue
+            carriers = fast.free_symbols
+            symbols.update((c.name, c.symbol) for c in carriers)
+            try:
+                forms.append(pickle.dumps(fast.xreplace({c: symengine.Symbol(c.name) for c in carriers})))
+            except Exception:  # a form SymEngine does not serialize: converted again when needed
+                forms.append(None)
+        return {"value": self.value, "forms": forms, "symbols": list(symbols.values())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.value = state["value"]
+        if symengine is None:
+            return
+        symbols = {s.name: s for s in state["symbols"]}
+        for expr, stored in zip(_expressions_in(self.value), state["forms"], strict=True):
+            if stored == _NOT_FOR_SYMENGINE:
+                _remember(expr, None)
+            elif stored is not None:
+                fast = pickle.loads(stored)  # inside a signed cache entry: ours
+                plain = {str(p): p for p in fast.free_symbols}
+                if plain.keys() <= symbols.keys():
+                    _remember(expr, fast.xreplace({p: _carrying(symbols[n]) for n, p in plain.items()}))
+
+
+_NOT_FOR_SYMENGINE = b""  # a stored form's marker: SymPy evaluates this one
+
+
+def _expressions_in(value: Any) -> list[sympy.Expr]:
+    if isinstance(value, Expansion):
+        return [value.output, *_expressions_in(value.grads)]
+    if isinstance(value, JacobianExpansion):
+        return [*value.output.flat, *_expressions_in(value.jacobians)]
+    if isinstance(value, dict):
+        return [e for array in value.values() for e in array.flat]
+    raise TypeError(f"no expressions known in {type(value).__name__}")
 
 
 def _remember(expr: sympy.Expr, fast: Any) -> None:
