@@ -7,6 +7,7 @@ what the sampler uses to watch op domains and kinks (through `on_call`).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -198,28 +199,35 @@ _BATCH_ELEMENTS = 2**20  # the most input elements one batched evaluation holds 
 def _first_steps(
     run: Batched,
     point: dict[str, np.ndarray],
-    name: str,
+    names: Sequence[str],
     noise: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`_refined`'s first step for every element of input `name` at once (its four points of each
-    element in batched evaluations): the value, the error estimate, and whether that step decides the
-    element, as it would one element at a time. The undecided (a large error, a point not finite, a
-    step too small to represent) are then refined one by one."""
-    x = point[name]
-    flat = x.reshape(-1)
-    n = flat.size
-    h = _H_SCALE * np.maximum(1.0, np.abs(flat))
-    h1, h2 = (flat + h) - flat, (flat + h / 2) - flat  # the steps the perturbed points represent
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`_refined`'s first step for every element of every input of `names` at once (its four
+    points of each element in batched evaluations, as few as fit in `_BATCH_ELEMENTS`): per input,
+    the value, the error estimate, and whether that step decides the element, as it would one
+    element at a time. The undecided (a large error, a point not finite, a step too small to
+    represent) are then refined one by one."""
+    flats = {n: point[n].reshape(-1) for n in names}
+    sizes = [flats[n].size for n in names]
+    owner = np.repeat(np.arange(len(names)), sizes)  # each element's input, in names' order
+    element = np.concatenate([np.arange(k) for k in sizes]) if sizes else np.zeros(0, dtype=int)
+    x = np.concatenate([flats[n] for n in names]) if sizes else np.zeros(0)
+    n = x.size
+    h = _H_SCALE * np.maximum(1.0, np.abs(x))
+    h1, h2 = (x + h) - x, (x + h / 2) - x  # the steps the perturbed points represent
     values, errors = np.full(n, np.nan), np.full(n, np.nan)
-    chunk = max(1, _BATCH_ELEMENTS // (4 * n))
+    chunk = max(1, _BATCH_ELEMENTS // (4 * max(n, 1)))
     for start in range(0, n, chunk):
         idx = np.arange(start, min(n, start + chunk))
         moved = np.repeat(idx, 4)
         steps = np.stack([h1[idx], -h1[idx], h2[idx], -h2[idx]], axis=1).reshape(-1)
-        rows = np.repeat(flat[None, :], len(moved), axis=0)
-        rows[np.arange(len(moved)), moved] = flat[moved] + steps
-        f = np.asarray(run(point, {name: rows.reshape((len(moved), *x.shape))}), dtype=np.float64)
-        f = f.reshape(-1, 4)
+        batch = {}
+        for k, name in enumerate(names):
+            rows = np.repeat(flats[name][None, :], len(moved), axis=0)
+            mine = owner[moved] == k
+            rows[np.flatnonzero(mine), element[moved[mine]]] = x[moved[mine]] + steps[mine]
+            batch[name] = rows.reshape((len(moved), *point[name].shape))
+        f = np.asarray(run(point, batch), dtype=np.float64).reshape(-1, 4)
         a, b = h1[idx], h2[idx]
         d1, d2 = (f[:, 0] - f[:, 1]) / (2 * a), (f[:, 2] - f[:, 3]) / (2 * b)
         rounding = np.maximum(4 * _EPS * np.max(np.abs(f), axis=1), 2 * noise) / b
@@ -228,7 +236,30 @@ def _first_steps(
     with np.errstate(invalid="ignore"):
         representable = (h1 > 0) & (h2 > 0) & (h1 != h2)
         decided = representable & np.isfinite(values) & (errors <= _DECIDES * np.maximum(np.abs(values), 1.0))
-    return values, errors, decided
+    bounds = np.cumsum([0, *sizes])
+    return {
+        name: (values[lo:hi], errors[lo:hi], decided[lo:hi])
+        for name, lo, hi in zip(names, bounds[:-1], bounds[1:], strict=True)
+    }
+
+
+@functools.lru_cache(maxsize=256)
+def _noise_signs(shapes: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, ...]:
+    """The noise probe's fixed sign pattern of each input (seed 0, drawn in order), read-only."""
+    rng = np.random.default_rng(0)
+    signs = tuple(rng.choice((-1.0, 1.0), size=shape) for shape in shapes)
+    for array in signs:
+        array.flags.writeable = False
+    return signs
+
+
+def _median_of_four(stacked: np.ndarray) -> np.ndarray:
+    """np.median(stacked, axis=0) of 4 rows, as np.median computes it (the middle two's mean; NaN
+    where a row is), at a third of its cost."""
+    assert len(stacked) == 4
+    ordered = np.sort(stacked, axis=0)
+    middle = (ordered[1] + ordered[2]) / 2
+    return np.where(np.isnan(stacked).any(axis=0), np.nan, middle)
 
 
 def _noise_level(
@@ -241,35 +272,41 @@ def _noise_level(
     value but rounds on a grid of 1.5e-8: its noise is about that, where eps * |f| would say 2e-16.
     Elementwise for an array f; `run`: the program batched over `names` (the points at once)."""
     originals = {n: point[n].copy() for n in names}
-    rng = np.random.default_rng(0)
-    signs = {n: rng.choice((-1.0, 1.0), size=originals[n].shape) for n in names}
-    level: Any = 0.0
-    try:
-        for spacing in _NOISE_SPACINGS:
-            moved = {
-                n: [x + k * spacing * signs[n] * np.maximum(1.0, np.abs(x)) for k in range(_NOISE_POINTS)]
-                for n, x in originals.items()
-            }
-            if run is not None:
-                values: Any = run(point, {n: np.stack(rows) for n, rows in moved.items()})
-            else:
-                values = []
+    signs = dict(zip(names, _noise_signs(tuple(originals[n].shape for n in names)), strict=True))
+    # rows[n][s, k]: input n at the k-th point of spacing s
+    steps = np.multiply.outer(np.asarray(_NOISE_SPACINGS), np.arange(_NOISE_POINTS, dtype=np.float64))
+    rows = {
+        n: x + np.multiply.outer(steps, signs[n] * np.maximum(1.0, np.abs(x))) for n, x in originals.items()
+    }
+    count = len(_NOISE_SPACINGS) * _NOISE_POINTS
+    if run is not None:  # every point of both spacings in one batched evaluation
+        batch = {n: r.reshape((count, *originals[n].shape)) for n, r in rows.items()}
+        table = np.asarray(run(point, batch), dtype=np.float64)
+    else:
+        found = []
+        try:
+            for s in range(len(_NOISE_SPACINGS)):
                 for k in range(_NOISE_POINTS):
                     for n in names:
-                        point[n][...] = moved[n][k]
-                    values.append(f())
-            table = np.asarray(values, dtype=np.float64)
-            if not np.all(np.isfinite(table)):
-                continue
-            estimates = []
-            for order in _NOISE_ORDERS:
-                differences = np.diff(table, n=order, axis=0)
+                        point[n][...] = rows[n][s, k]
+                    found.append(f())
+        finally:
+            for n in names:
+                point[n][...] = originals[n]
+        table = np.asarray(found, dtype=np.float64)
+    table = table.reshape((len(_NOISE_SPACINGS), _NOISE_POINTS, *table.shape[1:]))
+    level: Any = 0.0
+    for one in table:  # a spacing
+        if not np.all(np.isfinite(one)):
+            continue
+        estimates = []
+        differences = one
+        for order in range(1, max(_NOISE_ORDERS) + 1):
+            differences = differences[1:] - differences[:-1]  # np.diff's n-th difference, step by step
+            if order in _NOISE_ORDERS:
                 gamma = math.factorial(order) ** 2 / math.factorial(2 * order)
                 estimates.append(np.sqrt(gamma * np.mean(differences**2, axis=0)))
-            level = np.maximum(level, np.median(np.stack(estimates), axis=0))
-    finally:
-        for n in names:
-            point[n][...] = originals[n]
+        level = np.maximum(level, _median_of_four(np.stack(estimates)))
     return float(level) if np.ndim(level) == 0 else level
 
 
@@ -415,16 +452,17 @@ class NumericEngine(Engine):
         grads: dict[str, np.ndarray] = {}
         errors: dict[str, np.ndarray] = {}
         failed: list[str] = []
-        noise = _noise_level(point, names, f, None if program is None else batched(program, names))
+        run = None if program is None else batched(program, names)
+        noise = _noise_level(point, names, f, run)
+        first = _first_steps(run, point, names, float(noise)) if run is not None else {}
         for name in names:
             x = point[name]
             flat = x.reshape(-1)  # a view: writing it perturbs the point
             grad = np.empty(x.size, dtype=np.float64)
             error = np.zeros(x.size, dtype=np.float64)
-            run = None if program is None else batched(program, [name])
             decided = np.zeros(x.size, dtype=bool)
-            if run is not None and x.size:
-                grad[:], error[:], decided[:] = _first_steps(run, point, name, float(noise))
+            if name in first:
+                grad[:], error[:], decided[:] = first[name]
             for i in np.flatnonzero(~decided):
                 found = _element_derivative_and_error(flat, int(i), f, noise)
                 if found is None:

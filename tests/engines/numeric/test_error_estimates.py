@@ -102,3 +102,17 @@ def test_a_real_bug_still_fails_against_the_estimate() -> None:
         error_estimate=result.error_bounds["x"],
     )
     assert not check.ok and check.inconclusive == 0
+
+
+def test_the_noise_probes_median_is_numpys() -> None:
+    from symcheck.engines.numeric.engine import _median_of_four
+
+    rng = np.random.default_rng(1)
+    for shape in [(4,), (4, 3), (4, 2, 2)]:
+        for _ in range(300):
+            a = rng.standard_normal(shape) * 10.0 ** rng.integers(-300, 300, shape)
+            if rng.random() < 0.2:
+                a.flat[rng.integers(a.size)] = np.nan
+            if rng.random() < 0.2:
+                a.flat[rng.integers(a.size)] = np.inf
+            np.testing.assert_array_equal(_median_of_four(a), np.median(a, axis=0))
