@@ -10,6 +10,7 @@ from __future__ import annotations
 import keyword
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -485,7 +486,25 @@ def check_identifier(name: str) -> None:
 
 
 def bind(parsed: ParsedProgram, inputs: Mapping[str, TensorType]) -> Program:
-    """Resolve names, validate calls and keyword arguments, and infer every node's type."""
+    """Resolve names, validate calls and keyword arguments, and infer every node's type. A program
+    bound before to the same input types (under the same limits) is that same Program (immutable):
+    a test session checks one function at many points, each a case of its own."""
+    key = (parsed, tuple(inputs.items()), limits.current())
+    program = _BOUND.get(key)
+    if program is None:
+        program = _bind(parsed, inputs)
+        _BOUND[key] = program
+        if len(_BOUND) > 1024:
+            _BOUND.popitem(last=False)
+    else:
+        _BOUND.move_to_end(key)
+    return program
+
+
+_BOUND: OrderedDict[tuple, Program] = OrderedDict()
+
+
+def _bind(parsed: ParsedProgram, inputs: Mapping[str, TensorType]) -> Program:
     most = limits.current().max_elements
     for name in inputs:
         check_identifier(name)

@@ -7,14 +7,18 @@ It is what the numeric engine differences, what the sampler watches for domains 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, OnCall
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
+
+T = TypeVar("T")
 
 
 def cast_args(op: str, args: list[np.ndarray], dtype: np.dtype) -> list[np.ndarray]:
@@ -75,11 +79,67 @@ class _Evaluator:
         return result
 
 
+_MADE = threading.local()  # per thread: a compiled function's buffers are its own
+
+
+def _per_program(make: Callable[..., T]) -> Callable[..., T]:
+    """make(program, *key), made once per Program object and key in this thread (the last 64): a
+    program bound again to the same types is the same object (parser.bind), and the numeric engine
+    asks for the same functions at every point of every case checking it."""
+
+    def made(program: Program, *key: Any) -> T:
+        memo = _MADE.__dict__.setdefault(make.__name__, OrderedDict())
+        slot = (id(program), *key)
+        found = memo.get(slot)
+        if found is not None and found[0] is program:  # the id of a program still held here
+            memo.move_to_end(slot)
+            return found[1]
+        value = make(program, *key)
+        memo[slot] = (program, value)
+        if len(memo) > 64:
+            memo.popitem(last=False)
+        return value
+
+    made.__name__ = make.__name__
+    made.__doc__ = make.__doc__
+    return made
+
+
 def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64) -> Callable[[], np.ndarray]:
     """A function of the inputs giving forward(program, inputs)[output], the program walked into a
     flat list of calls once: what the numeric engine evaluates thousands of times per point. The
     same rules and casts as `forward`, in the same order, without walking the tree at every call."""
     dt = np.dtype(dtype)
+    values, calls, names, out, floats, shapes, buffer_of = _plan(program, dt)
+    # Large elementwise results go into buffers kept from call to call, each reused once the value
+    # in it is dead: a fresh 8 MB array per op is 2,000 fresh pages, and at 10^6 elements the
+    # program ran five times slower than numpy's own expression (which reuses its temporaries).
+    # The buffers are this function's: gone with it (the plan is what is kept per program).
+    buffers: dict[int, np.ndarray] = {}
+
+    def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        v = list(values)
+        for name, i in names.items():
+            v[i] = np.asarray(inputs[name], dtype=dt if floats[name] else np.int64)
+        with np.errstate(all="ignore"):
+            for i, op, arg_slots, kw in calls:
+                args = cast_args(op, [v[j] for j in arg_slots], dt)
+                b = buffer_of.get(i)
+                if b is None:
+                    v[i] = in_dtype(FORWARD[op](args, kw), dt)
+                    continue
+                if b not in buffers:
+                    buffers[b] = np.empty(shapes[i], dtype=dt)
+                v[i] = UFUNCS[op](*args, out=buffers[b])
+        return v[out]
+
+    return run
+
+
+@_per_program
+def _plan(program: Program, dt: np.dtype) -> tuple:
+    """The program walked into slots: constants, (slot, op, argument slots, kwargs) calls, input
+    slots, the output slot, which inputs are floats, result shapes, and the buffer of each slot."""
     values: list[Any] = []
     calls: list[tuple[int, str, list[int], dict[str, Any]]] = []  # (slot, op, argument slots, kwargs)
     names: dict[str, int] = {}
@@ -107,29 +167,7 @@ def compiled(program: Program, dtype: type[np.floating] | np.dtype = np.float64)
         env[step.id] = slot_of(step.expr, env)
     out = env[program.output.id]
     floats = {name: program.inputs[name].type.dtype is DType.FLOAT for name in program.inputs}
-    # Large elementwise results go into buffers kept from call to call, each reused once the value
-    # in it is dead: a fresh 8 MB array per op is 2,000 fresh pages, and at 10^6 elements the
-    # program ran five times slower than numpy's own expression (which reuses its temporaries).
-    buffer_of = _buffers(calls, shapes, out)
-    buffers: dict[int, np.ndarray] = {}
-
-    def run(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
-        v = list(values)
-        for name, i in names.items():
-            v[i] = np.asarray(inputs[name], dtype=dt if floats[name] else np.int64)
-        with np.errstate(all="ignore"):
-            for i, op, arg_slots, kw in calls:
-                args = cast_args(op, [v[j] for j in arg_slots], dt)
-                b = buffer_of.get(i)
-                if b is None:
-                    v[i] = in_dtype(FORWARD[op](args, kw), dt)
-                    continue
-                if b not in buffers:
-                    buffers[b] = np.empty(shapes[i], dtype=dt)
-                v[i] = UFUNCS[op](*args, out=buffers[b])
-        return v[out]
-
-    return run
+    return values, calls, names, out, floats, shapes, _buffers(calls, shapes, out)
 
 
 # The elementwise ops whose FORWARD rule is exactly this ufunc on its arguments (a test checks),
@@ -198,6 +236,12 @@ Batched = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndar
 
 
 def batched(program: Program, names: Collection[str]) -> Batched | None:
+    """See _batched."""
+    return _batched(program, tuple(names))
+
+
+@_per_program
+def _batched(program: Program, names: tuple[str, ...]) -> Batched | None:
     """A function (inputs, batch) -> the output at B points at once, where batch[n] (B, *shape of n)
     holds B values of each input n of `names` and the other inputs are as given: for finite
     differences, one call instead of B. Each op works on its logical shape with the batch axis in
