@@ -36,6 +36,7 @@ from symcheck.engines.symbolic.expansion import (
     expand_gradient,
     expand_jacobian,
     expanded_size,
+    symengine_substitution,
 )
 from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
 from symcheck.engines.symbolic.rules import DEFINITIONS
@@ -439,9 +440,10 @@ class SymbolicEngine(Engine):
     ) -> None:
         expansion = self.expansion(program, wrt)
         subs = expansion.substitution(inputs)
-        value, exact = exact_value(expansion.output, subs)
+        fast_subs = symengine_substitution(subs)
+        value, exact = exact_value(expansion.output, subs, fast_subs)
         grads = {
-            name: exact_floats(g, subs) if g.size else np.zeros(g.shape)
+            name: exact_floats(g, subs, fast_subs) if g.size else np.zeros(g.shape)
             for name, g in expansion.grads.items()
         }
         disagreements = _disagreements(result.grads, grads)

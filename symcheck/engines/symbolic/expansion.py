@@ -316,12 +316,24 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
         return float("nan"), exact
 
 
-def exact_value(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any]) -> tuple[float, sympy.Expr | None]:
+def symengine_substitution(subs: Mapping[sympy.Symbol, Any]) -> dict[Any, Any] | None:
+    """A point's substitution for SymEngine's forms (None without SymEngine): made once per point
+    and handed to `exact_value` and `exact_floats`."""
+    if symengine is None:
+        return None
+    return {_carrying(s): symengine.sympify(v) for s, v in subs.items()}
+
+
+def exact_value(
+    expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], fast_subs: Mapping[Any, Any] | None = None
+) -> tuple[float, sympy.Expr | None]:
     """(float value, the exact value where it is rational, else None) of expr at a point: by SymEngine
-    where it evaluates as SymPy does (a rational stays exact: 27/4), else by `evaluate_exact`."""
+    where it evaluates as SymPy does (a rational stays exact: 27/4), else by `evaluate_exact`.
+    `fast_subs`: symengine_substitution(subs), where made already."""
     fast = _in_symengine(expr)
     if fast is not None:
-        fast_subs = {_carrying(s): symengine.sympify(v) for s, v in subs.items()}
+        if fast_subs is None:
+            fast_subs = symengine_substitution(subs)
         try:
             number = fast.xreplace(fast_subs)
         except (RuntimeError, TypeError, ValueError, NotImplementedError):  # 2^(10^154): too large
@@ -335,7 +347,9 @@ def exact_value(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any]) -> tuple[flo
     return value, exact if exact.is_Rational else None
 
 
-def exact_floats(array: np.ndarray, subs: Mapping[sympy.Symbol, Any]) -> np.ndarray:
+def exact_floats(
+    array: np.ndarray, subs: Mapping[sympy.Symbol, Any], fast_subs: Mapping[Any, Any] | None = None
+) -> np.ndarray:
     """float64 values of an object array of expressions at a point, each computed exactly and then
     rounded once: by SymEngine (exact rationals, 200-bit MPFR for what is irrational) where it
     evaluates as SymPy does, else, or where it cannot decide (a case on exp(2/3) > 2), by
@@ -348,8 +362,8 @@ def exact_floats(array: np.ndarray, subs: Mapping[sympy.Symbol, Any]) -> np.ndar
         fast = _in_symengine(expr)
         if fast is not None:
             if fast_subs is None:
-                fast_subs = {_carrying(s): symengine.sympify(v) for s, v in subs.items()}
-            value = _fast_float(fast, fast_subs)
+                fast_subs = symengine_substitution(subs)
+            value = _fast_float(fast, fast_subs)  # type: ignore[arg-type]
         out[index] = evaluate_exact(expr, subs)[0] if value is None else value
     return out
 
