@@ -476,6 +476,10 @@ def verify(
     if (update_baseline or strict_baseline) and baseline is None:
         flag = "--update-baseline" if update_baseline else "--strict-baseline"
         raise click.UsageError(f"{flag} needs --baseline FILE")
+    if jobs > 1:
+        from symcheck.check.runner import start_worker_server
+
+        start_worker_server()  # its imports (2 s) go on while the suites load here
     suites = load_paths(list(paths))
     cases = [c for s in suites for c in s.cases if keyword is None or keyword in c.name]
     if not cases:

@@ -1015,6 +1015,7 @@ __all__ = [
     "prepare",
     "run_cases",
     "run_one",
+    "start_worker_server",
 ]
 
 
@@ -1040,6 +1041,16 @@ def _worker_context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     return context
+
+
+def start_worker_server() -> None:
+    """Start the forkserver (`_worker_context`) now, so that its imports run while this process
+    does other work (loads the suites); run_cases(jobs=...) forks its workers from it later."""
+    context = _worker_context()
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _worker_env() -> Iterator[tuple[str, str | None]]:
