@@ -315,6 +315,10 @@ def _positive(arg: int, text: str) -> Domain:
     return Domain(arg, text, lambda a: a > 0, sample_range=(0.2, 3.0))
 
 
+def _inside_one(arg: int, text: str) -> Domain:
+    return Domain(arg, text, lambda a: (a > -1) & (a < 1), sample_range=(-0.9, 0.9))
+
+
 def _difference(args: Sequence[np.ndarray]) -> np.ndarray:
     import numpy as np
 
@@ -447,10 +451,27 @@ CATALOGUE: tuple[OpSpec, ...] = (
         ),
     ),
     _unary("tanh", "hyperbolic tangent"),
+    _unary("sinh", "hyperbolic sine"),
+    _unary("cosh", "hyperbolic cosine"),
+    _unary("atan", "inverse tangent (torch.atan)"),
+    _unary(
+        "asin",
+        "inverse sine (torch.asin)",
+        domain=(_inside_one(0, "asin needs -1 < x < 1 (its derivative is infinite at +-1)"),),
+    ),
+    _unary(
+        "acos",
+        "inverse cosine (torch.acos)",
+        domain=(_inside_one(0, "acos needs -1 < x < 1 (its derivative is infinite at +-1)"),),
+    ),
+    _unary("expm1", "exp(x) - 1, accurate for small x"),
+    _unary("erf", "the error function, 2/sqrt(pi) * integral of exp(-t^2) from 0 to x"),
     _unary("sigmoid", "1 / (1 + exp(-x))"),
     _unary("relu", "max(x, 0)", kinks=(Kink(0, 0.0, "relu is not differentiable at 0"),)),
     _unary("abs", "|x|", kinks=(Kink(0, 0.0, "abs is not differentiable at 0"),)),
     _unary("softplus", "log(1 + exp(x))"),
+    _unary("silu", "x * sigmoid(x) (swish; torch.nn.functional.silu)"),
+    _unary("logsigmoid", "log(sigmoid(x)) = -softplus(-x) (torch.nn.functional.logsigmoid)"),
     _unary(
         "sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)
     ),

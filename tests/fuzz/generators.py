@@ -129,7 +129,8 @@ FUNCTIONS = [
     'sum', 'mean', 'exp', 'log', 'log1p', 'sqrt', 'sin', 'cos', 'tan', 'tanh', 'sigmoid', 'softplus',
     'relu', 'abs', 'sign', 'step', 'max', 'min', 'maximum', 'minimum', 'clamp', 'softmax', 'log_softmax',
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
-    'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul',
+    'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
+    'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid',
 ]  # fmt: skip
 KEYWORDS = ("axis", "keepdims", "axes", "shape", "min", "max", "reduction", "num_classes")
 RESERVED = frozenset({
@@ -470,6 +471,8 @@ UNARY = (
     'tanh({0})', 'sigmoid({0})', 'softplus({0})', 'sin({0})', 'cos({0})', '-({0})', 'exp(tanh({0}))',
     'exp(-({0})*({0}))', 'log(({0})*({0}) + 1)', 'sqrt(({0})*({0}) + 1)', '({0})^2', '({0})^3',
     'log1p(({0})*({0}))', 'tan(tanh({0}))', '1/(({0})*({0}) + 1)', 'pow(({0})*({0}) + 1, 0.5)',
+    'atan({0})', 'asin(tanh({0})/2)', 'acos(sigmoid({0}))', 'sinh(tanh({0}))', 'cosh(tanh({0}))',
+    'expm1(tanh({0}))', 'erf({0})', 'silu({0})', 'logsigmoid({0})',
 )  # fmt: skip
 KINKED = (
     'relu({0})', 'abs({0})', 'sign({0})*({0})', 'step({0})*({0})', 'clamp({0}, min={lo}, max={hi})',

@@ -13,6 +13,7 @@ summing, done in one place, `unbroadcast`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -156,6 +157,43 @@ tanh = primitive("tanh", np.tanh)
 defvjp(tanh, lambda g, ans, x: g * (1 - ans**2))
 defjvp(tanh, lambda t, ans, x: t * (1 - ans**2))
 
+sinh = primitive("sinh", np.sinh)
+defvjp(sinh, lambda g, ans, x: g * cosh(x))
+defjvp(sinh, lambda t, ans, x: t * cosh(x))
+
+cosh = primitive("cosh", np.cosh)
+defvjp(cosh, lambda g, ans, x: g * sinh(x))
+defjvp(cosh, lambda t, ans, x: t * sinh(x))
+
+atan = primitive("atan", np.arctan)
+defvjp(atan, lambda g, ans, x: g / (1 + x**2))
+defjvp(atan, lambda t, ans, x: t / (1 + x**2))
+
+asin = primitive("asin", np.arcsin)
+defvjp(asin, lambda g, ans, x: g / sqrt(1 - x**2))
+defjvp(asin, lambda t, ans, x: t / sqrt(1 - x**2))
+
+acos = primitive("acos", np.arccos)
+defvjp(acos, lambda g, ans, x: -g / sqrt(1 - x**2))
+defjvp(acos, lambda t, ans, x: -t / sqrt(1 - x**2))
+
+expm1 = primitive("expm1", np.expm1)
+defvjp(expm1, lambda g, ans, x: g * exp(x))
+defjvp(expm1, lambda t, ans, x: t * exp(x))
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The C library's erf element by element (numpy has none)."""
+    return np.asarray(_ERF(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+erf = primitive("erf", _erf)
+defvjp(erf, lambda g, ans, x: g * _TWO_OVER_SQRT_PI * exp(-(x**2)))
+defjvp(erf, lambda t, ans, x: t * _TWO_OVER_SQRT_PI * exp(-(x**2)))
+
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x), as e^-log(1 + e^-x): no overflow for any x, accurate in both tails."""
@@ -175,6 +213,16 @@ def _softplus(x: np.ndarray) -> np.ndarray:
 softplus = primitive("softplus", _softplus)
 defvjp(softplus, lambda g, ans, x: g * sigmoid(x))
 defjvp(softplus, lambda t, ans, x: t * sigmoid(x))
+
+# silu(x) = x sigmoid(x): silu' = s + x s (1 - s) = s (1 + x (1 - s)), with s = sigmoid(x)
+silu = primitive("silu", lambda x: x * _sigmoid(x))
+defvjp(silu, lambda g, ans, x: g * sigmoid(x) * (1 + x * (1 - sigmoid(x))))
+defjvp(silu, lambda t, ans, x: t * sigmoid(x) * (1 + x * (1 - sigmoid(x))))
+
+# logsigmoid(x) = -softplus(-x): logsigmoid' = sigmoid(-x)
+logsigmoid = primitive("logsigmoid", lambda x: -_softplus(-x))
+defvjp(logsigmoid, lambda g, ans, x: g * sigmoid(-x))
+defjvp(logsigmoid, lambda t, ans, x: t * sigmoid(-x))
 
 relu = primitive("relu", lambda x: np.maximum(x, 0))
 defvjp(relu, lambda g, ans, x: g * step(x))  # step(0) = 0: relu'(0) = 0, as in torch

@@ -6,6 +6,7 @@ per catalogue op in `FORWARD`; a missing entry fails the catalogue test (tests/e
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -20,6 +21,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     # exp of a non-positive number never overflows, whichever side of 0 x is on.
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """The C library's erf element by element (numpy has none)."""
+    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -115,10 +124,19 @@ FORWARD: dict[str, Forward] = {
     "cos": lambda a, kw: np.cos(a[0]),
     "tan": lambda a, kw: np.tan(a[0]),
     "tanh": lambda a, kw: np.tanh(a[0]),
+    "sinh": lambda a, kw: np.sinh(a[0]),
+    "cosh": lambda a, kw: np.cosh(a[0]),
+    "atan": lambda a, kw: np.arctan(a[0]),
+    "asin": lambda a, kw: np.arcsin(a[0]),
+    "acos": lambda a, kw: np.arccos(a[0]),
+    "expm1": lambda a, kw: np.expm1(a[0]),
+    "erf": lambda a, kw: _erf(a[0]),
     "sigmoid": lambda a, kw: _sigmoid(a[0]),
     "relu": lambda a, kw: np.maximum(a[0], 0),
     "abs": lambda a, kw: np.abs(a[0]),
     "softplus": lambda a, kw: _softplus(a[0]),
+    "silu": lambda a, kw: a[0] * _sigmoid(a[0]),
+    "logsigmoid": lambda a, kw: -_softplus(-a[0]),
     "sign": lambda a, kw: np.sign(a[0]),
     "step": lambda a, kw: (a[0] > 0).astype(a[0].dtype),
     "sum": lambda a, kw: np.sum(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),

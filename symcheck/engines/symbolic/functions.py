@@ -9,6 +9,9 @@ the `fdiff` rules written here.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import sympy
 from sympy import Function, Integer, Piecewise
@@ -256,6 +259,14 @@ def elementary_sign(x: sympy.Expr) -> sympy.Expr:
 def elementary_abs(x: sympy.Expr) -> sympy.Expr:
     # The middle branch makes the derivative at 0 come out as 0, torch's convention.
     return Piecewise((x, x > 0), (-x, x < 0), (0, True))
+
+
+def numpy_erf(x: Any) -> Any:
+    """erf on arrays: the C library's erf (math.erf) element by element; numpy has none."""
+    return _ERF(np.asarray(x, dtype=np.float64)).astype(np.float64)
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 def numpy_sigmoid(x: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import sympy
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 
 from symcheck.engines.symbolic.functions import (
     Abs,
@@ -38,6 +38,7 @@ from symcheck.engines.symbolic.functions import (
     indicator,
     maximum,
     minimum,
+    numpy_erf,
     numpy_sigmoid,
     numpy_tie,
     relu,
@@ -75,6 +76,21 @@ RULES: dict[str, Rule] = {
     "cos": Rule(sympy.cos, function=sympy.cos, textbook="cos' = -sin"),
     "tan": Rule(sympy.tan, function=sympy.tan, textbook="tan' = 1 + tan^2"),
     "tanh": Rule(sympy.tanh, function=sympy.tanh, textbook="tanh' = 1 - tanh^2"),
+    "sinh": Rule(sympy.sinh, function=sympy.sinh, textbook="sinh' = cosh"),
+    "cosh": Rule(sympy.cosh, function=sympy.cosh, textbook="cosh' = sinh"),
+    "atan": Rule(
+        sympy.atan, function=sympy.atan, latex=r"\arctan", numpy=np.arctan, textbook="atan' = 1/(1 + u^2)"
+    ),
+    "asin": Rule(sympy.asin, None, sympy.asin, r"\arcsin", np.arcsin, "asin' = 1/sqrt(1 - u^2)"),
+    "acos": Rule(
+        sympy.acos,
+        function=sympy.acos,
+        latex=r"\arccos",
+        numpy=np.arccos,
+        textbook="acos' = -1/sqrt(1 - u^2)",
+    ),
+    "expm1": Rule(expm1, lambda x: sympy.exp(x) - 1, expm1, None, np.expm1, "expm1' = exp"),
+    "erf": Rule(sympy.erf, function=sympy.erf, numpy=numpy_erf, textbook="erf' = 2/sqrt(pi)*exp(-u^2)"),
     # functions of ours (functions.py), each with its elementary definition
     "sigmoid": Rule(
         sigmoid,
@@ -92,6 +108,9 @@ RULES: dict[str, Rule] = {
         lambda x: np.logaddexp(0.0, x),
         "softplus' = sigmoid",
     ),
+    # compositions: their closed forms are written with the functions above
+    "silu": Rule(lambda x: x * sigmoid(x), textbook="silu(u) = u*sigmoid(u)"),
+    "logsigmoid": Rule(lambda x: -softplus(-x), textbook="logsigmoid(u) = -softplus(-u)"),
     "relu": Rule(
         relu,
         elementary_relu,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import sympy
@@ -17,7 +18,7 @@ import sympy
 from symcheck.engines.base import hessian_key
 from symcheck.engines.symbolic.closed_form import SymTensor, simplify
 from symcheck.engines.symbolic.expansion import Expansion, _partials
-from symcheck.engines.symbolic.printer import printable
+from symcheck.engines.symbolic.printer import Unprintable, printable
 
 
 @dataclass
@@ -55,9 +56,9 @@ class SecondOrder:
         for name in wrt:
             matrix = result.matrix(name) if len(wrt) == 1 else None
             if matrix is not None:
-                result.printed[f"d2{output}/d{name}2"] = printer(matrix.expr)
+                result.printed[f"d2{output}/d{name}2"] = _printed(printer, matrix.expr)
             else:
-                result.printed[f"(H v)_{name}"] = printer(hvp[name].expr)
+                result.printed[f"(H v)_{name}"] = _printed(printer, hvp[name].expr)
         return result
 
     def matrix(self, name: str) -> SymTensor | None:
@@ -95,6 +96,14 @@ class SecondOrder:
                 for a in self.wrt:
                     blocks[hessian_key(a, b)][(Ellipsis, *index)] = column[a]
         return blocks
+
+
+def _printed(printer: Any, expr: sympy.Expr) -> str:
+    """The form in the language; what the language cannot say (pi) is said so, not a crash."""
+    try:
+        return str(printer(expr))
+    except (Unprintable, ValueError) as e:  # ValueError: an integer past Python's printable digits
+        return f"(no closed form in the language: {e})"
 
 
 def _linear_map(graph: object, expr: sympy.Expr, v: sympy.Symbol, n: int) -> SymTensor | None:
