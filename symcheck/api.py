@@ -21,7 +21,7 @@ import numpy as np
 from symcheck.check.runner import Runner, prepare
 from symcheck.engines.registry import DEFAULT_ENGINES, check_engine_names
 from symcheck.engines.user import FN_ENGINE, FunctionEngine
-from symcheck.language.catalogue import FUNCTIONS
+from symcheck.language.catalogue import CONSTANTS, FUNCTIONS
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import DType, Ref, walk
@@ -134,7 +134,7 @@ def assert_gradients(
 
 def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:
 
-    free = [n for n in parsed.free_names() if n not in FUNCTIONS or n in given]
+    free = [n for n in parsed.free_names() if (n not in FUNCTIONS and n not in CONSTANTS) or n in given]
     for name in free:
         if name not in given:
             unused = [n for n in given if n not in free]

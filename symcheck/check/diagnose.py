@@ -29,7 +29,7 @@ from symcheck.check.points import sample_points
 from symcheck.engines.symbolic.closed_form import Atom, SymTensor
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.printer import Unprintable
-from symcheck.language.catalogue import OPS, reduced_count
+from symcheck.language.catalogue import CONSTANTS, OPS, reduced_count
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import Call, DType, Node, Program, Ref, walk
@@ -206,7 +206,7 @@ def diagnose(
     program = closed.program
     known = set(program.inputs) | {s.name for s in program.steps}
     for name in parsed.free_names():
-        if name not in known:
+        if name not in known and name not in CONSTANTS:
             raise SymcheckError(
                 f"unknown name '{name}' in the claimed gradient",
                 source=source,

@@ -38,6 +38,7 @@ from symcheck.engines.base import (
 )
 from symcheck.engines.registry import BUILTIN_ENGINES, load_engine
 from symcheck.language import limits
+from symcheck.language.catalogue import CONSTANTS
 from symcheck.language.errors import SymcheckError, did_you_mean
 from symcheck.language.ir import DType, Program, cotangent_name
 from symcheck.language.limits import Limits
@@ -285,7 +286,7 @@ def _parse_formula(expect: GradExpect, program: Program, extra: set[str] | None 
     parsed = parse(expect.formula, expect.formula_source)
     known = set(program.inputs) | {s.name for s in program.steps} | (extra or set())
     for name in parsed.free_names():
-        if name not in known:
+        if name not in known and name not in CONSTANTS:
             raise SymcheckError(
                 f"unknown name '{name}' in the expected gradient",
                 source=expect.formula_source,
@@ -330,6 +331,8 @@ class Runner:
         case, program = prep.case, prep.program
         wrt = list(case.wrt) if case.wrt else program.float_inputs()
         result = CaseResult(case, program, wrt)
+        for name in sorted(CONSTANTS & set(program.inputs)):
+            result.notes.append(f"'{name}' is an input here, not the constant {name}: the input shadows it")
         options = EngineOptions(
             dtype=case.dtype,
             device=case.device,

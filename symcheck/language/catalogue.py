@@ -481,6 +481,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
         differentiable=False,
         kinks=(Kink(0, 0.0, "step jumps at 0"),),
     ),
+    # constants: the names `pi` and `e`, where no input or step has that name (then they are that)
+    OpSpec("pi", OpKind.ELEMENTWISE, 0, "the constant pi = 3.14159... (written `pi`)", differentiable=False),
+    OpSpec("e", OpKind.ELEMENTWISE, 0, "the constant e = 2.71828... (written `e`)", differentiable=False),
     # reductions
     OpSpec("sum", OpKind.REDUCTION, 1, "sum over axes", params=(AXES, KEEPDIMS)),
     OpSpec("mean", OpKind.REDUCTION, 1, "mean over axes", params=(AXES, KEEPDIMS)),
@@ -645,9 +648,13 @@ def _cos(a: np.ndarray) -> np.ndarray:
 
 OPS: dict[str, OpSpec] = {op.name: op for op in CATALOGUE}
 
-# Names callable as functions: everything but the operator-only entries.
+# The constants of the language: a name that is an op of no arguments, where nothing else has it.
+CONSTANTS = frozenset({"pi", "e"})
+# Names callable as functions: everything but the operator-only entries and the constants.
 OPERATOR_ONLY = frozenset({"add", "sub", "mul", "div", "neg", "lt", "le", "gt", "ge", "eq", "ne", "index"})
-FUNCTIONS: dict[str, OpSpec] = {name: op for name, op in OPS.items() if name not in OPERATOR_ONLY}
+FUNCTIONS: dict[str, OpSpec] = {
+    name: op for name, op in OPS.items() if name not in OPERATOR_ONLY and name not in CONSTANTS
+}
 
 SHAPE_RULES: dict[OpKind, Callable[[Sequence[TensorType], dict[str, KwValue]], TensorType]] = {
     OpKind.ELEMENTWISE: _elementwise,

@@ -23,7 +23,15 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from symcheck.language import limits
-from symcheck.language.catalogue import FUNCTIONS, OPS, OpSpec, ShapeError, canonical_kwargs, infer_type
+from symcheck.language.catalogue import (
+    CONSTANTS,
+    FUNCTIONS,
+    OPS,
+    OpSpec,
+    ShapeError,
+    canonical_kwargs,
+    infer_type,
+)
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.language.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
 
@@ -481,7 +489,7 @@ def check_identifier(name: str) -> None:
         )
     if name in RESERVED:
         raise SymcheckError(f"{name!r} is a reserved word and cannot name a tensor")
-    if name in OPS:
+    if name in OPS and name not in CONSTANTS:  # an input named pi or e shadows the constant
         raise SymcheckError(f"{name!r} is the name of a function and cannot name a tensor")
 
 
@@ -573,9 +581,11 @@ class _Binder:
         return self.call(node)
 
     def ref(self, node: Ref) -> Node:
-        if node.name in self.scope:
+        if node.name in self.scope:  # an input or step named pi or e shadows the constant
             target, t = self.scope[node.name]
             return replace(node, target=target, type=t)
+        if node.name in CONSTANTS:
+            return Call(span=node.span, type=TensorType(()), op=node.name, args=())
         if node.name in FUNCTIONS:
             raise self.err(f"'{node.name}' is a function; call it as {node.name}(...)", node.span)
         known = list(self.scope)
@@ -736,6 +746,8 @@ def _print(node: Node, parent: int) -> str:
     if isinstance(node, Ref):
         return node.name
     assert isinstance(node, Call)
+    if node.op in CONSTANTS and not node.args:
+        return node.op
     if node.op in _INFIX:
         prec = _PRECEDENCE[node.op]
         a, b = node.args

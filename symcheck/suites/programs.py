@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from symcheck.engines.registry import DEFAULT_ENGINES
-from symcheck.language.catalogue import FUNCTIONS
+from symcheck.language.catalogue import CONSTANTS, FUNCTIONS
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.language.inputs import parse_cli_input
 from symcheck.language.ir import DType, Program, Ref, cotangent_name, walk
@@ -26,7 +26,7 @@ def parse_case_program(case: Case) -> Program:
     parsed = parse(case.expr, case.expr_source)
     free = parsed.free_names()
     for name in free:
-        if name in case.inputs or name in FUNCTIONS:
+        if name in case.inputs or name in FUNCTIONS or name in CONSTANTS:
             continue
         span = _first_use(parsed, name)
         hint = did_you_mean(name, [n for n in case.inputs if n not in free])
@@ -144,7 +144,7 @@ def training_programs(case: Case) -> list[Program]:
     for check in case.train.after:
         parsed = parse(check.expr, check.source)
         for name in parsed.free_names():
-            if name not in case.inputs and name not in FUNCTIONS:
+            if name not in case.inputs and name not in FUNCTIONS and name not in CONSTANTS:
                 raise SymcheckError(
                     f"unknown name '{name}' in an after check",
                     source=check.source,
@@ -193,7 +193,7 @@ def grad_programs(case: Case, program: Program) -> dict[str, Program]:
         parsed = parse(grad.formula, source)
         used = parsed.free_names()
         for n in used:
-            if n not in known and n not in FUNCTIONS:
+            if n not in known and n not in FUNCTIONS and n not in CONSTANTS:
                 raise SymcheckError(
                     f"unknown name '{n}' in the expected gradient",
                     source=source,
@@ -292,7 +292,7 @@ def load_case(
             "--case picks a case of a suite file", hint="give a .yaml file, not an expression"
         )
     source = Source(target, "<command line>")
-    missing = [n for n in parse(target, source).free_names() if n not in specs]
+    missing = [n for n in parse(target, source).free_names() if n not in specs and n not in CONSTANTS]
     if missing:
         example = " ".join(f"-i {n}:2x2=1" for n in missing)
         raise SymcheckError(

@@ -166,7 +166,8 @@ def rules_of(step: Step, program: Program) -> list[str]:
     calls = [n for n in walk(step.expr) if isinstance(n, Call)]
     for call in calls:
         if call.op == "mul":
-            rule = "constant multiple" if any(isinstance(a, Const) for a in call.args) else "product rule"
+            constant = any(isinstance(a, Const) or (isinstance(a, Call) and not a.args) for a in call.args)
+            rule = "constant multiple" if constant else "product rule"
         elif call.op == "pow":
             rule = "power rule" if isinstance(call.args[1], Const) else "x^y = exp(y*log(x))"
         elif call.op == "mean":

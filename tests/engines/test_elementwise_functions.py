@@ -79,8 +79,38 @@ def test_erf_on_arrays_is_the_c_librarys() -> None:
 
 
 def test_second_derivatives_whose_form_the_language_cannot_print_are_still_checked() -> None:
-    """erf'' has pi in it, which the language cannot write yet: the second-order form said so by
-    crashing the symbolic engine ('Unprintable: cannot print pi')."""
+    """Before pi was a constant, erf'' could not be printed, and the second-order form crashed the
+    symbolic engine ('Unprintable: cannot print pi'); now it prints, and what cannot is said so."""
+    import sympy
+
+    from symcheck.engines.symbolic.printer import Unprintable
+    from symcheck.engines.symbolic.second_order import _printed
+
     r = CliRunner().invoke(main, ["grad", "sum(erf(x) * silu(x))", "-i", "x:3", "--order", "2"])
     assert r.exit_code == 0, r.output
-    assert "(H v)_x = (no closed form in the language: cannot print pi)" in r.output
+    assert "pi" in r.output and "no closed form" not in r.output
+
+    def refuses(expr: sympy.Expr) -> str:
+        raise Unprintable("cannot print besselj")
+
+    assert _printed(refuses, sympy.Symbol("x")) == "(no closed form in the language: cannot print besselj)"
+
+
+@pytest.mark.parametrize(
+    ("expr", "gradient"),
+    [("sum(pi*x^2)", "2*pi*x"), ("sum(e^x)", "e^x*log(e)"), ("sum(erf(x))", "2*exp(-x^2)/sqrt(pi)")],
+)
+def test_pi_and_e_are_constants_that_print_as_written(expr: str, gradient: str) -> None:
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3", "--claim", f"x: {gradient}"])
+    assert r.exit_code == 0, r.output
+    assert "proven (equal to the closed form)" in r.output
+    assert "no closed form in the language" not in r.output
+
+
+def test_an_input_named_e_shadows_the_constant_and_says_so() -> None:
+    r = CliRunner().invoke(main, ["grad", "sum(e*x)", "-i", "x:3", "-i", "e=2"])
+    assert r.exit_code == 0, r.output
+    assert "dout/dx = e" in r.output and "dout/de = sum(x)" in r.output
+    assert "'e' is an input here, not the constant e: the input shadows it" in r.output
+    (result,), _ = run_cases([load_case("sum(e*x)", ["x=[1, 2]", "e=2"])])
+    assert result.points[0].results["symbolic"].value == pytest.approx(6.0)

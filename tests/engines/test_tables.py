@@ -15,7 +15,7 @@ from symcheck.language.catalogue import OPS, OpKind
 
 ELEMENTWISE = sorted(name for name, op in OPS.items() if op.kind is OpKind.ELEMENTWISE)
 # Lowered by the torch engine's Lowerer itself (a constant needs the engine's dtype and device).
-TORCH_LOWERER = {"eye"}
+TORCH_LOWERER = {"eye", "pi", "e"}
 
 
 @pytest.mark.parametrize("op", sorted(OPS))

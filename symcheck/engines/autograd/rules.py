@@ -123,6 +123,13 @@ neg = primitive("neg", np.negative)
 defvjp(neg, lambda g, ans, x: -g)
 defjvp(neg, lambda t, ans, x: -t)
 
+# ---------------------------------------------------------------- constants: no argument, no rule
+
+pi = primitive("pi", lambda: np.asarray(np.pi))
+defvjp(pi)
+e = primitive("e", lambda: np.asarray(np.e))
+defvjp(e)
+
 # ---------------------------------------------------------------- elementwise functions
 
 exp = primitive("exp", np.exp)

@@ -109,6 +109,8 @@ def _take(x: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 # One entry per catalogue op: args in order, canonical kwargs (see catalogue.canonical_kwargs).
 FORWARD: dict[str, Forward] = {
+    "pi": lambda a, kw: np.asarray(np.pi),
+    "e": lambda a, kw: np.asarray(np.e),
     "add": lambda a, kw: np.add(a[0], a[1]),
     "sub": lambda a, kw: np.subtract(a[0], a[1]),
     "mul": lambda a, kw: np.multiply(a[0], a[1]),

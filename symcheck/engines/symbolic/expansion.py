@@ -60,6 +60,8 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         # give 1/2 at a bound.
         low, high = node.kw("min"), node.kw("max")
         return np.asarray(np.frompyfunc(lambda v: clamp(v, low, high), 1, 1)(args[0]), dtype=object)
+    if op.kind is OpKind.ELEMENTWISE and op.arity == 0:  # a constant: pi, e
+        return np.asarray(EXPANDED[node.op](), dtype=object)
     if op.kind is OpKind.ELEMENTWISE:
         fn = np.frompyfunc(EXPANDED[node.op], op.arity, 1)
         return np.asarray(fn(*args), dtype=object)

@@ -37,8 +37,10 @@ class LanguagePrinter:
         if e.is_Float:
             text = repr(float(e))
             return text, (NEG if e < 0 else ATOM)
-        if e is sympy.E:
-            return "exp(1)", ATOM
+        if e is sympy.E:  # the constant e, unless an input of that name shadows it
+            return ("exp(1)" if self._shadowed("e") else "e"), ATOM
+        if e is sympy.pi:
+            return ("4*atan(1)" if self._shadowed("pi") else "pi"), (MUL if self._shadowed("pi") else ATOM)
         if e.is_Symbol:
             atom = self.graph.atoms.get(e)
             if atom is None:
@@ -66,6 +68,9 @@ class LanguagePrinter:
                 raise Unprintable(f"{type(e).__name__} is not in the language")
             return f"{name}({', '.join(self.print(a)[0] for a in e.args)})", ATOM
         raise Unprintable(f"cannot print {sympy.srepr(e)}")
+
+    def _shadowed(self, name: str) -> bool:
+        return any(a.op == "input" and a.name == name for a in self.graph.atoms.values())
 
     def piecewise(self, e: sympy.Piecewise) -> tuple[str, int]:
         """Piecewise((1, c), (0, True)) is the number (c); anything else a chain of where(...)."""

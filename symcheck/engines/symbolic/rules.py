@@ -60,6 +60,9 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
+    # constants (their derivative is 0)
+    "pi": Rule(lambda: sympy.pi),
+    "e": Rule(lambda: sympy.E),
     # arithmetic
     "add": Rule(lambda a, b: a + b, textbook="sum rule"),
     "sub": Rule(lambda a, b: a - b, textbook="sum rule"),

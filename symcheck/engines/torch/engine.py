@@ -8,6 +8,7 @@ torch (this one, and `torch_autograd.py` beside it); the registry imports them l
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -60,6 +61,8 @@ class Lowerer:
         kw = call.kwdict
         if call.op == "eye":
             return torch.eye(kw["n"], dtype=self.dtype, device=self.device)
+        if call.op in ("pi", "e"):  # the constants, in the engine's dtype and on its device
+            return torch.tensor(math.pi if call.op == "pi" else math.e, dtype=self.dtype, device=self.device)
         if call.op == "pow" and isinstance(call.args[1], Const):
             exponent = call.args[1].value
             number: int | float = int(exponent) if exponent.denominator == 1 else float(exponent)
