@@ -471,6 +471,20 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary("abs", "|x|", kinks=(Kink(0, 0.0, "abs is not differentiable at 0"),)),
     _unary("softplus", "log(1 + exp(x))"),
     _unary("silu", "x * sigmoid(x) (swish; torch.nn.functional.silu)"),
+    _unary(
+        "gelu",
+        "x * Phi(x), Phi the standard normal CDF (torch.nn.functional.gelu); approximate=tanh: "
+        "x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))",
+        params=(
+            Param(
+                "approximate",
+                "choice",
+                "none",
+                "none: exact (erf); tanh: the tanh form",
+                choices=("none", "tanh"),
+            ),
+        ),
+    ),
     _unary("logsigmoid", "log(sigmoid(x)) = -softplus(-x) (torch.nn.functional.logsigmoid)"),
     _unary(
         "sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)

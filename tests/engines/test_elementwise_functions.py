@@ -114,3 +114,32 @@ def test_an_input_named_e_shadows_the_constant_and_says_so() -> None:
     assert "'e' is an input here, not the constant e: the input shadows it" in r.output
     (result,), _ = run_cases([load_case("sum(e*x)", ["x=[1, 2]", "e=2"])])
     assert result.points[0].results["symbolic"].value == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("form", ["none", "tanh"])
+def test_gelu_in_both_forms_agrees_across_engines_to_second_order(form: str) -> None:
+    r = CliRunner().invoke(
+        main,
+        ["grad", f"sum(gelu(W @ x, approximate={form}) * x)", "-i", "W:3x3", "-i", "x:3", "--order", "2"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "1 passed" in r.output
+
+
+def test_gelus_textbook_derivative_is_proven() -> None:
+    claim = "x: (1 + erf(x/sqrt(2)))/2 + x*exp(-x^2/2)/sqrt(2*pi)"  # Phi(x) + x phi(x)
+    r = CliRunner().invoke(main, ["grad", "sum(gelu(x))", "-i", "x:3", "--claim", claim])
+    assert r.exit_code == 0, r.output
+    assert "proven (equal to the closed form)" in r.output
+
+
+def test_a_gelu_that_ignores_approximate_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.nn.functional as F
+
+    from symcheck.engines.torch import rules as torch_rules
+
+    monkeypatch.setitem(torch_rules.TABLE, "gelu", lambda a, kw: F.gelu(a[0]))  # always the erf form
+    (result,), errors = run_cases([load_case("sum(gelu(x, approximate=tanh))", ["x=[0.5, -1.0, 2.0]"])])
+    assert not errors and result.status == "fail"
+    (torch,) = [c for c in result.points[0].comparisons if c.engine == "torch"]
+    assert not torch.ok

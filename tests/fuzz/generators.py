@@ -130,9 +130,9 @@ FUNCTIONS = [
     'relu', 'abs', 'sign', 'step', 'max', 'min', 'maximum', 'minimum', 'clamp', 'softmax', 'log_softmax',
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
-    'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid',
+    'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu',
 ]  # fmt: skip
-KEYWORDS = ("axis", "keepdims", "axes", "shape", "min", "max", "reduction", "num_classes")
+KEYWORDS = ("axis", "keepdims", "axes", "shape", "min", "max", "reduction", "num_classes", "approximate")
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
     'def', 'del', 'else', 'except', 'false', 'finally', 'for', 'from', 'global', 'if', 'import', 'in',
@@ -472,7 +472,8 @@ UNARY = (
     'exp(-({0})*({0}))', 'log(({0})*({0}) + 1)', 'sqrt(({0})*({0}) + 1)', '({0})^2', '({0})^3',
     'log1p(({0})*({0}))', 'tan(tanh({0}))', '1/(({0})*({0}) + 1)', 'pow(({0})*({0}) + 1, 0.5)',
     'atan({0})', 'asin(tanh({0})/2)', 'acos(sigmoid({0}))', 'sinh(tanh({0}))', 'cosh(tanh({0}))',
-    'expm1(tanh({0}))', 'erf({0})', 'silu({0})', 'logsigmoid({0})',
+    'expm1(tanh({0}))', 'erf({0})', 'silu({0})', 'logsigmoid({0})', 'gelu({0})',
+    'gelu({0}, approximate=tanh)', 'pi*({0})', 'e^tanh({0})',
 )  # fmt: skip
 KINKED = (
     'relu({0})', 'abs({0})', 'sign({0})*({0})', 'step({0})*({0})', 'clamp({0}, min={lo}, max={hi})',

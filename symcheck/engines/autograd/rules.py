@@ -226,6 +226,31 @@ silu = primitive("silu", lambda x: x * _sigmoid(x))
 defvjp(silu, lambda g, ans, x: g * sigmoid(x) * (1 + x * (1 - sigmoid(x))))
 defjvp(silu, lambda t, ans, x: t * sigmoid(x) * (1 + x * (1 - sigmoid(x))))
 
+# gelu(x) = x Phi(x), Phi the normal CDF: gelu' = Phi(x) + x phi(x), phi(x) = exp(-x^2/2)/sqrt(2 pi).
+# approximate="tanh": gelu = x/2 (1 + tanh u), u = c (x + k x^3), c = sqrt(2/pi), k = 0.044715:
+# gelu' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3 k x^2)
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+def _gelu(x: np.ndarray, *, approximate: str) -> np.ndarray:
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3)))
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+def _gelu_slope(x: Tensor, approximate: str) -> Tensor:
+    if approximate == "tanh":
+        t = tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x**3))
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t**2) * _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x**2)
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+    return cdf + x * exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
+
+
+gelu = primitive("gelu", _gelu)
+defvjp(gelu, lambda g, ans, x, *, approximate: g * _gelu_slope(x, approximate))
+defjvp(gelu, lambda t, ans, x, *, approximate: t * _gelu_slope(x, approximate))
+
 # logsigmoid(x) = -softplus(-x): logsigmoid' = sigmoid(-x)
 logsigmoid = primitive("logsigmoid", lambda x: -_softplus(-x))
 defvjp(logsigmoid, lambda g, ans, x: g * sigmoid(-x))

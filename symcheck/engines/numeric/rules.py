@@ -31,6 +31,13 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)
 
 
+def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
+    """x Phi(x) with Phi(x) = (1 + erf(x/sqrt 2))/2, or torch's tanh form."""
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -138,6 +145,7 @@ FORWARD: dict[str, Forward] = {
     "abs": lambda a, kw: np.abs(a[0]),
     "softplus": lambda a, kw: _softplus(a[0]),
     "silu": lambda a, kw: a[0] * _sigmoid(a[0]),
+    "gelu": lambda a, kw: _gelu(a[0], kw["approximate"]),
     "logsigmoid": lambda a, kw: -_softplus(-a[0]),
     "sign": lambda a, kw: np.sign(a[0]),
     "step": lambda a, kw: (a[0] > 0).astype(a[0].dtype),

@@ -261,6 +261,17 @@ def elementary_abs(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((x, x > 0), (-x, x < 0), (0, True))
 
 
+GELU_TANH_CUBIC = sympy.Rational(44715, 1000000)  # torch's 0.044715, exactly as written
+
+
+def gelu(x: sympy.Expr, approximate: str) -> sympy.Expr:
+    """gelu in closed form: x Phi(x) = x/2 (1 + erf(x/sqrt(2))), or torch's tanh form."""
+    if approximate == "tanh":
+        inner = sympy.sqrt(2 / sympy.pi) * (x + GELU_TANH_CUBIC * x**3)
+        return x / 2 * (1 + sympy.tanh(inner))
+    return x / 2 * (1 + sympy.erf(x / sympy.sqrt(2)))
+
+
 def numpy_erf(x: Any) -> Any:
     """erf on arrays: the C library's erf (math.erf) element by element; numpy has none."""
     return _ERF(np.asarray(x, dtype=np.float64)).astype(np.float64)

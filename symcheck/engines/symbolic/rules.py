@@ -114,6 +114,8 @@ RULES: dict[str, Rule] = {
     # compositions: their closed forms are written with the functions above
     "silu": Rule(lambda x: x * sigmoid(x), textbook="silu(u) = u*sigmoid(u)"),
     "logsigmoid": Rule(lambda x: -softplus(-x), textbook="logsigmoid(u) = -softplus(-u)"),
+    # its form depends on a keyword (approximate): functions.gelu, lowered by the graph
+    "gelu": Rule(textbook="gelu(u) = u*Phi(u) = u/2*(1 + erf(u/sqrt(2)))"),
     "relu": Rule(
         relu,
         elementary_relu,

@@ -153,6 +153,7 @@ TABLE: dict[str, Lowering] = {
     "abs": lambda a, kw: torch.abs(a[0]),
     "softplus": lambda a, kw: F.softplus(a[0]),
     "silu": lambda a, kw: F.silu(a[0]),
+    "gelu": lambda a, kw: F.gelu(a[0], approximate=kw["approximate"]),
     "logsigmoid": lambda a, kw: F.logsigmoid(a[0]),
     "sign": lambda a, kw: torch.sign(a[0]),
     "step": _step,
