@@ -155,6 +155,14 @@ def _elementwise(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Ten
     return TensorType(broadcast_shapes(*(t.shape for t in types)), _float(*types))
 
 
+def _bounded(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """hardtanh's: elementwise, with min <= max (torch refuses the rest)."""
+    low, high = kwargs["min"], kwargs["max"]
+    if low is not None and high is not None and float(low) > float(high):  # type: ignore[arg-type]
+        raise ShapeError(f"min={low:g} is above max={high:g}", hint="give min <= max, e.g. min=-1, max=1")
+    return _elementwise(types, kwargs)
+
+
 def _comparison(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     return TensorType(broadcast_shapes(*(t.shape for t in types)), DType.BOOL)
 
@@ -468,6 +476,31 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary("erf", "the error function, 2/sqrt(pi) * integral of exp(-t^2) from 0 to x"),
     _unary("sigmoid", "1 / (1 + exp(-x))"),
     _unary("relu", "max(x, 0)", kinks=(Kink(0, 0.0, "relu is not differentiable at 0"),)),
+    _unary(
+        "leaky_relu",
+        "x where x > 0, else slope*x (torch's negative_slope); derivative slope at 0",
+        params=(Param("slope", "number", 0.01, "the slope below 0"),),
+        kinks=(Kink(0, 0.0, "leaky_relu is not differentiable at 0"),),
+    ),
+    _unary(
+        "elu",
+        "x where x > 0, else alpha*(exp(x) - 1); derivative alpha at 0",
+        params=(Param("alpha", "number", 1.0, "the scale below 0"),),
+        kinks=(Kink(0, 0.0, "elu's derivative jumps at 0 (unless alpha = 1; its second derivative does)"),),
+    ),
+    _unary(
+        "hardtanh",
+        "x limited to [min, max]; gradient 1 strictly inside, 0 at the bounds (torch's hardtanh)",
+        params=(
+            Param("min", "number", -1.0, "the lower bound"),
+            Param("max", "number", 1.0, "the upper bound"),
+        ),
+        shape_rule=_bounded,
+        kink_rule=lambda call: tuple(
+            Kink(0, float(b), f"hardtanh is not differentiable at its bound {b:g}")  # type: ignore[arg-type]
+            for b in (call.kw("min"), call.kw("max"))
+        ),
+    ),
     _unary("abs", "|x|", kinks=(Kink(0, 0.0, "abs is not differentiable at 0"),)),
     _unary("softplus", "log(1 + exp(x))"),
     _unary("silu", "x * sigmoid(x) (swish; torch.nn.functional.silu)"),

@@ -143,3 +143,43 @@ def test_a_gelu_that_ignores_approximate_is_caught(monkeypatch: pytest.MonkeyPat
     assert not errors and result.status == "fail"
     (torch,) = [c for c in result.points[0].comparisons if c.engine == "torch"]
     assert not torch.ok
+
+
+@pytest.mark.parametrize(
+    ("expr", "at", "expected"),
+    [
+        ("sum(leaky_relu(x, slope=0.2))", [0.0, -1.0, 1.0], [0.2, 0.2, 1.0]),
+        ("sum(elu(x, alpha=0.5))", [0.0, 1.0], [0.5, 1.0]),
+        ("sum(hardtanh(x))", [-1.0, 1.0, 0.5, 3.0], [0.0, 0.0, 1.0, 0.0]),  # 0 at the bounds, as torch
+        ("sum(clamp(x, min=-1, max=1))", [-1.0, 1.0, 0.5, 3.0], [1.0, 1.0, 1.0, 0.0]),  # clamp's: 1 there
+    ],
+)
+def test_at_a_kink_every_derivative_engine_has_torchs_convention(
+    expr: str, at: list[float], expected: list[float]
+) -> None:
+    case = load_case(expr, [f"x={at}"])
+    (result,), errors = run_cases([case])
+    assert not errors and result.status == "pass", result
+    point = result.points[0]
+    for engine in ("symbolic", "autograd", "torch"):
+        np.testing.assert_allclose(point.results[engine].grads["x"], expected, err_msg=engine)
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "sum(leaky_relu(W @ x) * x)",
+        "mean(elu(W @ x, alpha=0.7)^2)",
+        "sum(hardtanh(W @ x, min=-0.5, max=0.5) * x)",
+    ],
+)
+def test_the_kinked_activations_agree_at_random_points_to_second_order(expr: str) -> None:
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "W:3x3", "-i", "x:3", "--order", "2"])
+    assert r.exit_code == 0, r.output
+    assert "1 passed" in r.output
+
+
+def test_hardtanh_with_min_above_max_is_refused_where_it_is_written() -> None:
+    r = CliRunner().invoke(main, ["grad", "sum(hardtanh(x, min=1, max=-1))", "-i", "x:3"])
+    assert r.exit_code == 2, r.output
+    assert "min=1 is above max=-1" in r.output and "^^^" in r.output

@@ -130,9 +130,21 @@ FUNCTIONS = [
     'relu', 'abs', 'sign', 'step', 'max', 'min', 'maximum', 'minimum', 'clamp', 'softmax', 'log_softmax',
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
-    'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu',
+    'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
 ]  # fmt: skip
-KEYWORDS = ("axis", "keepdims", "axes", "shape", "min", "max", "reduction", "num_classes", "approximate")
+KEYWORDS = (
+    "axis",
+    "keepdims",
+    "axes",
+    "shape",
+    "min",
+    "max",
+    "reduction",
+    "num_classes",
+    "approximate",
+    "slope",
+    "alpha",
+)
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
     'def', 'del', 'else', 'except', 'false', 'finally', 'for', 'from', 'global', 'if', 'import', 'in',
@@ -479,6 +491,8 @@ KINKED = (
     'relu({0})', 'abs({0})', 'sign({0})*({0})', 'step({0})*({0})', 'clamp({0}, min={lo}, max={hi})',
     'clamp({0}, min={lo})', 'clamp({0}, max={hi})', '(({0}) > 0)*({0})',
     'where({0} >= {lo}, {0}, 0.5*({0}))', 'relu({0} - {lo})', 'abs({0} - {hi})',
+    'leaky_relu({0})', 'leaky_relu({0} - {lo}, slope=0.3)', 'elu({0}, alpha=0.5)',
+    'hardtanh({0}, min={lo}, max={hi})', 'hardtanh({0})',
 )  # fmt: skip
 BINARY = (
     '({0}) + ({1})', '({0}) - ({1})', '({0}) * ({1})', '({0}) / (({1})*({1}) + 1)',

@@ -260,6 +260,20 @@ relu = primitive("relu", lambda x: np.maximum(x, 0))
 defvjp(relu, lambda g, ans, x: g * step(x))  # step(0) = 0: relu'(0) = 0, as in torch
 defjvp(relu, lambda t, ans, x: t * step(x))
 
+# leaky_relu: slope where x <= 0 (at 0 too, as torch); elu: alpha*e^x where x <= 0 (alpha at 0)
+leaky_relu = primitive("leaky_relu", lambda x, *, slope: np.where(x > 0, x, slope * x))
+defvjp(leaky_relu, lambda g, ans, x, *, slope: g * (step(x) + slope * (1 - step(x))))
+defjvp(leaky_relu, lambda t, ans, x, *, slope: t * (step(x) + slope * (1 - step(x))))
+
+elu = primitive("elu", lambda x, *, alpha: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0))))
+defvjp(elu, lambda g, ans, x, *, alpha: g * (step(x) + alpha * exp(x) * (1 - step(x))))
+defjvp(elu, lambda t, ans, x, *, alpha: t * (step(x) + alpha * exp(x) * (1 - step(x))))
+
+# hardtanh: 1 strictly inside (min, max), 0 at the bounds and outside (torch's; clamp's is 1 at them)
+hardtanh = primitive("hardtanh", lambda x, *, min, max: np.clip(x, min, max))
+defvjp(hardtanh, lambda g, ans, x, *, min, max: g * gt(x, min) * lt(x, max))
+defjvp(hardtanh, lambda t, ans, x, *, min, max: t * gt(x, min) * lt(x, max))
+
 abs = primitive("abs", np.abs)
 defvjp(abs, lambda g, ans, x: g * sign(x))  # sign(0) = 0: abs'(0) = 0, as in torch
 defjvp(abs, lambda t, ans, x: t * sign(x))

@@ -25,8 +25,8 @@ import sympy
 from symcheck.engines.symbolic import arrays
 from symcheck.engines.symbolic.budget import gave_up_in, spent, time_limit
 from symcheck.engines.symbolic.functions import (
+    WITH_KEYWORDS,
     clamp,
-    gelu,
     relu,
     step,
     tie,
@@ -189,8 +189,8 @@ class Graph:
         op = OPS[node.op]
         if node.op == "clamp":
             return SymTensor(clamp(args[0].expr, node.kw("min"), node.kw("max")), shape)
-        if node.op == "gelu":
-            return SymTensor(gelu(args[0].expr, str(node.kw("approximate"))), shape)
+        if node.op in WITH_KEYWORDS:
+            return SymTensor(WITH_KEYWORDS[node.op](args[0].expr, node.kwdict), shape)
         if op.kind is OpKind.ELEMENTWISE:
             return SymTensor(ELEMENTWISE[node.op](*(a.expr for a in args)), shape)
         if node.op in ("sum", "mean", "max", "min"):

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - symengine is a dependency; kept option
     symengine = None
 
 from symcheck.engines.symbolic import arrays
-from symcheck.engines.symbolic.functions import clamp, gelu
+from symcheck.engines.symbolic.functions import WITH_KEYWORDS, clamp
 from symcheck.engines.symbolic.rules import EXPANDED
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.ir import Call, Const, DType, Program, Ref
@@ -60,9 +60,10 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         # give 1/2 at a bound.
         low, high = node.kw("min"), node.kw("max")
         return np.asarray(np.frompyfunc(lambda v: clamp(v, low, high), 1, 1)(args[0]), dtype=object)
-    if node.op == "gelu":
-        form = str(node.kw("approximate"))
-        return np.asarray(np.frompyfunc(lambda v: gelu(v, form), 1, 1)(args[0]), dtype=object)
+    if node.op in WITH_KEYWORDS:
+        kw = node.kwdict
+        form = WITH_KEYWORDS[node.op]
+        return np.asarray(np.frompyfunc(lambda v: form(v, kw), 1, 1)(args[0]), dtype=object)
     if op.kind is OpKind.ELEMENTWISE and op.arity == 0:  # a constant: pi, e
         return np.asarray(EXPANDED[node.op](), dtype=object)
     if op.kind is OpKind.ELEMENTWISE:

@@ -244,6 +244,32 @@ def clamp(x: sympy.Expr, low: object, high: object) -> sympy.Expr:
     return Piecewise(*branches, (x, True)) if branches else x
 
 
+def leaky_relu(x: sympy.Expr, slope: object) -> sympy.Expr:
+    """x where x > 0, else slope*x; at 0 the derivative is slope (torch's convention)."""
+    return Piecewise((x, x > 0), (sympy.Rational(str(slope)) * x, True))
+
+
+def elu(x: sympy.Expr, alpha: object) -> sympy.Expr:
+    """x where x > 0, else alpha*(e^x - 1); at 0 the derivative is alpha (torch's convention)."""
+    return Piecewise((x, x > 0), (sympy.Rational(str(alpha)) * (sympy.exp(x) - 1), True))
+
+
+def hardtanh(x: sympy.Expr, low: object, high: object) -> sympy.Expr:
+    """x limited to [low, high]; gradient 1 strictly inside, 0 at the bounds and outside (torch's
+    hardtanh, where clamp gives 1 at the bounds)."""
+    lo, hi = sympy.Rational(str(low)), sympy.Rational(str(high))
+    return Piecewise((lo, x <= lo), (hi, x >= hi), (x, True))
+
+
+# The elementwise ops whose form depends on their keywords: (x, canonical kwargs) -> SymPy.
+WITH_KEYWORDS: dict[str, Any] = {
+    "gelu": lambda x, kw: gelu(x, str(kw["approximate"])),
+    "leaky_relu": lambda x, kw: leaky_relu(x, kw["slope"]),
+    "elu": lambda x, kw: elu(x, kw["alpha"]),
+    "hardtanh": lambda x, kw: hardtanh(x, kw["min"], kw["max"]),
+}
+
+
 def elementary_relu(x: sympy.Expr) -> sympy.Expr:
     return Piecewise((x, x > 0), (0, True))
 

@@ -116,6 +116,9 @@ RULES: dict[str, Rule] = {
     "logsigmoid": Rule(lambda x: -softplus(-x), textbook="logsigmoid(u) = -softplus(-u)"),
     # its form depends on a keyword (approximate): functions.gelu, lowered by the graph
     "gelu": Rule(textbook="gelu(u) = u*Phi(u) = u/2*(1 + erf(u/sqrt(2)))"),
+    "leaky_relu": Rule(textbook="leaky_relu' = 1 where u > 0, else slope (slope at 0)"),
+    "elu": Rule(textbook="elu' = 1 where u > 0, else alpha*e^u (alpha at 0)"),
+    "hardtanh": Rule(textbook="hardtanh' = 1 strictly between the bounds, else 0"),
     "relu": Rule(
         relu,
         elementary_relu,
