@@ -183,3 +183,13 @@ def test_hardtanh_with_min_above_max_is_refused_where_it_is_written() -> None:
     r = CliRunner().invoke(main, ["grad", "sum(hardtanh(x, min=1, max=-1))", "-i", "x:3"])
     assert r.exit_code == 2, r.output
     assert "min=1 is above max=-1" in r.output and "^^^" in r.output
+
+
+def test_erf_of_a_scalar_step_in_a_tensor_program() -> None:
+    """Fuzz finding (seed 21): the closed form's erf on a 0-d value got a float from
+    np.frompyfunc and crashed on .astype."""
+    r = CliRunner().invoke(
+        main,
+        ["grad", "h = gelu(dot(w, w))\nout = softmax(a, axis=1) + mean(h)", "-i", "a:2x2", "-i", "w:4"],
+    )
+    assert r.exit_code == 0, r.output

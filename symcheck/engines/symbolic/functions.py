@@ -300,7 +300,7 @@ def gelu(x: sympy.Expr, approximate: str) -> sympy.Expr:
 
 def numpy_erf(x: Any) -> Any:
     """erf on arrays: the C library's erf (math.erf) element by element; numpy has none."""
-    return _ERF(np.asarray(x, dtype=np.float64)).astype(np.float64)
+    return np.asarray(_ERF(np.asarray(x, dtype=np.float64)), dtype=np.float64)  # a 0-d call gives a float
 
 
 _ERF = np.frompyfunc(math.erf, 1, 1)
