@@ -155,6 +155,22 @@ def _elementwise(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Ten
     return TensorType(broadcast_shapes(*(t.shape for t in types)), _float(*types))
 
 
+def _from_integers(args: Sequence[np.ndarray]) -> np.ndarray:
+    """How far each element is from the nearest integer (floor's and ceil's jumps), signed."""
+    import numpy as np
+
+    x = np.asarray(args[0], dtype=float)
+    return x - np.round(x)
+
+
+def _from_halves(args: Sequence[np.ndarray]) -> np.ndarray:
+    """How far each element is from the nearest half-integer (round's jumps), signed."""
+    import numpy as np
+
+    x = np.asarray(args[0], dtype=float)
+    return x - (np.floor(x) + 0.5)
+
+
 def _bounded(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     """hardtanh's: elementwise, with min <= max (torch refuses the rest)."""
     low, high = kwargs["min"], kwargs["max"]
@@ -521,6 +537,24 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _unary("logsigmoid", "log(sigmoid(x)) = -softplus(-x) (torch.nn.functional.logsigmoid)"),
     _unary(
         "sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)
+    ),
+    _unary(
+        "floor",
+        "the largest integer <= x; derivative 0",
+        differentiable=False,
+        kinks=(Kink(0, 0.0, "floor jumps at every integer", offset=_from_integers),),
+    ),
+    _unary(
+        "ceil",
+        "the smallest integer >= x; derivative 0",
+        differentiable=False,
+        kinks=(Kink(0, 0.0, "ceil jumps at every integer", offset=_from_integers),),
+    ),
+    _unary(
+        "round",
+        "the nearest integer, halves to even (torch.round); derivative 0",
+        differentiable=False,
+        kinks=(Kink(0, 0.5, "round jumps halfway between integers", offset=_from_halves),),
     ),
     _unary(
         "step",

@@ -193,3 +193,22 @@ def test_erf_of_a_scalar_step_in_a_tensor_program() -> None:
         ["grad", "h = gelu(dot(w, w))\nout = softmax(a, axis=1) + mean(h)", "-i", "a:2x2", "-i", "w:4"],
     )
     assert r.exit_code == 0, r.output
+
+
+def test_floor_ceil_and_round_are_torchs_with_zero_derivatives() -> None:
+    """round halves to the even neighbour (torch.round, numpy), exactly in the symbolic engine too."""
+    case = load_case("sum(floor(x)*x + ceil(x) + round(x)*x)", ["x=[0.5, 1.5, 2.5, -0.7, -2.5, 3.2]"])
+    (result,), errors = run_cases([case])
+    assert not errors and result.status == "pass", result
+    x = np.array([0.5, 1.5, 2.5, -0.7, -2.5, 3.2])
+    value = np.sum(np.floor(x) * x + np.ceil(x) + np.round(x) * x)
+    for engine in ("symbolic", "autograd", "torch"):
+        r = result.points[0].results[engine]
+        assert float(r.value) == pytest.approx(value), engine
+        np.testing.assert_allclose(r.grads["x"], np.floor(x) + np.round(x), err_msg=engine)
+
+
+def test_a_jump_of_round_at_a_given_point_is_reported_as_a_kink() -> None:
+    r = CliRunner().invoke(main, ["grad", "sum(round(x) * x)", "-i", "x=[0.5, 1.2]", "--samples", "0"])
+    assert r.exit_code == 0, r.output
+    assert "round jumps halfway between integers: 1 of 2 elements" in r.output

@@ -131,6 +131,7 @@ FUNCTIONS = [
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
+    'floor', 'ceil', 'round',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -492,7 +493,8 @@ KINKED = (
     'clamp({0}, min={lo})', 'clamp({0}, max={hi})', '(({0}) > 0)*({0})',
     'where({0} >= {lo}, {0}, 0.5*({0}))', 'relu({0} - {lo})', 'abs({0} - {hi})',
     'leaky_relu({0})', 'leaky_relu({0} - {lo}, slope=0.3)', 'elu({0}, alpha=0.5)',
-    'hardtanh({0}, min={lo}, max={hi})', 'hardtanh({0})',
+    'hardtanh({0}, min={lo}, max={hi})', 'hardtanh({0})', 'floor({0})*({0})', 'round(({0})*3) + ({0})',
+    'ceil({0})',
 )  # fmt: skip
 BINARY = (
     '({0}) + ({1})', '({0}) - ({1})', '({0}) * ({1})', '({0}) / (({1})*({1}) + 1)',

@@ -290,6 +290,18 @@ step = primitive("step", lambda x: (x > 0).astype(x.dtype))
 defvjp(step, lambda g, ans, x: 0 * g)
 defjvp(step, _no_tangent)
 
+floor = primitive("floor", np.floor)
+defvjp(floor, lambda g, ans, x: 0 * g)
+defjvp(floor, _no_tangent)
+
+ceil = primitive("ceil", np.ceil)
+defvjp(ceil, lambda g, ans, x: 0 * g)
+defjvp(ceil, _no_tangent)
+
+round = primitive("round", np.round)  # halves to even, as torch.round
+defvjp(round, lambda g, ans, x: 0 * g)
+defjvp(round, _no_tangent)
+
 
 def _no_gradient(arg: int) -> VJP:
     """The rule of an argument nothing flows back to: zeros of its shape (never 0 * g, which is nan

@@ -227,7 +227,9 @@ def no_grad() -> AbstractContextManager[None]:
 VJPS: dict[str, tuple[VJP, ...]] = {}  # op name -> one VJP rule per argument
 JVPS: dict[str, tuple[JVP, ...]] = {}  # op name -> one JVP rule per argument (forward mode)
 # Zero derivative wherever it exists: their outputs are constants.
-NONDIFFERENTIABLE: frozenset[str] = frozenset({"sign", "step", "lt", "le", "gt", "ge", "eq", "ne"})
+NONDIFFERENTIABLE: frozenset[str] = frozenset(
+    {"sign", "step", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
+)
 PRIMITIVES: dict[str, Callable[..., Tensor]] = {}
 
 

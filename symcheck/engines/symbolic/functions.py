@@ -74,6 +74,54 @@ class sign(Function):
         return None if s is None else Integer(s)
 
 
+class floor(Function):
+    """The largest integer <= x. Piecewise constant: its derivative is 0 (SymPy's floor has none)."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            value = sympy.floor(x)
+            return value if value.is_Integer else None
+        return None
+
+
+class ceil(Function):
+    """The smallest integer >= x; derivative 0."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if x.is_number and x.is_real:
+            value = sympy.ceiling(x)
+            return value if value.is_Integer else None
+        return None
+
+
+class round(Function):
+    """The nearest integer, halves to the even one (as torch.round and numpy); derivative 0."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        if not (x.is_number and x.is_real):
+            return None
+        below = sympy.floor(x)
+        if not below.is_Integer:
+            return None
+        rest = x - below
+        if rest.is_Rational and rest == sympy.Rational(1, 2):  # a tie: the even neighbour
+            return below if below % 2 == 0 else below + 1
+        nearest = sympy.floor(x + sympy.Rational(1, 2))
+        return nearest if nearest.is_Integer else None
+
+
 class Abs(Function):
     """|x|, with derivative sign(x): 0 at 0, as torch takes it."""
 

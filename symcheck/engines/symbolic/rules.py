@@ -30,11 +30,13 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from symcheck.engines.symbolic.functions import (
     Abs,
+    ceil,
     condition_of,
     elementary_abs,
     elementary_relu,
     elementary_sign,
     elementary_step,
+    floor,
     indicator,
     maximum,
     minimum,
@@ -46,6 +48,9 @@ from symcheck.engines.symbolic.functions import (
     sign,
     softplus,
     step,
+)
+from symcheck.engines.symbolic.functions import (
+    round as round_,
 )
 
 
@@ -129,6 +134,9 @@ RULES: dict[str, Rule] = {
     ),
     "abs": Rule(Abs, elementary_abs, Abs, None, np.abs, "abs' = sign (0 at 0)"),
     "sign": Rule(sign, elementary_sign, sign, r"\operatorname{sign}", np.sign),
+    "floor": Rule(floor, None, floor, r"\operatorname{floor}", np.floor, "floor' = 0 (piecewise constant)"),
+    "ceil": Rule(ceil, None, ceil, r"\operatorname{ceil}", np.ceil, "ceil' = 0 (piecewise constant)"),
+    "round": Rule(round_, None, round_, r"\operatorname{round}", np.round, "round' = 0 (piecewise constant)"),
     "step": Rule(
         step,
         elementary_step,

@@ -357,9 +357,10 @@ def test_relu_and_abs_have_zero_slope_at_zero() -> None:
 
 
 def test_sign_and_step_are_constants() -> None:
-    assert frozenset({"sign", "step", "lt", "le", "gt", "ge", "eq", "ne"}) == T.NONDIFFERENTIABLE
+    constants = {"sign", "step", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
+    assert frozenset(constants) == T.NONDIFFERENTIABLE
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
-    for op in (T.sign, T.step):
+    for op in (T.sign, T.step, T.TABLE["floor"], T.TABLE["ceil"], T.TABLE["round"]):
         assert not op(x).requires_grad
         (g,) = T.grad(T.sum(op(x) * x), [x])  # only the factor x carries a gradient
         np.testing.assert_array_equal(g.data, op(x).data)
