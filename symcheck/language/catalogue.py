@@ -539,6 +539,12 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "sign", "-1, 0 or 1; derivative 0", differentiable=False, kinks=(Kink(0, 0.0, "sign jumps at 0"),)
     ),
     _unary(
+        "detach",
+        "x's value with no gradient (torch's x.detach()): x + detach(round(x) - x) is a "
+        "straight-through estimator, whose gradient is 1",
+        differentiable=False,
+    ),
+    _unary(
         "floor",
         "the largest integer <= x; derivative 0",
         differentiable=False,

@@ -212,3 +212,36 @@ def test_a_jump_of_round_at_a_given_point_is_reported_as_a_kink() -> None:
     r = CliRunner().invoke(main, ["grad", "sum(round(x) * x)", "-i", "x=[0.5, 1.2]", "--samples", "0"])
     assert r.exit_code == 0, r.output
     assert "round jumps halfway between integers: 1 of 2 elements" in r.output
+
+
+def test_a_straight_through_estimator_has_gradient_one_in_every_engine() -> None:
+    """x + detach(round(x) - x): round's value, the identity's gradient. The numeric engine holds
+    each detach(u) at the point's own value while it differences the rest."""
+    case = load_case("sum(x + detach(round(x) - x))", ["x=[0.3, 1.7, -2.2]"])
+    (result,), errors = run_cases([case])
+    assert not errors and result.status == "pass", result
+    for engine in ("symbolic", "autograd", "torch", "numeric"):
+        r = result.points[0].results[engine]
+        assert float(r.value) == pytest.approx(0.0 + 2.0 - 2.0), engine
+        np.testing.assert_allclose(r.grads["x"], [1.0, 1.0, 1.0], err_msg=engine)
+
+
+@pytest.mark.parametrize(
+    "expr", ["sum(x * detach(x))", "mean(detach(W @ x) * (W @ x))", "softmax(detach(W @ x) + x)"]
+)
+def test_detach_agrees_across_engines_to_second_order(expr: str) -> None:
+    args = ["grad", expr, "-i", "x:3"] + (["-i", "W:3x3"] if "W" in expr else [])
+    order = [] if expr.startswith("softmax") else ["--order", "2"]
+    r = CliRunner().invoke(main, args + order)
+    assert r.exit_code == 0, r.output
+    assert "1 passed" in r.output
+
+
+def test_a_detach_that_lets_the_gradient_through_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    from symcheck.engines.torch import rules as torch_rules
+
+    monkeypatch.setitem(torch_rules.TABLE, "detach", lambda a, kw: a[0] * 1)  # forgot .detach()
+    (result,), errors = run_cases([load_case("sum(x * detach(x))", ["x=[0.5, -1.0, 2.0]"])])
+    assert not errors and result.status == "fail"
+    (torch,) = [c for c in result.points[0].comparisons if c.engine == "torch"]
+    assert not torch.ok

@@ -131,7 +131,7 @@ FUNCTIONS = [
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
-    'floor', 'ceil', 'round',
+    'floor', 'ceil', 'round', 'detach',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -486,7 +486,8 @@ UNARY = (
     'log1p(({0})*({0}))', 'tan(tanh({0}))', '1/(({0})*({0}) + 1)', 'pow(({0})*({0}) + 1, 0.5)',
     'atan({0})', 'asin(tanh({0})/2)', 'acos(sigmoid({0}))', 'sinh(tanh({0}))', 'cosh(tanh({0}))',
     'expm1(tanh({0}))', 'erf({0})', 'silu({0})', 'logsigmoid({0})', 'gelu({0})',
-    'gelu({0}, approximate=tanh)', 'pi*({0})', 'e^tanh({0})',
+    'gelu({0}, approximate=tanh)', 'pi*({0})', 'e^tanh({0})', '({0})*detach({0})',
+    '({0}) + detach(round({0}) - ({0}))',
 )  # fmt: skip
 KINKED = (
     'relu({0})', 'abs({0})', 'sign({0})*({0})', 'step({0})*({0})', 'clamp({0}, min={lo}, max={hi})',

@@ -290,6 +290,10 @@ step = primitive("step", lambda x: (x > 0).astype(x.dtype))
 defvjp(step, lambda g, ans, x: 0 * g)
 defjvp(step, _no_tangent)
 
+detach = primitive("detach", lambda x: np.array(x))  # the value, a constant: no gradient flows back
+defvjp(detach, lambda g, ans, x: 0 * g)
+defjvp(detach, _no_tangent)
+
 floor = primitive("floor", np.floor)
 defvjp(floor, lambda g, ans, x: 0 * g)
 defjvp(floor, _no_tangent)

@@ -228,7 +228,7 @@ VJPS: dict[str, tuple[VJP, ...]] = {}  # op name -> one VJP rule per argument
 JVPS: dict[str, tuple[JVP, ...]] = {}  # op name -> one JVP rule per argument (forward mode)
 # Zero derivative wherever it exists: their outputs are constants.
 NONDIFFERENTIABLE: frozenset[str] = frozenset(
-    {"sign", "step", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
+    {"sign", "step", "detach", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
 )
 PRIMITIVES: dict[str, Callable[..., Tensor]] = {}
 

@@ -11,6 +11,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,9 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.numeric.evaluator import Batched, batched, compiled
+from symcheck.engines.numeric.evaluator import Batched, batched, compiled, forward
 from symcheck.language.errors import SymcheckError
-from symcheck.language.ir import DType, Program
+from symcheck.language.ir import Call, DType, InputDecl, Node, Program, Ref, walk
 
 # ---------------------------------------------------------------- the engine
 
@@ -367,6 +368,39 @@ def _along(
     return g
 
 
+def _frozen_detached(
+    program: Program, inputs: Mapping[str, np.ndarray]
+) -> tuple[Program, Mapping[str, np.ndarray]]:
+    """The program with each detach(u) made an input holding u's value at this point, which no
+    difference moves: a perturbed x changes x + detach(round(x) - x) by the step alone, as the
+    derivative 1 of a straight-through estimator says. Unchanged without detach. (The inputs'
+    names start with `_`, which no name of the language can.)"""
+    calls = [n for step in program.steps for n in walk(step.expr) if isinstance(n, Call) and n.op == "detach"]
+    if not calls:
+        return program, inputs
+    seen: dict[int, np.ndarray] = {}
+
+    def record(node: Call, args: list[np.ndarray], result: np.ndarray) -> None:
+        if node.op == "detach":
+            seen[id(node)] = np.array(result)
+
+    forward(program, inputs, on_call=record)
+    names = {id(c): f"_detached{k}" for k, c in enumerate(calls)}
+
+    def frozen(node: Node) -> Node:
+        if isinstance(node, Call):
+            if id(node) in names:
+                return Ref(node.span, type=node.type, name=names[id(node)], target=names[id(node)])
+            return replace(node, args=tuple(frozen(a) for a in node.args))
+        return node
+
+    decls = {n: InputDecl(n, c.type) for c, n in ((c, names[id(c)]) for c in calls) if c.type is not None}
+    steps = tuple(replace(step, expr=frozen(step.expr)) for step in program.steps)
+    rewritten = replace(program, inputs={**program.inputs, **decls}, steps=steps)
+    values = {**inputs, **{names[i]: v for i, v in seen.items()}}
+    return rewritten, values
+
+
 def _count(n: int) -> str:
     k = len(str(n)) - 1
     return f"10^{k}" if n >= 1000 and n == 10**k else str(n)
@@ -387,6 +421,7 @@ class NumericEngine(Engine):
         for name in wrt:
             if name not in program.inputs:
                 raise SymcheckError(f"cannot differentiate with respect to {name!r}: it is not an input")
+        program, inputs = _frozen_detached(program, inputs)
         point: dict[str, np.ndarray] = {}
         for name, decl in program.inputs.items():
             target = np.float64 if decl.type.dtype is DType.FLOAT else np.int64

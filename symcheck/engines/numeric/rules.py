@@ -151,6 +151,8 @@ FORWARD: dict[str, Forward] = {
     "hardtanh": lambda a, kw: np.clip(a[0], kw["min"], kw["max"]),
     "logsigmoid": lambda a, kw: -_softplus(-a[0]),
     "sign": lambda a, kw: np.sign(a[0]),
+    # the value; the numeric engine holds it at the point's own (engine.py, _frozen_detached)
+    "detach": lambda a, kw: np.array(a[0]),
     "floor": lambda a, kw: np.floor(a[0]),
     "ceil": lambda a, kw: np.ceil(a[0]),
     "round": lambda a, kw: np.round(a[0]),

@@ -74,6 +74,18 @@ class sign(Function):
         return None if s is None else Integer(s)
 
 
+class detach(Function):
+    """x's value, with derivative 0: what the program does not differentiate through. A number is
+    itself (the expansion evaluated at a point)."""
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        return Integer(0)
+
+    @classmethod
+    def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
+        return x if x.is_number else None
+
+
 class floor(Function):
     """The largest integer <= x. Piecewise constant: its derivative is 0 (SymPy's floor has none)."""
 

@@ -159,6 +159,7 @@ TABLE: dict[str, Lowering] = {
     "hardtanh": lambda a, kw: F.hardtanh(a[0], min_val=kw["min"], max_val=kw["max"]),
     "logsigmoid": lambda a, kw: F.logsigmoid(a[0]),
     "sign": lambda a, kw: torch.sign(a[0]),
+    "detach": lambda a, kw: a[0].detach(),
     "floor": lambda a, kw: torch.floor(a[0]),
     "ceil": lambda a, kw: torch.ceil(a[0]),
     "round": lambda a, kw: torch.round(a[0]),

@@ -357,7 +357,7 @@ def test_relu_and_abs_have_zero_slope_at_zero() -> None:
 
 
 def test_sign_and_step_are_constants() -> None:
-    constants = {"sign", "step", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
+    constants = {"sign", "step", "detach", "floor", "ceil", "round", "lt", "le", "gt", "ge", "eq", "ne"}
     assert frozenset(constants) == T.NONDIFFERENTIABLE
     x = Tensor(np.array([-1.0, 0.0, 2.0]), requires_grad=True)
     for op in (T.sign, T.step, T.TABLE["floor"], T.TABLE["ceil"], T.TABLE["round"]):
