@@ -155,6 +155,14 @@ def _elementwise(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Ten
     return TensorType(broadcast_shapes(*(t.shape for t in types)), _float(*types))
 
 
+def _atan2_cut(args: Sequence[np.ndarray]) -> np.ndarray:
+    """How far (y, x) is from atan2's branch cut, the half-line y = 0, x < 0 (inf where x >= 0)."""
+    import numpy as np
+
+    y, x = (np.asarray(a, dtype=float) for a in args)
+    return np.where(x < 0, y, np.inf)
+
+
 def _from_integers(args: Sequence[np.ndarray]) -> np.ndarray:
     """How far each element is from the nearest integer (floor's and ceil's jumps), signed."""
     import numpy as np
@@ -487,6 +495,15 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "acos",
         "inverse cosine (torch.acos)",
         domain=(_inside_one(0, "acos needs -1 < x < 1 (its derivative is infinite at +-1)"),),
+    ),
+    OpSpec(
+        "atan2",
+        OpKind.ELEMENTWISE,
+        2,
+        "atan2(y, x): the angle of the point (x, y), in (-pi, pi] (torch.atan2); broadcasting",
+        # x is drawn in (0.2, 3): random points keep off the origin and off the branch cut
+        domain=(Domain(1, "atan2(y, x) is drawn with x > 0", lambda a: a == a, sample_range=(0.2, 3.0)),),
+        kinks=(Kink(0, 0.0, "atan2 jumps by 2 pi across y = 0 where x < 0", offset=_atan2_cut),),
     ),
     _unary("expm1", "exp(x) - 1, accurate for small x"),
     _unary("erf", "the error function, 2/sqrt(pi) * integral of exp(-t^2) from 0 to x"),

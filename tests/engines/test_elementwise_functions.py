@@ -245,3 +245,19 @@ def test_a_detach_that_lets_the_gradient_through_is_caught(monkeypatch: pytest.M
     assert not errors and result.status == "fail"
     (torch,) = [c for c in result.points[0].comparisons if c.engine == "torch"]
     assert not torch.ok
+
+
+def test_atan2_agrees_and_its_textbook_derivatives_are_proven() -> None:
+    args = ["grad", "sum(atan2(y, x))", "-i", "x:3", "-i", "y:3", "--order", "2"]
+    args += ["--claim", "x: -y/(x^2 + y^2)", "--claim", "y: x/(x^2 + y^2)"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("proven (equal to the closed form)") == 2 and "1 passed" in r.output
+
+
+def test_atan2_on_its_branch_cut_is_a_kink() -> None:
+    r = CliRunner().invoke(
+        main, ["grad", "sum(atan2(y, x))", "-i", "x=[-1.0, 2.0]", "-i", "y=[0.0, 1.0]", "--samples", "0"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "atan2 jumps by 2 pi across y = 0 where x < 0: 1 of 2 elements" in r.output

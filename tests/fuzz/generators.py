@@ -131,7 +131,7 @@ FUNCTIONS = [
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
-    'floor', 'ceil', 'round', 'detach',
+    'floor', 'ceil', 'round', 'detach', 'atan2',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -500,7 +500,7 @@ KINKED = (
 BINARY = (
     '({0}) + ({1})', '({0}) - ({1})', '({0}) * ({1})', '({0}) / (({1})*({1}) + 1)',
     '(({0})*({0}) + 1)^sigmoid({1})', 'maximum({0}, {1})', 'minimum({0}, {1})',
-    'where({0} > {1}, {0}, {1})', '(({0}) <= ({1}))*({0})',
+    'where({0} > {1}, {0}, {1})', '(({0}) <= ({1}))*({0})', 'atan2({0}, ({1})*({1}) + 1)',
 )  # fmt: skip
 CONSTANTS = ("2", "1/2", "3", "0.25", "-1", "0", "1", "0.5")
 KINK_POINTS = ("-1", "-0.5", "0", "0.5", "1", "0.25")

@@ -184,6 +184,13 @@ acos = primitive("acos", np.arccos)
 defvjp(acos, lambda g, ans, x: -g / sqrt(1 - x**2))
 defjvp(acos, lambda t, ans, x: -t / sqrt(1 - x**2))
 
+# atan2(y, x): d/dy = x/(x^2 + y^2), d/dx = -y/(x^2 + y^2)
+atan2 = primitive("atan2", np.arctan2)
+defvjp(atan2, lambda g, ans, y, x: unbroadcast(g * x / (x**2 + y**2), y.shape),
+              lambda g, ans, y, x: unbroadcast(-g * y / (x**2 + y**2), x.shape))  # fmt: skip
+defjvp(atan2, lambda t, ans, y, x: t * x / (x**2 + y**2),
+              lambda t, ans, y, x: -t * y / (x**2 + y**2))  # fmt: skip
+
 expm1 = primitive("expm1", np.expm1)
 defvjp(expm1, lambda g, ans, x: g * exp(x))
 defjvp(expm1, lambda t, ans, x: t * exp(x))

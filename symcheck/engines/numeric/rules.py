@@ -138,6 +138,7 @@ FORWARD: dict[str, Forward] = {
     "atan": lambda a, kw: np.arctan(a[0]),
     "asin": lambda a, kw: np.arcsin(a[0]),
     "acos": lambda a, kw: np.arccos(a[0]),
+    "atan2": lambda a, kw: np.arctan2(a[0], a[1]),
     "expm1": lambda a, kw: np.expm1(a[0]),
     "erf": lambda a, kw: _erf(a[0]),
     "sigmoid": lambda a, kw: _sigmoid(a[0]),

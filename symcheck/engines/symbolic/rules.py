@@ -98,6 +98,14 @@ RULES: dict[str, Rule] = {
         numpy=np.arccos,
         textbook="acos' = -1/sqrt(1 - u^2)",
     ),
+    "atan2": Rule(
+        sympy.atan2,
+        None,
+        sympy.atan2,
+        r"\operatorname{atan2}",
+        np.arctan2,
+        "atan2: d/dy = x/(x^2 + y^2), d/dx = -y/(x^2 + y^2)",
+    ),
     "expm1": Rule(expm1, lambda x: sympy.exp(x) - 1, expm1, None, np.expm1, "expm1' = exp"),
     "erf": Rule(sympy.erf, function=sympy.erf, numpy=numpy_erf, textbook="erf' = 2/sqrt(pi)*exp(-u^2)"),
     # functions of ours (functions.py), each with its elementary definition

@@ -146,6 +146,7 @@ TABLE: dict[str, Lowering] = {
     "atan": lambda a, kw: torch.atan(a[0]),
     "asin": lambda a, kw: torch.asin(a[0]),
     "acos": lambda a, kw: torch.acos(a[0]),
+    "atan2": lambda a, kw: torch.atan2(a[0], a[1]),
     "expm1": lambda a, kw: torch.expm1(a[0]),
     "erf": lambda a, kw: torch.erf(a[0]),
     "sigmoid": lambda a, kw: torch.sigmoid(a[0]),

@@ -371,7 +371,7 @@ def test_sign_and_step_are_constants() -> None:
 def test_rule_table_covers_every_primitive() -> None:
     assert set(T.VJPS) == set(T.PRIMITIVES)
     binary = {"add", "sub", "mul", "div", "pow", "matmul", "lt", "le", "gt", "ge", "eq", "ne"}
-    binary |= {"maximum", "minimum", "take", "index_add"}
+    binary |= {"maximum", "minimum", "take", "index_add", "atan2"}
     constants = {"pi", "e"}  # no argument, no rule
     for name, rules in T.VJPS.items():
         expected = 0 if name in constants else 3 if name == "where" else 2 if name in binary else 1
