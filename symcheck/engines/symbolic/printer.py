@@ -18,6 +18,22 @@ ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
 RELATIONS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "==": "==", "!=": "!="}
 
 
+def _decimal(r: sympy.Rational) -> str | None:
+    """r as a terminating decimal, exactly (the literal a user wrote: 0.044715), or None where its
+    denominator has a prime factor other than 2 and 5 (1/3). Parsed back, it is r again."""
+    q, digits = int(r.q), 0
+    for prime in (2, 5):
+        count = 0
+        while q % prime == 0:
+            q //= prime
+            count += 1
+        digits = max(digits, count)
+    if q != 1 or digits == 0:
+        return None
+    scaled = str(abs(int(r.p)) * (10**digits // int(r.q))).rjust(digits + 1, "0")
+    return ("-" if r < 0 else "") + scaled[:-digits] + "." + scaled[-digits:]
+
+
 class Unprintable(Exception):
     """The expression uses something the language cannot say (e.g. cosh, Piecewise)."""
 
@@ -33,7 +49,11 @@ class LanguagePrinter:
         if e.is_Integer:
             return str(e), (NEG if e < 0 else ATOM)
         if e.is_Rational:
-            return f"{e.p}/{e.q}", (NEG if e < 0 else MUL)
+            fraction = f"{e.p}/{e.q}"
+            decimal = _decimal(e)
+            if decimal is not None and len(decimal) < len(fraction):  # 0.044715, not 8943/200000
+                return decimal, (NEG if e < 0 else ATOM)
+            return fraction, (NEG if e < 0 else MUL)
         if e.is_Float:
             text = repr(float(e))
             return text, (NEG if e < 0 else ATOM)
@@ -154,7 +174,11 @@ class LanguagePrinter:
             if q != 1:
                 denom.insert(0, sympy.Integer(q))
         else:
-            prefix = "" if coeff == 1 else (f"{p}*" if q == 1 else f"{p}/{q}*")
+            decimal = _decimal(sympy.Rational(coeff)) if q != 1 else None
+            if decimal is not None and len(decimal) < len(f"{p}/{q}"):  # 0.044715*x^2
+                prefix = f"{decimal}*"
+            else:
+                prefix = "" if coeff == 1 else (f"{p}*" if q == 1 else f"{p}/{q}*")
             head = prefix + "*".join(
                 self.wrap(f, POW if _is_matmul_like(self, f) else MUL + 1) for f in numer
             )

@@ -204,3 +204,23 @@ def test_outside_the_language_is_unprintable(expr: sympy.Expr) -> None:
     with pytest.raises(Unprintable):
         printer(expr)
     assert not printable(printer, expr)
+
+
+def test_a_decimal_literal_prints_as_written_and_parses_back_exactly() -> None:
+    """gelu's 0.044715 printed as 8943/200000, a leaky_relu slope 0.01 as 1/100; a terminating
+    decimal prints as one where that is shorter (1/2 and 3/4 stay fractions), exactly."""
+    from fractions import Fraction
+
+    from click.testing import CliRunner
+
+    from symcheck.cli import main
+    from symcheck.engines.symbolic.printer import _decimal
+
+    assert _decimal(sympy.Rational(8943, 200000)) == "0.044715"
+    assert _decimal(sympy.Rational(-1, 20)) == "-0.05"
+    assert _decimal(sympy.Rational(1, 3)) is None and _decimal(sympy.Integer(2)) is None
+    for r in (sympy.Rational(8943, 200000), sympy.Rational(-3, 8), sympy.Rational(7, 10**30)):
+        assert Fraction(_decimal(r)) == Fraction(int(r.p), int(r.q))  # type: ignore[arg-type]
+    r = CliRunner().invoke(main, ["grad", "sum(leaky_relu(x) + 0.044715*x^2)", "-i", "x:2"])
+    assert r.exit_code == 0, r.output
+    assert "where(x > 0, 1, 0.01)" in r.output and "0.08943*x" in r.output
