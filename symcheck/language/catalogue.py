@@ -223,6 +223,18 @@ def _reduction(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Tenso
     return TensorType(shape, DType.FLOAT)
 
 
+def _spread(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """var's and std's: a reduction whose N - correction must be positive."""
+    n = reduced_count(types[0].shape, kwargs.get("axis"))  # type: ignore[arg-type]
+    correction = float(kwargs.get("correction") or 0)  # type: ignore[arg-type]
+    if n - correction <= 0:
+        raise ShapeError(
+            f"N - correction = {n} - {correction:g} is not positive: the variance divides by it",
+            hint="reduce over more elements, or give correction=0",
+        )
+    return _reduction(types, kwargs)
+
+
 def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     a, b = types
     if a.ndim == 0 or b.ndim == 0:
@@ -422,6 +434,9 @@ def _pow_domain(call: Call) -> tuple[Domain, ...]:
 AXES = Param("axis", "axes", None, "axis or tuple of axes to reduce; None reduces all")
 KEEPDIMS = Param("keepdims", "bool", False, "keep reduced axes with size 1")
 DIM = Param("axis", "dim", -1, "the axis to normalise over")
+CORRECTION = Param(
+    "correction", "number", 1, "N - correction divides: 1 is the sample variance, 0 the population's"
+)
 REDUCTION = Param("reduction", "choice", "mean", "mean or sum over the examples", choices=("mean", "sum"))
 
 
@@ -591,6 +606,22 @@ CATALOGUE: tuple[OpSpec, ...] = (
     # reductions
     OpSpec("sum", OpKind.REDUCTION, 1, "sum over axes", params=(AXES, KEEPDIMS)),
     OpSpec("mean", OpKind.REDUCTION, 1, "mean over axes", params=(AXES, KEEPDIMS)),
+    OpSpec(
+        "var",
+        OpKind.REDUCTION,
+        1,
+        "variance over axes: sum((x - mean(x))^2) / (N - correction) (torch.var)",
+        params=(AXES, KEEPDIMS, CORRECTION),
+        shape_rule=_spread,
+    ),
+    OpSpec(
+        "std",
+        OpKind.REDUCTION,
+        1,
+        "standard deviation over axes: sqrt(var(x, correction=...)) (torch.std); needs x not constant there",
+        params=(AXES, KEEPDIMS, CORRECTION),
+        shape_rule=_spread,
+    ),
     # shape
     OpSpec(
         "transpose",

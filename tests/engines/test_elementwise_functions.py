@@ -261,3 +261,39 @@ def test_atan2_on_its_branch_cut_is_a_kink() -> None:
     )
     assert r.exit_code == 0, r.output
     assert "atan2 jumps by 2 pi across y = 0 where x < 0: 1 of 2 elements" in r.output
+
+
+@pytest.mark.parametrize(
+    ("expr", "claim"),
+    [
+        ("var(x)", "x: 2*(x - mean(x))/11"),  # x of 3x4: N - 1 = 11
+        ("std(x)", "x: (x - mean(x))/(11*std(x))"),
+        ("var(x, correction=0)", "x: 2*(x - mean(x))/12"),
+    ],
+)
+def test_the_textbook_derivatives_of_var_and_std_are_proven(expr: str, claim: str) -> None:
+    r = CliRunner().invoke(main, ["grad", expr, "-i", "x:3x4", "--claim", claim])
+    assert r.exit_code == 0, r.output
+    assert "proven (equal to the closed form)" in r.output
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        "sum(var(x, axis=1) * x[0])",
+        "mean(std(W @ x, axis=0))",
+        "sum(var(x, axis=(0, 1), correction=0, keepdims=True) * x)",
+        "sum(std(x, axis=1, keepdims=True) * x)",
+    ],
+)
+def test_var_and_std_agree_across_engines_to_second_order(expr: str) -> None:
+    shapes = ["-i", "x:4x4"] + (["-i", "W:4x4"] if "W" in expr else [])
+    r = CliRunner().invoke(main, ["grad", expr, *shapes, "--order", "2"])
+    assert r.exit_code == 0, r.output
+    assert "1 passed" in r.output
+
+
+def test_a_variance_over_one_element_with_correction_one_is_refused() -> None:
+    r = CliRunner().invoke(main, ["grad", "sum(var(x, axis=0))", "-i", "x:1x4"])
+    assert r.exit_code == 2, r.output
+    assert "N - correction = 1 - 1 is not positive" in r.output

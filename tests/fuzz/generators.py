@@ -131,7 +131,7 @@ FUNCTIONS = [
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
-    'floor', 'ceil', 'round', 'detach', 'atan2',
+    'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",

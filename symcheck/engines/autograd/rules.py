@@ -625,6 +625,29 @@ def dot(a: ArrayLike, b: ArrayLike) -> Tensor:
     return sum(a * b)
 
 
+# ---------------------------------------------------------------- spread
+# Written in mean, sum and sqrt, as the definitions read; their derivatives follow from those rules.
+
+
+@composite
+def var(
+    x: ArrayLike, *, axis: tuple[int, ...] | None = None, keepdims: bool = False, correction: float = 1
+) -> Tensor:
+    """sum((x - mean(x))^2) / (N - correction) over `axis`."""
+    (x,) = as_tensors((x,))
+    n = int(np.prod([d for i, d in enumerate(x.shape) if axis is None or i in axis]))
+    centre = mean(x, axis=axis, keepdims=True)
+    return sum((x - centre) ** 2, axis=axis, keepdims=keepdims) / (n - correction)
+
+
+@composite
+def std(
+    x: ArrayLike, *, axis: tuple[int, ...] | None = None, keepdims: bool = False, correction: float = 1
+) -> Tensor:
+    """sqrt(var(x))."""
+    return sqrt(var(x, axis=axis, keepdims=keepdims, correction=correction))
+
+
 # ---------------------------------------------------------------- losses
 # Written in the ops above, as the formulas read; their derivatives follow from those rules.
 

@@ -160,6 +160,8 @@ FORWARD: dict[str, Forward] = {
     "step": lambda a, kw: (a[0] > 0).astype(a[0].dtype),
     "sum": lambda a, kw: np.sum(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
     "mean": lambda a, kw: np.mean(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "var": lambda a, kw: np.var(a[0], axis=kw["axis"], ddof=kw["correction"], keepdims=kw["keepdims"]),
+    "std": lambda a, kw: np.std(a[0], axis=kw["axis"], ddof=kw["correction"], keepdims=kw["keepdims"]),
     "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
     "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
     "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),

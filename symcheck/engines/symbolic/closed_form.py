@@ -70,6 +70,16 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
             return total
         n = reduced_count(np.shape(args[0]), axes)
         return total * (sympy.Rational(1, n) if np.asarray(args[0]).dtype == object else 1.0 / n)
+    if atom.op in ("var", "std"):
+        x, axes, correction = np.asarray(args[0]), atom.kw("axis"), atom.kw("correction")
+        if x.dtype != object:
+            spread = np.var if atom.op == "var" else np.std
+            return spread(x, axis=axes, ddof=correction, keepdims=atom.kw("keepdims"))
+        n = reduced_count(x.shape, axes)
+        centre = np.sum(x, axis=axes, keepdims=True) * sympy.Rational(1, n)
+        total = np.sum((x - centre) ** 2, axis=axes, keepdims=atom.kw("keepdims"))
+        variance = np.asarray(total * (1 / (n - sympy.Rational(str(correction)))), dtype=object)
+        return variance if atom.op == "var" else np.frompyfunc(sympy.sqrt, 1, 1)(variance)
     if atom.op == "matmul":
         return np.matmul(args[0], args[1]) if np.ndim(args[0]) and np.ndim(args[1]) else args[0] * args[1]
     if atom.op == "transpose":
@@ -221,6 +231,15 @@ class Graph:
             return self.reduce("sum", SymTensor(args[0].expr * args[1].expr, args[0].shape), None, False)
         if node.op == "trace":
             return self.atom("trace", (self.full(args[0]),), ())
+        if node.op in ("var", "std"):  # atoms with their own VJP (the expansion uses the definition)
+            return self.atom(
+                node.op,
+                (self.full(args[0]),),
+                shape,
+                axis=node.kw("axis"),
+                keepdims=node.kw("keepdims"),
+                correction=node.kw("correction"),
+            )
         if node.op == "mse_loss":
             a, b = args
             diff_shape = tuple(np.broadcast_shapes(a.shape, b.shape))
@@ -480,6 +499,19 @@ class Graph:
             if atom.op == "mean":
                 spread = SymTensor(spread.expr / reduced_count(x.shape, axes), spread.shape)
             return [spread]
+        if atom.op in ("var", "std"):
+            # var: 2 (x - mean(x)) / (N - correction); std: (x - mean(x)) / ((N - correction) std)
+            (x,) = atom.args
+            axes, correction = atom.kw("axis"), atom.kw("correction")
+            spread = self._unreduce(g, x.shape, axes, atom.kw("keepdims"))
+            keep = axes is not None  # a scalar mean or std broadcasts as it is
+            deviation = x.expr - self.reduce("mean", x, axes, keep).expr
+            scale = reduced_count(x.shape, axes) - sympy.Rational(str(correction))
+            if atom.op == "var":
+                return [SymTensor(spread.expr * 2 * deviation / scale, x.shape)]
+            kept = self.reduce("mean", x, axes, keep).shape
+            std = self.atom("std", (x,), kept, axis=axes, keepdims=keep, correction=correction)
+            return [SymTensor(spread.expr * deviation / (scale * std.expr), x.shape)]
         if atom.op == "matmul":
             a, b = atom.args
             if len(a.shape) == 2 and len(b.shape) == 2:  # (n,m)@(m,p): dA = G B^T, dB = A^T G

@@ -73,6 +73,17 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.asarray(
             arrays.extreme(node.op, args[0], node.kw("axis"), node.kw("keepdims")), dtype=object
         )
+    if node.op in ("var", "std"):
+        x, axes = args[0], node.kw("axis")
+        n = reduced_count(x.shape, axes)
+        centre = np.sum(x, axis=axes, keepdims=True) * sympy.Rational(1, n)
+        total = np.sum((x - centre) ** 2, axis=axes, keepdims=node.kw("keepdims"))
+        variance = np.asarray(total * (1 / (n - sympy.Rational(str(node.kw("correction"))))), dtype=object)
+        return (
+            variance
+            if node.op == "var"
+            else np.asarray(np.frompyfunc(sympy.sqrt, 1, 1)(variance), dtype=object)
+        )
     if node.op in ("sum", "mean"):
         total = np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims"))
         if node.op == "mean":

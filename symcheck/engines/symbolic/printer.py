@@ -237,13 +237,15 @@ class LanguagePrinter:
             return f"{self._tensor(args[0], ATOM)}[{atom.kw('at')}]", ATOM
         if atom.op == "take":
             return f"{self._tensor(args[0], ATOM)}[{self._tensor(args[1], 0)}]", ATOM
-        if atom.op in ("sum", "mean", "logsumexp", "max", "min"):
+        if atom.op in ("sum", "mean", "logsumexp", "max", "min", "var", "std"):
             parts = [self._tensor(args[0], 0)]
             axes = atom.kw("axis")
             if axes is not None:
                 parts.append(f"axis={axes[0]}" if len(axes) == 1 else f"axis=({', '.join(map(str, axes))})")
             if atom.kw("keepdims"):
                 parts.append("keepdims=True")
+            if atom.op in ("var", "std") and float(atom.kw("correction")) != 1:
+                parts.append(f"correction={float(atom.kw('correction')):g}")
             return f"{atom.op}({', '.join(parts)})", ATOM
         raise Unprintable(f"no printed form for atom {atom.op}")
 

@@ -185,6 +185,8 @@ RULES: dict[str, Rule] = {
     # tensor ops: atoms of the closed form, with their rules in Graph._vjp
     "sum": Rule(textbook="sum: every element receives the upstream gradient"),
     "mean": Rule(),  # mean: 1/N, with N counted per call
+    "var": Rule(textbook="var: d/dx_i = 2*(x_i - mean(x))/(N - correction)"),
+    "std": Rule(textbook="std = sqrt(var): d/dx_i = (x_i - mean(x))/((N - correction)*std)"),
     "matmul": Rule(textbook="matmul rule: d(A @ B) gives G @ B.T for A and A.T @ G for B"),
     "transpose": Rule(textbook="transpose: the gradient is transposed back"),
     "expand_dims": Rule(),

@@ -31,6 +31,21 @@ def _reduce(fn: Callable[..., torch.Tensor]) -> Lowering:
     return lower
 
 
+def _spread(fn: Callable[..., torch.Tensor]) -> Lowering:
+    """torch.var / torch.std with numpy's axes (None: all; (): none, where each is its own mean)."""
+
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        (x,) = args
+        axes: tuple[int, ...] | None = kw["axis"]
+        if axes is None:
+            axes = tuple(range(x.ndim))
+        if not axes:
+            return x - x  # one element per group: no spread (N - correction > 0 means correction 0)
+        return fn(x, dim=axes, correction=kw["correction"], keepdim=bool(kw["keepdims"]))
+
+    return lower
+
+
 def _step(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
     (x,) = args
     return (x.detach() > 0).to(x.dtype)
@@ -167,6 +182,8 @@ TABLE: dict[str, Lowering] = {
     "step": _step,
     "sum": _reduce(torch.sum),
     "mean": _reduce(torch.mean),
+    "var": _spread(torch.var),
+    "std": _spread(torch.std),
     "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
     "expand_dims": _expand_dims,
     "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
