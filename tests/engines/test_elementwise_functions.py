@@ -297,3 +297,13 @@ def test_a_variance_over_one_element_with_correction_one_is_refused() -> None:
     r = CliRunner().invoke(main, ["grad", "sum(var(x, axis=0))", "-i", "x:1x4"])
     assert r.exit_code == 2, r.output
     assert "N - correction = 1 - 1 is not positive" in r.output
+
+
+def test_atan2_of_numbers_sympy_writes_with_complex_logs_is_still_real() -> None:
+    """Fuzz finding (seed 25): SymPy evaluated atan2 of these exact numbers as -I*log(...), whose
+    evalf kept an imaginary part at the level of its working precision: the reference value was NaN
+    where every other engine had 0.659."""
+    case = load_case("sum(atan2(log1p(w*w), tan(tanh(w))^2 + 1))", ["w=[-2.0, 0.5]"])
+    (result,), errors = run_cases([case])
+    assert not errors and result.status == "pass", result
+    assert float(result.points[0].results["symbolic"].value) == pytest.approx(0.6590340037)

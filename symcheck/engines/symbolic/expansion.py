@@ -330,7 +330,14 @@ def evaluate_exact(expr: sympy.Expr, subs: Mapping[sympy.Symbol, Any], digits: i
     try:
         return float(value), exact
     except TypeError:  # complex or undefined (e.g. log of a negative number)
-        return float("nan"), exact
+        pass
+    # A real number SymPy writes through complex logarithms (atan2 of numbers: -I*log((x + I*y)/r))
+    # evaluates with an imaginary part at the level of its working precision: that is 0.
+    real, imaginary = value.as_real_imag()
+    finite = real.is_number and imaginary.is_number and real.is_finite and imaginary.is_finite
+    if finite and abs(imaginary) <= sympy.Float(10) ** (5 - digits) * max(1, abs(real)):
+        return float(real), exact
+    return float("nan"), exact
 
 
 def symengine_substitution(subs: Mapping[sympy.Symbol, Any]) -> dict[Any, Any] | None:
