@@ -307,3 +307,11 @@ def test_atan2_of_numbers_sympy_writes_with_complex_logs_is_still_real() -> None
     (result,), errors = run_cases([case])
     assert not errors and result.status == "pass", result
     assert float(result.points[0].results["symbolic"].value) == pytest.approx(0.6590340037)
+
+
+def test_round_and_atan2_of_numbers_sympy_cannot_call_real_are_evaluated() -> None:
+    """Fuzz finding (seed 26): round(atan2(w, w^2 + 1)/(tan(tanh(w))^2 + 1)) stayed unevaluated in the
+    exact reference (SymPy leaves tan(tanh(1)) of unknown reality), which was NaN there."""
+    expr = "sum(detach(round(atan2(w, w*w + 1)/(tan(tanh(w))^2 + 1)) - w) + w)"
+    (result,), errors = run_cases([load_case(expr, ["w=[1.0, 0.0, -2.0]"])])
+    assert not errors and result.status == "pass", result

@@ -86,6 +86,40 @@ class detach(Function):
         return x if x.is_number else None
 
 
+class atan2(Function):
+    """atan2(y, x), the angle of (x, y) in (-pi, pi], as torch and numpy (atan2(0, 0) = 0). SymPy's
+    own writes numbers whose sign it cannot decide (x = 1 + tan(tanh(2))^2) with complex logarithms;
+    here the signs are decided at 50 digits (numeric_sign) and the angle is an arctangent."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sympy.Expr:
+        y, x = self.args
+        return x / (x**2 + y**2) if argindex == 1 else -y / (x**2 + y**2)
+
+    @classmethod
+    def eval(cls, y: sympy.Expr, x: sympy.Expr) -> sympy.Expr | None:
+        sy, sx = numeric_sign(y), numeric_sign(x)
+        if sy is None or sx is None:
+            return None
+        if sx > 0:
+            return sympy.atan(y / x)
+        if sx < 0:
+            return sympy.atan(y / x) + (sympy.pi if sy >= 0 else -sympy.pi)
+        return sympy.pi / 2 * sy  # x = 0: +-pi/2, and 0 at the origin
+
+
+def _real_number(x: sympy.Expr) -> sympy.Expr | None:
+    """x, where it is a real number (decided at 50 digits where SymPy cannot say: tan(tanh(2))
+    is real, which its assumptions leave open); else None."""
+    if not x.is_number:
+        return None
+    if x.is_Rational:
+        return x
+    v = x.evalf(_PICK_DIGITS)
+    return x if isinstance(v, (sympy.Float, sympy.Integer, sympy.Rational)) else None
+
+
 class floor(Function):
     """The largest integer <= x. Piecewise constant: its derivative is 0 (SymPy's floor has none)."""
 
@@ -94,10 +128,11 @@ class floor(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            value = sympy.floor(x)
-            return value if value.is_Integer else None
-        return None
+        real = _real_number(x)
+        if real is None:
+            return None
+        value = sympy.floor(real if real.is_Rational else real.evalf(_PICK_DIGITS))
+        return value if value.is_Integer else None
 
 
 class ceil(Function):
@@ -108,13 +143,14 @@ class ceil(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if x.is_number and x.is_real:
-            value = sympy.ceiling(x)
-            return value if value.is_Integer else None
-        return None
+        real = _real_number(x)
+        if real is None:
+            return None
+        value = sympy.ceiling(real if real.is_Rational else real.evalf(_PICK_DIGITS))
+        return value if value.is_Integer else None
 
 
-class round(Function):
+class round(Function):  # the language's name for it (shadows the builtin in this module only)
     """The nearest integer, halves to the even one (as torch.round and numpy); derivative 0."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
@@ -122,16 +158,16 @@ class round(Function):
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        if not (x.is_number and x.is_real):
+        real = _real_number(x)
+        if real is None:
             return None
-        below = sympy.floor(x)
-        if not below.is_Integer:
-            return None
-        rest = x - below
-        if rest.is_Rational and rest == sympy.Rational(1, 2):  # a tie: the even neighbour
-            return below if below % 2 == 0 else below + 1
-        nearest = sympy.floor(x + sympy.Rational(1, 2))
-        return nearest if nearest.is_Integer else None
+        if real.is_Rational:
+            below = sympy.floor(real)
+            if real - below == sympy.Rational(1, 2):  # a tie: the even neighbour
+                return below if below % 2 == 0 else below + 1
+            return sympy.floor(real + sympy.Rational(1, 2))
+        # irrational: never a tie; its 50 digits decide (as numeric_sign does)
+        return sympy.floor(real.evalf(_PICK_DIGITS) + sympy.Rational(1, 2))
 
 
 class Abs(Function):

@@ -30,6 +30,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 
 from symcheck.engines.symbolic.functions import (
     Abs,
+    atan2,
     ceil,
     condition_of,
     detach,
@@ -99,9 +100,9 @@ RULES: dict[str, Rule] = {
         textbook="acos' = -1/sqrt(1 - u^2)",
     ),
     "atan2": Rule(
-        sympy.atan2,
+        atan2,
         None,
-        sympy.atan2,
+        atan2,
         r"\operatorname{atan2}",
         np.arctan2,
         "atan2: d/dy = x/(x^2 + y^2), d/dx = -y/(x^2 + y^2)",
