@@ -458,6 +458,10 @@ def _unary(name: str, doc: str, **extra: object) -> OpSpec:
     return OpSpec(name, OpKind.ELEMENTWISE, 1, doc, **extra)  # type: ignore[arg-type]
 
 
+def _spread_op(name: str, doc: str) -> OpSpec:
+    return OpSpec(name, OpKind.REDUCTION, 1, doc, params=(AXES, KEEPDIMS, CORRECTION), shape_rule=_spread)
+
+
 def _binary(name: str, infix: str, doc: str, **extra: object) -> OpSpec:
     return OpSpec(name, OpKind.ELEMENTWISE, 2, doc, infix=infix, **extra)  # type: ignore[arg-type]
 
@@ -606,21 +610,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
     # reductions
     OpSpec("sum", OpKind.REDUCTION, 1, "sum over axes", params=(AXES, KEEPDIMS)),
     OpSpec("mean", OpKind.REDUCTION, 1, "mean over axes", params=(AXES, KEEPDIMS)),
-    OpSpec(
-        "var",
-        OpKind.REDUCTION,
-        1,
-        "variance over axes: sum((x - mean(x))^2) / (N - correction) (torch.var)",
-        params=(AXES, KEEPDIMS, CORRECTION),
-        shape_rule=_spread,
-    ),
-    OpSpec(
-        "std",
-        OpKind.REDUCTION,
-        1,
-        "standard deviation over axes: sqrt(var(x, correction=...)) (torch.std); needs x not constant there",
-        params=(AXES, KEEPDIMS, CORRECTION),
-        shape_rule=_spread,
+    _spread_op("var", "variance over axes: sum((x - mean(x))^2) / (N - correction) (torch.var)"),
+    _spread_op(
+        "std", "standard deviation over axes: sqrt(var(x, correction=...)) (torch.std); x not constant there"
     ),
     # shape
     OpSpec(

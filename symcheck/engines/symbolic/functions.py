@@ -50,11 +50,16 @@ class softplus(Function):
         return sympy.log(1 + sympy.exp(self.args[0]))._eval_evalf(prec)
 
 
-class step(Function):
-    """1 where x > 0, else 0: relu's derivative, with torch's convention step(0) = 0."""
+class _Flat(Function):
+    """A piecewise constant function (or one the program does not differentiate through): its
+    derivative is 0 wherever it has one."""
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
         return Integer(0)
+
+
+class step(_Flat):
+    """1 where x > 0, else 0: relu's derivative, with torch's convention step(0) = 0."""
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
@@ -62,11 +67,8 @@ class step(Function):
         return None if s is None else Integer(1 if s > 0 else 0)
 
 
-class sign(Function):
+class sign(_Flat):
     """-1, 0 or 1. Piecewise constant: its derivative is 0 (SymPy's own sign would give a DiracDelta)."""
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return Integer(0)
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
@@ -74,12 +76,9 @@ class sign(Function):
         return None if s is None else Integer(s)
 
 
-class detach(Function):
+class detach(_Flat):
     """x's value, with derivative 0: what the program does not differentiate through. A number is
     itself (the expansion evaluated at a point)."""
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return Integer(0)
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
@@ -120,41 +119,33 @@ def _real_number(x: sympy.Expr) -> sympy.Expr | None:
     return x if isinstance(v, (sympy.Float, sympy.Integer, sympy.Rational)) else None
 
 
-class floor(Function):
+def _integer_of(x: sympy.Expr, to_integer: Any) -> sympy.Expr | None:
+    """floor or ceiling of a real number, exactly for a rational, at 50 digits otherwise."""
+    real = _real_number(x)
+    if real is None:
+        return None
+    value = to_integer(real if real.is_Rational else real.evalf(_PICK_DIGITS))
+    return value if value.is_Integer else None
+
+
+class floor(_Flat):
     """The largest integer <= x. Piecewise constant: its derivative is 0 (SymPy's floor has none)."""
 
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return Integer(0)
-
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        real = _real_number(x)
-        if real is None:
-            return None
-        value = sympy.floor(real if real.is_Rational else real.evalf(_PICK_DIGITS))
-        return value if value.is_Integer else None
+        return _integer_of(x, sympy.floor)
 
 
-class ceil(Function):
+class ceil(_Flat):
     """The smallest integer >= x; derivative 0."""
 
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return Integer(0)
-
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
-        real = _real_number(x)
-        if real is None:
-            return None
-        value = sympy.ceiling(real if real.is_Rational else real.evalf(_PICK_DIGITS))
-        return value if value.is_Integer else None
+        return _integer_of(x, sympy.ceiling)
 
 
-class round(Function):  # the language's name for it (shadows the builtin in this module only)
+class round(_Flat):  # the language's name for it (shadows the builtin in this module only)
     """The nearest integer, halves to the even one (as torch.round and numpy); derivative 0."""
-
-    def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        return Integer(0)
 
     @classmethod
     def eval(cls, x: sympy.Expr) -> sympy.Expr | None:
