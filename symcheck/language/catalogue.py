@@ -43,7 +43,9 @@ class ShapeError(Exception):
 class Param:
     """A keyword argument. `kind` is one of: axes (int, tuple of ints or None), axis (a new
     axis' position), dim (an existing axis), bool, perm (tuple of ints), shape (tuple of sizes),
-    count (a positive int), choice (one of `choices`, written as a bare word)."""
+    newshape (a shape with at most one -1, reshape's), widths (pad's flat tuple of widths), int,
+    count (a positive int), number, choice (one of `choices`, written as a bare word), and the
+    parser's own: index (x[k]), slices (x[1:3, ::2], one item per axis)."""
 
     name: str
     kind: str
@@ -110,6 +112,8 @@ class OpSpec:
     # For ops whose kinks depend on the call (clamp: on its bounds).
     kink_rule: Callable[[Call], tuple[Kink, ...]] | None = field(default=None, repr=False)
     result_dtype: DType = DType.FLOAT  # comparisons give BOOL
+    # `arity` is the fewest tensor arguments; more may follow (concat(a, b, c), stack(a, b)).
+    variadic: bool = False
 
     def kinks_of(self, call: Call) -> tuple[Kink, ...]:
         return self.kink_rule(call) if self.kink_rule is not None else self.kinks
@@ -282,6 +286,157 @@ def _expand_dims(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Ten
     (t,) = types
     axis = kwargs["axis"]
     return TensorType(t.shape[:axis] + (1,) + t.shape[axis:], t.dtype)
+
+
+def _reshape(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """The size check and the -1 are settled in canonical_kwargs, which knows the argument."""
+    return TensorType(tuple(kwargs["shape"]), types[0].dtype)
+
+
+def _flatten(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    start, end = kwargs["start_dim"], kwargs["end_dim"]
+    if start > end:
+        raise ShapeError(f"start_dim={start} comes after end_dim={end}", hint="flatten merges start_dim..end_dim")
+    merged = 1
+    for d in t.shape[start : end + 1]:
+        merged *= d
+    return TensorType(t.shape[:start] + (merged,) + t.shape[end + 1 :], t.dtype)
+
+
+def squeezed_axes(shape: Shape, axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The axes squeeze drops: the given (or every) axis of size 1; others stay, as in torch."""
+    return tuple(i for i, d in enumerate(shape) if d == 1 and (axes is None or i in axes))
+
+
+def _squeeze(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    dropped = squeezed_axes(t.shape, kwargs["axis"])
+    return TensorType(tuple(d for i, d in enumerate(t.shape) if i not in dropped), t.dtype)
+
+
+def _same_layout(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """flip's: the argument's shape and dtype."""
+    return types[0]
+
+
+def _matrices(types: Sequence[TensorType], kwargs: dict[str, KwValue], name: str) -> TensorType:
+    (t,) = types
+    if t.ndim < 2:
+        raise ShapeError(f"{name} needs a matrix (2 or more axes), got shape {_fmt(t.shape)}", arg=0)
+    return t
+
+
+def diagonal_length(rows: int, columns: int, offset: int) -> int:
+    """How many elements the diagonal `offset` of a rows x columns matrix has (0 where it has none)."""
+    return max(0, min(rows, columns - offset) if offset >= 0 else min(rows + offset, columns))
+
+
+def _diagonal(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    t = _matrices(types, kwargs, "diagonal")
+    n = diagonal_length(t.shape[0], t.shape[1], kwargs["offset"])
+    if n == 0:
+        raise ShapeError(
+            f"a {t.shape[0]} x {t.shape[1]} matrix has no diagonal at offset {kwargs['offset']}", arg=0
+        )
+    return TensorType(t.shape[2:] + (n,), t.dtype)
+
+
+def _undiagonal(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (g,) = types
+    shape, offset = tuple(kwargs["shape"]), kwargs["offset"]
+    if len(shape) < 2:
+        raise ShapeError(f"undiagonal needs shape= of a matrix (2 or more axes), got {_fmt(shape)}")
+    want = shape[2:] + (diagonal_length(shape[0], shape[1], offset),)
+    if g.shape != want:
+        raise ShapeError(
+            f"the diagonal at offset {offset} of shape {_fmt(shape)} has shape {_fmt(want)}, got {_fmt(g.shape)}",
+            arg=0,
+        )
+    return TensorType(shape, g.dtype)
+
+
+def _joined_dtype(types: Sequence[TensorType]) -> DType:
+    dtypes = {t.dtype for t in types}
+    return dtypes.pop() if len(dtypes) == 1 else DType.FLOAT
+
+
+def _concat(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    axis = kwargs["axis"]
+    first = types[0]
+    for i, t in enumerate(types[1:], start=1):
+        if t.ndim != first.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, first.shape)) if k != axis):
+            raise ShapeError(
+                f"concat along axis {axis}: argument {i + 1} has shape {_fmt(t.shape)}, argument 1 "
+                f"{_fmt(first.shape)}",
+                arg=i,
+                hint="every axis but the joined one must match",
+            )
+    total = sum(t.shape[axis] for t in types)
+    return TensorType(first.shape[:axis] + (total,) + first.shape[axis + 1 :], _joined_dtype(types))
+
+
+def _stack(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    first = types[0]
+    for i, t in enumerate(types[1:], start=1):
+        if t.shape != first.shape:
+            raise ShapeError(
+                f"stack needs equal shapes: argument {i + 1} has {_fmt(t.shape)}, argument 1 {_fmt(first.shape)}",
+                arg=i,
+            )
+    axis = kwargs["axis"]
+    return TensorType(first.shape[:axis] + (len(types),) + first.shape[axis:], _joined_dtype(types))
+
+
+def pad_pairs(widths: tuple[int, ...], ndim: int) -> list[tuple[int, int]]:
+    """torch's flat pad widths (last axis first: left, right, then the axis before) as one
+    (before, after) pair per axis, in axis order."""
+    pairs = [(0, 0)] * ndim
+    for k in range(len(widths) // 2):
+        pairs[ndim - 1 - k] = (widths[2 * k], widths[2 * k + 1])
+    return pairs
+
+
+def _pad(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    widths = kwargs["widths"]
+    if len(widths) % 2 or len(widths) > 2 * t.ndim:
+        raise ShapeError(
+            f"widths={_fmt(widths)} needs an even count, at most 2 per axis ({2 * t.ndim} here)",
+            hint="torch's order: (left, right) pads the last axis, (left, right, top, bottom) the last two",
+        )
+    if any(w < 0 for w in widths):
+        raise ShapeError(f"widths={_fmt(widths)} has a negative width", hint="crop with slicing: x[1:-1]")
+    pairs = pad_pairs(widths, t.ndim)
+    return TensorType(tuple(d + a + b for d, (a, b) in zip(t.shape, pairs)), DType.FLOAT)
+
+
+def sliced_shape(shape: Shape, items: tuple) -> Shape:
+    """The shape x[items] has: an int item drops its axis, a (start, stop, step) one keeps len(range)."""
+    return tuple(len(range(*item)) for item in items if isinstance(item, tuple)) + tuple(shape[len(items) :])
+
+
+def _slice(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (t,) = types
+    return TensorType(sliced_shape(t.shape, kwargs["items"]), t.dtype)
+
+
+def _unslice(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    (g,) = types
+    shape, start, step = (tuple(kwargs[k]) for k in ("shape", "start", "step"))
+    if not len(shape) == len(start) == len(step) == g.ndim:
+        raise ShapeError(
+            f"unslice needs shape, start and step with one entry per axis of g ({g.ndim})",
+            hint="e.g. unslice(g, shape=(5,), start=(1,), step=(2,)) for the gradient of x[1::2]",
+        )
+    for axis, (n, first, stride, size) in enumerate(zip(shape, start, step, g.shape)):
+        if stride < 1:
+            raise ShapeError(f"unslice: step {stride} on axis {axis} is not positive")
+        if first + (size - 1) * stride >= n:
+            raise ShapeError(
+                f"unslice: {size} elements from {first} by {stride} do not fit axis {axis} of size {n}", arg=0
+            )
+    return TensorType(shape, g.dtype)
 
 
 def _need_int(t: TensorType, arg: int, what: str) -> None:
@@ -628,6 +783,129 @@ CATALOGUE: tuple[OpSpec, ...] = (
         1,
         "insert an axis of size 1 at position axis",
         params=(Param("axis", "axis", 0, "where the new axis goes"),),
+        positional=("axis",),
+    ),
+    OpSpec(
+        "reshape",
+        OpKind.SHAPE,
+        1,
+        "the elements in row-major order, in a new shape (torch.reshape); one size may be -1",
+        params=(Param("shape", "newshape", None, "the new shape, e.g. shape=(2, -1)"),),
+        shape_rule=_reshape,
+    ),
+    OpSpec(
+        "flatten",
+        OpKind.SHAPE,
+        1,
+        "merge axes start_dim..end_dim into one (torch.flatten; all of them by default)",
+        params=(
+            Param("start_dim", "dim", 0, "the first axis merged"),
+            Param("end_dim", "dim", -1, "the last axis merged"),
+        ),
+        shape_rule=_flatten,
+    ),
+    OpSpec(
+        "squeeze",
+        OpKind.SHAPE,
+        1,
+        "drop axes of size 1: all of them, or those of axis=... (an axis of another size stays, as in torch)",
+        params=(Param("axis", "axes", None, "the axes to drop (torch's dim); None: every axis of size 1"),),
+        shape_rule=_squeeze,
+    ),
+    OpSpec(
+        "flip",
+        OpKind.SHAPE,
+        1,
+        "reverse the order of elements along axes (torch.flip's dims; default all)",
+        params=(Param("axis", "axes", None, "the axes to reverse; None: every axis"),),
+        shape_rule=_same_layout,
+    ),
+    OpSpec(
+        "tril",
+        OpKind.SHAPE,
+        1,
+        "the lower triangle of the last two axes, zeros above diagonal k (torch.tril's diagonal=k)",
+        params=(Param("k", "int", 0, "the diagonal kept last: 0 main, 1 one above, -1 one below"),),
+        shape_rule=lambda types, kwargs: _matrices(types, kwargs, "tril"),
+    ),
+    OpSpec(
+        "triu",
+        OpKind.SHAPE,
+        1,
+        "the upper triangle of the last two axes, zeros below diagonal k (torch.triu's diagonal=k)",
+        params=(Param("k", "int", 0, "the diagonal kept first: 0 main, 1 one above, -1 one below"),),
+        shape_rule=lambda types, kwargs: _matrices(types, kwargs, "triu"),
+    ),
+    OpSpec(
+        "diagonal",
+        OpKind.SHAPE,
+        1,
+        "the diagonal of axes 0 and 1, as a new last axis (torch.diagonal with dim1=0, dim2=1)",
+        params=(Param("offset", "int", 0, "0 the main diagonal, 1 the one above, -1 the one below"),),
+        shape_rule=_diagonal,
+    ),
+    OpSpec(
+        "undiagonal",
+        OpKind.SHAPE,
+        1,
+        "the adjoint of diagonal: zeros of shape, with g's last axis on the diagonal offset (closed forms "
+        "use it; torch.diagonal_scatter into zeros)",
+        params=(
+            Param("shape", "shape", None, "the full shape, e.g. shape=(3, 3)"),
+            Param("offset", "int", 0, "the diagonal g goes on"),
+        ),
+        shape_rule=_undiagonal,
+    ),
+    OpSpec(
+        "concat",
+        OpKind.SHAPE,
+        1,
+        "concat(a, b, ..., axis=0): join tensors along an existing axis (torch.cat's dim)",
+        params=(Param("axis", "dim", 0, "the axis joined along"),),
+        shape_rule=_concat,
+        variadic=True,
+    ),
+    OpSpec(
+        "stack",
+        OpKind.SHAPE,
+        1,
+        "stack(a, b, ..., axis=0): join tensors of one shape along a new axis (torch.stack's dim)",
+        params=(Param("axis", "axis", 0, "where the new axis goes"),),
+        shape_rule=_stack,
+        variadic=True,
+    ),
+    OpSpec(
+        "pad",
+        OpKind.SHAPE,
+        1,
+        "surround x with value (torch.nn.functional.pad, constant mode): widths=(left, right) pads the last "
+        "axis, (left, right, top, bottom) the last two, ...",
+        params=(
+            Param("widths", "widths", None, "torch's pad: before and after, from the last axis back"),
+            Param("value", "number", 0, "what the new elements are"),
+        ),
+        shape_rule=_pad,
+    ),
+    OpSpec(
+        "slice",
+        OpKind.SHAPE,
+        1,
+        "x[1:3], x[:, ::2], x[..., -1]: ranges with positive steps, negative indices and ... on any axis",
+        params=(Param("items", "slices", None, "one int or (start, stop, step) per axis"),),
+        shape_rule=_slice,
+    ),
+    OpSpec(
+        "unslice",
+        OpKind.SHAPE,
+        1,
+        "the adjoint of slicing (torch's slice_backward): zeros of shape, with g[i, ...] at start + i*step "
+        "(closed forms use it)",
+        params=(
+            Param("shape", "shape", None, "the full shape"),
+            Param("start", "shape", None, "per axis, where g's first element goes"),
+            Param("step", "shape", None, "per axis, the stride between g's elements"),
+        ),
+        shape_rule=_unslice,
     ),
     # normalisation and losses (non-elementwise; each engine has its own rules)
     OpSpec(
@@ -778,7 +1056,11 @@ OPS: dict[str, OpSpec] = {op.name: op for op in CATALOGUE}
 # The constants of the language: a name that is an op of no arguments, where nothing else has it.
 CONSTANTS = frozenset({"pi", "e"})
 # Names callable as functions: everything but the operator-only entries and the constants.
-OPERATOR_ONLY = frozenset({"add", "sub", "mul", "div", "neg", "lt", "le", "gt", "ge", "eq", "ne", "index"})
+OPERATOR_ONLY = frozenset(
+    {"add", "sub", "mul", "div", "neg", "lt", "le", "gt", "ge", "eq", "ne", "index", "slice"}
+)
+# Other names of ops, resolved by the parser (torch's name for numpy's).
+ALIASES = {"unsqueeze": "expand_dims"}
 FUNCTIONS: dict[str, OpSpec] = {
     name: op for name, op in OPS.items() if name not in OPERATOR_ONLY and name not in CONSTANTS
 }
@@ -847,6 +1129,16 @@ def canonical_kwargs(
                 raise ShapeError(f"{param.name} must be one of {', '.join(param.choices)}, got {value}")
         elif param.kind == "bool":
             value = bool(value)
+        elif param.kind == "int":
+            value = int(value)
+        elif param.kind == "newshape":
+            value = _new_shape(op.name, value, arg_types[0].shape)
+        elif param.kind == "widths":
+            if value is None:
+                raise ShapeError(f"{op.name} needs widths=(...), e.g. widths=(1, 1) for the last axis")
+            value = (value,) if isinstance(value, int) else tuple(value)
+        elif param.kind == "slices":
+            value = normalise_slices(value, arg_types[0].shape)
         elif param.kind == "shape":
             if value is None:
                 raise ShapeError(f"{op.name} needs {param.name}=(...), e.g. {param.name}=(2, 3)")
@@ -855,6 +1147,81 @@ def canonical_kwargs(
                 raise ShapeError(f"{param.name}={given[param.name]} has a negative size")
         out.append((param.name, value))
     return tuple(out)
+
+
+def _new_shape(op: str, value: KwValue, shape: Shape) -> tuple[int, ...]:
+    """reshape's shape= with its one -1 worked out; it must hold the elements there are."""
+    if value is None:
+        raise ShapeError(f"{op} needs shape=(...), e.g. shape=(2, -1)")
+    target = (value,) if isinstance(value, int) else tuple(value)
+    size = 1
+    for d in shape:
+        size *= d
+    unknown = [i for i, d in enumerate(target) if d == -1]
+    if len(unknown) > 1 or any(d < -1 for d in target):
+        raise ShapeError(f"shape={_fmt(target)}: sizes are positive, with at most one -1 (the rest)")
+    known = 1
+    for d in target:
+        known *= d if d != -1 else 1
+    if unknown:
+        if known == 0 or size % known:
+            raise ShapeError(f"{size} elements {_fmt(shape)} do not fill shape={_fmt(target)}")
+        target = tuple(size // known if d == -1 else d for d in target)
+    elif known != size:
+        raise ShapeError(
+            f"cannot reshape {size} elements {_fmt(shape)} to shape={_fmt(target)} ({known} elements)",
+            hint="the sizes' product must stay the same; one of them may be -1",
+        )
+    return target
+
+
+FULL_RANGE = ("range", None, None, None)
+
+
+def normalise_slices(raw: KwValue, shape: Shape) -> tuple:
+    """The parser's subscripts (ints, ("range", start, stop, step) with Nones, "...") as one item
+    per axis: an int in [0, n), or (start, stop, step) as Python's slice(...).indices(n) gives it."""
+    items = tuple(raw)
+    ellipses = [i for i, item in enumerate(items) if item == "..."]
+    if len(ellipses) > 1:
+        raise ShapeError("an index may have only one ...")
+    used = len(items) - len(ellipses)
+    if used > len(shape):
+        raise ShapeError(f"{used} indices for a tensor with {len(shape)} axes {_fmt(shape)}")
+    fill = (FULL_RANGE,) * (len(shape) - used)
+    if ellipses:
+        items = items[: ellipses[0]] + fill + items[ellipses[0] + 1 :]
+    else:
+        items = items + fill
+    out: list[int | tuple[int, int, int]] = []
+    for axis, (item, n) in enumerate(zip(items, shape, strict=True)):
+        if isinstance(item, int):
+            if not -n <= item < n:
+                raise ShapeError(f"index {item} is out of range for axis {axis} of size {n}")
+            out.append(item % n)
+            continue
+        _, start, stop, step = item
+        if step is not None and step <= 0:
+            raise ShapeError(
+                f"a slice's step must be positive, got {step} (torch refuses the others)",
+                hint="reverse an axis with flip(x, axis=...)",
+            )
+        picked = range(*slice(start, stop, step).indices(n))
+        if len(picked) == 0:
+            raise ShapeError(f"the slice {slice_text((picked.start, picked.stop, picked.step), n)} of axis "
+                             f"{axis} (size {n}) selects nothing")
+        # one element read is start:start + 1, whatever the step said
+        out.append((picked.start, picked.stop, picked.step) if len(picked) > 1 else (picked.start, picked.start + 1, 1))
+    return tuple(out)
+
+
+def slice_text(item: int | tuple[int, int, int], n: int) -> str:
+    """One normalised item as written: 2, 1:3, ::2, : (defaults left out)."""
+    if isinstance(item, int):
+        return str(item)
+    start, stop, step = item
+    text = f"{start or ''}:{'' if stop >= n else stop}"
+    return text + (f":{step}" if step != 1 else "")
 
 
 def _norm_axis(axis: int, ndim: int, name: str) -> int:

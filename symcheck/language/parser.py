@@ -24,6 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from symcheck.language import limits
 from symcheck.language.catalogue import (
+    ALIASES,
     CONSTANTS,
     FUNCTIONS,
     OPS,
@@ -31,6 +32,7 @@ from symcheck.language.catalogue import (
     ShapeError,
     canonical_kwargs,
     infer_type,
+    slice_text,
 )
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
 from symcheck.language.ir import Call, Const, InputDecl, KwValue, Node, Program, Ref, Step, TensorType
@@ -46,6 +48,26 @@ class TupleLit(Node):
     """`(0, 1)`: only meaningful as a keyword value (axis=(0, 1))."""
 
     items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class _Range(Node):
+    """`1:3:2` inside brackets, before it is read: its bounds (nodes or None)."""
+
+    bounds: tuple[Node | None, Node | None, Node | None]
+
+
+@dataclass(frozen=True)
+class _Ellipsis(Node):
+    """`...` inside brackets."""
+
+
+@dataclass(frozen=True)
+class _Items(Node):
+    """A slice's subscripts, read: ints, ("range", start, stop, step) and "..." (canonical_kwargs
+    makes them one item per axis)."""
+
+    value: tuple
 
 
 @dataclass(frozen=True)
@@ -221,10 +243,48 @@ class _Lower(Transformer):
             )
         return Call(_SPAN_OF(tree), op="transpose", args=(obj,))
 
+    def range(self, tree: Tree) -> Node:
+        bounds: list[Node | None] = [None, None, None]
+        position = 0
+        for child in tree.children:
+            if isinstance(child, Token) and child.type == "COLON":
+                position += 1
+            else:
+                bounds[position] = child
+        return _Range(_SPAN_OF(tree), bounds=(bounds[0], bounds[1], bounds[2]))
+
+    def ellipsis(self, tree: Tree) -> Node:
+        return _Ellipsis(_SPAN_OF(tree))
+
+    def _slice(self, node: Node, items: list[Node], span: Span) -> Node:
+        """x[1:3, ::2, ..., -1]: one slice op; its items must be integer literals."""
+        read: list[object] = []
+        for item in items:
+            if isinstance(item, _Ellipsis):
+                read.append("...")
+            elif isinstance(item, _Range):
+                read.append(("range", *(None if b is None else self._literal(b) for b in item.bounds)))
+            else:
+                read.append(self._literal(item))
+        kwargs = (("items", _Items(span, value=tuple(read))),)
+        return _RawCall(span, op="slice", args=(node,), kwargs=kwargs, name_span=span)
+
+    def _literal(self, item: Node) -> int:
+        if isinstance(item, Const) and item.value.denominator == 1:
+            return int(item.value)
+        raise self._err(
+            "with a range or ... in the brackets, every index must be an integer literal",
+            item.span,
+            hint="index with a tensor on its own: x[y] (rows y), then slice: x[y][:, 1:3]",
+        )
+
     def index(self, tree: Tree) -> Node:
-        """x[i, j] is x[i][j]: an int literal drops the first axis, an int tensor gathers rows."""
+        """x[i, j] is x[i][j]: an int literal drops the first axis, an int tensor gathers rows;
+        with a range or ... anywhere, the whole subscript is one slice."""
         node, *items = tree.children
         span = _SPAN_OF(tree)
+        if any(isinstance(item, (_Range, _Ellipsis)) for item in items):
+            return self._slice(node, items, span)
         for item in items[:-1]:
             if not isinstance(item, Const):
                 # torch reads x[r, y] as pairs (x[r[k], y[k]]) and x[y, 0] as column 0 of the rows y;
@@ -597,14 +657,20 @@ class _Binder:
     def call(self, node: Call) -> Node:
         name_span = node.name_span if isinstance(node, _RawCall) and node.name_span else node.span
         op = OPS.get(node.op)
-        written = isinstance(node, _RawCall) and node.op not in ("index", "take")
-        if op is None or (written and node.op not in FUNCTIONS):
+        written = isinstance(node, _RawCall) and node.op not in ("index", "take", "slice")
+        if op is None and node.op in ALIASES:
+            op = OPS[ALIASES[node.op]]
+        elif op is None or (written and node.op not in FUNCTIONS):
             hint = did_you_mean(node.op, FUNCTIONS)
             if hint is None:
                 hint = "see `symcheck ops` for the list of functions"
             if node.op in self.scope:
                 hint = f"'{node.op}' is a tensor, not a function; use * to multiply: {node.op}*(...)"
             raise self.err(f"unknown function '{node.op}'", name_span, hint)
+        if op.variadic:  # concat(a, b, c): every positional argument is a tensor
+            if len(node.args) < op.arity:
+                raise self.err(f"{op.name} takes at least {op.arity} tensor", node.span)
+            return self._bound(node, op, tuple(self.node(a) for a in node.args), list(node.kwargs))
         extra = node.args[op.arity :]
         if len(node.args) < op.arity or len(extra) > len(op.positional):
             plural = "s" if op.arity != 1 else ""
@@ -613,8 +679,10 @@ class _Binder:
                 f"{op.name} takes {op.arity} argument{plural}{also}, got {len(node.args)}", node.span
             )
         args = tuple(self.node(a) for a in node.args[: op.arity])
+        return self._bound(node, op, args, list(zip(op.positional, extra, strict=False)) + list(node.kwargs))
+
+    def _bound(self, node: Call, op: OpSpec, args: tuple[Node, ...], keywords: list[tuple[str, Node]]) -> Node:
         given: dict[str, KwValue] = {}
-        keywords = list(zip(op.positional, extra, strict=False)) + list(node.kwargs)
         for key, value in keywords:
             if key in given:
                 raise self.err(f"{op.name} got {key} twice", value.span)
@@ -713,11 +781,13 @@ class _Binder:
             if isinstance(node, Const):
                 return node.value
             raise self.err(f"{key} must be a number", node.span)
+        if kind == "slices" and isinstance(node, _Items):
+            return node.value
         if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
             return None
-        if kind in ("axes", "perm", "shape") and isinstance(node, TupleLit):
+        if kind in ("axes", "perm", "shape", "newshape", "widths") and isinstance(node, TupleLit):
             return tuple(self.integer(key, item) for item in node.items)
-        if kind in ("perm", "shape"):
+        if kind in ("perm", "shape", "widths", "slices"):
             raise self.err(f"{key} must be a tuple of axes, e.g. {key}=(1, 0)", node.span)
         return self.integer(key, node)
 
@@ -764,6 +834,8 @@ def _print(node: Node, parent: int) -> str:
         return f"{_print(node.args[0], 5)}[{node.kw('at')}]"
     if node.op == "take":
         return f"{_print(node.args[0], 5)}[{_print(node.args[1], 0)}]"
+    if node.op == "slice":
+        return f"{_print(node.args[0], 5)}[{subscript_text(node.kw('items'), node.args[0].shape)}]"
     if node.op == "neg":
         text = f"-{_print(node.args[0], 3)}"
         return f"({text})" if parent >= 3 else text
@@ -774,15 +846,24 @@ def _print(node: Node, parent: int) -> str:
     for key, value in node.kwargs:
         param = op.param(key)
         if key in op.positional:
-            args.append(_kw_text(value))
-        elif param is not None and param.kind == "dim" and value == len(node.args[0].shape) - 1:
-            continue  # the default, axis=-1
+            args.append(keyword_text(value))
+        elif param is not None and param.kind == "dim":
+            if value != param.default % len(node.args[0].shape):  # the default (axis=-1) goes unsaid
+                args.append(f"{key}={keyword_text(value)}")
         elif param is not None and value != param.default:
-            args.append(f"{key}={_kw_text(value)}")
+            args.append(f"{key}={keyword_text(value)}")
     return f"{node.op}({', '.join(args)})"
 
 
-def _kw_text(value: KwValue) -> str:
+def subscript_text(items: tuple, shape: tuple[int, ...]) -> str:
+    """A slice's normalised items as written in brackets, trailing full ranges left out."""
+    texts = [slice_text(item, n) for item, n in zip(items, shape, strict=True)]
+    while texts and texts[-1] == ":":
+        texts.pop()
+    return ", ".join(texts) if texts else "..."
+
+
+def keyword_text(value: KwValue) -> str:
     if isinstance(value, tuple):
         return str(value[0]) if len(value) == 1 else "(" + ", ".join(str(v) for v in value) + ")"
     return str(value)

@@ -13,11 +13,14 @@ summing, done in one place, `unbroadcast`.
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from symcheck.language import layout
+from symcheck.language.catalogue import pad_pairs, squeezed_axes
 from symcheck.engines.autograd.tensor import (
     PRIMITIVES,
     VJP,
@@ -515,6 +518,111 @@ expand_dims = primitive("expand_dims", lambda x, *, axis=0: np.expand_dims(x, ax
 defvjp(expand_dims, lambda g, ans, x, *, axis: sum(g, axis=axis))
 defjvp(expand_dims, lambda t, ans, x, *, axis: expand_dims(t, axis=axis))
 
+# ---------------------------------------------------------------- layout
+# Ops that move elements (their forward meaning: symcheck/language/layout.py). Each adjoint puts
+# the cotangent back where the element came from: reshape undoes itself, flip and the triangles
+# are their own adjoints, a slice's is unslice (zeros, with g where the slice read), pad's a slice.
+
+reshape = primitive("reshape", lambda x, *, shape: layout.reshape(x, shape))
+defvjp(reshape, lambda g, ans, x, *, shape: reshape(g, shape=x.shape))
+defjvp(reshape, lambda t, ans, x, *, shape: reshape(t, shape=shape))
+
+flip = primitive("flip", lambda x, *, axis=None: layout.flip(x, axis))
+defvjp(flip, lambda g, ans, x, *, axis: flip(g, axis=axis))
+defjvp(flip, lambda t, ans, x, *, axis: flip(t, axis=axis))
+
+tril = primitive("tril", lambda x, *, k=0: layout.tril(x, k))
+defvjp(tril, lambda g, ans, x, *, k: tril(g, k=k))
+defjvp(tril, lambda t, ans, x, *, k: tril(t, k=k))
+
+triu = primitive("triu", lambda x, *, k=0: layout.triu(x, k))
+defvjp(triu, lambda g, ans, x, *, k: triu(g, k=k))
+defjvp(triu, lambda t, ans, x, *, k: triu(t, k=k))
+
+# diagonal reads x[i, i + offset]; undiagonal writes g there into zeros: each is the other's adjoint.
+diagonal = primitive("diagonal", lambda x, *, offset=0: layout.diagonal(x, offset))
+defvjp(diagonal, lambda g, ans, x, *, offset: undiagonal(g, shape=x.shape, offset=offset))
+defjvp(diagonal, lambda t, ans, x, *, offset: diagonal(t, offset=offset))
+
+undiagonal = primitive("undiagonal", lambda g, *, shape, offset=0: layout.undiagonal(g, shape, offset))
+defvjp(undiagonal, lambda g, ans, h, *, shape, offset: diagonal(g, offset=offset))
+defjvp(undiagonal, lambda t, ans, h, *, shape, offset: undiagonal(t, shape=shape, offset=offset))
+
+
+def _slice_vjp(g: Tensor, ans: Tensor, x: Tensor, *, items: tuple) -> Tensor:
+    """Zeros of x's shape with g where x[items] read: the axes an int index dropped come back first."""
+    dropped, shape, start, step = layout.slice_adjoint(items, x.shape)
+    for axis in dropped:  # ascending: each lands at its place in x's axes
+        g = expand_dims(g, axis=axis)
+    return unslice(g, shape=shape, start=start, step=step)
+
+
+def _read_back(h: Tensor, start: Shape, step: Shape) -> tuple:
+    """The slice that reads unslice's h back out of its result."""
+    return tuple((a, a + (n - 1) * s + 1, s) for a, s, n in zip(start, step, h.shape, strict=True))
+
+
+slice_ = primitive("slice", lambda x, *, items: layout.slice_(x, items))
+defvjp(slice_, _slice_vjp)
+defjvp(slice_, lambda t, ans, x, *, items: slice_(t, items=items))
+
+unslice = primitive("unslice", lambda h, *, shape, start, step: layout.unslice(h, shape, start, step))
+defvjp(unslice, lambda g, ans, h, *, shape, start, step: slice_(g, items=_read_back(h, start, step)))
+defjvp(unslice, lambda t, ans, h, *, shape, start, step: unslice(t, shape=shape, start=start, step=step))
+
+
+def _unpadded(x: Tensor, widths: tuple[int, ...]) -> tuple:
+    """The slice of pad's result that is x."""
+    pairs = pad_pairs(widths, x.ndim)
+    return tuple((a, a + d, 1) for d, (a, _) in zip(x.shape, pairs, strict=True))
+
+
+pad = primitive("pad", lambda x, *, widths, value=0.0: layout.pad(x, widths, value))
+defvjp(pad, lambda g, ans, x, *, widths, value: slice_(g, items=_unpadded(x, widths)))
+defjvp(pad, lambda t, ans, x, *, widths, value: pad(t, widths=widths, value=0.0))
+
+
+@composite
+def flatten(x: ArrayLike, *, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Axes start_dim..end_dim merged into one: a reshape."""
+    (x,) = as_tensors((x,))
+    return reshape(x, shape=layout.flattened_shape(x.shape, start_dim % x.ndim, end_dim % x.ndim))
+
+
+@composite
+def squeeze(x: ArrayLike, *, axis: tuple[int, ...] | None = None) -> Tensor:
+    """The axes of size 1 (of `axis`, or all) dropped: a reshape."""
+    (x,) = as_tensors((x,))
+    axes = None if axis is None else tuple(a % x.ndim for a in axis)
+    dropped = squeezed_axes(x.shape, axes)
+    return reshape(x, shape=tuple(d for i, d in enumerate(x.shape) if i not in dropped))
+
+
+@composite
+def concat(*xs: ArrayLike, axis: int = 0) -> Tensor:
+    """The tensors joined along `axis`: each padded with zeros to the joined length, then added."""
+    tensors = as_tensors(xs)
+    axis %= tensors[0].ndim
+    total = builtins.sum(t.shape[axis] for t in tensors)
+    joined: Tensor | None = None
+    before = 0
+    for t in tensors:
+        after = total - before - t.shape[axis]
+        widths = (0, 0) * (t.ndim - 1 - axis) + (before, after)  # torch's order: the last axis first
+        placed = pad(t, widths=widths, value=0.0)
+        joined = placed if joined is None else joined + placed
+        before += t.shape[axis]
+    assert joined is not None
+    return joined
+
+
+@composite
+def stack(*xs: ArrayLike, axis: int = 0) -> Tensor:
+    """The tensors (of one shape) joined along a new axis: concat of each with that axis added."""
+    tensors = as_tensors(xs)
+    return concat(*(expand_dims(t, axis=axis) for t in tensors), axis=axis)
+
+
 # ---------------------------------------------------------------- indexing along the first axis
 # index reads one row, x[at]; take reads the rows y (an int tensor, a scalar or 1-D), x[y]. Their
 # adjoint, index_add, puts g's rows back where they were read, adding where a row was read twice.
@@ -712,4 +820,5 @@ def eye(*, n: int) -> Tensor:
 TABLE: dict[str, Callable[..., Tensor]] = {**PRIMITIVES, **_COMPOSITES}
 
 # The ops by name (the package re-exports them: `symcheck.engines.autograd.sigmoid`).
-__all__ = ["unbroadcast", *sorted(TABLE)]
+# (slice is `slice_` in Python, leaving the builtin alone)
+__all__ = ["unbroadcast", *sorted("slice_" if name == "slice" else name for name in TABLE)]

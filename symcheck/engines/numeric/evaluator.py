@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, OnCall
+from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, LAYOUT, OnCall, layout_forward
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
 T = TypeVar("T")
@@ -271,6 +271,7 @@ def _batched(program: Program, names: tuple[str, ...]) -> Batched | None:
             OPS[node.op].kind is OpKind.ELEMENTWISE
             or node.op in _SHIFTED_AXES | _SHIFTED_AXIS
             or node.op in ("clamp", "matmul", "transpose", "broadcast_to", "nll_loss", "cross_entropy")
+            or node.op in LAYOUT
         ):
             return False
         return all(supported(a) for a in node.args)
@@ -337,6 +338,10 @@ def _batched_node(
         kw = {**kw, "axis": kw["axis"] + 1}
     elif node.op == "transpose":
         kw = {**kw, "axes": (0, *(a + 1 for a in kw["axes"]))}
+    elif node.op in LAYOUT:  # the op on the axes after the batch's
+        count = len(next(a for a, b in zip(args, flags, strict=True) if b))
+        lifted = [a if b else np.broadcast_to(a, (count, *a.shape)) for a, b in zip(args, flags, strict=True)]
+        return in_dtype(layout_forward(node.op, lead=1)(lifted, kw), dt), True
     elif node.op == "broadcast_to":
         (x,) = _aligned(args, flags, shapes, len(node.shape))
         return np.broadcast_to(x, (x.shape[0], *node.shape)), True

@@ -11,10 +11,22 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from symcheck.language import layout
 from symcheck.language.ir import Call, KwValue
+
+def layout_forward(op: str, lead: int = 0) -> Forward:
+    """The layout op `op` on arrays whose first `lead` axes are a batch (numeric's points)."""
+    fn = LAYOUT[op]
+    if op in ("concat", "stack"):
+        return lambda a, kw: fn(a, **kw, lead=lead)
+    return lambda a, kw: fn(a[0], **kw, lead=lead)
+
 
 OnCall = Callable[[Call, list[np.ndarray], np.ndarray], None]
 Forward = Callable[[list[np.ndarray], Mapping[str, KwValue]], np.ndarray]
+
+
+LAYOUT = layout.FUNCTIONS
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -165,6 +177,8 @@ FORWARD: dict[str, Forward] = {
     "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
     "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
     "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),
+    # the layout ops move elements: their numpy meaning is the catalogue's (language/layout.py)
+    **{op: layout_forward(op) for op in LAYOUT},
     "softmax": lambda a, kw: _softmax(a[0], kw["axis"]),
     "log_softmax": lambda a, kw: _log_softmax(a[0], kw["axis"]),
     "logsumexp": lambda a, kw: _logsumexp(a[0], kw["axis"], kw["keepdims"]),
@@ -193,7 +207,9 @@ FORWARD: dict[str, Forward] = {
 }
 
 # Ops that move elements without computing on them keep integer (and bool) arrays as they are.
-KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+KEEPS_DTYPE = frozenset(
+    {"transpose", "expand_dims", "broadcast_to", "index", "take", *(set(LAYOUT) - {"pad", "unslice", "undiagonal"})}
+)
 # Arguments that reach the op as they are: class labels and indices must stay integers, and
 # comparisons and where's condition need no float (comparing ints as ints is exact).
 LABEL_ARGS: dict[str, frozenset[int]] = {

@@ -32,7 +32,8 @@ from symcheck.engines.symbolic.functions import (
     tie,
 )
 from symcheck.engines.symbolic.rules import ELEMENTWISE, NUMPY_IMPLEMENTATIONS
-from symcheck.language.catalogue import OPS, OpKind, reduced_count
+from symcheck.language import layout
+from symcheck.language.catalogue import OPS, OpKind, pad_pairs, reduced_count
 from symcheck.language.ir import Call, Const, Program, Ref, Shape
 
 
@@ -88,6 +89,11 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return np.expand_dims(args[0], atom.kw("axis"))
     if atom.op == "broadcast_to":
         return np.broadcast_to(args[0], atom.kw("shape"))
+    if atom.op in LAYOUT_OPS:
+        kw = dict(atom.kwargs)
+        if atom.op in ("concat", "stack"):
+            return LAYOUT_OPS[atom.op]([np.asarray(a) for a in args], **kw)
+        return LAYOUT_OPS[atom.op](np.asarray(args[0]), **kw)
     if atom.op == "softmax":
         return arrays.softmax(args[0], atom.kw("axis"))
     if atom.op == "log_softmax":
@@ -111,6 +117,14 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
     if atom.op == "let":
         return args[0]
     raise AssertionError(f"no numpy op for atom {atom.op}")
+
+
+# The layout ops that are atoms of closed forms, with their numpy meaning (language/layout.py);
+# flatten and squeeze are lowered as the reshapes they are.
+LAYOUT_OPS = {op: fn for op, fn in layout.FUNCTIONS.items() if op not in ("flatten", "squeeze")}
+# Of those, the ones that only move elements: an expression without tensor atoms (a constant) is
+# the same constant after them.
+_MOVES = frozenset({"reshape", "flip", "slice", "stack", "concat"})
 
 
 @dataclass
@@ -213,6 +227,10 @@ class Graph:
             return self.expand_dims(args[0], node.kw("axis"))
         if node.op == "broadcast_to":
             return SymTensor(args[0].expr, shape)  # elementwise expressions broadcast already
+        if node.op in ("reshape", "flatten", "squeeze"):
+            return self.reshape(args[0], shape)
+        if node.op in LAYOUT_OPS:
+            return self.layout(node.op, args, shape, **node.kwdict)
         return self._lower_model_op(node, args)
 
     def _lower_model_op(self, node: Call, args: list[SymTensor]) -> SymTensor:
@@ -251,6 +269,9 @@ class Graph:
         if node.op == "eye":
             return self.atom("eye", (), shape, n=node.kw("n"))
         if node.op == "index":
+            whole = args[0].expr
+            if whole in self.atoms and self.atoms[whole].op == "stack" and self.atoms[whole].kw("axis") == 0:
+                return self.atoms[whole].args[node.kw("at")]  # stack(a, b)[1] is b
             return self.atom("index", (self.full(args[0]),), shape, at=node.kw("at"))
         if node.op == "take":
             return self.atom("take", (self.full(args[0]), args[1]), shape)
@@ -451,6 +472,82 @@ class Graph:
             )
         return self.atom("expand_dims", (self.full(t),), shape, axis=axis)
 
+    def reshape(self, t: SymTensor, shape: Shape) -> SymTensor:
+        if tuple(shape) == t.shape:
+            return t
+        atoms = self.atoms_of(t)
+        if len(atoms) == 1 and t.expr == atoms[0].symbol and atoms[0].op == "reshape":
+            inner = atoms[0].args[0]  # reshape(reshape(x, a), b) is reshape(x, b)
+            return inner if inner.shape == tuple(shape) else self.layout("reshape", [inner], shape, shape=shape)
+        return self.layout("reshape", [t], shape, shape=tuple(shape))
+
+    def layout(self, op: str, args: Sequence[SymTensor], shape: Shape, /, **kwargs: Any) -> SymTensor:
+        """A layout op's atom, where it is one: zeros stay zeros, constants stay constants under the
+        ops that only move elements."""
+        if all(a.expr == 0 for a in args) and not (op == "pad" and kwargs.get("value")):
+            return SymTensor(sympy.Integer(0), tuple(shape))
+        if op in _MOVES and all(all(x.shape == () for x in self.atoms_of(a)) for a in args):
+            if len({a.expr for a in args}) == 1:  # concat(c, c): c
+                return SymTensor(args[0].expr, tuple(shape))
+        if op == "slice":
+            return self.slice(args[0], kwargs["items"], tuple(shape))
+        return self.atom(op, tuple(self.full(a) for a in args), tuple(shape), **kwargs)
+
+    def slice(self, t: SymTensor, items: tuple, shape: Shape) -> SymTensor:
+        """t[items], taken into the expression: (2*x + b)[1:3] is 2*x[1:3] + b[1:3], and a slice of
+        a concat, pad, stack, unslice or slice reads its argument directly where it can."""
+        if all(isinstance(i, tuple) and i == (0, n, 1) for i, n in zip(items, t.shape, strict=True)):
+            return t
+        atoms = self.atoms_of(t)
+        if t.expr in self.atoms:
+            return self._slice_atom(self.atoms[t.expr], items, shape)
+        replacements = {}
+        for a in atoms:
+            offset = len(t.shape) - len(a.shape)
+            own = []
+            for axis, n in enumerate(a.shape):
+                item = items[offset + axis]
+                if n == 1 and t.shape[offset + axis] != 1:  # broadcast along this axis
+                    item = 0 if isinstance(item, int) else (0, 1, 1)
+                own.append(item)
+            kept = tuple(len(range(*i)) for i in own if isinstance(i, tuple))
+            replacements[a.symbol] = self._slice_atom(a, tuple(own), kept).expr
+        return SymTensor(t.expr.xreplace(replacements), shape)
+
+    def _slice_atom(self, a: Atom, items: tuple, shape: Shape) -> SymTensor:
+        whole = SymTensor(a.symbol, a.shape)
+        if all(isinstance(i, tuple) and i == (0, n, 1) for i, n in zip(items, a.shape, strict=True)):
+            return whole
+        if a.op == "slice":  # x[a][b] is one slice of x
+            return self.slice(a.args[0], _composed(a.kw("items"), items), shape)
+        if a.op in ("pad", "unslice"):  # reading inside what pad or unslice placed: the argument
+            inner = a.args[0]
+            if a.op == "pad":
+                pairs = pad_pairs(a.kw("widths"), len(a.shape))
+                start, step = tuple(p[0] for p in pairs), (1,) * len(a.shape)
+            else:
+                start, step = a.kw("start"), a.kw("step")
+            read = _within(items, start, step, inner.shape)
+            if read is not None:
+                return self.slice(inner, read, shape)
+        if a.op in ("concat", "stack"):
+            axis, before = a.kw("axis"), 0
+            item = items[axis]
+            for arg in a.args:
+                if a.op == "stack":
+                    if item == before:
+                        return self.slice(arg, items[:axis] + items[axis + 1 :], shape)
+                    before += 1
+                    continue
+                n = arg.shape[axis]
+                if isinstance(item, int) and before <= item < before + n:
+                    return self.slice(arg, items[:axis] + (item - before,) + items[axis + 1 :], shape)
+                if isinstance(item, tuple) and before <= item[0] and item[0] + (len(range(*item)) - 1) * item[2] < before + n:
+                    moved = (item[0] - before, item[1] - before, item[2])
+                    return self.slice(arg, items[:axis] + (moved,) + items[axis + 1 :], shape)
+                before += n
+        return self.atom("slice", (whole,), shape, items=items)
+
     @staticmethod
     def _keeps(a: Atom, axis: int) -> bool:
         return a.op in ("sum", "mean", "max", "min") and not a.kw("keepdims") and a.kw("axis") == (axis,)
@@ -592,11 +689,54 @@ class Graph:
             lifted = self.expand_dims(g, 1)
             both = SymTensor(spread.expr * lifted.expr, (m, *x.shape))
             return [self.reduce("sum", both, (0,), False), None]
+        if atom.op in LAYOUT_OPS:
+            return self._layout_vjp(atom, g)
         if atom.op == "let":  # a shared step: its value is its argument's
             return [g]
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
             return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")
+
+    def _layout_vjp(self, atom: Atom, g: SymTensor) -> list[SymTensor | None]:
+        """Layout ops put g back where each element came from."""
+        kw = dict(atom.kwargs)
+        x = atom.args[0]
+        if atom.op == "reshape":
+            return [self.reshape(g, x.shape)]
+        if atom.op in ("flip", "tril", "triu"):  # their own adjoints
+            return [self.layout(atom.op, [g], x.shape, **kw)]
+        if atom.op == "diagonal":
+            return [self.layout("undiagonal", [g], x.shape, shape=x.shape, offset=kw["offset"])]
+        if atom.op == "undiagonal":
+            return [self.layout("diagonal", [g], x.shape, offset=kw["offset"])]
+        if atom.op == "slice":
+            dropped, shape, start, step = layout.slice_adjoint(kw["items"], x.shape)
+            for axis in dropped:
+                g = self.expand_dims(g, axis)
+            return [self.layout("unslice", [g], shape, shape=shape, start=start, step=step)]
+        if atom.op == "unslice":
+            items = tuple(
+                (a, a + (n - 1) * s + 1, s) for a, s, n in zip(kw["start"], kw["step"], x.shape, strict=True)
+            )
+            return [self.layout("slice", [g], x.shape, items=items)]
+        if atom.op == "pad":
+            pairs = pad_pairs(kw["widths"], len(x.shape))
+            items = tuple((a, a + d, 1) for d, (a, _) in zip(x.shape, pairs, strict=True))
+            return [self.layout("slice", [g], x.shape, items=items)]
+        if atom.op in ("concat", "stack"):
+            axis, out, before = kw["axis"], [], 0
+            full = tuple((0, d, 1) for d in atom.shape)
+            for arg in atom.args:
+                if atom.op == "stack":
+                    items = full[:axis] + (before,) + full[axis + 1 :]
+                    before += 1
+                else:
+                    n = arg.shape[axis]
+                    items = full[:axis] + ((before, before + n, 1),) + full[axis + 1 :]
+                    before += n
+                out.append(self.layout("slice", [g], arg.shape, items=items))
+            return out
+        raise AssertionError(f"no gradient rule for the layout op {atom.op}")
 
     def _scatter_row(self, row: SymTensor, g: SymTensor, shape: Shape) -> SymTensor:
         """An indicator row of length shape[0] times g spread over the remaining axes."""
@@ -721,6 +861,44 @@ class Graph:
             value = np.asarray(_numpy_op(atom, args, symbolic=True), dtype=object)
         cache[atom.symbol] = value
         return value
+
+
+def _composed(first: tuple, second: tuple) -> tuple:
+    """x[first][second] as one slice of x: `second` indexes the axes `first` kept."""
+    out, rest = [], iter(second)
+    for item in first:
+        if isinstance(item, int):
+            out.append(item)
+            continue
+        start, _, step = item
+        outer = next(rest)
+        if isinstance(outer, int):
+            out.append(start + outer * step)
+        else:
+            count = len(range(*outer))
+            first_index, stride = start + outer[0] * step, step * outer[2] if count > 1 else 1
+            out.append((first_index, first_index + (count - 1) * stride + 1, stride))
+    return tuple(out)
+
+
+def _within(items: tuple, start: Shape, step: Shape, inner: Shape) -> tuple | None:
+    """Where `items` read only positions start + i*step (i < inner) of every axis: the items that
+    read those i directly; else None."""
+    out: list[int | tuple[int, int, int]] = []
+    for item, first, stride, n in zip(items, start, step, inner, strict=True):
+        positions = [item] if isinstance(item, int) else list(range(*item))
+        if any((p - first) % stride or not 0 <= (p - first) // stride < n for p in positions):
+            return None
+        if isinstance(item, int):
+            out.append((item - first) // stride)
+        else:
+            i0 = (item[0] - first) // stride
+            di = item[2] // stride if item[2] % stride == 0 else None
+            if di is None and len(positions) > 1:
+                return None
+            di = di or 1
+            out.append((i0, i0 + (len(positions) - 1) * di + 1, di))
+    return tuple(out)
 
 
 def _drop_redundant_steps(expr: sympy.Expr) -> sympy.Expr:

@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - symengine is a dependency; kept option
 from symcheck.engines.symbolic import arrays
 from symcheck.engines.symbolic.functions import WITH_KEYWORDS, clamp
 from symcheck.engines.symbolic.rules import EXPANDED
+from symcheck.language import layout
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.ir import Call, Const, DType, Program, Ref
 
@@ -99,7 +100,18 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.expand_dims(args[0], node.kw("axis"))
     if node.op == "broadcast_to":
         return np.broadcast_to(args[0], node.kw("shape"))
+    if node.op in EXPANDED_LAYOUT:  # elements moved, as they are (zeros where pad or unslice put them)
+        return np.asarray(_layout(node, [np.asarray(a, dtype=object) for a in args]), dtype=object)
     return np.asarray(_expand_model_op(node, args), dtype=object)
+
+
+EXPANDED_LAYOUT = layout.FUNCTIONS
+
+
+def _layout(node: Call, args: list[np.ndarray]) -> np.ndarray:
+    """A layout op on element arrays (object arrays of expressions, or _size's counts)."""
+    fn = EXPANDED_LAYOUT[node.op]
+    return fn(args, **node.kwdict) if node.op in ("concat", "stack") else fn(args[0], **node.kwdict)
 
 
 def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
@@ -599,6 +611,10 @@ def _size(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.expand_dims(args[0], node.kw("axis"))
     if node.op == "broadcast_to":
         return np.broadcast_to(args[0], node.kw("shape"))
+    if node.op in EXPANDED_LAYOUT:  # moved elements keep their sizes; new zeros weigh 1
+        return np.asarray(_layout(node, [np.asarray(a, dtype=float) for a in args]), dtype=float) + (
+            1.0 if node.op in ("pad", "unslice", "undiagonal", "tril", "triu") else 0.0
+        )
     if node.op in ("softmax", "log_softmax"):  # each element over the sum of its row's exponentials
         axis = node.kw("axis")
         return args[0] + np.sum(args[0], axis=axis, keepdims=True) + 2.0 * args[0].shape[axis]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import sympy
 
-from symcheck.engines.symbolic.closed_form import Atom, Graph
+from symcheck.engines.symbolic.closed_form import LAYOUT_OPS, Atom, Graph
 from symcheck.engines.symbolic.functions import max_of, min_of, tie
 from symcheck.engines.symbolic.rules import PRINTED_NAMES
+from symcheck.language.catalogue import OPS
+from symcheck.language.parser import keyword_text, subscript_text
 
 ADD, MUL, NEG, POW, ATOM = 1, 2, 3, 4, 5
 
@@ -223,6 +225,20 @@ class LanguagePrinter:
             dims = atom.kw("shape")
             shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
             return f"broadcast_to({self._tensor(args[0], 0)}, shape={shape})", ATOM
+        if atom.op == "slice":
+            return f"{self._tensor(args[0], ATOM)}[{subscript_text(atom.kw('items'), args[0].shape)}]", ATOM
+        if atom.op in LAYOUT_OPS:  # reshape(x, shape=(2, 3)), concat(a, b, axis=1), ...
+            parts = [self._tensor(a, 0) for a in args]
+            spec = OPS[atom.op]
+            for key, value in atom.kwargs:
+                param = spec.param(key)
+                if param is not None and param.kind not in ("shape", "newshape", "widths") and value == param.default:
+                    continue
+                if isinstance(value, tuple) and param is not None and param.kind in ("shape", "widths"):
+                    parts.append(f"{key}=({', '.join(map(str, value))}{',' if len(value) == 1 else ''})")
+                else:
+                    parts.append(f"{key}={keyword_text(value)}")
+            return f"{atom.op}({', '.join(parts)})", ATOM
         if atom.op in ("softmax", "log_softmax"):
             axis = atom.kw("axis")
             last = axis == len(atom.shape) - 1

@@ -138,6 +138,38 @@ def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
     return lower
 
 
+def _squeeze(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    axes = kw["axis"]
+    return torch.squeeze(args[0]) if axes is None else torch.squeeze(args[0], dim=tuple(axes))
+
+
+def _flip(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    axes = kw["axis"]
+    return torch.flip(args[0], dims=tuple(range(args[0].ndim)) if axes is None else tuple(axes))
+
+
+def _slice(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    return args[0][tuple(i if isinstance(i, int) else slice(*i) for i in kw["items"])]
+
+
+def _unslice(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    """torch's own adjoint of slicing, slice_scatter, one axis at a time into zeros."""
+    g = args[0]
+    for axis, (n, start, step) in enumerate(zip(kw["shape"], kw["start"], kw["step"], strict=True)):
+        size = list(g.shape)
+        size[axis] = n
+        end = start + (g.shape[axis] - 1) * step + 1
+        g = torch.slice_scatter(g.new_zeros(size), g, dim=axis, start=start, end=end, step=step)
+    return g
+
+
+def _undiagonal(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    """torch's adjoint of diagonal, diagonal_scatter, into zeros."""
+    g = args[0]
+    zeros = g.new_zeros(kw["shape"])
+    return torch.diagonal_scatter(zeros, g, offset=kw["offset"], dim1=0, dim2=1)
+
+
 # One entry per catalogue op. `pow` with a literal exponent is special-cased in `Lowerer.call`
 # so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
 TABLE: dict[str, Lowering] = {
@@ -187,6 +219,19 @@ TABLE: dict[str, Lowering] = {
     "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
     "expand_dims": _expand_dims,
     "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
+    "reshape": lambda a, kw: torch.reshape(a[0], kw["shape"]),
+    "flatten": lambda a, kw: torch.flatten(a[0], start_dim=kw["start_dim"], end_dim=kw["end_dim"]),
+    "squeeze": _squeeze,
+    "flip": _flip,
+    "tril": lambda a, kw: torch.tril(a[0], diagonal=kw["k"]),
+    "triu": lambda a, kw: torch.triu(a[0], diagonal=kw["k"]),
+    "diagonal": lambda a, kw: torch.diagonal(a[0], offset=kw["offset"], dim1=0, dim2=1),
+    "undiagonal": _undiagonal,
+    "concat": lambda a, kw: torch.cat(list(a), dim=kw["axis"]),
+    "stack": lambda a, kw: torch.stack(list(a), dim=kw["axis"]),
+    "pad": lambda a, kw: F.pad(a[0], tuple(kw["widths"]), mode="constant", value=kw["value"]),
+    "slice": _slice,
+    "unslice": _unslice,
     "softmax": lambda a, kw: F.softmax(a[0], dim=kw["axis"]),
     "log_softmax": lambda a, kw: F.log_softmax(a[0], dim=kw["axis"]),
     "logsumexp": _reduce(torch.logsumexp),
@@ -216,7 +261,10 @@ TABLE: dict[str, Lowering] = {
 }
 
 # Ops that move elements without computing on them keep integer (and bool) tensors as they are.
-KEEPS_DTYPE = frozenset({"transpose", "expand_dims", "broadcast_to", "index", "take"})
+KEEPS_DTYPE = frozenset(
+    {"transpose", "expand_dims", "broadcast_to", "index", "take", "reshape", "flatten", "squeeze", "flip"}
+    | {"tril", "triu", "diagonal", "concat", "stack", "slice"}
+)
 # Arguments that reach the op as they are: class labels and indices must stay integers, and
 # comparisons and where's condition need no float (comparing ints as ints is exact).
 LABEL_ARGS: dict[str, frozenset[int]] = {

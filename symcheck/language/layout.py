@@ -1,0 +1,148 @@
+"""What the layout ops do to an array: reshape, squeeze, flip, slicing, padding, joining, triangles
+and diagonals, and the adjoints closed forms print (unslice, undiagonal).
+
+These ops move elements and compute nothing, so their meaning is the catalogue's, like a shape
+rule: one numpy definition for the engines that compute on numpy arrays (the autograd engine's
+forward values, the numeric engine, the symbolic engine's element arrays). Each engine still writes
+its own derivative rules; torch lowers them through torch's own ops, so a mistake here shows as a
+value disagreement with torch.
+
+Every function takes any dtype (floats, ints, SymPy objects) and `lead`, a number of leading axes
+to leave alone (the numeric engine's batch of points): the op's axes are counted after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from symcheck.language.catalogue import diagonal_length, pad_pairs, squeezed_axes
+
+Shape = tuple[int, ...]
+
+
+def filled(shape: Shape, like: np.ndarray, value: float = 0) -> np.ndarray:
+    """An array of `value` in like's dtype; for SymPy object arrays the exact number."""
+    if like.dtype == object:
+        import sympy
+
+        return np.full(shape, sympy.Rational(str(value)) if value else sympy.Integer(0), dtype=object)
+    return np.full(shape, value, dtype=like.dtype)
+
+
+def reshape(x: np.ndarray, shape: Shape, lead: int = 0) -> np.ndarray:
+    return np.reshape(x, x.shape[:lead] + tuple(shape))
+
+
+def flattened_shape(shape: Shape, start_dim: int, end_dim: int) -> Shape:
+    return shape[:start_dim] + (int(np.prod(shape[start_dim : end_dim + 1])),) + shape[end_dim + 1 :]
+
+
+def flatten(x: np.ndarray, start_dim: int, end_dim: int, lead: int = 0) -> np.ndarray:
+    return reshape(x, flattened_shape(x.shape[lead:], start_dim, end_dim), lead)
+
+
+def squeeze(x: np.ndarray, axis: tuple[int, ...] | None, lead: int = 0) -> np.ndarray:
+    return np.squeeze(x, axis=tuple(lead + a for a in squeezed_axes(x.shape[lead:], axis)))
+
+
+def flip(x: np.ndarray, axis: tuple[int, ...] | None, lead: int = 0) -> np.ndarray:
+    axes = range(x.ndim - lead) if axis is None else axis
+    return np.flip(x, axis=tuple(lead + a for a in axes))
+
+
+def tril(x: np.ndarray, k: int, lead: int = 0) -> np.ndarray:
+    """Zeros above diagonal k of the last two axes."""
+    rows, columns = x.shape[-2:]
+    keep = np.tri(rows, columns, k, dtype=bool)
+    return np.where(keep, x, filled((), x))
+
+
+def triu(x: np.ndarray, k: int, lead: int = 0) -> np.ndarray:
+    """Zeros below diagonal k of the last two axes."""
+    rows, columns = x.shape[-2:]
+    keep = ~np.tri(rows, columns, k - 1, dtype=bool)
+    return np.where(keep, x, filled((), x))
+
+
+def diagonal(x: np.ndarray, offset: int, lead: int = 0) -> np.ndarray:
+    """The diagonal of axes 0 and 1 (after `lead`), as a new last axis (torch.diagonal)."""
+    return np.diagonal(x, offset, lead, lead + 1).copy()
+
+
+def _diagonal_positions(shape: Shape, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    n = diagonal_length(shape[0], shape[1], offset)
+    k = np.arange(n)
+    return (k, k + offset) if offset >= 0 else (k - offset, k)
+
+
+def undiagonal(g: np.ndarray, shape: Shape, offset: int, lead: int = 0) -> np.ndarray:
+    """Zeros of `shape` with g's last axis on the diagonal `offset` of axes 0 and 1."""
+    out = filled(g.shape[:lead] + tuple(shape), g)
+    rows, columns = _diagonal_positions(shape, offset)
+    # out[..., rows[k], columns[k], rest...] = g[..., rest..., k]: with axes 0 and 1 moved last, the
+    # diagonal's positions index a view of g's own shape
+    np.moveaxis(out, (lead, lead + 1), (-2, -1))[..., rows, columns] = g
+    return out
+
+
+def concat(xs: Sequence[np.ndarray], axis: int, lead: int = 0) -> np.ndarray:
+    return np.concatenate([np.asarray(x) for x in xs], axis=lead + axis)
+
+
+def stack(xs: Sequence[np.ndarray], axis: int, lead: int = 0) -> np.ndarray:
+    return np.stack([np.asarray(x) for x in xs], axis=lead + axis)
+
+
+def pad(x: np.ndarray, widths: tuple[int, ...], value: float, lead: int = 0) -> np.ndarray:
+    """x surrounded by `value`: torch's widths, (left, right) for the last axis first."""
+    pairs = [(0, 0)] * lead + pad_pairs(widths, x.ndim - lead)
+    out = filled(tuple(d + a + b for d, (a, b) in zip(x.shape, pairs, strict=True)), x, value)
+    out[tuple(slice(a, a + d) for d, (a, _) in zip(x.shape, pairs, strict=True))] = x
+    return out
+
+
+def subscript(items: tuple, lead: int = 0) -> tuple[Any, ...]:
+    """A slice op's items as a numpy index: ints, and slice(start, stop, step)."""
+    return (slice(None),) * lead + tuple(i if isinstance(i, int) else slice(*i) for i in items)
+
+
+def slice_(x: np.ndarray, items: tuple, lead: int = 0) -> np.ndarray:
+    return np.asarray(x[subscript(items, lead)]).copy()
+
+
+def unslice(g: np.ndarray, shape: Shape, start: Shape, step: Shape, lead: int = 0) -> np.ndarray:
+    """Zeros of `shape` with g[i, j, ...] at (start[0] + i*step[0], start[1] + j*step[1], ...)."""
+    out = filled(g.shape[:lead] + tuple(shape), g)
+    sizes = g.shape[lead:]
+    out[(slice(None),) * lead + tuple(slice(a, a + (n - 1) * s + 1, s) for a, s, n in zip(start, step, sizes))] = g
+    return out
+
+
+def slice_adjoint(items: tuple, shape: Shape) -> tuple[tuple[int, ...], Shape, Shape, Shape]:
+    """For x[items] of x's `shape`: the axes its ints dropped (where the gradient gets them back
+    as size 1) and unslice's shape, start and step."""
+    dropped = tuple(axis for axis, item in enumerate(items) if isinstance(item, int))
+    start = tuple(item if isinstance(item, int) else item[0] for item in items)
+    step = tuple(1 if isinstance(item, int) else item[2] for item in items)
+    return dropped, tuple(shape), start, step
+
+
+# Every layout op of the catalogue by name. concat and stack take a sequence of arrays, the others one.
+FUNCTIONS = {
+    "reshape": reshape,
+    "flatten": flatten,
+    "squeeze": squeeze,
+    "flip": flip,
+    "tril": tril,
+    "triu": triu,
+    "diagonal": diagonal,
+    "undiagonal": undiagonal,
+    "concat": concat,
+    "stack": stack,
+    "pad": pad,
+    "slice": slice_,
+    "unslice": unslice,
+}
