@@ -247,21 +247,29 @@ def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
             arg=0 if a.ndim == 0 else 1,
             hint="use * to scale by a scalar",
         )
-    if a.ndim > 2 or b.ndim > 2:
-        raise ShapeError(
-            f"matmul supports 1-D and 2-D operands, got {_fmt(a.shape)} @ {_fmt(b.shape)}",
-            arg=0 if a.ndim > 2 else 1,
-        )
     inner_a = a.shape[-1]
-    inner_b = b.shape[0]
+    inner_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
     if inner_a != inner_b:
         raise ShapeError(
             f"matmul shapes {_fmt(a.shape)} @ {_fmt(b.shape)} do not align: {inner_a} != {inner_b}",
-            hint="the last axis of the left operand must equal the first axis of the right; "
-            "transpose one with .T?",
+            hint="the last axis of the left operand must equal the "
+            + ("first axis of the right; transpose one with .T?" if b.ndim <= 2 else "second-last axis of the right"),
         )
-    shape = a.shape[:-1] + b.shape[1:]
-    return TensorType(shape, DType.FLOAT)
+    return TensorType(matmul_shape(a.shape, b.shape), DType.FLOAT)
+
+
+def matmul_shape(a: Shape, b: Shape) -> Shape:
+    """numpy's (and torch's) matmul: a 1-D left operand is a row, a 1-D right one a column (the
+    added axis dropped after), and the axes before the last two broadcast as a batch."""
+    try:
+        batch = broadcast_shapes(a[:-2], b[:-2])
+    except ShapeError as e:
+        raise ShapeError(
+            f"matmul's batch axes {_fmt(a[:-2])} and {_fmt(b[:-2])} do not broadcast", hint=e.hint
+        ) from None
+    rows = a[-2:-1] if len(a) >= 2 else ()
+    columns = b[-1:] if len(b) >= 2 else ()
+    return batch + rows + columns
 
 
 def _transpose(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
@@ -629,7 +637,13 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _binary("div", "/", "a / b, elementwise", domain=(Domain(1, "division needs b != 0", lambda a: a != 0),)),
     _binary("pow", "^", "a ^ b (also a ** b), elementwise, right-associative", domain_rule=_pow_domain),
     _unary("neg", "-a"),
-    OpSpec("matmul", OpKind.MATMUL, 2, "a @ b for 1-D and 2-D operands (numpy rules)", infix="@"),
+    OpSpec(
+        "matmul",
+        OpKind.MATMUL,
+        2,
+        "a @ b (torch.matmul): 1-D operands as a row or a column, axes before the last two a broadcast batch",
+        infix="@",
+    ),
     # elementwise functions
     _unary("exp", "e^x"),
     _unary("log", "natural logarithm", domain=(_positive(0, "log needs x > 0"),)),

@@ -687,13 +687,38 @@ def take(x: ArrayLike, y: ArrayLike) -> Tensor:
 #   (k,)  @ (k,):   ā = g * b            b̄ = g * a        (g is a scalar)
 
 
+#   3-D and more (a batch of matrices, broadcast): the same with each matrix transposed, summed
+#   back over the batch axes an operand was broadcast along; a 1-D operand is a row or a column.
+
+
+def _matrix_transpose(x: Tensor) -> Tensor:
+    """Each matrix of a batch transposed: the last two axes swapped."""
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, axes=axes)
+
+
+def _batched_parts(g: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """a, b and g with 1-D operands as a (1, k) row and a (k, 1) column, g with their axes back."""
+    if a.ndim == 1:
+        a, g = expand_dims(a, axis=0), expand_dims(g, axis=g.ndim - 1)
+    if b.ndim == 1:
+        b, g = expand_dims(b, axis=1), expand_dims(g, axis=g.ndim)
+    return g, a, b
+
+
 def _matmul_vjp_a(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim > 2 or b.ndim > 2:
+        g2, a2, b2 = _batched_parts(g, a, b)
+        return reshape(unbroadcast(g2 @ _matrix_transpose(b2), a2.shape), shape=a.shape)
     if a.ndim == 1 and b.ndim == 1:
         return g * b
     return outer(g, b) if b.ndim == 1 else g @ b.T
 
 
 def _matmul_vjp_b(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    if a.ndim > 2 or b.ndim > 2:
+        g2, a2, b2 = _batched_parts(g, a, b)
+        return reshape(unbroadcast(_matrix_transpose(a2) @ g2, b2.shape), shape=b.shape)
     if a.ndim == 1 and b.ndim == 1:
         return g * a
     return outer(a, g) if a.ndim == 1 else a.T @ g

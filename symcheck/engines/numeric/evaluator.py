@@ -318,6 +318,10 @@ def _batched_node(
             return np.multiply(*_aligned(args, flags, shapes, len(node.shape))), True
         a = a[..., None, :] if ra == 1 else a  # numpy's reading of 1-D operands, batch axis kept apart
         b = b[..., None] if rb == 1 else b
+        # the points' axis apart from matmul's own batch axes: a batched operand gets 1s after it
+        rank = max(max(ra, 2), max(rb, 2))
+        a = a.reshape(a.shape[:1] + (1,) * (rank - max(ra, 2)) + a.shape[1:]) if flags[0] else a
+        b = b.reshape(b.shape[:1] + (1,) * (rank - max(rb, 2)) + b.shape[1:]) if flags[1] else b
         out = np.matmul(a, b)
         if rb == 1:
             out = out[..., 0]

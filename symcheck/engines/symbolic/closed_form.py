@@ -33,7 +33,7 @@ from symcheck.engines.symbolic.functions import (
 )
 from symcheck.engines.symbolic.rules import ELEMENTWISE, NUMPY_IMPLEMENTATIONS
 from symcheck.language import layout
-from symcheck.language.catalogue import OPS, OpKind, pad_pairs, reduced_count
+from symcheck.language.catalogue import OPS, OpKind, matmul_shape, pad_pairs, reduced_count
 from symcheck.language.ir import Call, Const, Program, Ref, Shape
 
 
@@ -414,13 +414,15 @@ class Graph:
         return t
 
     def matmul(self, a: SymTensor, b: SymTensor) -> SymTensor:
-        shape = a.shape[:-1] + b.shape[1:]
+        shape = matmul_shape(a.shape, b.shape)
         ca, ra = sympy.factor_terms(a.expr).as_coeff_Mul()
         cb, rb = sympy.factor_terms(b.expr).as_coeff_Mul()
         if ca * cb != 1:
             # Constants come out of products: 2*(A.T @ B), not A.T @ (2*B).
             inner = self.matmul(SymTensor(ra, a.shape), SymTensor(rb, b.shape))
             return SymTensor(ca * cb * inner.expr, shape)
+        if len(a.shape) > 2 or len(b.shape) > 2:  # a batch of matrices
+            return self.atom("matmul", (self.full(a), self.full(b)), shape)
         # A matrix of one repeated value c: c*ones @ B sums B's rows, A @ c*ones sums A's columns.
         if not self.atoms_of(a):
             summed = self.reduce("sum", b, (0,), False)
@@ -611,6 +613,8 @@ class Graph:
             return [SymTensor(spread.expr * deviation / (scale * std.expr), x.shape)]
         if atom.op == "matmul":
             a, b = atom.args
+            if len(a.shape) > 2 or len(b.shape) > 2:
+                return self._batched_matmul_vjp(a, b, g)
             if len(a.shape) == 2 and len(b.shape) == 2:  # (n,m)@(m,p): dA = G B^T, dB = A^T G
                 return [self.matmul(g, self.transpose(b, (1, 0))), self.matmul(self.transpose(a, (1, 0)), g)]
             if len(a.shape) == 2:  # (n,m)@(m,): dA = outer(G, b), dB = A^T G
@@ -696,6 +700,22 @@ class Graph:
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
             return [None for _ in atom.args]
         raise AssertionError(f"no gradient rule for {atom.op}")
+
+    def _batched_matmul_vjp(self, a: SymTensor, b: SymTensor, g: SymTensor) -> list[SymTensor | None]:
+        """A batch of matrices: dA = G @ B^T and dB = A^T @ G matrix by matrix, summed back over
+        the batch axes an operand was broadcast along; a 1-D operand is a row (a) or a column (b)."""
+        shapes = (a.shape, b.shape)
+        if len(a.shape) == 1:
+            a, g = self.expand_dims(a, 0), self.expand_dims(g, len(g.shape) - 1)
+        if len(b.shape) == 1:
+            b, g = self.expand_dims(b, 1), self.expand_dims(g, len(g.shape))
+        da = self.sum_to(self.matmul(g, self._matrix_transpose(b)), a.shape)
+        db = self.sum_to(self.matmul(self._matrix_transpose(a), g), b.shape)
+        return [self.reshape(da, shapes[0]), self.reshape(db, shapes[1])]
+
+    def _matrix_transpose(self, t: SymTensor) -> SymTensor:
+        n = len(t.shape)
+        return self.transpose(t, tuple(range(n - 2)) + (n - 1, n - 2))
 
     def _layout_vjp(self, atom: Atom, g: SymTensor) -> list[SymTensor | None]:
         """Layout ops put g back where each element came from."""

@@ -234,7 +234,7 @@ class LanguagePrinter:
                 param = spec.param(key)
                 if param is not None and param.kind not in ("shape", "newshape", "widths") and value == param.default:
                     continue
-                if isinstance(value, tuple) and param is not None and param.kind in ("shape", "widths"):
+                if isinstance(value, tuple) and param is not None and param.kind in ("shape", "newshape", "widths"):
                     parts.append(f"{key}=({', '.join(map(str, value))}{',' if len(value) == 1 else ''})")
                 else:
                     parts.append(f"{key}={keyword_text(value)}")
