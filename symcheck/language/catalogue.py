@@ -253,7 +253,11 @@ def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
         raise ShapeError(
             f"matmul shapes {_fmt(a.shape)} @ {_fmt(b.shape)} do not align: {inner_a} != {inner_b}",
             hint="the last axis of the left operand must equal the "
-            + ("first axis of the right; transpose one with .T?" if b.ndim <= 2 else "second-last axis of the right"),
+            + (
+                "first axis of the right; transpose one with .T?"
+                if b.ndim <= 2
+                else "second-last axis of the right"
+            ),
         )
     return TensorType(matmul_shape(a.shape, b.shape), DType.FLOAT)
 
@@ -305,7 +309,9 @@ def _flatten(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorT
     (t,) = types
     start, end = kwargs["start_dim"], kwargs["end_dim"]
     if start > end:
-        raise ShapeError(f"start_dim={start} comes after end_dim={end}", hint="flatten merges start_dim..end_dim")
+        raise ShapeError(
+            f"start_dim={start} comes after end_dim={end}", hint="flatten merges start_dim..end_dim"
+        )
     merged = 1
     for d in t.shape[start : end + 1]:
         merged *= d
@@ -358,7 +364,8 @@ def _undiagonal(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Tens
     want = shape[2:] + (diagonal_length(shape[0], shape[1], offset),)
     if g.shape != want:
         raise ShapeError(
-            f"the diagonal at offset {offset} of shape {_fmt(shape)} has shape {_fmt(want)}, got {_fmt(g.shape)}",
+            f"the diagonal at offset {offset} of shape {_fmt(shape)} has shape {_fmt(want)}, "
+            f"got {_fmt(g.shape)}",
             arg=0,
         )
     return TensorType(shape, g.dtype)
@@ -373,7 +380,9 @@ def _concat(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
     axis = kwargs["axis"]
     first = types[0]
     for i, t in enumerate(types[1:], start=1):
-        if t.ndim != first.ndim or any(a != b for k, (a, b) in enumerate(zip(t.shape, first.shape)) if k != axis):
+        if t.ndim != first.ndim or any(
+            a != b for k, (a, b) in enumerate(zip(t.shape, first.shape, strict=True)) if k != axis
+        ):
             raise ShapeError(
                 f"concat along axis {axis}: argument {i + 1} has shape {_fmt(t.shape)}, argument 1 "
                 f"{_fmt(first.shape)}",
@@ -389,7 +398,8 @@ def _stack(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTyp
     for i, t in enumerate(types[1:], start=1):
         if t.shape != first.shape:
             raise ShapeError(
-                f"stack needs equal shapes: argument {i + 1} has {_fmt(t.shape)}, argument 1 {_fmt(first.shape)}",
+                f"stack needs equal shapes: argument {i + 1} has {_fmt(t.shape)}, "
+                f"argument 1 {_fmt(first.shape)}",
                 arg=i,
             )
     axis = kwargs["axis"]
@@ -416,7 +426,7 @@ def _pad(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     if any(w < 0 for w in widths):
         raise ShapeError(f"widths={_fmt(widths)} has a negative width", hint="crop with slicing: x[1:-1]")
     pairs = pad_pairs(widths, t.ndim)
-    return TensorType(tuple(d + a + b for d, (a, b) in zip(t.shape, pairs)), DType.FLOAT)
+    return TensorType(tuple(d + a + b for d, (a, b) in zip(t.shape, pairs, strict=True)), DType.FLOAT)
 
 
 def sliced_shape(shape: Shape, items: tuple) -> Shape:
@@ -437,7 +447,7 @@ def _unslice(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorT
             f"unslice needs shape, start and step with one entry per axis of g ({g.ndim})",
             hint="e.g. unslice(g, shape=(5,), start=(1,), step=(2,)) for the gradient of x[1::2]",
         )
-    for axis, (n, first, stride, size) in enumerate(zip(shape, start, step, g.shape)):
+    for axis, (n, first, stride, size) in enumerate(zip(shape, start, step, g.shape, strict=True)):
         if stride < 1:
             raise ShapeError(f"unslice: step {stride} on axis {axis} is not positive")
         if first + (size - 1) * stride >= n:
@@ -445,6 +455,60 @@ def _unslice(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorT
                 f"unslice: {size} elements from {first} by {stride} do not fit axis {axis} of size {n}", arg=0
             )
     return TensorType(shape, g.dtype)
+
+
+def einsum_parts(subscripts: str) -> tuple[list[str], str]:
+    """ "ij,jk->ik" as (["ij", "jk"], "ik"): canonical subscripts always have their output."""
+    inputs, _, output = subscripts.partition("->")
+    return inputs.split(","), output
+
+
+def canonical_subscripts(text: str) -> str:
+    """einsum's subscripts without spaces and with the output written out (implicit: the letters
+    that appear once, in alphabetical order, as numpy and torch read them)."""
+    text = text.replace(" ", "")
+    if "..." in text:
+        raise ShapeError(
+            "einsum's ... (broadcast axes) is not supported", hint="name every axis with a letter"
+        )
+    if text.count("->") > 1 or not text or text.startswith("->"):
+        raise ShapeError(f"einsum subscripts {text!r} need the form 'ij,jk->ik'")
+    inputs, arrow, output = text.partition("->")
+    for part in [*inputs.split(","), output]:
+        bad = next((c for c in part if not c.isascii() or not c.isalpha()), None)
+        if bad is not None:
+            raise ShapeError(f"einsum subscripts take letters a-z, A-Z, got {bad!r} in {text!r}")
+    if not arrow:
+        letters = inputs.replace(",", "")
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return f"{inputs}->{output}"
+
+
+def _einsum(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    inputs, output = einsum_parts(kwargs["subscripts"])
+    if len(inputs) != len(types):
+        raise ShapeError(
+            f"einsum subscripts {kwargs['subscripts']!r} name {len(inputs)} operands, got {len(types)}"
+        )
+    sizes: dict[str, int] = {}
+    for i, (letters, t) in enumerate(zip(inputs, types, strict=True)):
+        if len(letters) != t.ndim:
+            raise ShapeError(
+                f"einsum operand {i + 1} has {t.ndim} axes {_fmt(t.shape)}, subscripts {letters!r}", arg=i
+            )
+        repeated = next((c for c in letters if letters.count(c) > 1), None)
+        if repeated is not None:
+            raise ShapeError(
+                f"einsum operand {i + 1} repeats {repeated!r} ({letters!r}): not supported",
+                arg=i,
+                hint="take the diagonal first: diagonal(x), trace(x)",
+            )
+        for c, d in zip(letters, t.shape, strict=True):
+            if sizes.setdefault(c, d) != d:
+                raise ShapeError(f"einsum axis {c!r} is {sizes[c]} in one operand and {d} in another", arg=i)
+    if len(set(output)) != len(output) or any(c not in sizes for c in output):
+        raise ShapeError(f"einsum output {output!r} must name distinct letters of the operands")
+    return TensorType(tuple(sizes[c] for c in output), DType.FLOAT)
 
 
 def _need_int(t: TensorType, arg: int, what: str) -> None:
@@ -934,6 +998,20 @@ CATALOGUE: tuple[OpSpec, ...] = (
         shape_rule=_same_shape,
     ),
     OpSpec("logsumexp", OpKind.REDUCTION, 1, "log(sum(exp(x))) over axes, stably", params=(AXES, KEEPDIMS)),
+    OpSpec(
+        "einsum",
+        OpKind.TENSOR,
+        1,
+        'einsum("bij,bjk->bik", A, B): sums of products over the letters the output leaves out '
+        "(torch.einsum; no ..., no letter twice in one operand)",
+        params=(
+            Param(
+                "subscripts", "subscripts", None, "the subscripts, a string: the one string of the language"
+            ),
+        ),
+        shape_rule=_einsum,
+        variadic=True,
+    ),
     OpSpec("outer", OpKind.TENSOR, 2, "outer product of two 1-D tensors", shape_rule=_outer),
     OpSpec("dot", OpKind.TENSOR, 2, "inner product of two 1-D tensors", shape_rule=_dot),
     OpSpec("trace", OpKind.TENSOR, 1, "sum of the diagonal of a square matrix", shape_rule=_trace),
@@ -1151,6 +1229,10 @@ def canonical_kwargs(
             if value is None:
                 raise ShapeError(f"{op.name} needs widths=(...), e.g. widths=(1, 1) for the last axis")
             value = (value,) if isinstance(value, int) else tuple(value)
+        elif param.kind == "subscripts":
+            if not isinstance(value, str):
+                raise ShapeError(f'{op.name} needs its subscripts first, e.g. {op.name}("ij,jk->ik", A, B)')
+            value = canonical_subscripts(value)
         elif param.kind == "slices":
             value = normalise_slices(value, arg_types[0].shape)
         elif param.kind == "shape":
@@ -1203,10 +1285,7 @@ def normalise_slices(raw: KwValue, shape: Shape) -> tuple:
     if used > len(shape):
         raise ShapeError(f"{used} indices for a tensor with {len(shape)} axes {_fmt(shape)}")
     fill = (FULL_RANGE,) * (len(shape) - used)
-    if ellipses:
-        items = items[: ellipses[0]] + fill + items[ellipses[0] + 1 :]
-    else:
-        items = items + fill
+    items = items[: ellipses[0]] + fill + items[ellipses[0] + 1 :] if ellipses else items + fill
     out: list[int | tuple[int, int, int]] = []
     for axis, (item, n) in enumerate(zip(items, shape, strict=True)):
         if isinstance(item, int):
@@ -1222,10 +1301,16 @@ def normalise_slices(raw: KwValue, shape: Shape) -> tuple:
             )
         picked = range(*slice(start, stop, step).indices(n))
         if len(picked) == 0:
-            raise ShapeError(f"the slice {slice_text((picked.start, picked.stop, picked.step), n)} of axis "
-                             f"{axis} (size {n}) selects nothing")
+            raise ShapeError(
+                f"the slice {slice_text((picked.start, picked.stop, picked.step), n)} of axis "
+                f"{axis} (size {n}) selects nothing"
+            )
         # one element read is start:start + 1, whatever the step said
-        out.append((picked.start, picked.stop, picked.step) if len(picked) > 1 else (picked.start, picked.start + 1, 1))
+        out.append(
+            (picked.start, picked.stop, picked.step)
+            if len(picked) > 1
+            else (picked.start, picked.start + 1, 1)
+        )
     return tuple(out)
 
 

@@ -117,7 +117,10 @@ def unslice(g: np.ndarray, shape: Shape, start: Shape, step: Shape, lead: int = 
     """Zeros of `shape` with g[i, j, ...] at (start[0] + i*step[0], start[1] + j*step[1], ...)."""
     out = filled(g.shape[:lead] + tuple(shape), g)
     sizes = g.shape[lead:]
-    out[(slice(None),) * lead + tuple(slice(a, a + (n - 1) * s + 1, s) for a, s, n in zip(start, step, sizes))] = g
+    out[
+        (slice(None),) * lead
+        + tuple(slice(a, a + (n - 1) * s + 1, s) for a, s, n in zip(start, step, sizes, strict=True))
+    ] = g
     return out
 
 

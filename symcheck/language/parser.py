@@ -58,6 +58,13 @@ class _Range(Node):
 
 
 @dataclass(frozen=True)
+class _Text(Node):
+    """A string literal: data, allowed only as einsum's subscripts."""
+
+    value: str
+
+
+@dataclass(frozen=True)
 class _Ellipsis(Node):
     """`...` inside brackets."""
 
@@ -206,6 +213,9 @@ class _Lower(Transformer):
                 hint="float64 holds about 1e-308 to 1.8e308",
             )
         return Const(_SPAN_OF(tree), value=value)
+
+    def string(self, tree: Tree) -> Node:
+        return _Text(_SPAN_OF(tree), value=str(tree.children[0])[1:-1])
 
     def name(self, tree: Tree) -> Node:
         tok: Token = tree.children[0]
@@ -637,6 +647,12 @@ class _Binder:
             return self.ref(node)
         if isinstance(node, TupleLit):
             raise self.err("a tuple is only allowed as a keyword value, e.g. axis=(0, 1)", node.span)
+        if isinstance(node, _Text):
+            raise self.err(
+                "a string is only allowed as einsum's subscripts",
+                node.span,
+                hint='einsum("ij,jk->ik", A, B); names are written without quotes',
+            )
         assert isinstance(node, Call)
         return self.call(node)
 
@@ -668,9 +684,12 @@ class _Binder:
                 hint = f"'{node.op}' is a tensor, not a function; use * to multiply: {node.op}*(...)"
             raise self.err(f"unknown function '{node.op}'", name_span, hint)
         if op.variadic:  # concat(a, b, c): every positional argument is a tensor
-            if len(node.args) < op.arity:
+            tensors, keywords = list(node.args), list(node.kwargs)
+            if op.name == "einsum" and tensors and isinstance(tensors[0], _Text):
+                keywords.insert(0, ("subscripts", tensors.pop(0)))
+            if len(tensors) < op.arity:
                 raise self.err(f"{op.name} takes at least {op.arity} tensor", node.span)
-            return self._bound(node, op, tuple(self.node(a) for a in node.args), list(node.kwargs))
+            return self._bound(node, op, tuple(self.node(a) for a in tensors), keywords)
         extra = node.args[op.arity :]
         if len(node.args) < op.arity or len(extra) > len(op.positional):
             plural = "s" if op.arity != 1 else ""
@@ -681,7 +700,9 @@ class _Binder:
         args = tuple(self.node(a) for a in node.args[: op.arity])
         return self._bound(node, op, args, list(zip(op.positional, extra, strict=False)) + list(node.kwargs))
 
-    def _bound(self, node: Call, op: OpSpec, args: tuple[Node, ...], keywords: list[tuple[str, Node]]) -> Node:
+    def _bound(
+        self, node: Call, op: OpSpec, args: tuple[Node, ...], keywords: list[tuple[str, Node]]
+    ) -> Node:
         given: dict[str, KwValue] = {}
         for key, value in keywords:
             if key in given:
@@ -783,6 +804,10 @@ class _Binder:
             raise self.err(f"{key} must be a number", node.span)
         if kind == "slices" and isinstance(node, _Items):
             return node.value
+        if kind == "subscripts":
+            if isinstance(node, _Text):
+                return node.value
+            raise self.err(f'{key} must be a string, e.g. "ij,jk->ik"', node.span)
         if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
             return None
         if kind in ("axes", "perm", "shape", "newshape", "widths") and isinstance(node, TupleLit):
@@ -842,6 +867,8 @@ def _print(node: Node, parent: int) -> str:
     if node.op == "transpose" and node.kw("axes") == tuple(reversed(range(len(node.args[0].shape)))):
         return f"{_print(node.args[0], 5)}.T"
     args = [_print(a, 0) for a in node.args]
+    if node.op == "einsum":
+        return f'einsum("{node.kw("subscripts")}", {", ".join(args)})'
     op = OPS[node.op]
     for key, value in node.kwargs:
         param = op.param(key)

@@ -131,7 +131,8 @@ FUNCTIONS = [
     'logsumexp', 'outer', 'dot', 'trace', 'mse_loss', 'where', 'onehot', 'nll_loss', 'cross_entropy',
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
-    'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std',
+    'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std', 'reshape', 'flatten', 'squeeze', 'flip',
+    'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -145,6 +146,15 @@ KEYWORDS = (
     "approximate",
     "slope",
     "alpha",
+    "start_dim",
+    "end_dim",
+    "k",
+    "offset",
+    "widths",
+    "value",
+    "start",
+    "step",
+    "subscripts",
 )
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
@@ -502,6 +512,64 @@ BINARY = (
     '(({0})*({0}) + 1)^sigmoid({1})', 'maximum({0}, {1})', 'minimum({0}, {1})',
     'where({0} > {1}, {0}, {1})', '(({0}) <= ({1}))*({0})', 'atan2({0}, ({1})*({1}) + 1)',
 )  # fmt: skip
+# shape -> layout ops that make it: a template over operands of the given shapes
+LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
+    (): [
+        ('einsum("i,i->", {0}, {1})', ((2,), (2,))),
+        ('einsum("ij->", {0})', ((2, 2),)),
+        ("({0})[1:, 0][0]", ((2, 2),)),
+    ],
+    (2,): [
+        ("({0})[1:3]", ((4,),)),
+        ("({0})[::2]", ((4,),)),
+        ("({0})[:, 0]", ((2, 2),)),
+        ("({0})[..., -1]", ((2, 2),)),
+        ("diagonal({0})", ((2, 2),)),
+        ("({0})[:2]", ((3,),)),
+        ("squeeze({0})", ((1, 2),)),
+        ("squeeze({0}, axis=1)", ((2, 1),)),
+        ("flip({0})", ((2,),)),
+        ('einsum("ij,j->i", {0}, {1})', ((2, 2), (2,))),
+        ("({0})[1:]", ((3,),)),
+    ],
+    (3,): [
+        ("pad({0}, widths=(1, 0))", ((2,),)),
+        ("({0})[1:]", ((4,),)),
+        ("flip({0}, axis=0)", ((3,),)),
+        ("concat({0}, reshape({1}, shape=(1,)))", ((2,), ())),
+    ],
+    (4,): [
+        ("flatten({0})", ((2, 2),)),
+        ("reshape({0}, shape=(4,))", ((2, 2),)),
+        ("concat({0}, {1})", ((2,), (2,))),
+        ("pad({0}, widths=(1, 1), value=0.5)", ((2,),)),
+        ("unslice({0}, shape=(4,), start=(1,), step=(2,))", ((2,),)),
+        ("flip({0})", ((4,),)),
+    ],
+    (2, 2): [
+        ("reshape({0}, shape=(2, -1))", ((4,),)),
+        ("stack({0}, {1})", ((2,), (2,))),
+        ("stack({0}, {1}, axis=1)", ((2,), (2,))),
+        ("tril({0})", ((2, 2),)),
+        ("triu({0}, k=1)", ((2, 2),)),
+        ("flip({0}, axis=0)", ((2, 2),)),
+        ("concat({0}, {1})", ((1, 2), (1, 2))),
+        ("concat({0}, {1}, axis=1)", ((2, 1), (2, 1))),
+        ('einsum("ij,jk->ik", {0}, {1})', ((2, 2), (2, 2))),
+        ("undiagonal({0}, shape=(2, 2))", ((2,),)),
+        ("flatten(unsqueeze({0}, 0), end_dim=1)", ((2, 2),)),
+    ],
+    (1, 2): [
+        ("unsqueeze({0}, 0)", ((2,),)),
+        ("reshape({0}, shape=(1, 2))", ((2,),)),
+        ("({0})[:1]", ((2, 2),)),
+    ],
+    (2, 1): [
+        ("({0})[:, 1:]", ((2, 2),)),
+        ("unsqueeze({0}, 1)", ((2,),)),
+        ("reshape({0}, shape=(2, 1))", ((2,),)),
+    ],
+}
 CONSTANTS = ("2", "1/2", "3", "0.25", "-1", "0", "1", "0.5")
 KINK_POINTS = ("-1", "-0.5", "0", "0.5", "1", "0.25")
 
@@ -575,6 +643,8 @@ class Builder:
             kinds += ["outer", "broadcast"]
         if shape in ((1, 2), (2, 1)):
             kinds.append("expand")
+        if shape in LAYOUTS:
+            kinds.append("layout")
         kind = _choice(r, kinds)
         d = depth - 1
         if kind == "leaf":
@@ -629,6 +699,9 @@ class Builder:
                 r, ["", ", axis=0", ", axis=-1"] if len(shape) == 1 else [", axis=0", ", axis=1", ""]
             )
             return f"{_choice(r, ['softmax', 'log_softmax'])}({self.expr(shape, d)}{axis})"
+        if kind == "layout":
+            template, shapes = _choice(r, LAYOUTS[shape])
+            return template.format(*(self.expr(s, d) for s in shapes))
         if kind == "outer":
             return f"outer({self.expr((2,), d)}, {self.expr((2,), d)})"
         if kind == "broadcast":

@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from symcheck.language import layout
-from symcheck.language.catalogue import pad_pairs, squeezed_axes
 from symcheck.engines.autograd.tensor import (
     PRIMITIVES,
     VJP,
@@ -30,8 +28,11 @@ from symcheck.engines.autograd.tensor import (
     as_tensors,
     defjvp,
     defvjp,
+    defvjp_variadic,
     primitive,
 )
+from symcheck.language import layout
+from symcheck.language.catalogue import einsum_parts, pad_pairs, squeezed_axes
 
 _COMPOSITES: dict[str, Callable[..., Tensor]] = {}
 
@@ -727,6 +728,32 @@ def _matmul_vjp_b(g: Tensor, ans: Tensor, a: Tensor, b: Tensor) -> Tensor:
 matmul = primitive("matmul", np.matmul)
 defvjp(matmul, _matmul_vjp_a, _matmul_vjp_b)
 defjvp(matmul, lambda t, ans, a, b: t @ b, lambda t, ans, a, b: a @ t)
+
+# einsum: out[o] = Σ over the other letters of Π_k x_k[letters_k]. Its derivative in x_i is the
+# same sum without x_i: the cotangent of x_i is einsum of g (letters o) with the other operands,
+# onto x_i's letters; a letter of x_i alone (summed over in x_i only) broadcasts g back along it.
+
+
+def _einsum_vjp(i: int, g: Tensor, ans: Tensor, *xs: Tensor, subscripts: str) -> Tensor:
+    inputs, output = einsum_parts(subscripts)
+    others = [(inputs[j], x) for j, x in enumerate(xs) if j != i] + [(output, g)]
+    known = set("".join(letters for letters, _ in others))
+    mine = inputs[i]
+    present = "".join(c for c in mine if c in known)
+    spec = ",".join(letters for letters, _ in others) + "->" + present
+    part = einsum(*(x for _, x in others), subscripts=spec)
+    for axis, c in enumerate(mine):  # ascending: each missing letter's axis lands at its place
+        if c not in known:
+            part = expand_dims(part, axis=axis)
+    return part if part.shape == xs[i].shape else broadcast_to(part, shape=xs[i].shape)
+
+
+def _einsum_jvp(i: int, t: Tensor, ans: Tensor, *xs: Tensor, subscripts: str) -> Tensor:
+    return einsum(*(t if j == i else x for j, x in enumerate(xs)), subscripts=subscripts)
+
+
+einsum = primitive("einsum", lambda *xs, subscripts: np.einsum(subscripts, *xs))
+defvjp_variadic(einsum, _einsum_vjp, _einsum_jvp)
 
 # d/dA_ij Σ_k A_kk = δ_ij: the cotangent is g on the diagonal.
 trace = primitive("trace", np.trace)

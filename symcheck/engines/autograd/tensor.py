@@ -43,6 +43,7 @@ expressions (cross_entropy = nll_loss(log_softmax(z)), nll_loss = -sum(onehot(y)
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -271,6 +272,15 @@ def _apply(name: str, *args: ArrayLike, **kwargs: Any) -> Tensor:
     return op(*args, **kwargs)
 
 
+def _rules(table: dict[str, Any], node: Tensor) -> Sequence[Callable[..., Tensor]]:
+    """A node's rules, one per parent: a variadic op (einsum) has one rule taking the argument's
+    position first."""
+    rules = table[node._op]  # type: ignore[index]
+    if callable(rules):
+        return [functools.partial(rules, i) for i in range(len(node._parents))]
+    return rules
+
+
 def defvjp(op: Callable[..., Tensor], *rules: VJP) -> None:
     """Record the VJP rules of `op`, one per positional argument, in the table `VJPS`."""
     VJPS[op.__name__] = rules
@@ -279,6 +289,15 @@ def defvjp(op: Callable[..., Tensor], *rules: VJP) -> None:
 def defjvp(op: Callable[..., Tensor], *rules: JVP) -> None:
     """Record the JVP rules of `op` (forward mode), one per positional argument, in `JVPS`."""
     JVPS[op.__name__] = rules
+
+
+def defvjp_variadic(
+    op: Callable[..., Tensor], vjp: Callable[..., Tensor], jvp: Callable[..., Tensor]
+) -> None:
+    """The rules of an op with any number of arguments: vjp(i, g, ans, *args, **kwargs) is the
+    cotangent of argument i, jvp(i, t, ans, *args, **kwargs) what its tangent adds."""
+    VJPS[op.__name__] = vjp  # type: ignore[assignment]
+    JVPS[op.__name__] = jvp  # type: ignore[assignment]
 
 
 _FLOAT64 = np.dtype(np.float64)
@@ -351,7 +370,7 @@ def _backprop(root: Tensor, seed: Tensor, create_graph: bool) -> dict[int, tuple
             if node._op is None:
                 continue
             g = cotangents[id(node)][1]
-            for rule, parent in zip(VJPS[node._op], node._parents, strict=True):
+            for rule, parent in zip(_rules(VJPS, node), node._parents, strict=True):
                 if not parent.requires_grad:
                     continue
                 contribution = rule(g, node, *node._parents, **node._kwargs)
@@ -414,9 +433,9 @@ def jvp(output: Tensor, inputs: Sequence[Tensor], tangents: Sequence[ArrayLike])
         for node in _toposort(output):
             if node._op is None:
                 continue  # a leaf: its tangent is given, or it has none
-            rules = JVPS.get(node._op)
-            if rules is None:
+            if node._op not in JVPS:
                 raise NotImplementedError(f"autograd has no forward-mode (JVP) rule for '{node._op}'")
+            rules = _rules(JVPS, node)
             total: Tensor | None = None
             for rule, parent in zip(rules, node._parents, strict=True):
                 t = tangent.get(id(parent))

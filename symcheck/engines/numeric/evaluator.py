@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, LAYOUT, OnCall, layout_forward
+from symcheck.language.catalogue import einsum_parts
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
 T = TypeVar("T")
@@ -272,6 +273,7 @@ def _batched(program: Program, names: tuple[str, ...]) -> Batched | None:
             or node.op in _SHIFTED_AXES | _SHIFTED_AXIS
             or node.op in ("clamp", "matmul", "transpose", "broadcast_to", "nll_loss", "cross_entropy")
             or node.op in LAYOUT
+            or node.op == "einsum"
         ):
             return False
         return all(supported(a) for a in node.args)
@@ -342,6 +344,12 @@ def _batched_node(
         kw = {**kw, "axis": kw["axis"] + 1}
     elif node.op == "transpose":
         kw = {**kw, "axes": (0, *(a + 1 for a in kw["axes"]))}
+    elif node.op == "einsum":  # the points' axis as einsum's ... on the batched operands
+        inputs, output = einsum_parts(kw["subscripts"])
+        spec = (
+            ",".join(("..." if b else "") + s for s, b in zip(inputs, flags, strict=True)) + "->..." + output
+        )
+        return np.einsum(spec, *args), True
     elif node.op in LAYOUT:  # the op on the axes after the batch's
         count = len(next(a for a, b in zip(args, flags, strict=True) if b))
         lifted = [a if b else np.broadcast_to(a, (count, *a.shape)) for a, b in zip(args, flags, strict=True)]

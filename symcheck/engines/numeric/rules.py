@@ -14,6 +14,7 @@ import numpy as np
 from symcheck.language import layout
 from symcheck.language.ir import Call, KwValue
 
+
 def layout_forward(op: str, lead: int = 0) -> Forward:
     """The layout op `op` on arrays whose first `lead` axes are a batch (numeric's points)."""
     fn = LAYOUT[op]
@@ -182,6 +183,7 @@ FORWARD: dict[str, Forward] = {
     "softmax": lambda a, kw: _softmax(a[0], kw["axis"]),
     "log_softmax": lambda a, kw: _log_softmax(a[0], kw["axis"]),
     "logsumexp": lambda a, kw: _logsumexp(a[0], kw["axis"], kw["keepdims"]),
+    "einsum": lambda a, kw: np.einsum(kw["subscripts"], *a),
     "outer": lambda a, kw: np.multiply.outer(a[0], a[1]),
     "dot": lambda a, kw: np.dot(a[0], a[1]),
     "trace": lambda a, kw: np.trace(a[0]),
@@ -208,7 +210,14 @@ FORWARD: dict[str, Forward] = {
 
 # Ops that move elements without computing on them keep integer (and bool) arrays as they are.
 KEEPS_DTYPE = frozenset(
-    {"transpose", "expand_dims", "broadcast_to", "index", "take", *(set(LAYOUT) - {"pad", "unslice", "undiagonal"})}
+    {
+        "transpose",
+        "expand_dims",
+        "broadcast_to",
+        "index",
+        "take",
+        *(set(LAYOUT) - {"pad", "unslice", "undiagonal"}),
+    }
 )
 # Arguments that reach the op as they are: class labels and indices must stay integers, and
 # comparisons and where's condition need no float (comparing ints as ints is exact).

@@ -33,7 +33,7 @@ from symcheck.engines.symbolic.functions import (
 )
 from symcheck.engines.symbolic.rules import ELEMENTWISE, NUMPY_IMPLEMENTATIONS
 from symcheck.language import layout
-from symcheck.language.catalogue import OPS, OpKind, matmul_shape, pad_pairs, reduced_count
+from symcheck.language.catalogue import OPS, OpKind, einsum_parts, matmul_shape, pad_pairs, reduced_count
 from symcheck.language.ir import Call, Const, Program, Ref, Shape
 
 
@@ -100,6 +100,8 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return arrays.log_softmax(args[0], atom.kw("axis"))
     if atom.op == "logsumexp":
         return arrays.logsumexp(args[0], atom.kw("axis"), atom.kw("keepdims"))
+    if atom.op == "einsum":
+        return np.einsum(atom.kw("subscripts"), *(np.asarray(a) for a in args))
     if atom.op == "outer":
         return np.multiply.outer(args[0], args[1])
     if atom.op == "trace":
@@ -242,6 +244,10 @@ class Graph:
         if node.op == "logsumexp":
             return self.atom(
                 "logsumexp", (self.full(args[0]),), shape, axis=node.kw("axis"), keepdims=node.kw("keepdims")
+            )
+        if node.op == "einsum":
+            return self.atom(
+                "einsum", tuple(self.full(a) for a in args), shape, subscripts=node.kw("subscripts")
             )
         if node.op == "outer":
             return self.outer(args[0], args[1])
@@ -480,7 +486,9 @@ class Graph:
         atoms = self.atoms_of(t)
         if len(atoms) == 1 and t.expr == atoms[0].symbol and atoms[0].op == "reshape":
             inner = atoms[0].args[0]  # reshape(reshape(x, a), b) is reshape(x, b)
-            return inner if inner.shape == tuple(shape) else self.layout("reshape", [inner], shape, shape=shape)
+            return (
+                inner if inner.shape == tuple(shape) else self.layout("reshape", [inner], shape, shape=shape)
+            )
         return self.layout("reshape", [t], shape, shape=tuple(shape))
 
     def layout(self, op: str, args: Sequence[SymTensor], shape: Shape, /, **kwargs: Any) -> SymTensor:
@@ -488,9 +496,9 @@ class Graph:
         ops that only move elements."""
         if all(a.expr == 0 for a in args) and not (op == "pad" and kwargs.get("value")):
             return SymTensor(sympy.Integer(0), tuple(shape))
-        if op in _MOVES and all(all(x.shape == () for x in self.atoms_of(a)) for a in args):
-            if len({a.expr for a in args}) == 1:  # concat(c, c): c
-                return SymTensor(args[0].expr, tuple(shape))
+        constants = all(all(x.shape == () for x in self.atoms_of(a)) for a in args)
+        if op in _MOVES and constants and len({a.expr for a in args}) == 1:  # concat(c, c): c
+            return SymTensor(args[0].expr, tuple(shape))
         if op == "slice":
             return self.slice(args[0], kwargs["items"], tuple(shape))
         return self.atom(op, tuple(self.full(a) for a in args), tuple(shape), **kwargs)
@@ -544,7 +552,11 @@ class Graph:
                 n = arg.shape[axis]
                 if isinstance(item, int) and before <= item < before + n:
                     return self.slice(arg, items[:axis] + (item - before,) + items[axis + 1 :], shape)
-                if isinstance(item, tuple) and before <= item[0] and item[0] + (len(range(*item)) - 1) * item[2] < before + n:
+                if (
+                    isinstance(item, tuple)
+                    and before <= item[0]
+                    and item[0] + (len(range(*item)) - 1) * item[2] < before + n
+                ):
                     moved = (item[0] - before, item[1] - before, item[2])
                     return self.slice(arg, items[:axis] + (moved,) + items[axis + 1 :], shape)
                 before += n
@@ -695,6 +707,8 @@ class Graph:
             return [self.reduce("sum", both, (0,), False), None]
         if atom.op in LAYOUT_OPS:
             return self._layout_vjp(atom, g)
+        if atom.op == "einsum":
+            return [self._einsum_vjp(atom, i, g) for i in range(len(atom.args))]
         if atom.op == "let":  # a shared step: its value is its argument's
             return [g]
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
@@ -712,6 +726,25 @@ class Graph:
         da = self.sum_to(self.matmul(g, self._matrix_transpose(b)), a.shape)
         db = self.sum_to(self.matmul(self._matrix_transpose(a), g), b.shape)
         return [self.reshape(da, shapes[0]), self.reshape(db, shapes[1])]
+
+    def _einsum_vjp(self, atom: Atom, i: int, g: SymTensor) -> SymTensor:
+        """The cotangent of operand i: einsum of g with the other operands onto i's letters; a
+        letter only operand i has (summed in it alone) broadcasts back along its axis."""
+        inputs, output = einsum_parts(atom.kw("subscripts"))
+        others = [(inputs[j], x) for j, x in enumerate(atom.args) if j != i] + [(output, g)]
+        known = set("".join(letters for letters, _ in others))
+        mine = inputs[i]
+        present = "".join(c for c in mine if c in known)
+        spec = ",".join(letters for letters, _ in others) + "->" + present
+        shape = tuple(d for c, d in zip(mine, atom.args[i].shape, strict=True) if c in known)
+        if len(others) == 1 and others[0][0] == present:  # einsum("ij->ij", g) is g
+            part = others[0][1]
+        else:
+            part = self.atom("einsum", tuple(self.full(x) for _, x in others), shape, subscripts=spec)
+        for axis, c in enumerate(mine):
+            if c not in known:
+                part = self.expand_dims(part, axis)
+        return SymTensor(part.expr, atom.args[i].shape)
 
     def _matrix_transpose(self, t: SymTensor) -> SymTensor:
         n = len(t.shape)

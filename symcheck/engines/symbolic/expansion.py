@@ -124,6 +124,8 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         return arrays.logsumexp(args[0], node.kw("axis"), node.kw("keepdims"))
     if node.op == "outer":
         return np.multiply.outer(args[0], args[1])
+    if node.op == "einsum":  # the sums of products written out
+        return np.einsum(node.kw("subscripts"), *args)
     if node.op == "dot":
         return np.dot(args[0], args[1])
     if node.op == "trace":

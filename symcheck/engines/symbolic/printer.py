@@ -225,6 +225,8 @@ class LanguagePrinter:
             dims = atom.kw("shape")
             shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
             return f"broadcast_to({self._tensor(args[0], 0)}, shape={shape})", ATOM
+        if atom.op == "einsum":
+            return f'einsum("{atom.kw("subscripts")}", {", ".join(self._tensor(a, 0) for a in args)})', ATOM
         if atom.op == "slice":
             return f"{self._tensor(args[0], ATOM)}[{subscript_text(atom.kw('items'), args[0].shape)}]", ATOM
         if atom.op in LAYOUT_OPS:  # reshape(x, shape=(2, 3)), concat(a, b, axis=1), ...
@@ -232,9 +234,17 @@ class LanguagePrinter:
             spec = OPS[atom.op]
             for key, value in atom.kwargs:
                 param = spec.param(key)
-                if param is not None and param.kind not in ("shape", "newshape", "widths") and value == param.default:
+                if (
+                    param is not None
+                    and param.kind not in ("shape", "newshape", "widths")
+                    and value == param.default
+                ):
                     continue
-                if isinstance(value, tuple) and param is not None and param.kind in ("shape", "newshape", "widths"):
+                if (
+                    isinstance(value, tuple)
+                    and param is not None
+                    and param.kind in ("shape", "newshape", "widths")
+                ):
                     parts.append(f"{key}=({', '.join(map(str, value))}{',' if len(value) == 1 else ''})")
                 else:
                     parts.append(f"{key}={keyword_text(value)}")

@@ -211,6 +211,7 @@ RULES: dict[str, Rule] = {
     "nll_loss": Rule(textbook="nll_loss: -log p[y] picks the label's entry: -onehot(y)"),
     "cross_entropy": Rule(textbook="cross_entropy: softmax(z) - onehot(y)"),
     "mse_loss": Rule(),
+    "einsum": Rule(textbook="einsum: each operand's gradient is the einsum of g with the other operands"),
     "outer": Rule(textbook="outer product rule"),
     "dot": Rule(textbook="dot product rule"),
     "trace": Rule(textbook="trace' = eye(n)"),

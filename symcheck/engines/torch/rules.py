@@ -235,6 +235,7 @@ TABLE: dict[str, Lowering] = {
     "softmax": lambda a, kw: F.softmax(a[0], dim=kw["axis"]),
     "log_softmax": lambda a, kw: F.log_softmax(a[0], dim=kw["axis"]),
     "logsumexp": _reduce(torch.logsumexp),
+    "einsum": lambda a, kw: torch.einsum(kw["subscripts"], *a),
     "outer": lambda a, kw: torch.outer(a[0], a[1]),
     "dot": lambda a, kw: torch.dot(a[0], a[1]),
     "trace": lambda a, kw: torch.trace(a[0]),

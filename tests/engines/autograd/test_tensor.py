@@ -373,7 +373,11 @@ def test_rule_table_covers_every_primitive() -> None:
     binary = {"add", "sub", "mul", "div", "pow", "matmul", "lt", "le", "gt", "ge", "eq", "ne"}
     binary |= {"maximum", "minimum", "take", "index_add", "atan2"}
     constants = {"pi", "e"}  # no argument, no rule
+    variadic = {"einsum"}  # one rule taking the argument's position
     for name, rules in T.VJPS.items():
+        if name in variadic:
+            assert callable(rules) and callable(T.JVPS[name]), name
+            continue
         expected = 0 if name in constants else 3 if name == "where" else 2 if name in binary else 1
         assert len(rules) == expected, name
 
