@@ -682,8 +682,15 @@ def ops() -> None:
         signature = f"a {op.infix} b" if op.infix else None
         if op.name == "neg":
             signature = "-x"
-        elif op.name in ("index", "take"):
-            signature = "x[k]" if op.name == "index" else "x[y], take(x, y)"
+        elif op.name in ("index", "take", "slice"):
+            signature = {"index": "x[k]", "take": "x[y], take(x, y)", "slice": "x[1:3, ::2], x[..., -1]"}[
+                op.name
+            ]
+        elif op.name == "einsum":
+            signature = 'einsum("ij,jk->ik", a, b, ...)'
+        elif op.variadic:
+            params = [f"{p.name}={p.default}" for p in op.params]
+            signature = f"{op.name}(a, b, ..., {', '.join(params)})"
         elif signature is None:
             names = ["x"] if op.arity == 1 else ["cond", "a", "b"][-op.arity :] if op.arity else []
             names += [p.name for p in op.params if p.name in op.positional]

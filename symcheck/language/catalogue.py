@@ -1301,10 +1301,8 @@ def normalise_slices(raw: KwValue, shape: Shape) -> tuple:
             )
         picked = range(*slice(start, stop, step).indices(n))
         if len(picked) == 0:
-            raise ShapeError(
-                f"the slice {slice_text((picked.start, picked.stop, picked.step), n)} of axis "
-                f"{axis} (size {n}) selects nothing"
-            )
+            written = ":".join("" if b is None else str(b) for b in (start, stop, step)).rstrip(":")
+            raise ShapeError(f"the slice {written or ':'} of axis {axis} (size {n}) selects nothing")
         # one element read is start:start + 1, whatever the step said
         out.append(
             (picked.start, picked.stop, picked.step)

@@ -98,6 +98,8 @@ def stack(xs: Sequence[np.ndarray], axis: int, lead: int = 0) -> np.ndarray:
 
 def pad(x: np.ndarray, widths: tuple[int, ...], value: float, lead: int = 0) -> np.ndarray:
     """x surrounded by `value`: torch's widths, (left, right) for the last axis first."""
+    if x.dtype.kind in "biu":  # the result is float (value=0.5 around labels)
+        x = x.astype(np.float64)
     pairs = [(0, 0)] * lead + pad_pairs(widths, x.ndim - lead)
     out = filled(tuple(d + a + b for d, (a, b) in zip(x.shape, pairs, strict=True)), x, value)
     out[tuple(slice(a, a + d) for d, (a, _) in zip(x.shape, pairs, strict=True))] = x

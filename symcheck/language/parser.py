@@ -812,7 +812,9 @@ class _Binder:
             return None
         if kind in ("axes", "perm", "shape", "newshape", "widths") and isinstance(node, TupleLit):
             return tuple(self.integer(key, item) for item in node.items)
-        if kind in ("perm", "shape", "widths", "slices"):
+        if kind == "widths":
+            raise self.err(f"{key} must be a tuple of widths, e.g. {key}=(1, 1)", node.span)
+        if kind in ("perm", "shape", "slices"):
             raise self.err(f"{key} must be a tuple of axes, e.g. {key}=(1, 0)", node.span)
         return self.integer(key, node)
 

@@ -718,7 +718,8 @@ class Builder:
 
 
 def _uses(text: str, name: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_])", text) is not None
+    # `k=1` is a keyword (triu's), not the label k
+    return re.search(rf"(?<![A-Za-z0-9_]){name}(?![A-Za-z0-9_]|\s*=(?!=))", text) is not None
 
 
 def _value_spec(r: random.Random, name: str, shape: Shape, pool: Sequence[float]) -> str:

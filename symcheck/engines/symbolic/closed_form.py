@@ -481,15 +481,24 @@ class Graph:
         return self.atom("expand_dims", (self.full(t),), shape, axis=axis)
 
     def reshape(self, t: SymTensor, shape: Shape) -> SymTensor:
-        if tuple(shape) == t.shape:
+        shape = tuple(shape)
+        if shape == t.shape:
             return t
         atoms = self.atoms_of(t)
-        if len(atoms) == 1 and t.expr == atoms[0].symbol and atoms[0].op == "reshape":
-            inner = atoms[0].args[0]  # reshape(reshape(x, a), b) is reshape(x, b)
-            return (
-                inner if inner.shape == tuple(shape) else self.layout("reshape", [inner], shape, shape=shape)
+        if t.expr in self.atoms and atoms[0].shape == t.shape:
+            return self._reshape_atom(atoms[0], shape)
+        if atoms and all(a.shape == t.shape for a in atoms):
+            # Reshape each atom: reshape(3*x^2, ...) is 3*reshape(x, ...)^2, and reshapes then cancel.
+            return SymTensor(
+                t.expr.xreplace({a.symbol: self._reshape_atom(a, shape).expr for a in atoms}), shape
             )
-        return self.layout("reshape", [t], shape, shape=tuple(shape))
+        return self.layout("reshape", [t], shape, shape=shape)
+
+    def _reshape_atom(self, a: Atom, shape: Shape) -> SymTensor:
+        if a.op in ("reshape", "expand_dims"):  # reshape(reshape(x, a), b) is reshape(x, b), or x
+            inner = a.args[0]
+            return inner if inner.shape == shape else self.reshape(inner, shape)
+        return self.layout("reshape", [SymTensor(a.symbol, a.shape)], shape, shape=shape)
 
     def layout(self, op: str, args: Sequence[SymTensor], shape: Shape, /, **kwargs: Any) -> SymTensor:
         """A layout op's atom, where it is one: zeros stay zeros, constants stay constants under the
@@ -509,7 +518,7 @@ class Graph:
         if all(isinstance(i, tuple) and i == (0, n, 1) for i, n in zip(items, t.shape, strict=True)):
             return t
         atoms = self.atoms_of(t)
-        if t.expr in self.atoms:
+        if t.expr in self.atoms and self.atoms[t.expr].shape == t.shape:
             return self._slice_atom(self.atoms[t.expr], items, shape)
         replacements = {}
         for a in atoms:
