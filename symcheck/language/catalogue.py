@@ -239,6 +239,27 @@ def _spread(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
     return _reduction(types, kwargs)
 
 
+def _one_axis(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """prod's: a reduction over every axis or one (torch.prod takes one dim)."""
+    axes = kwargs.get("axis")
+    if axes is not None and len(axes) > 1:
+        raise ShapeError(
+            f"prod reduces over one axis or all, got axis={axes}", hint="prod(prod(x, axis=1), axis=0)"
+        )
+    return _reduction(types, kwargs)
+
+
+def _norm(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    if kwargs["p"] == "fro" and kwargs.get("axis") is not None and len(kwargs["axis"]) != 2:
+        raise ShapeError("the Frobenius norm is over two axes (or all)", hint="axis=(0, 1), or p=2 over one")
+    return _reduction(types, kwargs)
+
+
+def _scan(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """cumsum's and cumprod's: the shape of the argument."""
+    return TensorType(types[0].shape, DType.FLOAT)
+
+
 def _matmul(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
     a, b = types
     if a.ndim == 0 or b.ndim == 0:
@@ -628,6 +649,35 @@ def _extreme_kinks(call: Call) -> tuple[Kink, ...]:
     return (Kink(0, 0.0, text, offset=_tie_gap(call.op, call.kw("axis"))),)
 
 
+def _norm_kinks(call: Call) -> tuple[Kink, ...]:
+    """Where a norm has no derivative: p=1 at an element 0, p=inf where the largest |x| is tied,
+    p=2 (and fro) where the whole norm is 0."""
+    p, axis = call.kw("p"), call.kw("axis")
+    if p == "1":
+        return (Kink(0, 0.0, "norm with p=1 (abs) is not differentiable where an element is 0"),)
+    if p == "inf":
+        ties = _tie_gap("max", axis)
+        text = "norm with p=inf is not differentiable where the largest |x| is tied"
+        return (Kink(0, 0.0, text, offset=lambda args: ties([_abs(args[0])])),)
+    return (Kink(0, 0.0, "a 2-norm is not differentiable where it is 0", offset=_norm_gap(axis)),)
+
+
+def _abs(a: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.abs(np.asarray(a, dtype=np.float64))
+
+
+def _norm_gap(axis: tuple[int, ...] | None) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    def gap(args: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        x = np.asarray(args[0], dtype=np.float64)
+        return np.broadcast_to(np.sqrt(np.sum(x * x, axis=axis, keepdims=True)), x.shape)
+
+    return gap
+
+
 def _take_domain(call: Call) -> tuple[Domain, ...]:
     n = call.args[0].shape[0]
     return (Domain(1, f"indices must lie in [-{n}, {n})", lambda a: (a >= -n) & (a < n)),)
@@ -846,6 +896,46 @@ CATALOGUE: tuple[OpSpec, ...] = (
     _spread_op("var", "variance over axes: sum((x - mean(x))^2) / (N - correction) (torch.var)"),
     _spread_op(
         "std", "standard deviation over axes: sqrt(var(x, correction=...)) (torch.std); x not constant there"
+    ),
+    OpSpec(
+        "prod",
+        OpKind.REDUCTION,
+        1,
+        "product over every axis or one (torch.prod); its gradient is the product of the others (zeros "
+        "included)",
+        params=(Param("axis", "axes", None, "one axis, or None for all"), KEEPDIMS),
+        shape_rule=_one_axis,
+    ),
+    OpSpec(
+        "norm",
+        OpKind.REDUCTION,
+        1,
+        "the p-norm over axes (torch.linalg.vector_norm): p=2 sqrt(sum(x^2)), p=1 sum(abs(x)), p=inf "
+        "max(abs(x)), p=fro the Frobenius norm (p=2 over two axes or all)",
+        params=(
+            Param("p", "choice", "2", "2, 1, inf or fro", choices=("2", "1", "inf", "fro")),
+            AXES,
+            KEEPDIMS,
+        ),
+        shape_rule=_norm,
+        kink_rule=_norm_kinks,
+    ),
+    OpSpec(
+        "cumsum",
+        OpKind.TENSOR,
+        1,
+        "running sums along an axis (torch.cumsum)",
+        params=(Param("axis", "dim", None, "the axis summed along (torch's dim)"),),
+        shape_rule=_scan,
+    ),
+    OpSpec(
+        "cumprod",
+        OpKind.TENSOR,
+        1,
+        "running products along an axis (torch.cumprod); x != 0, as its closed form divides by x",
+        params=(Param("axis", "dim", None, "the axis multiplied along (torch's dim)"),),
+        shape_rule=_scan,
+        domain=(Domain(0, "cumprod's closed-form gradient divides by x: x != 0", lambda a: a != 0),),
     ),
     # shape
     OpSpec(
@@ -1202,6 +1292,8 @@ def canonical_kwargs(
         elif param.kind == "dim":
             if ndim == 0:
                 raise ShapeError(f"{op.name} needs a tensor with at least one axis, got a scalar", arg=0)
+            if value is None:
+                raise ShapeError(f"{op.name} needs {param.name}=..., the axis it runs along (torch's dim)")
             value = _norm_axis(int(value), ndim, param.name)
         elif param.kind == "count":
             if value is None:

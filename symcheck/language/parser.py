@@ -789,6 +789,8 @@ class _Binder:
         if kind == "choice":
             if isinstance(node, Ref) and node.name in choices:
                 return node.name
+            if isinstance(node, Const) and str(node.value) in choices:  # norm's p=2
+                return str(node.value)
             raise self.err(
                 f"{key} must be one of {', '.join(choices)}", node.span, hint=f"e.g. {key}={choices[0]}"
             )

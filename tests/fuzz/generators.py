@@ -132,7 +132,8 @@ FUNCTIONS = [
     'transpose', 'expand_dims', 'broadcast_to', 'take', 'eye', 'pow', 'matmul', 'sinh', 'cosh', 'atan',
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
     'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std', 'reshape', 'flatten', 'squeeze', 'flip',
-    'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum',
+    'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum', 'prod', 'norm',
+    'cumsum', 'cumprod',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -155,6 +156,7 @@ KEYWORDS = (
     "start",
     "step",
     "subscripts",
+    "p",
 )
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
@@ -515,11 +517,21 @@ BINARY = (
 # shape -> layout ops that make it: a template over operands of the given shapes
 LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
+        ("prod({0})", ((2, 2),)),
+        ("prod({0})", ((3,),)),
+        ("norm({0})", ((2, 2),)),
+        ("norm({0}, p=1)", ((2,),)),
+        ("norm({0}, p=inf)", ((3,),)),
+        ("norm({0}, p=fro)", ((2, 2),)),
         ('einsum("i,i->", {0}, {1})', ((2,), (2,))),
         ('einsum("ij->", {0})', ((2, 2),)),
         ("({0})[1:, 0][0]", ((2, 2),)),
     ],
     (2,): [
+        ("cumsum({0}, axis=0)", ((2,),)),
+        ("cumprod(({0})*({0}) + 1, axis=0)", ((2,),)),
+        ("prod({0}, axis=1)", ((2, 2),)),
+        ("norm({0}, axis=0)", ((2, 2),)),
         ("({0})[1:3]", ((4,),)),
         ("({0})[::2]", ((4,),)),
         ("({0})[:, 0]", ((2, 2),)),

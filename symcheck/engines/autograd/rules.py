@@ -419,6 +419,53 @@ broadcast_to = primitive("broadcast_to", lambda x, *, shape: np.broadcast_to(x, 
 defvjp(broadcast_to, lambda g, ans, x, *, shape: unbroadcast(g, x.shape))
 defjvp(broadcast_to, lambda t, ans, x, *, shape: broadcast_to(t, shape=shape))
 
+# ---------------------------------------------------------------- products and running sums
+# d/dx_i Π_j x_j is the product of the others, Π_{j≠i} x_j: written as the product of those before
+# i times those after it (exclusive running products), never as prod/x_i, which is 0/0 at a zero.
+
+
+def _exclusive_cumprod(x: Tensor, axis: int) -> Tensor:
+    """Per position along `axis`, the product of the elements before it (1 for the first)."""
+    n = x.shape[axis]
+    head = tuple((0, n - 1, 1) if a == axis else (0, d, 1) for a, d in enumerate(x.shape))
+    widths = (0, 0) * (x.ndim - 1 - axis) + (1, 0)  # torch's order: the last axis first
+    return pad(slice_(cumprod(x, axis=axis), items=head), widths=widths, value=1.0)
+
+
+def _product_of_others(x: Tensor, axis: int | None) -> Tensor:
+    if axis is None:
+        return reshape(_product_of_others(reshape(x, shape=(x.size,)), 0), shape=x.shape)
+    before = _exclusive_cumprod(x, axis)
+    after = flip(_exclusive_cumprod(flip(x, axis=(axis,)), axis), axis=(axis,))
+    return before * after
+
+
+def _prod(x: np.ndarray, *, axis: tuple[int, ...] | None = None, keepdims: bool = False) -> np.ndarray:
+    return np.prod(x, axis=None if axis is None else _reduced_axes(x.ndim, axis), keepdims=keepdims)
+
+
+def _one(axis: tuple[int, ...] | None, ndim: int) -> int | None:
+    return None if axis is None else _reduced_axes(ndim, axis)[0]
+
+
+prod = primitive("prod", _prod)
+defvjp(prod, lambda g, ans, x, *, axis, keepdims:
+       _unreduce(g, x.shape, axis, keepdims) * _product_of_others(x, _one(axis, x.ndim)))  # fmt: skip
+defjvp(prod, lambda t, ans, x, *, axis, keepdims:
+       sum(t * _product_of_others(x, _one(axis, x.ndim)), axis=axis, keepdims=keepdims))  # fmt: skip
+
+# cumsum: out_k = Σ_{i<=k} x_i, so x̄_i = Σ_{k>=i} g_k, a running sum from the far end.
+cumsum = primitive("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis))
+defvjp(cumsum, lambda g, ans, x, *, axis: flip(cumsum(flip(g, axis=(axis,)), axis=axis), axis=(axis,)))
+defjvp(cumsum, lambda t, ans, x, *, axis: cumsum(t, axis=axis))
+
+# cumprod: d out_k / d x_i = out_k / x_i for i <= k (x != 0, the catalogue's domain).
+cumprod = primitive("cumprod", lambda x, *, axis: np.cumprod(x, axis=axis))
+defvjp(
+    cumprod, lambda g, ans, x, *, axis: flip(cumsum(flip(g * ans, axis=(axis,)), axis=axis), axis=(axis,)) / x
+)
+defjvp(cumprod, lambda t, ans, x, *, axis: ans * cumsum(t / x, axis=axis))
+
 # ---------------------------------------------------------------- max and min
 # Reductions like sum, but g goes back only to the elements equal to the result; tied elements
 # share it evenly (torch.amax/amin), so the cotangents still add up to g.
@@ -785,6 +832,18 @@ def dot(a: ArrayLike, b: ArrayLike) -> Tensor:
     """Σ_i a[i] * b[i], for 1-D a and b of equal length."""
     a, b = _vectors("dot", a, b)
     return sum(a * b)
+
+
+@composite
+def norm(
+    x: ArrayLike, *, p: str = "2", axis: tuple[int, ...] | None = None, keepdims: bool = False
+) -> Tensor:
+    """The p-norm over `axis`, as its definition reads: sqrt(sum(x^2)), sum(abs(x)), max(abs(x))."""
+    if p == "1":
+        return sum(abs(x), axis=axis, keepdims=keepdims)
+    if p == "inf":
+        return max(abs(x), axis=axis, keepdims=keepdims)
+    return sqrt(sum(mul(x, x), axis=axis, keepdims=keepdims))  # 2, and fro: over the elements
 
 
 # ---------------------------------------------------------------- spread

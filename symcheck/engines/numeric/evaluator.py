@@ -229,8 +229,8 @@ def _buffers(calls: Calls, shapes: Mapping[int, tuple[int, ...]], out: int) -> d
 
 # Ops whose batched form `batched` knows: every elementwise op, and these, with their axes moved
 # past the batch axis. A program with any other op on a batched value is evaluated one point at a time.
-_SHIFTED_AXES = frozenset({"sum", "mean", "max", "min", "logsumexp", "var", "std"})
-_SHIFTED_AXIS = frozenset({"softmax", "log_softmax", "expand_dims"})
+_SHIFTED_AXES = frozenset({"sum", "mean", "max", "min", "logsumexp", "var", "std", "prod", "norm"})
+_SHIFTED_AXIS = frozenset({"softmax", "log_softmax", "expand_dims", "cumsum", "cumprod"})
 
 
 Batched = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]

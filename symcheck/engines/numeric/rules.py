@@ -51,6 +51,14 @@ def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
 
+def _norm(x: np.ndarray, p: str, axis: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
+    if p == "1":
+        return np.sum(np.abs(x), axis=axis, keepdims=keepdims)
+    if p == "inf":
+        return np.max(np.abs(x), axis=axis, keepdims=keepdims)
+    return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))  # 2, and fro: over the elements
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -175,6 +183,10 @@ FORWARD: dict[str, Forward] = {
     "mean": lambda a, kw: np.mean(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
     "var": lambda a, kw: np.var(a[0], axis=kw["axis"], ddof=kw["correction"], keepdims=kw["keepdims"]),
     "std": lambda a, kw: np.std(a[0], axis=kw["axis"], ddof=kw["correction"], keepdims=kw["keepdims"]),
+    "prod": lambda a, kw: np.prod(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "norm": lambda a, kw: _norm(a[0], kw["p"], kw["axis"], kw["keepdims"]),
+    "cumsum": lambda a, kw: np.cumsum(a[0], axis=kw["axis"]),
+    "cumprod": lambda a, kw: np.cumprod(a[0], axis=kw["axis"]),
     "transpose": lambda a, kw: np.transpose(a[0], kw["axes"]),
     "expand_dims": lambda a, kw: np.expand_dims(a[0], kw["axis"]),
     "broadcast_to": lambda a, kw: np.broadcast_to(a[0], kw["shape"]),

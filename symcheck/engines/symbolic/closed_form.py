@@ -81,6 +81,12 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         total = np.sum((x - centre) ** 2, axis=axes, keepdims=atom.kw("keepdims"))
         variance = np.asarray(total * (1 / (n - sympy.Rational(str(correction)))), dtype=object)
         return variance if atom.op == "var" else np.frompyfunc(sympy.sqrt, 1, 1)(variance)
+    if atom.op == "prod":
+        axes = atom.kw("axis")
+        return np.prod(np.asarray(args[0]), axis=axes, keepdims=atom.kw("keepdims"))
+    if atom.op in ("cumsum", "cumprod"):
+        scan = np.cumsum if atom.op == "cumsum" else np.cumprod
+        return scan(np.asarray(args[0]), axis=atom.kw("axis"))
     if atom.op == "matmul":
         return np.matmul(args[0], args[1]) if np.ndim(args[0]) and np.ndim(args[1]) else args[0] * args[1]
     if atom.op == "transpose":
@@ -255,6 +261,29 @@ class Graph:
             return self.reduce("sum", SymTensor(args[0].expr * args[1].expr, args[0].shape), None, False)
         if node.op == "trace":
             return self.atom("trace", (self.full(args[0]),), ())
+        if node.op == "prod":
+            x, axes = args[0], node.kw("axis")
+            if axes is None and len(x.shape) != 1:  # the product of all, as one axis
+                x = self.reshape(x, (int(np.prod(x.shape)),))
+                kept = self.atom(
+                    "prod",
+                    (self.full(x),),
+                    () if not node.kw("keepdims") else (1,),
+                    axis=(0,),
+                    keepdims=node.kw("keepdims"),
+                )
+                return self.reshape(kept, shape) if node.kw("keepdims") else kept
+            return self.atom("prod", (self.full(x),), shape, axis=axes or (0,), keepdims=node.kw("keepdims"))
+        if node.op in ("cumsum", "cumprod"):
+            return self.atom(node.op, (self.full(args[0]),), shape, axis=node.kw("axis"))
+        if node.op == "norm":  # its definition, so that the closed form reads like the math
+            x, axes, keep, p = args[0], node.kw("axis"), node.kw("keepdims"), node.kw("p")
+            if p == "1":
+                return self.reduce("sum", SymTensor(sympy.Abs(x.expr), x.shape), axes, keep)
+            if p == "inf":
+                return self.reduce("max", SymTensor(sympy.Abs(x.expr), x.shape), axes, keep)
+            total = self.reduce("sum", SymTensor(x.expr**2, x.shape), axes, keep)
+            return SymTensor(sympy.sqrt(total.expr), total.shape)
         if node.op in ("var", "std"):  # atoms with their own VJP (the expansion uses the definition)
             return self.atom(
                 node.op,
@@ -510,6 +539,14 @@ class Graph:
             return SymTensor(args[0].expr, tuple(shape))
         if op == "slice":
             return self.slice(args[0], kwargs["items"], tuple(shape))
+        if op in ("flip", "tril", "triu", "reshape") and args[0].expr in self.atoms:
+            inner = self.atoms[args[0].expr]  # flip(flip(x)) is x; tril(tril(x)) is tril(x)
+            if (
+                inner.op == op
+                and inner.kwargs == tuple(sorted(kwargs.items()))
+                and inner.shape == args[0].shape
+            ):
+                return inner.args[0] if op == "flip" else args[0]
         return self.atom(op, tuple(self.full(a) for a in args), tuple(shape), **kwargs)
 
     def slice(self, t: SymTensor, items: tuple, shape: Shape) -> SymTensor:
@@ -716,6 +753,25 @@ class Graph:
             return [self.reduce("sum", both, (0,), False), None]
         if atom.op in LAYOUT_OPS:
             return self._layout_vjp(atom, g)
+        if atom.op == "prod":  # the product of the others: those before times those after
+            (x,) = atom.args
+            (axis,) = atom.kw("axis")
+            spread = self._unreduce(g, x.shape, (axis,), atom.kw("keepdims"))
+            before = self._exclusive_cumprod(x, axis)
+            after = self.layout(
+                "flip",
+                [self._exclusive_cumprod(self.layout("flip", [x], x.shape, axis=(axis,)), axis)],
+                x.shape,
+                axis=(axis,),
+            )
+            return [SymTensor(spread.expr * before.expr * after.expr, x.shape)]
+        if atom.op == "cumsum":  # a running sum of g from the far end
+            (x,) = atom.args
+            return [self._reverse_cumsum(g, atom.kw("axis"))]
+        if atom.op == "cumprod":  # d out_k / d x_i = out_k / x_i for i <= k
+            (x,) = atom.args
+            weighted = SymTensor(g.expr * atom.symbol, x.shape)
+            return [SymTensor(self._reverse_cumsum(weighted, atom.kw("axis")).expr / x.expr, x.shape)]
         if atom.op == "einsum":
             return [self._einsum_vjp(atom, i, g) for i in range(len(atom.args))]
         if atom.op == "let":  # a shared step: its value is its argument's
@@ -754,6 +810,24 @@ class Graph:
             if c not in known:
                 part = self.expand_dims(part, axis)
         return SymTensor(part.expr, atom.args[i].shape)
+
+    def _exclusive_cumprod(self, x: SymTensor, axis: int) -> SymTensor:
+        """Per position along `axis`, the product of the elements before it (1 for the first)."""
+        n = x.shape[axis]
+        running = self.atom("cumprod", (self.full(x),), x.shape, axis=axis)
+        head = tuple((0, n - 1, 1) if a == axis else (0, d, 1) for a, d in enumerate(x.shape))
+        shortened = tuple(n - 1 if a == axis else d for a, d in enumerate(x.shape))
+        widths = (0, 0) * (len(x.shape) - 1 - axis) + (1, 0)
+        if n == 1:
+            return SymTensor(sympy.Integer(1), x.shape)
+        return self.layout("pad", [self.slice(running, head, shortened)], x.shape, widths=widths, value=1.0)
+
+    def _reverse_cumsum(self, g: SymTensor, axis: int) -> SymTensor:
+        """Σ_{k >= i} g_k along `axis`: flip, cumsum, flip back."""
+        flipped = self.layout("flip", [g], g.shape, axis=(axis,))
+        return self.layout(
+            "flip", [self.atom("cumsum", (self.full(flipped),), g.shape, axis=axis)], g.shape, axis=(axis,)
+        )
 
     def _matrix_transpose(self, t: SymTensor) -> SymTensor:
         n = len(t.shape)

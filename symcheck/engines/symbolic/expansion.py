@@ -85,6 +85,22 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
             if node.op == "var"
             else np.asarray(np.frompyfunc(sympy.sqrt, 1, 1)(variance), dtype=object)
         )
+    if node.op == "prod":  # the products written out
+        return np.asarray(np.prod(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")), dtype=object)
+    if node.op in ("cumsum", "cumprod"):
+        scan = np.cumsum if node.op == "cumsum" else np.cumprod
+        return np.asarray(scan(args[0], axis=node.kw("axis")), dtype=object)
+    if node.op == "norm":  # its definition, element by element
+        x, axes, keep, p = args[0], node.kw("axis"), node.kw("keepdims"), node.kw("p")
+        if p == "1":
+            return np.asarray(
+                np.sum(np.frompyfunc(sympy.Abs, 1, 1)(x), axis=axes, keepdims=keep), dtype=object
+            )
+        if p == "inf":
+            magnitudes = np.asarray(np.frompyfunc(sympy.Abs, 1, 1)(x), dtype=object)
+            return np.asarray(arrays.extreme("max", magnitudes, axes, keep), dtype=object)
+        total = np.asarray(np.sum(x * x, axis=axes, keepdims=keep), dtype=object)
+        return np.asarray(np.frompyfunc(sympy.sqrt, 1, 1)(total), dtype=object)
     if node.op in ("sum", "mean"):
         total = np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims"))
         if node.op == "mean":
@@ -599,6 +615,10 @@ def _size(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.broadcast_to(weight * sum(args) + 1.0, shape)
     if node.op in ("sum", "mean"):
         return np.asarray(np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) + 1.0)
+    if node.op in ("prod", "norm"):
+        return np.asarray(np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) * 3.0 + 2.0)
+    if node.op in ("cumsum", "cumprod"):  # element k holds k + 1 terms
+        return np.asarray(np.cumsum(args[0], axis=node.kw("axis")) + 1.0)
     if node.op in ("max", "min"):  # nested extremes, each argument compared with the others
         return np.asarray(2 * np.sum(args[0], axis=node.kw("axis"), keepdims=node.kw("keepdims")) + 1.0)
     if node.op == "matmul":

@@ -232,8 +232,11 @@ class LanguagePrinter:
         if atom.op in LAYOUT_OPS:  # reshape(x, shape=(2, 3)), concat(a, b, axis=1), ...
             parts = [self._tensor(a, 0) for a in args]
             spec = OPS[atom.op]
-            for key, value in atom.kwargs:
-                param = spec.param(key)
+            given = dict(atom.kwargs)
+            for param in spec.params:  # in the catalogue's order: pad(x, widths=(1, 0), value=1)
+                key, value = param.name, given[param.name]
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
                 if (
                     param is not None
                     and param.kind not in ("shape", "newshape", "widths")
@@ -263,7 +266,11 @@ class LanguagePrinter:
             return f"{self._tensor(args[0], ATOM)}[{atom.kw('at')}]", ATOM
         if atom.op == "take":
             return f"{self._tensor(args[0], ATOM)}[{self._tensor(args[1], 0)}]", ATOM
-        if atom.op in ("sum", "mean", "logsumexp", "max", "min", "var", "std"):
+        if atom.op in ("cumsum", "cumprod"):
+            return f"{atom.op}({self._tensor(args[0], 0)}, axis={atom.kw('axis')})", ATOM
+        if atom.op == "prod" and len(args[0].shape) == 1 and not atom.kw("keepdims"):
+            return f"prod({self._tensor(args[0], 0)})", ATOM
+        if atom.op in ("sum", "mean", "logsumexp", "max", "min", "var", "std", "prod"):
             parts = [self._tensor(args[0], 0)]
             axes = atom.kw("axis")
             if axes is not None:

@@ -6,6 +6,7 @@ catalogue op, so that torch.autograd differentiates it. One entry per catalogue 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -138,6 +139,14 @@ def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
     return lower
 
 
+def _prod(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    axes = kw["axis"]
+    if axes is None:
+        out = torch.prod(args[0])
+        return out.reshape((1,) * args[0].ndim) if kw["keepdims"] else out
+    return torch.prod(args[0], dim=axes[0], keepdim=bool(kw["keepdims"]))
+
+
 def _squeeze(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
     axes = kw["axis"]
     return torch.squeeze(args[0]) if axes is None else torch.squeeze(args[0], dim=tuple(axes))
@@ -216,6 +225,12 @@ TABLE: dict[str, Lowering] = {
     "mean": _reduce(torch.mean),
     "var": _spread(torch.var),
     "std": _spread(torch.std),
+    "prod": _prod,
+    "norm": lambda a, kw: torch.linalg.vector_norm(
+        a[0], ord={"1": 1, "2": 2, "fro": 2, "inf": math.inf}[kw["p"]], dim=kw["axis"], keepdim=kw["keepdims"]
+    ),
+    "cumsum": lambda a, kw: torch.cumsum(a[0], dim=kw["axis"]),
+    "cumprod": lambda a, kw: torch.cumprod(a[0], dim=kw["axis"]),
     "transpose": lambda a, kw: torch.permute(a[0], kw["axes"]),
     "expand_dims": _expand_dims,
     "broadcast_to": lambda a, kw: torch.broadcast_to(a[0], kw["shape"]),
