@@ -532,6 +532,54 @@ def _einsum(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
     return TensorType(tuple(sizes[c] for c in output), DType.FLOAT)
 
 
+def _gather(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """gather(x, idx, axis): idx of x's rank, no larger on the other axes; idx's shape."""
+    x, idx = types[0], types[1]
+    _need_int(idx, 1, "gather's index")
+    _fits_within(x, idx, kwargs["axis"], "gather")
+    return TensorType(idx.shape, x.dtype)
+
+
+def _fits_within(x: TensorType, idx: TensorType, axis: int, op: str) -> None:
+    if idx.ndim != x.ndim:
+        raise ShapeError(
+            f"{op}'s index needs {x.ndim} axes, as x {_fmt(x.shape)}, got {_fmt(idx.shape)}", arg=1
+        )
+    if any(i > n for k, (i, n) in enumerate(zip(idx.shape, x.shape, strict=True)) if k != axis):
+        raise ShapeError(
+            f"{op}'s index {_fmt(idx.shape)} is larger than x {_fmt(x.shape)} off axis {axis}", arg=1
+        )
+
+
+def _scatter_add(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    x, idx, src = types
+    _need_int(idx, 1, "scatter_add's index")
+    _fits_within(x, idx, kwargs["axis"], "scatter_add")
+    if src.shape != idx.shape:
+        raise ShapeError(
+            f"scatter_add's src needs the index's shape {_fmt(idx.shape)}, got {_fmt(src.shape)}", arg=2
+        )
+    return TensorType(x.shape, DType.FLOAT)
+
+
+def _index_select(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    x, idx = types
+    _need_int(idx, 1, "index_select's index")
+    if idx.ndim != 1:
+        raise ShapeError(f"index_select takes a 1-D index, got {_fmt(idx.shape)}", arg=1)
+    axis = kwargs["axis"]
+    return TensorType(x.shape[:axis] + idx.shape + x.shape[axis + 1 :], x.dtype)
+
+
+def _embedding(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    weight, idx = types
+    _need_float(weight, 0, "the weight")
+    _need_int(idx, 1, "embedding's index")
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding's weight is (num_embeddings, dim), got {_fmt(weight.shape)}", arg=0)
+    return TensorType(idx.shape + weight.shape[1:], DType.FLOAT)
+
+
 def _need_int(t: TensorType, arg: int, what: str) -> None:
     if t.dtype is not DType.INT:
         raise ShapeError(
@@ -659,7 +707,16 @@ def _norm_kinks(call: Call) -> tuple[Kink, ...]:
         ties = _tie_gap("max", axis)
         text = "norm with p=inf is not differentiable where the largest |x| is tied"
         return (Kink(0, 0.0, text, offset=lambda args: ties([_abs(args[0])])),)
-    return (Kink(0, 0.0, "a 2-norm is not differentiable where it is 0", offset=_norm_gap(axis)),)
+    return ()
+
+
+def _norm_domain(call: Call) -> tuple[Domain, ...]:
+    """A 2-norm's gradient x/norm(x) is undefined where the norm is 0 (as sqrt's at 0)."""
+    if call.kw("p") in ("1", "inf"):
+        return ()
+    gap = _norm_gap(call.kw("axis"))
+    text = "a 2-norm needs norm(x) != 0 (its gradient x/norm(x) is undefined at 0)"
+    return (Domain(0, text, lambda a: gap([a]) != 0),)
 
 
 def _abs(a: np.ndarray) -> np.ndarray:
@@ -676,6 +733,15 @@ def _norm_gap(axis: tuple[int, ...] | None) -> Callable[[Sequence[np.ndarray]], 
         return np.broadcast_to(np.sqrt(np.sum(x * x, axis=axis, keepdims=True)), x.shape)
 
     return gap
+
+
+def _along_domain(call: Call) -> tuple[Domain, ...]:
+    """gather's, scatter_add's, index_select's, embedding's: indices in [0, n) of the axis read."""
+    axis = call.kw("axis") if call.op != "embedding" else 0
+    n = call.args[0].shape[axis]
+    return (
+        Domain(1, f"indices must lie in [0, {n}) (the size of axis {axis})", lambda a: (a >= 0) & (a < n)),
+    )
 
 
 def _take_domain(call: Call) -> tuple[Domain, ...]:
@@ -919,6 +985,7 @@ CATALOGUE: tuple[OpSpec, ...] = (
         ),
         shape_rule=_norm,
         kink_rule=_norm_kinks,
+        domain_rule=_norm_domain,
     ),
     OpSpec(
         "cumsum",
@@ -1206,6 +1273,42 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "x[y] for an int tensor y, scalar or 1-D: rows of x along the first axis",
         shape_rule=_take,
         domain_rule=_take_domain,
+    ),
+    OpSpec(
+        "gather",
+        OpKind.TENSOR,
+        2,
+        "gather(x, idx, axis=0): x read along axis at idx, elsewhere at idx's own position (torch.gather)",
+        params=(Param("axis", "dim", None, "the axis read along (torch's dim)"),),
+        shape_rule=_gather,
+        domain_rule=_along_domain,
+    ),
+    OpSpec(
+        "scatter_add",
+        OpKind.TENSOR,
+        3,
+        "scatter_add(x, idx, src, axis=0): x with src added at idx along axis (torch.scatter_add; src has "
+        "idx's shape); gather's adjoint",
+        params=(Param("axis", "dim", None, "the axis written along (torch's dim)"),),
+        shape_rule=_scatter_add,
+        domain_rule=_along_domain,
+    ),
+    OpSpec(
+        "index_select",
+        OpKind.TENSOR,
+        2,
+        "index_select(x, idx, axis=0): the slices of x along axis the 1-D idx names (torch.index_select)",
+        params=(Param("axis", "dim", None, "the axis selected along (torch's dim)"),),
+        shape_rule=_index_select,
+        domain_rule=_along_domain,
+    ),
+    OpSpec(
+        "embedding",
+        OpKind.TENSOR,
+        2,
+        "embedding(weight, idx): weight's rows at idx, idx of any shape (torch.nn.functional.embedding)",
+        shape_rule=_embedding,
+        domain_rule=_along_domain,
     ),
     OpSpec(
         "eye",

@@ -135,6 +135,61 @@ def slice_adjoint(items: tuple, shape: Shape) -> tuple[tuple[int, ...], Shape, S
     return dropped, tuple(shape), start, step
 
 
+def _indices(idx: np.ndarray, lead_shape: Shape) -> np.ndarray:
+    return np.broadcast_to(np.asarray(idx, dtype=np.int64), tuple(lead_shape) + np.shape(idx))
+
+
+def _in_range(idx: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The index with positions outside [0, n) read as 0, and where it was inside. An index out of
+    range is outside the op's domain (the caller reports it, as for x[y]): NaN, not an IndexError."""
+    idx = np.asarray(idx, dtype=np.int64)
+    valid = (idx >= 0) & (idx < n)
+    return np.where(valid, idx, 0), valid
+
+
+def _poisoned(out: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    if out.dtype == object or not bad.any():
+        return out
+    out = out.astype(np.result_type(out.dtype, np.float64))
+    out[np.broadcast_to(bad, out.shape)] = np.nan
+    return out
+
+
+def gather(x: np.ndarray, idx: np.ndarray, axis: int, lead: int = 0) -> np.ndarray:
+    """out[p] = x[p with p[axis] replaced by idx[p]] (torch.gather), idx no larger than x off axis."""
+    idx, valid = _in_range(idx, x.shape[lead + axis])
+    inside = (slice(None),) * lead + tuple(
+        slice(None) if d == axis else slice(0, n) for d, n in enumerate(idx.shape)
+    )
+    return _poisoned(np.take_along_axis(x[inside], _indices(idx, x.shape[:lead]), axis=lead + axis), ~valid)
+
+
+def scatter_add(x: np.ndarray, idx: np.ndarray, src: np.ndarray, axis: int, lead: int = 0) -> np.ndarray:
+    """x with src[p] added at p with p[axis] replaced by idx[p] (torch.scatter_add); repeats add up."""
+    idx, valid = _in_range(idx, x.shape[lead + axis])
+    shape = np.broadcast_shapes(np.shape(x)[:lead], np.shape(src)[:lead]) + tuple(x.shape[lead:])
+    symbolic = object in (x.dtype, np.asarray(src).dtype)  # SymPy expressions: kept exact
+    out = np.array(np.broadcast_to(x, shape), dtype=object if symbolic else np.float64)
+    full = _indices(idx, shape[:lead])
+    where = list(np.indices(full.shape, sparse=True))
+    where[lead + axis] = full
+    np.add.at(out, tuple(where), np.broadcast_to(src, full.shape))
+    return _poisoned(out, np.asarray(not valid.all()))
+
+
+def index_select(x: np.ndarray, idx: np.ndarray, axis: int, lead: int = 0) -> np.ndarray:
+    idx, valid = _in_range(idx, x.shape[lead + axis])
+    out = np.take(x, idx, axis=lead + axis)
+    bad = np.reshape(~valid, tuple(-1 if d == lead + axis else 1 for d in range(out.ndim)))
+    return _poisoned(out, bad)
+
+
+def embedding(weight: np.ndarray, idx: np.ndarray, lead: int = 0) -> np.ndarray:
+    idx, valid = _in_range(idx, weight.shape[lead])
+    out = np.take(weight, idx, axis=lead)
+    return _poisoned(out, np.reshape(~valid, valid.shape + (1,) * (out.ndim - lead - valid.ndim)))
+
+
 # Every layout op of the catalogue by name. concat and stack take a sequence of arrays, the others one.
 FUNCTIONS = {
     "reshape": reshape,

@@ -879,7 +879,7 @@ def _print(node: Node, parent: int) -> str:
         if key in op.positional:
             args.append(keyword_text(value))
         elif param is not None and param.kind == "dim":
-            if value != param.default % len(node.args[0].shape):  # the default (axis=-1) goes unsaid
+            if param.default is None or value != param.default % len(node.args[0].shape):  # axis=-1 unsaid
                 args.append(f"{key}={keyword_text(value)}")
         elif param is not None and value != param.default:
             args.append(f"{key}={keyword_text(value)}")

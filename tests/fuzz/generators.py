@@ -133,7 +133,7 @@ FUNCTIONS = [
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
     'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std', 'reshape', 'flatten', 'squeeze', 'flip',
     'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum', 'prod', 'norm',
-    'cumsum', 'cumprod',
+    'cumsum', 'cumprod', 'gather', 'scatter_add', 'index_select', 'embedding',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -519,19 +519,22 @@ LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
         ("prod({0})", ((2, 2),)),
         ("prod({0})", ((3,),)),
-        ("norm({0})", ((2, 2),)),
+        ("norm(({0})*({0}) + 1)", ((2, 2),)),
         ("norm({0}, p=1)", ((2,),)),
         ("norm({0}, p=inf)", ((3,),)),
-        ("norm({0}, p=fro)", ((2, 2),)),
+        ("norm(({0})*({0}) + 1, p=fro)", ((2, 2),)),
         ('einsum("i,i->", {0}, {1})', ((2,), (2,))),
         ('einsum("ij->", {0})', ((2, 2),)),
         ("({0})[1:, 0][0]", ((2, 2),)),
     ],
     (2,): [
+        ("gather({0}, y, axis=0)", ((2,),)),
+        ("scatter_add({0}, y, {1}, axis=0)", ((2,), (2,))),
+        ("embedding({0}, k)", ((2, 2),)),
         ("cumsum({0}, axis=0)", ((2,),)),
         ("cumprod(({0})*({0}) + 1, axis=0)", ((2,),)),
         ("prod({0}, axis=1)", ((2, 2),)),
-        ("norm({0}, axis=0)", ((2, 2),)),
+        ("norm(({0})*({0}) + 1, axis=0)", ((2, 2),)),
         ("({0})[1:3]", ((4,),)),
         ("({0})[::2]", ((4,),)),
         ("({0})[:, 0]", ((2, 2),)),
@@ -559,6 +562,8 @@ LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
         ("flip({0})", ((4,),)),
     ],
     (2, 2): [
+        ("index_select({0}, y, axis=1)", ((2, 2),)),
+        ("embedding({0}, y)", ((2, 2),)),
         ("reshape({0}, shape=(2, -1))", ((4,),)),
         ("stack({0}, {1})", ((2,), (2,))),
         ("stack({0}, {1}, axis=1)", ((2,), (2,))),

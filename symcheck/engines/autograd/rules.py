@@ -728,6 +728,53 @@ def take(x: ArrayLike, y: ArrayLike) -> Tensor:
     return _take_rows(x, y if isinstance(y, Tensor) else Tensor(y, dtype=np.asarray(y).dtype))
 
 
+# ---------------------------------------------------------------- indexing along any axis
+# gather reads x at idx along an axis; scatter_add adds src into x there. Each is the other's
+# adjoint: gather's cotangent is g scattered back (adding where idx repeats a position), and
+# scatter_add's is g for x and g gathered at idx for src. index_select reads whole slices, so its
+# index is the 1-D idx broadcast along the other axes.
+
+
+def _zeros(x: Tensor) -> Tensor:
+    return Tensor(np.zeros(x.shape))
+
+
+gather = primitive("gather", lambda x, idx, *, axis: layout.gather(x, idx, axis))
+defvjp(gather, lambda g, ans, x, idx, *, axis: scatter_add(_zeros(x), idx, g, axis=axis), _no_gradient(1))
+defjvp(gather, lambda t, ans, x, idx, *, axis: gather(t, idx, axis=axis), _no_tangent)
+
+scatter_add = primitive("scatter_add", lambda x, idx, src, *, axis: layout.scatter_add(x, idx, src, axis))
+defvjp(scatter_add, lambda g, ans, x, idx, src, *, axis: g, _no_gradient(1),
+                    lambda g, ans, x, idx, src, *, axis: gather(g, idx, axis=axis))  # fmt: skip
+defjvp(
+    scatter_add,
+    lambda t, ans, x, idx, src, *, axis: t,
+    _no_tangent,
+    lambda t, ans, x, idx, src, *, axis: scatter_add(_zeros(x), idx, t, axis=axis),
+)
+
+
+def _spread_index(idx: Tensor, shape: Shape, axis: int) -> Tensor:
+    """A 1-D index along `axis`, repeated along every other axis of `shape` (gather's index)."""
+    lifted = np.reshape(idx.data, tuple(-1 if a == axis else 1 for a in range(len(shape))))
+    return Tensor(np.broadcast_to(lifted, shape), dtype=idx.dtype)
+
+
+index_select = primitive("index_select", lambda x, idx, *, axis: layout.index_select(x, idx, axis))
+defvjp(index_select, lambda g, ans, x, idx, *, axis:
+       scatter_add(_zeros(x), _spread_index(idx, g.shape, axis), g, axis=axis), _no_gradient(1))  # fmt: skip
+defjvp(index_select, lambda t, ans, x, idx, *, axis: index_select(t, idx, axis=axis), _no_tangent)
+
+
+@composite
+def embedding(weight: ArrayLike, idx: ArrayLike) -> Tensor:
+    """weight's rows at idx (any shape): the rows of the flattened index, reshaped."""
+    (weight,) = as_tensors((weight,))
+    labels = idx if isinstance(idx, Tensor) else Tensor(idx, dtype=np.asarray(idx).dtype)
+    flat = Tensor(np.reshape(labels.data, (-1,)), dtype=labels.dtype)
+    return reshape(index_select(weight, flat, axis=0), shape=labels.shape + weight.shape[1:])
+
+
 # ---------------------------------------------------------------- linear algebra
 # numpy semantics for 1-D and 2-D operands: a 1-D left operand is a row, a 1-D right operand a
 # column, and the added axis is dropped from the result. The rules, case by case:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from symcheck.engines.numeric.rules import FORWARD, KEEPS_DTYPE, LABEL_ARGS, LAYOUT, OnCall, layout_forward
+from symcheck.language import layout
 from symcheck.language.catalogue import einsum_parts
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
@@ -274,6 +275,7 @@ def _batched(program: Program, names: tuple[str, ...]) -> Batched | None:
             or node.op in ("clamp", "matmul", "transpose", "broadcast_to", "nll_loss", "cross_entropy")
             or node.op in LAYOUT
             or node.op == "einsum"
+            or node.op in INDEXING
         ):
             return False
         return all(supported(a) for a in node.args)
@@ -350,6 +352,13 @@ def _batched_node(
             ",".join(("..." if b else "") + s for s, b in zip(inputs, flags, strict=True)) + "->..." + output
         )
         return np.einsum(spec, *args), True
+    elif node.op in INDEXING:  # the op past the batch axis; the index is never batched
+        count = len(next(a for a, b in zip(args, flags, strict=True) if b))
+        lifted = [
+            a if b or i == 1 else np.broadcast_to(a, (count, *a.shape))
+            for i, (a, b) in enumerate(zip(args, flags, strict=True))
+        ]
+        return in_dtype(INDEXING[node.op](*lifted, **kw, lead=1), dt), True
     elif node.op in LAYOUT:  # the op on the axes after the batch's
         count = len(next(a for a, b in zip(args, flags, strict=True) if b))
         lifted = [a if b else np.broadcast_to(a, (count, *a.shape)) for a, b in zip(args, flags, strict=True)]
@@ -360,6 +369,14 @@ def _batched_node(
     else:  # elementwise: each batched operand aligned to the result's rank past the batch axis
         args = _aligned(args, flags, shapes, len(node.shape))
     return in_dtype(FORWARD[node.op](args, kw), dt), True
+
+
+INDEXING = {
+    "gather": layout.gather,
+    "scatter_add": layout.scatter_add,
+    "index_select": layout.index_select,
+    "embedding": layout.embedding,
+}
 
 
 def _batched_nll(logp: np.ndarray, target: np.ndarray, reduction: str, ndim: int) -> np.ndarray:

@@ -216,6 +216,10 @@ FORWARD: dict[str, Forward] = {
     "clamp": lambda a, kw: _clamp(a[0], kw["min"], kw["max"]),
     "max": lambda a, kw: np.max(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
     "min": lambda a, kw: np.min(a[0], axis=kw["axis"], keepdims=kw["keepdims"]),
+    "gather": lambda a, kw: layout.gather(a[0], a[1], kw["axis"]),
+    "scatter_add": lambda a, kw: layout.scatter_add(a[0], a[1], a[2], kw["axis"]),
+    "index_select": lambda a, kw: layout.index_select(a[0], a[1], kw["axis"]),
+    "embedding": lambda a, kw: layout.embedding(a[0], a[1]),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": lambda a, kw: _take(a[0], a[1]),
 }
@@ -238,6 +242,7 @@ LABEL_ARGS: dict[str, frozenset[int]] = {
     "nll_loss": frozenset({1}),
     "cross_entropy": frozenset({1}),
     "take": frozenset({1}),
+    **{op: frozenset({1}) for op in ("gather", "scatter_add", "index_select", "embedding")},
     "where": frozenset({0}),
     **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
 }

@@ -9,6 +9,7 @@ import numpy as np
 import sympy
 
 from symcheck.engines.symbolic.functions import max_of, min_of
+from symcheck.language import layout
 
 
 def is_symbolic(a: Any) -> bool:
@@ -90,3 +91,26 @@ def take(x: Any, y: Any) -> Any:
         weights = onehot(y, np.shape(x)[0], wrap=True)
         return np.tensordot(weights, np.asarray(x, dtype=object), axes=([-1], [0]))
     return np.asarray(x)[np.asarray(y, dtype=np.int64)]
+
+
+def gather(x: Any, idx: Any, axis: int) -> Any:
+    """torch.gather; with symbolic labels, each element a onehot-weighted sum along the axis."""
+    x = np.asarray(x, dtype=object)
+    if not is_symbolic(idx):
+        return layout.gather(x, np.asarray(idx, dtype=np.int64), axis)
+    idx = np.asarray(idx, dtype=object)
+    inside = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(idx.shape))
+    along = np.expand_dims(np.moveaxis(x[inside], axis, -1), axis)  # idx's shape, 1 at axis, then n
+    return np.sum(onehot(idx, x.shape[axis]) * along, axis=-1)
+
+
+def scatter_add(x: Any, idx: Any, src: Any, axis: int) -> Any:
+    """torch.scatter_add; with symbolic labels, each element of x plus the src its label sends there."""
+    x = np.asarray(x, dtype=object)
+    if not is_symbolic(idx):
+        return layout.scatter_add(x, np.asarray(idx, dtype=np.int64), np.asarray(src, dtype=object), axis)
+    weights = onehot(np.asarray(idx, dtype=object), x.shape[axis])  # idx's shape + (n,)
+    sent = np.moveaxis(np.sum(weights * np.asarray(src, dtype=object)[..., None], axis=axis), -1, axis)
+    out = np.array(x, dtype=object)
+    out[tuple(slice(0, n) for n in sent.shape)] += sent
+    return out

@@ -108,6 +108,12 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return arrays.logsumexp(args[0], atom.kw("axis"), atom.kw("keepdims"))
     if atom.op == "einsum":
         return np.einsum(atom.kw("subscripts"), *(np.asarray(a) for a in args))
+    if atom.op in ("gather", "index_select"):
+        read = layout.gather if atom.op == "gather" else layout.index_select
+        return read(np.asarray(args[0]), np.asarray(args[1]).astype(np.int64), atom.kw("axis"))
+    if atom.op == "scatter_add":
+        x, idx, src = (np.asarray(a) for a in args)
+        return layout.scatter_add(x, idx.astype(np.int64), src, atom.kw("axis"))
     if atom.op == "outer":
         return np.multiply.outer(args[0], args[1])
     if atom.op == "trace":
@@ -251,6 +257,17 @@ class Graph:
             return self.atom(
                 "logsumexp", (self.full(args[0]),), shape, axis=node.kw("axis"), keepdims=node.kw("keepdims")
             )
+        if node.op in ("gather", "index_select"):
+            x, idx = args
+            return self.atom(node.op, (self.full(x), idx), shape, axis=node.kw("axis"))
+        if node.op == "scatter_add":
+            x, idx, src = args
+            return self.atom("scatter_add", (self.full(x), idx, self.full(src)), shape, axis=node.kw("axis"))
+        if node.op == "embedding":  # the rows of the flattened index, reshaped
+            weight, idx = args
+            flat = self.reshape(idx, (int(np.prod(idx.shape)),)) if len(idx.shape) != 1 else idx
+            rows = self.atom("index_select", (self.full(weight), flat), flat.shape + weight.shape[1:], axis=0)
+            return self.reshape(rows, shape)
         if node.op == "einsum":
             return self.atom(
                 "einsum", tuple(self.full(a) for a in args), shape, subscripts=node.kw("subscripts")
@@ -774,6 +791,19 @@ class Graph:
             return [SymTensor(self._reverse_cumsum(weighted, atom.kw("axis")).expr / x.expr, x.shape)]
         if atom.op == "einsum":
             return [self._einsum_vjp(atom, i, g) for i in range(len(atom.args))]
+        if atom.op == "gather":  # g scattered back where it was read (adding where idx repeats)
+            x, idx = atom.args
+            return [self._scattered(x.shape, idx, g, atom.kw("axis")), None]
+        if atom.op == "scatter_add":  # x: g as it is; src: g read where src was added
+            x, idx, src = atom.args
+            read = self.atom("gather", (self.full(g), idx), src.shape, axis=atom.kw("axis"))
+            return [g, None, read]
+        if atom.op == "index_select":  # whole slices: the 1-D index spread along the other axes
+            x, idx = atom.args
+            axis = atom.kw("axis")
+            lifted = self.reshape(idx, tuple(idx.shape[0] if a == axis else 1 for a in range(len(g.shape))))
+            spread = self.full(SymTensor(lifted.expr, g.shape))
+            return [self._scattered(x.shape, spread, g, axis), None]
         if atom.op == "let":  # a shared step: its value is its argument's
             return [g]
         if atom.op in ("onehot", "eye"):  # constants: labels are never differentiated
@@ -810,6 +840,13 @@ class Graph:
             if c not in known:
                 part = self.expand_dims(part, axis)
         return SymTensor(part.expr, atom.args[i].shape)
+
+    def _scattered(self, shape: Shape, idx: SymTensor, g: SymTensor, axis: int) -> SymTensor:
+        """Zeros of `shape` with g added at idx along axis: gather's adjoint."""
+        if g.expr == 0:
+            return SymTensor(sympy.Integer(0), shape)
+        zeros = self.full(SymTensor(sympy.Integer(0), shape))
+        return self.atom("scatter_add", (zeros, idx, self.full(g)), shape, axis=axis)
 
     def _exclusive_cumprod(self, x: SymTensor, axis: int) -> SymTensor:
         """Per position along `axis`, the product of the elements before it (1 for the first)."""

@@ -158,6 +158,21 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         return args[0][node.kw("at")]
     if node.op == "take":
         return arrays.take(args[0], args[1])
+    if node.op == "gather":
+        return arrays.gather(args[0], args[1], node.kw("axis"))
+    if node.op == "scatter_add":
+        return arrays.scatter_add(args[0], args[1], args[2], node.kw("axis"))
+    if node.op == "index_select":
+        x, idx, axis = args[0], args[1], node.kw("axis")
+        spread = np.broadcast_to(
+            np.reshape(idx, tuple(-1 if a == axis else 1 for a in range(x.ndim))),
+            x.shape[:axis] + idx.shape + x.shape[axis + 1 :],
+        )
+        return arrays.gather(x, spread, axis)
+    if node.op == "embedding":
+        weight, idx = args
+        spread = np.broadcast_to(np.reshape(idx, (-1, 1)), (int(np.prod(idx.shape)), weight.shape[1]))
+        return np.reshape(arrays.gather(weight, spread, 0), idx.shape + weight.shape[1:])
     if node.op in ("nll_loss", "cross_entropy"):
         scores, target = args
         if node.op == "cross_entropy":

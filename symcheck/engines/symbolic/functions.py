@@ -107,6 +107,15 @@ class atan2(Function):
             return sympy.atan(y / x) + (sympy.pi if sy >= 0 else -sympy.pi)
         return sympy.pi / 2 * sy  # x = 0: +-pi/2, and 0 at the origin
 
+    def _eval_evalf(self, prec: int) -> sympy.Expr | None:
+        try:
+            return super()._eval_evalf(prec)
+        except (AttributeError, TypeError):
+            # Complex arguments, which SymPy's own checks substitute at random (is_constant):
+            # mpmath's atan2 takes reals only; the analytic continuation of the angle.
+            y, x = self.args
+            return (-sympy.I * sympy.log((x + sympy.I * y) / sympy.sqrt(x**2 + y**2)))._eval_evalf(prec)
+
 
 def _real_number(x: sympy.Expr) -> sympy.Expr | None:
     """x, where it is a real number (decided at 50 digits where SymPy cannot say: tan(tanh(2))

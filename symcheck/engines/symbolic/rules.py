@@ -223,6 +223,10 @@ RULES: dict[str, Rule] = {
     "onehot": Rule(),
     "max": Rule(),
     "min": Rule(),
+    "gather": Rule(textbook="gather: the gradient is scattered back where it was read (scatter_add)"),
+    "scatter_add": Rule(textbook="scatter_add: x gets g; src gets g gathered where it was added"),
+    "index_select": Rule(textbook="index_select: the gradient is scattered back to the rows it read"),
+    "embedding": Rule(textbook="embedding: each row gets the sum of the gradients of its lookups"),
     "index": Rule(),
     "take": Rule(),
 }

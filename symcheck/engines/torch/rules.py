@@ -272,6 +272,10 @@ TABLE: dict[str, Lowering] = {
     "clamp": _clamp,
     "max": _reduce(torch.amax),
     "min": _reduce(torch.amin),
+    "gather": lambda a, kw: torch.gather(a[0], kw["axis"], a[1]),
+    "scatter_add": lambda a, kw: torch.scatter_add(a[0], kw["axis"], a[1], a[2]),
+    "index_select": lambda a, kw: torch.index_select(a[0], kw["axis"], a[1]),
+    "embedding": lambda a, kw: F.embedding(a[1], a[0]),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": _take,
 }
@@ -288,6 +292,7 @@ LABEL_ARGS: dict[str, frozenset[int]] = {
     "nll_loss": frozenset({1}),
     "cross_entropy": frozenset({1}),
     "take": frozenset({1}),
+    **{op: frozenset({1}) for op in ("gather", "scatter_add", "index_select", "embedding")},
     "where": frozenset({0}),
     **{op: frozenset({0, 1}) for op in ("lt", "le", "gt", "ge", "eq", "ne")},
 }

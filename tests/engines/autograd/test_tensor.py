@@ -371,14 +371,15 @@ def test_sign_and_step_are_constants() -> None:
 def test_rule_table_covers_every_primitive() -> None:
     assert set(T.VJPS) == set(T.PRIMITIVES)
     binary = {"add", "sub", "mul", "div", "pow", "matmul", "lt", "le", "gt", "ge", "eq", "ne"}
-    binary |= {"maximum", "minimum", "take", "index_add", "atan2"}
+    binary |= {"maximum", "minimum", "take", "index_add", "atan2", "gather", "index_select"}
     constants = {"pi", "e"}  # no argument, no rule
     variadic = {"einsum"}  # one rule taking the argument's position
     for name, rules in T.VJPS.items():
         if name in variadic:
             assert callable(rules) and callable(T.JVPS[name]), name
             continue
-        expected = 0 if name in constants else 3 if name == "where" else 2 if name in binary else 1
+        ternary = name in ("where", "scatter_add")
+        expected = 0 if name in constants else 3 if ternary else 2 if name in binary else 1
         assert len(rules) == expected, name
 
 
