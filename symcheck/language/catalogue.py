@@ -580,6 +580,83 @@ def _embedding(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> Tenso
     return TensorType(idx.shape + weight.shape[1:], DType.FLOAT)
 
 
+def _affine(types: Sequence[TensorType], name: str, want: Shape, what: str) -> None:
+    """A normalisation's optional weight and bias: arguments 2 and 3, of shape `want`."""
+    if len(types) > 3:
+        raise ShapeError(f"{name} takes x, and optionally a weight and a bias ({len(types)} given)", arg=3)
+    for i, t in enumerate(types[1:], start=1):
+        _need_float(t, i, f"{name}'s {'weight' if i == 1 else 'bias'}")
+        if t.shape != want:
+            role = "weight" if i == 1 else "bias"
+            raise ShapeError(f"{name}'s {role} needs shape {_fmt(want)} ({what}), got {_fmt(t.shape)}", arg=i)
+
+
+def _trailing_norm(name: str) -> Callable[[Sequence[TensorType], dict[str, KwValue]], TensorType]:
+    """layer_norm's and rms_norm's: over the last `dims` axes, weight and bias of their shape."""
+
+    def rule(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+        x, dims = types[0], kwargs["dims"]
+        if dims > x.ndim:
+            raise ShapeError(f"{name} normalises {dims} trailing axes, x has {x.ndim} {_fmt(x.shape)}", arg=0)
+        _affine(types, name, x.shape[x.ndim - dims :], f"the last {dims} axes of x")
+        return TensorType(x.shape, DType.FLOAT)
+
+    return rule
+
+
+def _channels(types: Sequence[TensorType], name: str) -> TensorType:
+    x = types[0]
+    if x.ndim < 2:
+        raise ShapeError(f"{name} takes x of shape (N, C, ...), got {_fmt(x.shape)}", arg=0)
+    _affine(types, name, (x.shape[1],), "one per channel")
+    return x
+
+
+def _batch_norm(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    x = _channels(types, "batch_norm")
+    if x.size // x.shape[1] < 2:
+        raise ShapeError(
+            f"batch_norm needs more than one value per channel, x has shape {_fmt(x.shape)}", arg=0
+        )
+    return TensorType(x.shape, DType.FLOAT)
+
+
+def _group_norm(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    x = _channels(types, "group_norm")
+    groups = kwargs["groups"]
+    if x.shape[1] % groups:
+        raise ShapeError(f"{x.shape[1]} channels do not split into {groups} groups", arg=0)
+    return TensorType(x.shape, DType.FLOAT)
+
+
+def _attention(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    q, k, v = types
+    for i, t in enumerate(types):
+        _need_float(t, i, ("the queries", "the keys", "the values")[i])
+        if t.ndim < 2:
+            raise ShapeError(
+                f"attention's {'qkv'[i]} needs (..., length, features), got {_fmt(t.shape)}", arg=i
+            )
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ShapeError("attention's q, k and v need the same batch axes", arg=1)
+    if q.shape[-1] != k.shape[-1]:
+        raise ShapeError(f"q and k need the same features: {q.shape[-1]} vs {k.shape[-1]}", arg=1)
+    if k.shape[-2] != v.shape[-2]:
+        raise ShapeError(f"k and v need the same length: {k.shape[-2]} vs {v.shape[-2]}", arg=2)
+    return TensorType(q.shape[:-1] + v.shape[-1:], DType.FLOAT)
+
+
+def _pointwise_loss(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    """binary_cross_entropy's, kl_div's, ...: two float tensors of one shape; a scalar, or their
+    shape with reduction=none."""
+    a, b = types
+    _need_float(a, 0, "the input")
+    _need_float(b, 1, "the target")
+    if a.shape != b.shape:
+        raise ShapeError(f"input and target need one shape, got {_fmt(a.shape)} and {_fmt(b.shape)}", arg=1)
+    return TensorType(a.shape if kwargs.get("reduction") == "none" else (), DType.FLOAT)
+
+
 def _need_int(t: TensorType, arg: int, what: str) -> None:
     if t.dtype is not DType.INT:
         raise ShapeError(
@@ -781,6 +858,14 @@ CORRECTION = Param(
     "correction", "number", 1, "N - correction divides: 1 is the sample variance, 0 the population's"
 )
 REDUCTION = Param("reduction", "choice", "mean", "mean or sum over the examples", choices=("mean", "sum"))
+LOSS_REDUCTION = Param(
+    "reduction",
+    "choice",
+    "mean",
+    "mean, sum, or none (the elementwise losses)",
+    choices=("mean", "sum", "none"),
+)
+NORMALISED = Param("dims", "count", 1, "how many trailing axes are normalised (torch's normalized_shape)")
 
 
 def _compare(name: str, infix: str, doc: str) -> OpSpec:
@@ -1179,6 +1264,121 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "mean (or sum) of (a - b)^2, broadcasting",
         params=(REDUCTION,),
         shape_rule=_mse,
+    ),
+    OpSpec(
+        "layer_norm",
+        OpKind.TENSOR,
+        1,
+        "layer_norm(x, weight, bias, dims=1, eps=1e-5): (x - mean)/sqrt(var + eps) over the last dims axes, "
+        "times weight plus bias, both optional (torch.nn.functional.layer_norm; var divides by N)",
+        params=(NORMALISED, Param("eps", "number", 1e-5, "added to the variance")),
+        shape_rule=_trailing_norm("layer_norm"),
+        variadic=True,
+    ),
+    OpSpec(
+        "rms_norm",
+        OpKind.TENSOR,
+        1,
+        "rms_norm(x, weight, dims=1, eps=1e-6): x/sqrt(mean(x^2) + eps) over the last dims axes, times "
+        "weight (torch.nn.functional.rms_norm, with eps given)",
+        params=(NORMALISED, Param("eps", "number", 1e-6, "added to the mean square")),
+        shape_rule=_trailing_norm("rms_norm"),
+        variadic=True,
+    ),
+    OpSpec(
+        "batch_norm",
+        OpKind.TENSOR,
+        1,
+        "batch_norm(x, weight, bias, eps=1e-5): x (N, C, ...) normalised per channel over the batch and the "
+        "other axes, with the batch's own statistics (torch's training mode; var divides by N)",
+        params=(Param("eps", "number", 1e-5, "added to the variance"),),
+        shape_rule=_batch_norm,
+        variadic=True,
+    ),
+    OpSpec(
+        "group_norm",
+        OpKind.TENSOR,
+        1,
+        "group_norm(x, weight, bias, groups=G, eps=1e-5): x (N, C, ...) normalised over each group of C/G "
+        "channels and the other axes, then per channel weight and bias (torch.nn.functional.group_norm)",
+        params=(
+            Param("groups", "count", None, "how many groups the channels split into"),
+            Param("eps", "number", 1e-5, "added to the variance"),
+        ),
+        shape_rule=_group_norm,
+        variadic=True,
+    ),
+    OpSpec(
+        "attention",
+        OpKind.TENSOR,
+        3,
+        "attention(q, k, v, causal=False, scale=None): softmax(q @ k^T * scale) @ v over the last two axes, "
+        "scale 1/sqrt(features) by default; causal: position i sees keys 0..i (torch's "
+        "scaled_dot_product_attention)",
+        params=(
+            Param("causal", "bool", False, "mask the keys after each query (is_causal)"),
+            Param("scale", "number", None, "the factor of q @ k^T; None: 1/sqrt(q's features)"),
+        ),
+        shape_rule=_attention,
+    ),
+    OpSpec(
+        "binary_cross_entropy",
+        OpKind.TENSOR,
+        2,
+        "binary_cross_entropy(p, y): -(y log p + (1 - y) log(1 - p)), each log at least -100 as torch's",
+        params=(LOSS_REDUCTION,),
+        shape_rule=_pointwise_loss,
+        domain=(
+            Domain(0, "binary_cross_entropy needs 0 < p < 1", lambda a: (a > 0) & (a < 1), (0.05, 0.95)),
+        ),
+    ),
+    OpSpec(
+        "binary_cross_entropy_with_logits",
+        OpKind.TENSOR,
+        2,
+        "binary_cross_entropy_with_logits(z, y): binary_cross_entropy(sigmoid(z), y), stably: "
+        "softplus(z) - z*y",
+        params=(LOSS_REDUCTION,),
+        shape_rule=_pointwise_loss,
+    ),
+    OpSpec(
+        "l1_loss",
+        OpKind.TENSOR,
+        2,
+        "l1_loss(a, b): the mean (or sum) of |a - b|",
+        params=(LOSS_REDUCTION,),
+        shape_rule=_pointwise_loss,
+        kinks=(Kink(0, 0.0, "l1_loss is not differentiable where a == b", offset=_difference),),
+    ),
+    OpSpec(
+        "smooth_l1_loss",
+        OpKind.TENSOR,
+        2,
+        "smooth_l1_loss(a, b, beta=1): 0.5 d^2/beta where |d| < beta, else |d| - 0.5 beta, d = a - b "
+        "(torch's)",
+        params=(Param("beta", "number", 1.0, "where the square turns linear"), LOSS_REDUCTION),
+        shape_rule=_pointwise_loss,
+    ),
+    OpSpec(
+        "kl_div",
+        OpKind.TENSOR,
+        2,
+        "kl_div(logq, p): sum of p*(log p - logq), logq log-probabilities (torch.nn.functional.kl_div; "
+        "log_target=True: p given as log p)",
+        params=(
+            Param(
+                "reduction",
+                "choice",
+                "mean",
+                "mean, sum, batchmean (sum / N) or none",
+                choices=("mean", "sum", "batchmean", "none"),
+            ),
+            Param("log_target", "bool", False, "the target is given as log-probabilities"),
+        ),
+        shape_rule=_pointwise_loss,
+        domain_rule=lambda call: (
+            () if call.kw("log_target") else (_positive(1, "kl_div needs p > 0 (log p)"),)
+        ),
     ),
     OpSpec(
         "onehot",

@@ -133,7 +133,9 @@ FUNCTIONS = [
     'asin', 'acos', 'expm1', 'erf', 'silu', 'logsigmoid', 'gelu', 'leaky_relu', 'elu', 'hardtanh',
     'floor', 'ceil', 'round', 'detach', 'atan2', 'var', 'std', 'reshape', 'flatten', 'squeeze', 'flip',
     'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum', 'prod', 'norm',
-    'cumsum', 'cumprod', 'gather', 'scatter_add', 'index_select', 'embedding',
+    'cumsum', 'cumprod', 'gather', 'scatter_add', 'index_select', 'embedding', 'layer_norm', 'rms_norm',
+    'batch_norm', 'group_norm', 'attention', 'binary_cross_entropy', 'binary_cross_entropy_with_logits',
+    'l1_loss', 'smooth_l1_loss', 'kl_div',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -157,6 +159,13 @@ KEYWORDS = (
     "step",
     "subscripts",
     "p",
+    "dims",
+    "eps",
+    "groups",
+    "causal",
+    "scale",
+    "beta",
+    "log_target",
 )
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
@@ -517,6 +526,11 @@ BINARY = (
 # shape -> layout ops that make it: a template over operands of the given shapes
 LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
+        ("binary_cross_entropy(sigmoid({0}), sigmoid({1}))", ((2,), (2,))),
+        ("binary_cross_entropy_with_logits({0}, {1}, reduction=sum)", ((2, 2), (2, 2))),
+        ("l1_loss({0}, {1})", ((3,), (3,))),
+        ("smooth_l1_loss({0}, {1}, beta=0.5)", ((2,), (2,))),
+        ("kl_div(log_softmax({0}), softmax({1}), reduction=batchmean)", ((2, 2), (2, 2))),
         ("prod({0})", ((2, 2),)),
         ("prod({0})", ((3,),)),
         ("norm(({0})*({0}) + 1)", ((2, 2),)),
@@ -562,6 +576,12 @@ LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
         ("flip({0})", ((4,),)),
     ],
     (2, 2): [
+        ("layer_norm({0}, {1}, {2})", ((2, 2), (2,), (2,))),
+        ("rms_norm({0}, {1})", ((2, 2), (2,))),
+        ("batch_norm({0})", ((2, 2),)),
+        ("group_norm({0}, groups=1)", ((2, 2),)),
+        ("attention({0}, {1}, {2})", ((2, 2), (2, 2), (2, 2))),
+        ("attention({0}, {1}, {2}, causal=True)", ((2, 2), (2, 2), (2, 2))),
         ("index_select({0}, y, axis=1)", ((2, 2),)),
         ("embedding({0}, y)", ((2, 2),)),
         ("reshape({0}, shape=(2, -1))", ((4,),)),

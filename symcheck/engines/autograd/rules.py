@@ -916,6 +916,68 @@ def std(
     return sqrt(var(x, axis=axis, keepdims=keepdims, correction=correction))
 
 
+# ---------------------------------------------------------------- layers
+# Written in the ops above, as the formulas read; their derivatives follow from those rules.
+
+
+def _standardised(x: Tensor, axes: tuple[int, ...], eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over `axes`, var the mean square deviation (divided by N)."""
+    centred = x - mean(x, axis=axes, keepdims=True)
+    return centred / sqrt(mean(centred * centred, axis=axes, keepdims=True) + eps)
+
+
+def _scaled(y: Tensor, params: Sequence[Tensor], along_channels: bool = False) -> Tensor:
+    """y times the optional weight, plus the optional bias (per channel: along axis 1)."""
+    for k, p in enumerate(params):
+        if along_channels and y.ndim > 2:
+            p = reshape(p, shape=(p.shape[0],) + (1,) * (y.ndim - 2))
+        y = y * p if k == 0 else y + p
+    return y
+
+
+@composite
+def layer_norm(x: ArrayLike, *params: ArrayLike, dims: int = 1, eps: float = 1e-5) -> Tensor:
+    (x,) = as_tensors((x,))
+    return _scaled(_standardised(x, tuple(range(x.ndim - dims, x.ndim)), eps), as_tensors(params))
+
+
+@composite
+def rms_norm(x: ArrayLike, *params: ArrayLike, dims: int = 1, eps: float = 1e-6) -> Tensor:
+    (x,) = as_tensors((x,))
+    axes = tuple(range(x.ndim - dims, x.ndim))
+    return _scaled(x / sqrt(mean(x * x, axis=axes, keepdims=True) + eps), as_tensors(params))
+
+
+@composite
+def batch_norm(x: ArrayLike, *params: ArrayLike, eps: float = 1e-5) -> Tensor:
+    """Per channel (axis 1), with the batch's own statistics over every other axis."""
+    (x,) = as_tensors((x,))
+    return _scaled(_standardised(x, (0, *range(2, x.ndim)), eps), as_tensors(params), along_channels=True)
+
+
+@composite
+def group_norm(x: ArrayLike, *params: ArrayLike, groups: int, eps: float = 1e-5) -> Tensor:
+    """Each group of channels (with the other axes) standardised together, then per channel."""
+    (x,) = as_tensors((x,))
+    grouped = reshape(x, shape=(x.shape[0], groups, x.size // (x.shape[0] * groups)))
+    standard = reshape(_standardised(grouped, (2,), eps), shape=x.shape)
+    return _scaled(standard, as_tensors(params), along_channels=True)
+
+
+@composite
+def attention(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, *, causal: bool = False, scale: float | None = None
+) -> Tensor:
+    """softmax(q @ k^T * scale) @ v; causal: the keys after each query weigh 0 (their scores -inf)."""
+    q, k, v = as_tensors((q, k, v))
+    factor = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    axes = tuple(range(k.ndim - 2)) + (k.ndim - 1, k.ndim - 2)
+    scores = (q @ transpose(k, axes=axes)) * factor
+    if causal:
+        scores = scores + Tensor(np.where(np.tri(q.shape[-2], k.shape[-2], dtype=bool), 0.0, -np.inf))
+    return softmax(scores, axis=-1) @ v
+
+
 # ---------------------------------------------------------------- losses
 # Written in the ops above, as the formulas read; their derivatives follow from those rules.
 
@@ -925,6 +987,50 @@ def mse_loss(a: ArrayLike, b: ArrayLike, *, reduction: str = "mean") -> Tensor:
     """The mean (or sum) of (a - b)^2 over the broadcast shape."""
     squared = sub(a, b) ** 2
     return _reduce(sum(squared), reduction, count=squared.size)
+
+
+def _loss(pointwise: Tensor, reduction: str, batch: int = 1) -> Tensor:
+    if reduction == "none":
+        return pointwise
+    if reduction == "batchmean":
+        return sum(pointwise) / batch
+    return _reduce(sum(pointwise), reduction, count=pointwise.size)
+
+
+@composite
+def binary_cross_entropy(p: ArrayLike, y: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    """-(y log p + (1 - y) log(1 - p)), elementwise, then reduced."""
+    p, y = as_tensors((p, y))
+    return _loss(-(y * log(p) + (1 - y) * log1p(-p)), reduction)
+
+
+@composite
+def binary_cross_entropy_with_logits(z: ArrayLike, y: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    """binary_cross_entropy(sigmoid(z), y) = softplus(z) - z*y, stable for any z."""
+    z, y = as_tensors((z, y))
+    return _loss(softplus(z) - z * y, reduction)
+
+
+@composite
+def l1_loss(a: ArrayLike, b: ArrayLike, *, reduction: str = "mean") -> Tensor:
+    return _loss(abs(sub(a, b)), reduction)
+
+
+@composite
+def smooth_l1_loss(a: ArrayLike, b: ArrayLike, *, beta: float = 1.0, reduction: str = "mean") -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - beta/2 (d = a - b); beta = 0 is l1_loss."""
+    d = sub(a, b)
+    if beta == 0:
+        return _loss(abs(d), reduction)
+    return _loss(where(lt(abs(d), beta), 0.5 * d * d / beta, abs(d) - 0.5 * beta), reduction)
+
+
+@composite
+def kl_div(logq: ArrayLike, p: ArrayLike, *, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Σ p (log p - log q), with log q given; log_target: p given as log p."""
+    logq, p = as_tensors((logq, p))
+    pointwise = exp(p) * (p - logq) if log_target else p * (log(p) - logq)
+    return _loss(pointwise, reduction, logq.shape[0] if logq.ndim else 1)
 
 
 @composite

@@ -59,6 +59,72 @@ def _norm(x: np.ndarray, p: str, axis: tuple[int, ...] | None, keepdims: bool) -
     return np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))  # 2, and fro: over the elements
 
 
+def _standardised(x: np.ndarray, axes: tuple[int, ...], eps: float) -> np.ndarray:
+    centred = x - np.mean(x, axis=axes, keepdims=True)
+    return centred / np.sqrt(np.mean(centred * centred, axis=axes, keepdims=True) + eps)
+
+
+def _affine(y: np.ndarray, args: list[np.ndarray], channel_axis: int | None = None) -> np.ndarray:
+    """y times the optional weight, plus the optional bias (along axis 1 for the channel norms)."""
+    for k, combine in ((1, np.multiply), (2, np.add)):
+        if len(args) > k:
+            p = args[k]
+            if channel_axis is not None:
+                p = p.reshape((-1,) + (1,) * (y.ndim - 2))
+            y = combine(y, p)
+    return y
+
+
+def _layer_norm(a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    x = a[0]
+    return _affine(_standardised(x, tuple(range(x.ndim - kw["dims"], x.ndim)), kw["eps"]), a)
+
+
+def _rms_norm(a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    x = a[0]
+    axes = tuple(range(x.ndim - kw["dims"], x.ndim))
+    return _affine(x / np.sqrt(np.mean(x * x, axis=axes, keepdims=True) + kw["eps"]), a)
+
+
+def _batch_norm(a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    x = a[0]
+    return _affine(_standardised(x, (0, *range(2, x.ndim)), kw["eps"]), a, channel_axis=1)
+
+
+def _group_norm(a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    x = a[0]
+    grouped = x.reshape(x.shape[0], kw["groups"], -1)
+    return _affine(_standardised(grouped, (2,), kw["eps"]).reshape(x.shape), a, channel_axis=1)
+
+
+def _attention(a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    q, k, v = a
+    scale = 1 / math.sqrt(q.shape[-1]) if kw["scale"] is None else kw["scale"]
+    scores = (q @ np.swapaxes(k, -1, -2)) * scale
+    if kw["causal"]:
+        scores = np.where(np.tri(q.shape[-2], k.shape[-2], dtype=bool), scores, -np.inf)
+    return _softmax(scores, -1) @ v
+
+
+def _loss(pointwise: np.ndarray, reduction: str, batch: int = 1) -> np.ndarray:
+    if reduction == "none":
+        return pointwise
+    if reduction == "batchmean":
+        return np.sum(pointwise) / batch
+    return np.mean(pointwise) if reduction == "mean" else np.sum(pointwise)
+
+
+def _smooth_l1(d: np.ndarray, beta: float) -> np.ndarray:
+    if beta == 0:
+        return np.abs(d)
+    return np.where(np.abs(d) < beta, 0.5 * d * d / beta, np.abs(d) - 0.5 * beta)
+
+
+def _kl_div(logq: np.ndarray, p: np.ndarray, kw: Mapping[str, KwValue]) -> np.ndarray:
+    pointwise = np.exp(p) * (p - logq) if kw["log_target"] else p * (np.log(p) - logq)
+    return _loss(pointwise, kw["reduction"], logq.shape[0] if logq.ndim else 1)
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -220,6 +286,18 @@ FORWARD: dict[str, Forward] = {
     "scatter_add": lambda a, kw: layout.scatter_add(a[0], a[1], a[2], kw["axis"]),
     "index_select": lambda a, kw: layout.index_select(a[0], a[1], kw["axis"]),
     "embedding": lambda a, kw: layout.embedding(a[0], a[1]),
+    "layer_norm": _layer_norm,
+    "rms_norm": _rms_norm,
+    "batch_norm": _batch_norm,
+    "group_norm": _group_norm,
+    "attention": _attention,
+    "binary_cross_entropy": lambda a, kw: _loss(
+        -(a[1] * np.log(a[0]) + (1 - a[1]) * np.log1p(-a[0])), kw["reduction"]
+    ),
+    "binary_cross_entropy_with_logits": lambda a, kw: _loss(_softplus(a[0]) - a[0] * a[1], kw["reduction"]),
+    "l1_loss": lambda a, kw: _loss(np.abs(a[0] - a[1]), kw["reduction"]),
+    "smooth_l1_loss": lambda a, kw: _loss(_smooth_l1(a[0] - a[1], kw["beta"]), kw["reduction"]),
+    "kl_div": lambda a, kw: _kl_div(a[0], a[1], kw),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": lambda a, kw: _take(a[0], a[1]),
 }

@@ -24,6 +24,7 @@ import sympy
 
 from symcheck.engines.symbolic import arrays
 from symcheck.engines.symbolic.budget import gave_up_in, spent, time_limit
+from symcheck.engines.symbolic.definitions import DEFINED, definition
 from symcheck.engines.symbolic.functions import (
     WITH_KEYWORDS,
     clamp,
@@ -251,6 +252,10 @@ class Graph:
         """Normalisations and losses: atoms where they are their own functions (softmax), else
         their definitions (mse_loss is a mean of squares), so the closed forms read like the math."""
         shape = node.shape
+        if node.op in DEFINED:  # layers and losses: their definitions in the language (definitions.py)
+            defined = definition(node)
+            env = {f"a{i}": a for i, a in enumerate(args)}
+            return self.lower(defined, env)[defined.output.id]
         if node.op in ("softmax", "log_softmax"):
             return self.atom(node.op, (self.full(args[0]),), shape, axis=node.kw("axis"))
         if node.op == "logsumexp":

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - symengine is a dependency; kept option
     symengine = None
 
 from symcheck.engines.symbolic import arrays
+from symcheck.engines.symbolic.definitions import DEFINED, definition
 from symcheck.engines.symbolic.functions import WITH_KEYWORDS, clamp
 from symcheck.engines.symbolic.rules import EXPANDED
 from symcheck.language import layout
@@ -116,6 +117,9 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.expand_dims(args[0], node.kw("axis"))
     if node.op == "broadcast_to":
         return np.broadcast_to(args[0], node.kw("shape"))
+    if node.op in DEFINED:  # layers and losses: their definitions, written out
+        defined = definition(node)
+        return expand(defined, {f"a{i}": a for i, a in enumerate(args)})[defined.output.id]
     if node.op in EXPANDED_LAYOUT:  # elements moved, as they are (zeros where pad or unslice put them)
         return np.asarray(_layout(node, [np.asarray(a, dtype=object) for a in args]), dtype=object)
     return np.asarray(_expand_model_op(node, args), dtype=object)
@@ -648,6 +652,15 @@ def _size(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.expand_dims(args[0], node.kw("axis"))
     if node.op == "broadcast_to":
         return np.broadcast_to(args[0], node.kw("shape"))
+    if node.op in DEFINED:
+        defined = definition(node)
+        inner: dict[str, np.ndarray] = {
+            f"a{i}": np.broadcast_to(a, t.type.shape)
+            for i, (a, t) in enumerate(zip(args, node.args, strict=True))
+        }
+        for step in defined.steps:
+            inner[step.id] = _size(step.expr, inner)
+        return np.asarray(inner[defined.output.id])
     if node.op in EXPANDED_LAYOUT:  # moved elements keep their sizes; new zeros weigh 1
         return np.asarray(_layout(node, [np.asarray(a, dtype=float) for a in args]), dtype=float) + (
             1.0 if node.op in ("pad", "unslice", "undiagonal", "tril", "triu") else 0.0

@@ -227,6 +227,18 @@ RULES: dict[str, Rule] = {
     "scatter_add": Rule(textbook="scatter_add: x gets g; src gets g gathered where it was added"),
     "index_select": Rule(textbook="index_select: the gradient is scattered back to the rows it read"),
     "embedding": Rule(textbook="embedding: each row gets the sum of the gradients of its lookups"),
+    "layer_norm": Rule(textbook="layer_norm: its definition, (x - mean)/sqrt(var + eps)*w + b"),
+    "rms_norm": Rule(textbook="rms_norm: its definition, x/sqrt(mean(x^2) + eps)*w"),
+    "batch_norm": Rule(textbook="batch_norm: its definition, per channel over the batch"),
+    "group_norm": Rule(textbook="group_norm: its definition, per group of channels"),
+    "attention": Rule(textbook="attention: its definition, softmax(q @ k.T*scale) @ v"),
+    "binary_cross_entropy": Rule(textbook="binary_cross_entropy: d/dp = (p - y)/(p*(1 - p))"),
+    "binary_cross_entropy_with_logits": Rule(
+        textbook="binary_cross_entropy_with_logits: d/dz = sigmoid(z) - y"
+    ),
+    "l1_loss": Rule(textbook="l1_loss: sign(a - b)"),
+    "smooth_l1_loss": Rule(textbook="smooth_l1_loss: (a - b)/beta inside beta, else sign(a - b)"),
+    "kl_div": Rule(textbook="kl_div: d/dlogq = -p"),
     "index": Rule(),
     "take": Rule(),
 }

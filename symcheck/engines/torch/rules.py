@@ -7,6 +7,7 @@ catalogue op, so that torch.autograd differentiates it. One entry per catalogue 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -179,6 +180,46 @@ def _undiagonal(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torc
     return torch.diagonal_scatter(zeros, g, offset=kw["offset"], dim1=0, dim2=1)
 
 
+def _optional(args: Sequence[torch.Tensor], k: int) -> torch.Tensor | None:
+    return args[k] if len(args) > k else None
+
+
+def _layer_norm(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    x = args[0]
+    shape = tuple(x.shape[x.ndim - kw["dims"] :])
+    return F.layer_norm(x, shape, _optional(args, 1), _optional(args, 2), eps=kw["eps"])
+
+
+def _rms_norm(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    x = args[0]
+    return F.rms_norm(x, tuple(x.shape[x.ndim - kw["dims"] :]), _optional(args, 1), eps=kw["eps"])
+
+
+def _batch_norm(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    return F.batch_norm(
+        args[0], None, None, _optional(args, 1), _optional(args, 2), training=True, eps=kw["eps"]
+    )
+
+
+def _attention(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    q, k, v = args
+    return F.scaled_dot_product_attention(q, k, v, is_causal=bool(kw["causal"]), scale=kw["scale"])
+
+
+def _kl_div(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    with warnings.catch_warnings():  # reduction=mean is torch's default and warns that it is: asked for here
+        warnings.simplefilter("ignore", UserWarning)
+        return F.kl_div(args[0], args[1], reduction=kw["reduction"], log_target=bool(kw["log_target"]))
+
+
+def _binary_cross_entropy(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    p, y = args
+    if y.requires_grad:  # torch's own has no derivative for the target: its formula, in torch
+        losses = -(y * torch.clamp(torch.log(p), min=-100) + (1 - y) * torch.clamp(torch.log1p(-p), min=-100))
+        return {"mean": torch.mean, "sum": torch.sum}.get(kw["reduction"], lambda t: t)(losses)
+    return F.binary_cross_entropy(p, y, reduction=kw["reduction"])
+
+
 # One entry per catalogue op. `pow` with a literal exponent is special-cased in `Lowerer.call`
 # so that torch sees a Python number (and uses its own scalar-exponent derivative rule).
 TABLE: dict[str, Lowering] = {
@@ -276,6 +317,20 @@ TABLE: dict[str, Lowering] = {
     "scatter_add": lambda a, kw: torch.scatter_add(a[0], kw["axis"], a[1], a[2]),
     "index_select": lambda a, kw: torch.index_select(a[0], kw["axis"], a[1]),
     "embedding": lambda a, kw: F.embedding(a[1], a[0]),
+    "layer_norm": _layer_norm,
+    "rms_norm": _rms_norm,
+    "batch_norm": _batch_norm,
+    "group_norm": lambda a, kw: F.group_norm(
+        a[0], kw["groups"], _optional(a, 1), _optional(a, 2), eps=kw["eps"]
+    ),
+    "attention": _attention,
+    "binary_cross_entropy": _binary_cross_entropy,
+    "binary_cross_entropy_with_logits": lambda a, kw: F.binary_cross_entropy_with_logits(
+        a[0], a[1], reduction=kw["reduction"]
+    ),
+    "l1_loss": lambda a, kw: F.l1_loss(a[0], a[1], reduction=kw["reduction"]),
+    "smooth_l1_loss": lambda a, kw: F.smooth_l1_loss(a[0], a[1], reduction=kw["reduction"], beta=kw["beta"]),
+    "kl_div": _kl_div,
     "index": lambda a, kw: a[0][kw["at"]],
     "take": _take,
 }
