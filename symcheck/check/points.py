@@ -60,6 +60,37 @@ def default_ranges(program: Program) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def matrix_domains(program: Program) -> dict[str, str]:
+    """The float inputs that feed a matrix domain directly (inv(A), cholesky(A)), with the shape
+    their random draws are given there (catalogue.Domain.sample_matrix)."""
+    kinds: dict[str, str] = {}
+    for node in program.nodes():
+        if not isinstance(node, Call):
+            continue
+        for dom in OPS[node.op].domains(node):
+            arg = node.args[dom.arg]
+            if dom.sample_matrix is not None and isinstance(arg, Ref) and arg.target in program.inputs:
+                # positive definite is also well conditioned: it wins where an input feeds both
+                kinds[arg.target] = (
+                    "definite"
+                    if "definite" in (dom.sample_matrix, kinds.get(arg.target))
+                    else dom.sample_matrix
+                )
+    return kinds
+
+
+def shaped_matrix(values: np.ndarray, kind: str) -> np.ndarray:
+    """A drawn (..., n, n) array made into a matrix of the domain: with its entries scaled into
+    [-1, 1], x + (n + 1)*I is strictly diagonally dominant (invertible, determinant > 0, well
+    conditioned); M M^T / n + I is positive definite."""
+    n = values.shape[-1]
+    eye = np.eye(n)
+    unit = values / max(1.0, float(np.abs(values).max(initial=0.0)))
+    if kind == "definite":
+        return unit @ np.swapaxes(unit, -1, -2) / n + eye
+    return unit + (n + 1) * eye
+
+
 def _rng(seed: int, index: int, attempt: int, fix: int, name: str, spec: InputSpec) -> np.random.Generator:
     if spec.random is not None and spec.random.seed is not None:
         seed = spec.random.seed  # the input's own seed wins over the case's
@@ -230,11 +261,16 @@ class _Sampler:
         self.seed = seed
         self.notes = notes
         self.ranges = default_ranges(program)
+        self.matrices = matrix_domains(program)
         self.watcher = _Watcher(program, margin)
 
     def _draw(self, name: str, index: int, attempt: int, fix: int) -> np.ndarray:
-        rng = _rng(self.seed, index, attempt, fix, name, self.specs[name])
-        return _draw(self.specs[name], rng, self.ranges.get(name, DEFAULT_RANGE))
+        spec = self.specs[name]
+        rng = _rng(self.seed, index, attempt, fix, name, spec)
+        value = _draw(spec, rng, self.ranges.get(name, DEFAULT_RANGE))
+        if name in self.matrices and spec.random is None:  # a distribution the user gave is kept
+            value = shaped_matrix(value, self.matrices[name])
+        return value
 
     def point(self, index: int, drawn: set[str]) -> dict[str, np.ndarray]:
         drawn = {n for n in drawn if n in self.specs}

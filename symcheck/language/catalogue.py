@@ -9,7 +9,7 @@ engines stay independent witnesses of each other.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -66,6 +66,9 @@ class Domain:
     # Stricter, for random points only: keep them off a pole's slopes (tan near pi/2), where a
     # given point is still valid.
     sample_predicate: Callable[[np.ndarray], np.ndarray] | None = None
+    # For matrix domains: how a random input feeding this argument is shaped after it is drawn
+    # ("conditioned": x + n*I, invertible with positive determinant; "definite": M M^T / n + I).
+    sample_matrix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -657,6 +660,29 @@ def _pointwise_loss(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> 
     return TensorType(a.shape if kwargs.get("reduction") == "none" else (), DType.FLOAT)
 
 
+def _square(types: Sequence[TensorType], name: str) -> TensorType:
+    a = types[0]
+    _need_float(a, 0, f"{name}'s matrix")
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ShapeError(f"{name} takes a square matrix (n, n), got {_fmt(a.shape)}", arg=0)
+    return a
+
+
+def _square_scalar(types: Sequence[TensorType], name: str) -> TensorType:
+    _square(types, name)
+    return TensorType((), DType.FLOAT)
+
+
+def _solve(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    a, b = _square(types, "solve"), types[1]
+    _need_float(b, 1, "solve's right-hand side")
+    if b.ndim not in (1, 2) or b.shape[0] != a.shape[0]:
+        raise ShapeError(
+            f"solve(A, b) needs b of shape ({a.shape[0]},) or ({a.shape[0]}, k), got {_fmt(b.shape)}", arg=1
+        )
+    return TensorType(b.shape, DType.FLOAT)
+
+
 def _need_int(t: TensorType, arg: int, what: str) -> None:
     if t.dtype is not DType.INT:
         raise ShapeError(
@@ -819,6 +845,49 @@ def _along_domain(call: Call) -> tuple[Domain, ...]:
     return (
         Domain(1, f"indices must lie in [0, {n}) (the size of axis {axis})", lambda a: (a >= 0) & (a < n)),
     )
+
+
+def _per_matrix(test: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A matrix property as the elementwise mask domains give: every element of a good matrix holds."""
+
+    def predicate(a: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        m = np.asarray(a, dtype=np.float64)
+        if not np.all(np.isfinite(m)):
+            return np.zeros(m.shape, dtype=bool)
+        return np.broadcast_to(np.asarray(test(m), dtype=bool)[..., None, None], m.shape)
+
+    return predicate
+
+
+def _conditioned(m: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.linalg.cond(m) < 1e10
+
+
+def _positive_determinant(m: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    sign, _ = np.linalg.slogdet(m)
+    return (sign > 0) & _conditioned(m)
+
+
+def _definite(m: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    symmetric = (m + np.swapaxes(m, -1, -2)) / 2
+    eigenvalues = np.linalg.eigvalsh(symmetric)
+    return eigenvalues.min(axis=-1) > 1e-10 * np.maximum(1.0, np.abs(eigenvalues).max(axis=-1))
+
+
+INVERTIBLE = Domain(
+    0,
+    "needs an invertible matrix (condition number below 1e10)",
+    _per_matrix(_conditioned),
+    sample_matrix="conditioned",
+)
 
 
 def _take_domain(call: Call) -> tuple[Domain, ...]:
@@ -1378,6 +1447,58 @@ CATALOGUE: tuple[OpSpec, ...] = (
         shape_rule=_pointwise_loss,
         domain_rule=lambda call: (
             () if call.kw("log_target") else (_positive(1, "kl_div needs p > 0 (log p)"),)
+        ),
+    ),
+    OpSpec(
+        "det",
+        OpKind.TENSOR,
+        1,
+        "det(A): the determinant of a square matrix (torch.linalg.det); its gradient det(A)*inv(A).T",
+        shape_rule=lambda types, kwargs: _square_scalar(types, "det"),
+        domain=(replace(INVERTIBLE, text="det is drawn invertible (its gradient is written with inv(A))"),),
+    ),
+    OpSpec(
+        "inv",
+        OpKind.TENSOR,
+        1,
+        "inv(A): the inverse of a square matrix (torch.linalg.inv)",
+        shape_rule=lambda types, kwargs: _square(types, "inv"),
+        domain=(replace(INVERTIBLE, text="inv needs an invertible matrix (condition number below 1e10)"),),
+    ),
+    OpSpec(
+        "logdet",
+        OpKind.TENSOR,
+        1,
+        "logdet(A): log(det(A)), for det(A) > 0 (torch.logdet)",
+        shape_rule=lambda types, kwargs: _square_scalar(types, "logdet"),
+        domain=(
+            Domain(
+                0, "logdet needs det(A) > 0", _per_matrix(_positive_determinant), sample_matrix="conditioned"
+            ),
+        ),
+    ),
+    OpSpec(
+        "solve",
+        OpKind.TENSOR,
+        2,
+        "solve(A, b): x with A @ x = b, b a vector or a matrix of columns (torch.linalg.solve)",
+        shape_rule=_solve,
+        domain=(replace(INVERTIBLE, text="solve needs an invertible A (condition number below 1e10)"),),
+    ),
+    OpSpec(
+        "cholesky",
+        OpKind.TENSOR,
+        1,
+        "cholesky(A): the lower-triangular L with L @ L.T = (A + A.T)/2, positive definite (torch.linalg."
+        "cholesky of the symmetric part: its gradient is the one torch gives for symmetric A)",
+        shape_rule=lambda types, kwargs: _square(types, "cholesky"),
+        domain=(
+            Domain(
+                0,
+                "cholesky needs (A + A.T)/2 positive definite",
+                _per_matrix(_definite),
+                sample_matrix="definite",
+            ),
         ),
     ),
     OpSpec(

@@ -135,7 +135,7 @@ FUNCTIONS = [
     'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum', 'prod', 'norm',
     'cumsum', 'cumprod', 'gather', 'scatter_add', 'index_select', 'embedding', 'layer_norm', 'rms_norm',
     'batch_norm', 'group_norm', 'attention', 'binary_cross_entropy', 'binary_cross_entropy_with_logits',
-    'l1_loss', 'smooth_l1_loss', 'kl_div',
+    'l1_loss', 'smooth_l1_loss', 'kl_div', 'det', 'inv', 'logdet', 'solve', 'cholesky',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -526,6 +526,8 @@ BINARY = (
 # shape -> layout ops that make it: a template over operands of the given shapes
 LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
+        ("det(tanh({0}) + 3*eye(2))", ((2, 2),)),
+        ("logdet(tanh({0}) + 3*eye(2))", ((2, 2),)),
         ("binary_cross_entropy(sigmoid({0}), sigmoid({1}))", ((2,), (2,))),
         ("binary_cross_entropy_with_logits({0}, {1}, reduction=sum)", ((2, 2), (2, 2))),
         ("l1_loss({0}, {1})", ((3,), (3,))),
@@ -542,6 +544,7 @@ LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
         ("({0})[1:, 0][0]", ((2, 2),)),
     ],
     (2,): [
+        ("solve(tanh({0}) + 3*eye(2), {1})", ((2, 2), (2,))),
         ("gather({0}, y, axis=0)", ((2,),)),
         ("scatter_add({0}, y, {1}, axis=0)", ((2,), (2,))),
         ("embedding({0}, k)", ((2, 2),)),
@@ -576,6 +579,9 @@ LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
         ("flip({0})", ((4,),)),
     ],
     (2, 2): [
+        ("inv(tanh({0}) + 3*eye(2))", ((2, 2),)),
+        ("cholesky(tanh({0}) @ tanh({0}).T + eye(2))", ((2, 2),)),
+        ("solve(tanh({0}) + 3*eye(2), {1})", ((2, 2), (2, 2))),
         ("layer_norm({0}, {1}, {2})", ((2, 2), (2,), (2,))),
         ("rms_norm({0}, {1})", ((2, 2), (2,))),
         ("batch_norm({0})", ((2, 2),)),

@@ -857,6 +857,69 @@ defvjp(trace, lambda g, ans, A: g * np.eye(A.shape[0], dtype=A.dtype))
 defjvp(trace, lambda t, ans, A: trace(t))
 
 
+# Square matrices: with X = inv(A), d det(A) = det(A) tr(X dA) and d inv(A) = -X dA X, so
+#   det:     Ā = g det(A) X^T          logdet: Ā = g X^T
+#   inv:     Ā = -X^T G X^T            solve (x = X b): b̄ = A^-T g, Ā = -b̄ x^T
+#   cholesky (L L^T = S, S = (A + A^T)/2; Murray 2016): S̄ = L^-T Φ(L^T G) L^-1, with Φ the lower
+#            triangle and half the diagonal; Ā is its symmetric part.
+
+
+def _logdet(a: np.ndarray) -> np.ndarray:
+    sign, magnitude = np.linalg.slogdet(a)
+    return np.where(sign > 0, magnitude, np.where(sign == 0, -np.inf, np.nan))
+
+
+det = primitive("det", np.linalg.det)
+defvjp(det, lambda g, ans, A: g * ans * inv(A).T)
+defjvp(det, lambda t, ans, A: ans * trace(inv(A) @ t))
+
+inv = primitive("inv", np.linalg.inv)
+defvjp(inv, lambda g, ans, A: -(ans.T @ g @ ans.T))
+defjvp(inv, lambda t, ans, A: -(ans @ t @ ans))
+
+logdet = primitive("logdet", _logdet)
+defvjp(logdet, lambda g, ans, A: g * inv(A).T)
+defjvp(logdet, lambda t, ans, A: trace(inv(A) @ t))
+
+
+def _solve_vjp_a(g: Tensor, ans: Tensor, A: Tensor, b: Tensor) -> Tensor:
+    back = solve(A.T, g)
+    return -(outer(back, ans) if b.ndim == 1 else back @ ans.T)
+
+
+solve = primitive("solve", np.linalg.solve)
+defvjp(solve, _solve_vjp_a, lambda g, ans, A, b: solve(A.T, g))
+defjvp(solve, lambda t, ans, A, b: -solve(A, t @ ans), lambda t, ans, A, b: solve(A, t))
+
+
+def _phi(x: Tensor) -> Tensor:
+    """The lower triangle with the diagonal halved."""
+    return tril(x) - 0.5 * undiagonal(diagonal(x), shape=x.shape)
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    try:
+        return np.linalg.cholesky((a + a.T) / 2)
+    except np.linalg.LinAlgError:
+        return np.full(a.shape, np.nan)
+
+
+def _cholesky_vjp(g: Tensor, ans: Tensor, A: Tensor) -> Tensor:
+    back = inv(ans)
+    s = back.T @ _phi(ans.T @ g) @ back
+    return 0.5 * (s + s.T)
+
+
+def _cholesky_jvp(t: Tensor, ans: Tensor, A: Tensor) -> Tensor:
+    back = inv(ans)  # dL = L Φ(L^-1 dS L^-T), dS the symmetric part of dA
+    return ans @ _phi(back @ (0.5 * (t + t.T)) @ back.T)
+
+
+cholesky = primitive("cholesky", _cholesky)
+defvjp(cholesky, _cholesky_vjp)
+defjvp(cholesky, _cholesky_jvp)
+
+
 def _vectors(op: str, a: ArrayLike, b: ArrayLike) -> tuple[Tensor, Tensor]:
     a, b = as_tensors((a, b))
     if a.ndim != 1 or b.ndim != 1:

@@ -125,6 +125,20 @@ def _kl_div(logq: np.ndarray, p: np.ndarray, kw: Mapping[str, KwValue]) -> np.nd
     return _loss(pointwise, kw["reduction"], logq.shape[0] if logq.ndim else 1)
 
 
+def _logdet(a: np.ndarray) -> np.ndarray:
+    """log(det(a)); NaN where det(a) < 0 (torch.logdet), -inf where it is 0."""
+    sign, magnitude = np.linalg.slogdet(a)
+    return np.where(sign > 0, magnitude, np.where(sign == 0, -np.inf, np.nan))
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """L of the symmetric part; NaN where that is not positive definite."""
+    try:
+        return np.linalg.cholesky((a + np.swapaxes(a, -1, -2)) / 2)
+    except np.linalg.LinAlgError:
+        return np.full(a.shape, np.nan)
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -298,6 +312,11 @@ FORWARD: dict[str, Forward] = {
     "l1_loss": lambda a, kw: _loss(np.abs(a[0] - a[1]), kw["reduction"]),
     "smooth_l1_loss": lambda a, kw: _loss(_smooth_l1(a[0] - a[1], kw["beta"]), kw["reduction"]),
     "kl_div": lambda a, kw: _kl_div(a[0], a[1], kw),
+    "det": lambda a, kw: np.linalg.det(a[0]),
+    "inv": lambda a, kw: np.linalg.inv(a[0]),
+    "logdet": lambda a, kw: _logdet(a[0]),
+    "solve": lambda a, kw: np.linalg.solve(a[0], a[1]),
+    "cholesky": lambda a, kw: _cholesky(a[0]),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": lambda a, kw: _take(a[0], a[1]),
 }

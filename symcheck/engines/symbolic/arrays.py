@@ -114,3 +114,25 @@ def scatter_add(x: Any, idx: Any, src: Any, axis: int) -> Any:
     out = np.array(x, dtype=object)
     out[tuple(slice(0, n) for n in sent.shape)] += sent
     return out
+
+
+def linear_algebra(op: str, a: Any) -> Any:
+    """det, inv, cholesky (of the symmetric part) of a square matrix: numpy's on floats, SymPy's
+    exact ones on expressions."""
+    if not is_symbolic(a):
+        m = np.asarray(a, dtype=np.float64)
+        if op == "det":
+            return np.linalg.det(m)
+        if op == "inv":
+            return np.linalg.inv(m)
+        try:
+            return np.linalg.cholesky((m + m.T) / 2)
+        except np.linalg.LinAlgError:
+            return np.full(m.shape, np.nan)
+    m = sympy.Matrix(np.asarray(a, dtype=object).tolist())
+    if op == "det":
+        return np.asarray(m.det(method="berkowitz"), dtype=object)
+    if op == "inv":
+        return np.array((m.adjugate() / m.det(method="berkowitz")).tolist(), dtype=object)
+    symmetric = (m + m.T) / 2
+    return np.array(symmetric.cholesky(hermitian=False).tolist(), dtype=object)

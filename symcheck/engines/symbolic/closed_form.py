@@ -107,6 +107,8 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
         return arrays.log_softmax(args[0], atom.kw("axis"))
     if atom.op == "logsumexp":
         return arrays.logsumexp(args[0], atom.kw("axis"), atom.kw("keepdims"))
+    if atom.op in ("det", "inv", "cholesky"):
+        return arrays.linear_algebra(atom.op, np.asarray(args[0]))
     if atom.op == "einsum":
         return np.einsum(atom.kw("subscripts"), *(np.asarray(a) for a in args))
     if atom.op in ("gather", "index_select"):
@@ -262,6 +264,13 @@ class Graph:
             return self.atom(
                 "logsumexp", (self.full(args[0]),), shape, axis=node.kw("axis"), keepdims=node.kw("keepdims")
             )
+        if node.op in ("det", "inv", "cholesky"):
+            return self.atom(node.op, (self.full(args[0]),), shape)
+        if node.op == "logdet":  # log(det(A)): its gradient inv(A).T follows from det's
+            return SymTensor(sympy.log(self.atom("det", (self.full(args[0]),), ()).expr), ())
+        if node.op == "solve":  # inv(A) @ b
+            inverse = self.atom("inv", (self.full(args[0]),), args[0].shape)
+            return self.matmul(inverse, args[1])
         if node.op in ("gather", "index_select"):
             x, idx = args
             return self.atom(node.op, (self.full(x), idx), shape, axis=node.kw("axis"))
@@ -796,6 +805,8 @@ class Graph:
             return [SymTensor(self._reverse_cumsum(weighted, atom.kw("axis")).expr / x.expr, x.shape)]
         if atom.op == "einsum":
             return [self._einsum_vjp(atom, i, g) for i in range(len(atom.args))]
+        if atom.op in ("det", "inv", "cholesky"):
+            return [self._linear_algebra_vjp(atom, g)]
         if atom.op == "gather":  # g scattered back where it was read (adding where idx repeats)
             x, idx = atom.args
             return [self._scattered(x.shape, idx, g, atom.kw("axis")), None]
@@ -845,6 +856,26 @@ class Graph:
             if c not in known:
                 part = self.expand_dims(part, axis)
         return SymTensor(part.expr, atom.args[i].shape)
+
+    def _linear_algebra_vjp(self, atom: Atom, g: SymTensor) -> SymTensor:
+        """With X = inv(A): det's gradient is g det(A) X^T, inv's -X^T G X^T; cholesky's (L L^T the
+        symmetric part of A, Murray 2016) the symmetric part of L^-T Φ(L^T G) L^-1, Φ the lower
+        triangle with the diagonal halved."""
+        (a,) = atom.args
+        if atom.op == "det":
+            inverse = self.atom("inv", (a,), a.shape)
+            return SymTensor(g.expr * atom.symbol * self.transpose(inverse, (1, 0)).expr, a.shape)
+        if atom.op == "inv":
+            xt = self.transpose(SymTensor(atom.symbol, atom.shape), (1, 0))
+            return SymTensor(-self.matmul(self.matmul(xt, g), xt).expr, a.shape)
+        chol = SymTensor(atom.symbol, atom.shape)
+        back = self.atom("inv", (chol,), atom.shape)
+        inner = self.matmul(self.transpose(chol, (1, 0)), g)
+        diagonal = self.layout("diagonal", [inner], (atom.shape[0],), offset=0)
+        halved = self.layout("undiagonal", [diagonal], atom.shape, shape=atom.shape, offset=0)
+        phi = SymTensor(self.layout("tril", [inner], atom.shape, k=0).expr - halved.expr / 2, atom.shape)
+        s = self.matmul(self.matmul(self.transpose(back, (1, 0)), phi), back)
+        return SymTensor((s.expr + self.transpose(s, (1, 0)).expr) / 2, a.shape)
 
     def _scattered(self, shape: Shape, idx: SymTensor, g: SymTensor, axis: int) -> SymTensor:
         """Zeros of `shape` with g added at idx along axis: gather's adjoint."""

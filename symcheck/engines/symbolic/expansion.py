@@ -162,6 +162,12 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         return args[0][node.kw("at")]
     if node.op == "take":
         return arrays.take(args[0], args[1])
+    if node.op in ("det", "inv", "cholesky"):
+        return arrays.linear_algebra(node.op, args[0])
+    if node.op == "logdet":
+        return sympy.log(arrays.linear_algebra("det", args[0]).item())
+    if node.op == "solve":
+        return np.matmul(arrays.linear_algebra("inv", args[0]), args[1])
     if node.op == "gather":
         return arrays.gather(args[0], args[1], node.kw("axis"))
     if node.op == "scatter_add":

@@ -225,6 +225,8 @@ class LanguagePrinter:
             dims = atom.kw("shape")
             shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(map(str, dims))})"
             return f"broadcast_to({self._tensor(args[0], 0)}, shape={shape})", ATOM
+        if atom.op in ("det", "inv", "cholesky"):
+            return f"{atom.op}({self._tensor(args[0], 0)})", ATOM
         if atom.op in ("gather", "scatter_add", "index_select"):
             parts = ", ".join(self._tensor(a, 0) for a in args)
             return f"{atom.op}({parts}, axis={atom.kw('axis')})", ATOM

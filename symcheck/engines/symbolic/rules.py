@@ -239,6 +239,11 @@ RULES: dict[str, Rule] = {
     "l1_loss": Rule(textbook="l1_loss: sign(a - b)"),
     "smooth_l1_loss": Rule(textbook="smooth_l1_loss: (a - b)/beta inside beta, else sign(a - b)"),
     "kl_div": Rule(textbook="kl_div: d/dlogq = -p"),
+    "det": Rule(textbook="det: d det(A) = det(A)*inv(A).T (Jacobi's formula)"),
+    "inv": Rule(textbook="inv: d inv(A) = -inv(A).T @ G @ inv(A).T"),
+    "logdet": Rule(textbook="logdet: d log det(A) = inv(A).T"),
+    "solve": Rule(textbook="solve(A, b) = inv(A) @ b"),
+    "cholesky": Rule(textbook="cholesky: L^-T Phi(L^T G) L^-1, symmetrised (Murray 2016)"),
     "index": Rule(),
     "take": Rule(),
 }

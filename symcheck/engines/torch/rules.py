@@ -331,6 +331,11 @@ TABLE: dict[str, Lowering] = {
     "l1_loss": lambda a, kw: F.l1_loss(a[0], a[1], reduction=kw["reduction"]),
     "smooth_l1_loss": lambda a, kw: F.smooth_l1_loss(a[0], a[1], reduction=kw["reduction"], beta=kw["beta"]),
     "kl_div": _kl_div,
+    "det": lambda a, kw: torch.linalg.det(a[0]),
+    "inv": lambda a, kw: torch.linalg.inv(a[0]),
+    "logdet": lambda a, kw: torch.logdet(a[0]),
+    "solve": lambda a, kw: torch.linalg.solve(a[0], a[1]),
+    "cholesky": lambda a, kw: torch.linalg.cholesky((a[0] + a[0].mT) / 2),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": _take,
 }

@@ -371,7 +371,7 @@ def test_sign_and_step_are_constants() -> None:
 def test_rule_table_covers_every_primitive() -> None:
     assert set(T.VJPS) == set(T.PRIMITIVES)
     binary = {"add", "sub", "mul", "div", "pow", "matmul", "lt", "le", "gt", "ge", "eq", "ne"}
-    binary |= {"maximum", "minimum", "take", "index_add", "atan2", "gather", "index_select"}
+    binary |= {"maximum", "minimum", "take", "index_add", "atan2", "gather", "index_select", "solve"}
     constants = {"pi", "e"}  # no argument, no rule
     variadic = {"einsum"}  # one rule taking the argument's position
     for name, rules in T.VJPS.items():
