@@ -683,6 +683,93 @@ def _solve(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTyp
     return TensorType(b.shape, DType.FLOAT)
 
 
+def window_count(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """How many windows of a (dilated) kernel fit along an axis of `size` padded on both sides."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _windows(x: TensorType, kernel: tuple[int, int], kw: dict[str, KwValue], name: str) -> tuple[int, int]:
+    if x.ndim != 4:
+        raise ShapeError(f"{name} takes x of shape (N, C, H, W), got {_fmt(x.shape)}", arg=0)
+    out = tuple(
+        window_count(x.shape[2 + i], kernel[i], kw["stride"][i], kw["padding"][i], kw["dilation"][i])
+        for i in (0, 1)
+    )
+    if min(out) < 1:
+        raise ShapeError(
+            f"a {kernel[0]} x {kernel[1]} kernel does not fit x of shape {_fmt(x.shape)} "
+            f"(padding {kw['padding']}, dilation {kw['dilation']})",
+            arg=0,
+        )
+    return out  # type: ignore[return-value]
+
+
+def _unfold(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    x = types[0]
+    kernel = kwargs["kernel"]
+    ho, wo = _windows(x, kernel, kwargs, "unfold")
+    return TensorType((x.shape[0], x.shape[1] * kernel[0] * kernel[1], ho * wo), x.dtype)
+
+
+def _fold(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
+    p = types[0]
+    kernel, (h, w) = kwargs["kernel"], kwargs["output_size"]
+    cells = kernel[0] * kernel[1]
+    if p.ndim != 3 or p.shape[1] % cells:
+        raise ShapeError(
+            f"fold takes (N, C*{cells}, L) for a {kernel[0]} x {kernel[1]} kernel, got {_fmt(p.shape)}", arg=0
+        )
+    full = TensorType((p.shape[0], p.shape[1] // cells, h, w))
+    ho, wo = _windows(full, kernel, kwargs, "fold")
+    if ho * wo != p.shape[2]:
+        raise ShapeError(
+            f"fold: {ho} x {wo} windows of output_size {_fmt((h, w))}, got {p.shape[2]} columns", arg=0
+        )
+    return TensorType(full.shape, DType.FLOAT)
+
+
+def _conv(types: Sequence[TensorType], kwargs: dict[str, KwValue], spatial: int) -> TensorType:
+    name = f"conv{spatial}d"
+    if len(types) > 3:
+        raise ShapeError(f"{name} takes x, weight and optionally a bias", arg=3)
+    x, w = types[0], types[1]
+    for i, t in enumerate(types):
+        _need_float(t, i, ("the input", "the weight", "the bias")[i])
+    if x.ndim != 2 + spatial or w.ndim != 2 + spatial:
+        shape = "(N, C, L)" if spatial == 1 else "(N, C, H, W)"
+        raise ShapeError(
+            f"{name} takes x {shape} and a weight of as many axes, got {_fmt(x.shape)}, {_fmt(w.shape)}",
+            arg=0,
+        )
+    groups = kwargs["groups"]
+    if x.shape[1] != w.shape[1] * groups or w.shape[0] % groups:
+        raise ShapeError(
+            f"{name}: x has {x.shape[1]} channels, the weight {w.shape} takes {w.shape[1]} per group "
+            f"of {groups}",
+            arg=1,
+            hint="weight (C_out, C_in/groups, kernel...), C_out divisible by groups",
+        )
+    if len(types) == 3 and types[2].shape != (w.shape[0],):
+        raise ShapeError(f"{name}'s bias needs shape ({w.shape[0]},), got {_fmt(types[2].shape)}", arg=2)
+    pair = (lambda v: (1, v)) if spatial == 1 else (lambda v: v)
+    planar = {key: pair(kwargs[key]) for key in ("stride", "padding", "dilation")}
+    flat = TensorType((x.shape[0], x.shape[1], 1, x.shape[2]) if spatial == 1 else x.shape)
+    kernel = (1, w.shape[2]) if spatial == 1 else (w.shape[2], w.shape[3])
+    ho, wo = _windows(flat, kernel, planar, name)
+    return TensorType((x.shape[0], w.shape[0]) + ((wo,) if spatial == 1 else (ho, wo)), DType.FLOAT)
+
+
+def _pool(types: Sequence[TensorType], kwargs: dict[str, KwValue], name: str) -> TensorType:
+    (x,) = types
+    _need_float(x, 0, "the input")
+    if name == "max_pool2d" and any(kwargs["padding"]):
+        raise ShapeError(
+            "max_pool2d takes padding=0 here (torch pads with -inf)", hint="pad(x, widths=..., value=-1e9)"
+        )
+    ho, wo = _windows(x, kwargs["kernel"], {**kwargs, "dilation": (1, 1)}, name)
+    return TensorType(x.shape[:2] + (ho, wo), DType.FLOAT)
+
+
 def _need_int(t: TensorType, arg: int, what: str) -> None:
     if t.dtype is not DType.INT:
         raise ShapeError(
@@ -888,6 +975,43 @@ INVERTIBLE = Domain(
     _per_matrix(_conditioned),
     sample_matrix="conditioned",
 )
+
+
+def window_positions(
+    size: Shape, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Row and column indices into the padded image of every window element, shaped (kh, 1, Ho, 1)
+    and (1, kw, 1, Wo), and the window counts Ho, Wo."""
+    import numpy as np
+
+    counts = [window_count(size[i], kernel[i], stride[i], padding[i], dilation[i]) for i in (0, 1)]
+    rows = (np.arange(kernel[0]) * dilation[0])[:, None] + (np.arange(counts[0]) * stride[0])[None, :]
+    cols = (np.arange(kernel[1]) * dilation[1])[:, None] + (np.arange(counts[1]) * stride[1])[None, :]
+    return rows[:, None, :, None], cols[None, :, None, :], counts[0], counts[1]
+
+
+def _window_tie_gap(call: Call) -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    """Per element of max_pool2d's input, the smallest gap between the two largest elements of a
+    window reading it (inf where no window reads it, or a window has one element)."""
+    kernel, stride = call.kw("kernel"), call.kw("stride")
+
+    def gap(args: Sequence[np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        x = np.asarray(args[0], dtype=np.float64)
+        rows, cols, _, _ = window_positions(x.shape[2:], kernel, stride, (0, 0), (1, 1))
+        windows = x[..., rows, cols]  # (N, C, kh, kw, Ho, Wo)
+        flat = windows.reshape(windows.shape[:2] + (-1,) + windows.shape[4:])
+        if flat.shape[2] < 2:
+            return np.full(x.shape, np.inf)
+        top = np.sort(flat, axis=2)
+        spread = np.broadcast_to((top[:, :, -1] - top[:, :, -2])[:, :, None, None], windows.shape)
+        out = np.full(x.shape, np.inf)
+        where = (slice(None), slice(None), *np.broadcast_arrays(rows, cols))
+        np.minimum.at(out, where, spread)
+        return out
+
+    return gap
 
 
 def _take_domain(call: Call) -> tuple[Domain, ...]:
@@ -1502,6 +1626,99 @@ CATALOGUE: tuple[OpSpec, ...] = (
         ),
     ),
     OpSpec(
+        "unfold",
+        OpKind.SHAPE,
+        1,
+        "unfold(x, kernel=(kh, kw), stride=1, padding=0, dilation=1): the sliding windows of x (N, C, H, W) "
+        "as columns (N, C*kh*kw, L) (torch.nn.functional.unfold); convolutions are written with it",
+        params=(
+            Param("kernel", "positive_pair", None, "the window, (height, width) or one size"),
+            Param("stride", "positive_pair", 1, "the step between windows"),
+            Param("padding", "pair", 0, "zeros added on each side"),
+            Param("dilation", "positive_pair", 1, "the spacing of a window's elements"),
+        ),
+        shape_rule=_unfold,
+    ),
+    OpSpec(
+        "fold",
+        OpKind.SHAPE,
+        1,
+        "fold(p, output_size=(H, W), kernel=..., ...): unfold's adjoint, columns summed back into their "
+        "windows (torch.nn.functional.fold)",
+        params=(
+            Param("output_size", "positive_pair", None, "the (H, W) the windows cover"),
+            Param("kernel", "positive_pair", None, "the window"),
+            Param("stride", "positive_pair", 1, "the step between windows"),
+            Param("padding", "pair", 0, "zeros added on each side"),
+            Param("dilation", "positive_pair", 1, "the spacing of a window's elements"),
+        ),
+        shape_rule=_fold,
+    ),
+    OpSpec(
+        "conv1d",
+        OpKind.TENSOR,
+        2,
+        "conv1d(x, weight, bias, stride=1, padding=0, dilation=1, groups=1): x (N, C, L), weight (C_out, "
+        "C/groups, K) (torch.nn.functional.conv1d, a cross-correlation)",
+        params=(
+            Param("stride", "count", 1, "the step between windows"),
+            Param("padding", "int", 0, "zeros added on each side"),
+            Param("dilation", "count", 1, "the spacing of the kernel's elements"),
+            Param("groups", "count", 1, "channels split into groups, each with its own filters"),
+        ),
+        shape_rule=lambda types, kwargs: _conv(types, kwargs, 1),
+        variadic=True,
+    ),
+    OpSpec(
+        "conv2d",
+        OpKind.TENSOR,
+        2,
+        "conv2d(x, weight, bias, stride=1, padding=0, dilation=1, groups=1): x (N, C, H, W), weight (C_out, "
+        "C/groups, kh, kw) (torch.nn.functional.conv2d, a cross-correlation)",
+        params=(
+            Param("stride", "positive_pair", 1, "the step between windows"),
+            Param("padding", "pair", 0, "zeros added on each side"),
+            Param("dilation", "positive_pair", 1, "the spacing of the kernel's elements"),
+            Param("groups", "count", 1, "channels split into groups, each with its own filters"),
+        ),
+        shape_rule=lambda types, kwargs: _conv(types, kwargs, 2),
+        variadic=True,
+    ),
+    OpSpec(
+        "avg_pool2d",
+        OpKind.TENSOR,
+        1,
+        "avg_pool2d(x, kernel=(kh, kw), stride=kernel, padding=0): the mean of each window, padding zeros "
+        "counted (torch.nn.functional.avg_pool2d)",
+        params=(
+            Param("kernel", "positive_pair", None, "the window"),
+            Param("stride", "positive_pair", None, "the step between windows; None: the kernel"),
+            Param("padding", "pair", 0, "zeros added on each side"),
+        ),
+        shape_rule=lambda types, kwargs: _pool(types, kwargs, "avg_pool2d"),
+    ),
+    OpSpec(
+        "max_pool2d",
+        OpKind.TENSOR,
+        1,
+        "max_pool2d(x, kernel=(kh, kw), stride=kernel): the largest element of each window "
+        "(torch.nn.functional.max_pool2d; a tie in a window is a kink: torch gives its gradient to one)",
+        params=(
+            Param("kernel", "positive_pair", None, "the window"),
+            Param("stride", "positive_pair", None, "the step between windows; None: the kernel"),
+            Param("padding", "pair", 0, "0 only here"),
+        ),
+        shape_rule=lambda types, kwargs: _pool(types, kwargs, "max_pool2d"),
+        kink_rule=lambda call: (
+            Kink(
+                0,
+                0.0,
+                "max_pool2d is not differentiable where a window's maximum is tied",
+                offset=_window_tie_gap(call),
+            ),
+        ),
+    ),
+    OpSpec(
         "onehot",
         OpKind.TENSOR,
         1,
@@ -1739,6 +1956,17 @@ def canonical_kwargs(
             value = bool(value)
         elif param.kind == "int":
             value = int(value)
+        elif param.kind in ("pair", "positive_pair"):
+            if value is None and param.name == "stride" and "kernel" in dict(out):
+                value = dict(out)["kernel"]  # pooling: windows side by side
+            if value is None:
+                raise ShapeError(f"{op.name} needs {param.name}=, e.g. {param.name}=(2, 2)")
+            value = (int(value),) * 2 if isinstance(value, int) else tuple(int(v) for v in value)
+            if len(value) != 2:
+                raise ShapeError(f"{param.name}={given[param.name]} needs one or two sizes (height, width)")
+            low = 1 if param.kind == "positive_pair" else 0
+            if min(value) < low:
+                raise ShapeError(f"{param.name}={given[param.name]} needs sizes of at least {low}")
         elif param.kind == "newshape":
             value = _new_shape(op.name, value, arg_types[0].shape)
         elif param.kind == "widths":

@@ -18,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.language.catalogue import diagonal_length, pad_pairs, squeezed_axes
+from symcheck.language.catalogue import (
+    diagonal_length,
+    pad_pairs,
+    squeezed_axes,
+    window_count,
+    window_positions,
+)
+
+__all__ = ["window_count"]  # re-exported: the engines size windows with it
 
 Shape = tuple[int, ...]
 
@@ -190,6 +198,41 @@ def embedding(weight: np.ndarray, idx: np.ndarray, lead: int = 0) -> np.ndarray:
     return _poisoned(out, np.reshape(~valid, valid.shape + (1,) * (out.ndim - lead - valid.ndim)))
 
 
+def unfold(
+    x: np.ndarray, kernel: Shape, stride: Shape, padding: Shape, dilation: Shape, lead: int = 0
+) -> np.ndarray:
+    """x (..., N, C, H, W) as columns (..., N, C*kh*kw, L): column l holds window l, channel by
+    channel (torch.nn.functional.unfold's order)."""
+    widths = (padding[1], padding[1], padding[0], padding[0])
+    padded = pad(x, widths, 0.0, lead) if any(padding) else x
+    rows, cols, ho, wo = window_positions(x.shape[-2:], kernel, stride, padding, dilation)
+    windows = padded[..., rows, cols]  # (..., N, C, kh, kw, Ho, Wo)
+    return windows.reshape(x.shape[:-2][:-1] + (x.shape[-3] * kernel[0] * kernel[1], ho * wo))
+
+
+def fold(
+    p: np.ndarray,
+    output_size: Shape,
+    kernel: Shape,
+    stride: Shape,
+    padding: Shape,
+    dilation: Shape,
+    lead: int = 0,
+) -> np.ndarray:
+    """unfold's adjoint: each column's elements added back where its window read them."""
+    rows, cols, ho, wo = window_positions(output_size, kernel, stride, padding, dilation)
+    channels = p.shape[-2] // (kernel[0] * kernel[1])
+    windows = p.reshape(p.shape[:-2] + (channels, kernel[0], kernel[1], ho, wo))
+    height, width = output_size[0] + 2 * padding[0], output_size[1] + 2 * padding[1]
+    out = filled(p.shape[:-2] + (channels, height, width), p if p.dtype == object else p.astype(np.float64))
+    index = (slice(None),) * (out.ndim - 2) + (
+        np.broadcast_to(rows, windows.shape[-4:]),
+        np.broadcast_to(cols, windows.shape[-4:]),
+    )
+    np.add.at(out, index, windows)
+    return out[..., padding[0] : padding[0] + output_size[0], padding[1] : padding[1] + output_size[1]]
+
+
 # Every layout op of the catalogue by name. concat and stack take a sequence of arrays, the others one.
 FUNCTIONS = {
     "reshape": reshape,
@@ -205,4 +248,6 @@ FUNCTIONS = {
     "pad": pad,
     "slice": slice_,
     "unslice": unslice,
+    "unfold": unfold,
+    "fold": fold,
 }

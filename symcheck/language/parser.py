@@ -812,7 +812,9 @@ class _Binder:
             raise self.err(f'{key} must be a string, e.g. "ij,jk->ik"', node.span)
         if kind in ("axes", "perm") and isinstance(node, Ref) and node.name in ("None", "none"):
             return None
-        if kind in ("axes", "perm", "shape", "newshape", "widths") and isinstance(node, TupleLit):
+        if kind in ("axes", "perm", "shape", "newshape", "widths", "pair", "positive_pair") and isinstance(
+            node, TupleLit
+        ):
             return tuple(self.integer(key, item) for item in node.items)
         if kind == "widths":
             raise self.err(f"{key} must be a tuple of widths, e.g. {key}=(1, 1)", node.span)

@@ -476,6 +476,14 @@ PER_ELEMENT: dict[str, tuple[Callable[[], list[np.ndarray]], dict[str, Any]]] = 
     "pad": (lambda: [_array(3, 4)], {"widths": (1, 2, 0, 1), "value": 0.5}),
     "slice": (lambda: [_array(4, 5)], {"items": (2, (1, 5, 2))}),
     "unslice": (lambda: [_array(2, 2)], {"shape": (4, 5), "start": (1, 0), "step": (2, 3)}),
+    "unfold": (
+        lambda: [_array(2, 3, 4, 5)],
+        {"kernel": (2, 3), "stride": (1, 2), "padding": (1, 0), "dilation": (1, 1)},
+    ),
+    "fold": (
+        lambda: [_array(2, 18, 10)],
+        {"output_size": (4, 5), "kernel": (2, 3), "stride": (1, 2), "padding": (1, 0), "dilation": (1, 1)},
+    ),
 }
 
 

@@ -135,7 +135,8 @@ FUNCTIONS = [
     'tril', 'triu', 'diagonal', 'undiagonal', 'concat', 'stack', 'pad', 'unslice', 'einsum', 'prod', 'norm',
     'cumsum', 'cumprod', 'gather', 'scatter_add', 'index_select', 'embedding', 'layer_norm', 'rms_norm',
     'batch_norm', 'group_norm', 'attention', 'binary_cross_entropy', 'binary_cross_entropy_with_logits',
-    'l1_loss', 'smooth_l1_loss', 'kl_div', 'det', 'inv', 'logdet', 'solve', 'cholesky',
+    'l1_loss', 'smooth_l1_loss', 'kl_div', 'det', 'inv', 'logdet', 'solve', 'cholesky', 'unfold', 'fold',
+    'conv1d', 'conv2d', 'avg_pool2d', 'max_pool2d',
 ]  # fmt: skip
 KEYWORDS = (
     "axis",
@@ -166,6 +167,11 @@ KEYWORDS = (
     "scale",
     "beta",
     "log_target",
+    "kernel",
+    "stride",
+    "padding",
+    "dilation",
+    "output_size",
 )
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
@@ -526,6 +532,18 @@ BINARY = (
 # shape -> layout ops that make it: a template over operands of the given shapes
 LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
+        (
+            "sum(conv2d(reshape({0}, shape=(1, 1, 2, 2)), reshape({1}, shape=(1, 1, 2, 1)), padding=(0, 1)))",
+            ((2, 2), (2,)),
+        ),
+        ("sum(conv1d(reshape({0}, shape=(1, 1, 4)), reshape({1}, shape=(1, 1, 2)), stride=2))", ((4,), (2,))),
+        ("sum(avg_pool2d(reshape({0}, shape=(1, 1, 2, 2)), kernel=(1, 2)))", ((2, 2),)),
+        ("sum(max_pool2d(reshape({0}, shape=(1, 1, 2, 2)), kernel=(2, 1)))", ((2, 2),)),
+        (
+            "sum(fold(unfold(reshape({0}, shape=(1, 1, 2, 2)), kernel=(1, 2)), output_size=(2, 2), "
+            "kernel=(1, 2)))",
+            ((2, 2),),
+        ),
         ("det(tanh({0}) + 3*eye(2))", ((2, 2),)),
         ("logdet(tanh({0}) + 3*eye(2))", ((2, 2),)),
         ("binary_cross_entropy(sigmoid({0}), sigmoid({1}))", ((2,), (2,))),

@@ -630,6 +630,81 @@ defvjp(pad, lambda g, ans, x, *, widths, value: slice_(g, items=_unpadded(x, wid
 defjvp(pad, lambda t, ans, x, *, widths, value: pad(t, widths=widths, value=0.0))
 
 
+# unfold reads sliding windows into columns; fold sums columns back into their windows: each is
+# the other's adjoint.
+unfold = primitive(
+    "unfold",
+    lambda x, *, kernel, stride, padding, dilation: layout.unfold(x, kernel, stride, padding, dilation),
+)
+defvjp(unfold, lambda g, ans, x, *, kernel, stride, padding, dilation:
+       fold(g, output_size=x.shape[-2:], kernel=kernel, stride=stride, padding=padding,
+            dilation=dilation))  # fmt: skip
+defjvp(unfold, lambda t, ans, x, *, kernel, stride, padding, dilation:
+       unfold(t, kernel=kernel, stride=stride, padding=padding, dilation=dilation))  # fmt: skip
+
+fold = primitive("fold", lambda p, *, output_size, kernel, stride, padding, dilation:
+                 layout.fold(p, output_size, kernel, stride, padding, dilation))  # fmt: skip
+defvjp(fold, lambda g, ans, p, *, output_size, kernel, stride, padding, dilation:
+       unfold(g, kernel=kernel, stride=stride, padding=padding, dilation=dilation))  # fmt: skip
+defjvp(fold, lambda t, ans, p, *, output_size, kernel, stride, padding, dilation:
+       fold(t, output_size=output_size, kernel=kernel, stride=stride, padding=padding,
+            dilation=dilation))  # fmt: skip
+
+
+def _convolve(
+    x: Tensor, w: Tensor, bias: Tensor | None, stride: Shape, padding: Shape, dilation: Shape, groups: int
+) -> Tensor:
+    """The filters (rows) times unfold's columns, group by group: out (N, C_out, Ho, Wo)."""
+    n, out = x.shape[0], w.shape[0]
+    cols = unfold(x, kernel=w.shape[2:], stride=stride, padding=padding, dilation=dilation)
+    grouped = reshape(cols, shape=(n, groups, cols.shape[1] // groups, cols.shape[2]))
+    filters = reshape(w, shape=(groups, out // groups, w.size // out))
+    heights = layout.window_count(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0])
+    y = reshape(filters @ grouped, shape=(n, out, heights, cols.shape[2] // heights))
+    return y if bias is None else y + reshape(bias, shape=(out, 1, 1))
+
+
+@composite
+def conv2d(x: ArrayLike, w: ArrayLike, *bias: ArrayLike, stride: Shape = (1, 1), padding: Shape = (0, 0),
+           dilation: Shape = (1, 1), groups: int = 1) -> Tensor:  # fmt: skip
+    x, w = as_tensors((x, w))
+    return _convolve(x, w, as_tensors(bias)[0] if bias else None, stride, padding, dilation, groups)
+
+
+@composite
+def conv1d(x: ArrayLike, w: ArrayLike, *bias: ArrayLike, stride: int = 1, padding: int = 0, dilation: int = 1,
+           groups: int = 1) -> Tensor:  # fmt: skip
+    """A 2-D convolution of height 1."""
+    x, w = as_tensors((x, w))
+    planar = _convolve(
+        reshape(x, shape=(x.shape[0], x.shape[1], 1, x.shape[2])),
+        reshape(w, shape=(w.shape[0], w.shape[1], 1, w.shape[2])),
+        as_tensors(bias)[0] if bias else None, (1, stride), (0, padding), (1, dilation), groups,
+    )  # fmt: skip
+    return reshape(planar, shape=planar.shape[:2] + planar.shape[3:])
+
+
+def _pooled(x: Tensor, kernel: Shape, stride: Shape, padding: Shape, reduce: Callable[..., Tensor]) -> Tensor:
+    cols = unfold(x, kernel=kernel, stride=stride, padding=padding, dilation=(1, 1))
+    windows = reshape(cols, shape=(x.shape[0], x.shape[1], kernel[0] * kernel[1], cols.shape[2]))
+    heights = layout.window_count(x.shape[2], kernel[0], stride[0], padding[0], 1)
+    return reshape(
+        reduce(windows, axis=(2,)), shape=(x.shape[0], x.shape[1], heights, cols.shape[2] // heights)
+    )
+
+
+@composite
+def avg_pool2d(x: ArrayLike, *, kernel: Shape, stride: Shape, padding: Shape = (0, 0)) -> Tensor:
+    (x,) = as_tensors((x,))
+    return _pooled(x, kernel, stride, padding, mean)
+
+
+@composite
+def max_pool2d(x: ArrayLike, *, kernel: Shape, stride: Shape, padding: Shape = (0, 0)) -> Tensor:
+    (x,) = as_tensors((x,))
+    return _pooled(x, kernel, stride, padding, max)
+
+
 @composite
 def flatten(x: ArrayLike, *, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """Axes start_dim..end_dim merged into one: a reshape."""

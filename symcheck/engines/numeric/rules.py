@@ -139,6 +139,33 @@ def _cholesky(a: np.ndarray) -> np.ndarray:
         return np.full(a.shape, np.nan)
 
 
+def _conv(a: list[np.ndarray], kw: Mapping[str, KwValue], spatial: int) -> np.ndarray:
+    """Each output element a sum of products over its window, through unfold's columns."""
+    x, w = a[0], a[1]
+    if spatial == 1:  # height 1
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        stride, padding, dilation = (1, kw["stride"]), (0, kw["padding"]), (1, kw["dilation"])
+    else:
+        stride, padding, dilation = kw["stride"], kw["padding"], kw["dilation"]
+    n, groups, out = x.shape[0], kw["groups"], w.shape[0]
+    cols = layout.unfold(x, w.shape[2:], stride, padding, dilation)  # (N, C*kh*kw, L)
+    cols = cols.reshape(n, groups, -1, cols.shape[-1])
+    filters = w.reshape(groups, out // groups, -1)
+    y = np.einsum("gok,ngkl->ngol", filters, cols).reshape(n, out, -1)
+    if len(a) > 2:
+        y = y + a[2][:, None]
+    h = layout.window_count(x.shape[2], w.shape[2], stride[0], padding[0], dilation[0])
+    return y.reshape(n, out, -1) if spatial == 1 else y.reshape(n, out, h, -1)
+
+
+def _pool(x: np.ndarray, kw: Mapping[str, KwValue], reduce: Callable[..., np.ndarray]) -> np.ndarray:
+    kernel, stride = kw["kernel"], kw["stride"]
+    cols = layout.unfold(x, kernel, stride, kw["padding"], (1, 1))
+    h = layout.window_count(x.shape[2], kernel[0], stride[0], kw["padding"][0], 1)
+    windows = cols.reshape(x.shape[0], x.shape[1], kernel[0] * kernel[1], -1)
+    return reduce(windows, axis=2).reshape(x.shape[0], x.shape[1], h, -1)
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
@@ -312,6 +339,10 @@ FORWARD: dict[str, Forward] = {
     "l1_loss": lambda a, kw: _loss(np.abs(a[0] - a[1]), kw["reduction"]),
     "smooth_l1_loss": lambda a, kw: _loss(_smooth_l1(a[0] - a[1], kw["beta"]), kw["reduction"]),
     "kl_div": lambda a, kw: _kl_div(a[0], a[1], kw),
+    "conv1d": lambda a, kw: _conv(a, kw, 1),
+    "conv2d": lambda a, kw: _conv(a, kw, 2),
+    "avg_pool2d": lambda a, kw: _pool(a[0], kw, np.mean),
+    "max_pool2d": lambda a, kw: _pool(a[0], kw, np.max),
     "det": lambda a, kw: np.linalg.det(a[0]),
     "inv": lambda a, kw: np.linalg.inv(a[0]),
     "logdet": lambda a, kw: _logdet(a[0]),

@@ -273,14 +273,16 @@ class Graph:
             return self.matmul(inverse, args[1])
         if node.op in ("gather", "index_select"):
             x, idx = args
-            return self.atom(node.op, (self.full(x), idx), shape, axis=node.kw("axis"))
+            return self.atom(node.op, (self.full(x), self.full(idx)), shape, axis=node.kw("axis"))
         if node.op == "scatter_add":
             x, idx, src = args
-            return self.atom("scatter_add", (self.full(x), idx, self.full(src)), shape, axis=node.kw("axis"))
+            parts = (self.full(x), self.full(idx), self.full(src))
+            return self.atom("scatter_add", parts, shape, axis=node.kw("axis"))
         if node.op == "embedding":  # the rows of the flattened index, reshaped
             weight, idx = args
             flat = self.reshape(idx, (int(np.prod(idx.shape)),)) if len(idx.shape) != 1 else idx
-            rows = self.atom("index_select", (self.full(weight), flat), flat.shape + weight.shape[1:], axis=0)
+            picked = (self.full(weight), self.full(flat))
+            rows = self.atom("index_select", picked, flat.shape + weight.shape[1:], axis=0)
             return self.reshape(rows, shape)
         if node.op == "einsum":
             return self.atom(
@@ -310,9 +312,9 @@ class Graph:
         if node.op == "norm":  # its definition, so that the closed form reads like the math
             x, axes, keep, p = args[0], node.kw("axis"), node.kw("keepdims"), node.kw("p")
             if p == "1":
-                return self.reduce("sum", SymTensor(sympy.Abs(x.expr), x.shape), axes, keep)
+                return self.reduce("sum", SymTensor(ELEMENTWISE["abs"](x.expr), x.shape), axes, keep)
             if p == "inf":
-                return self.reduce("max", SymTensor(sympy.Abs(x.expr), x.shape), axes, keep)
+                return self.reduce("max", SymTensor(ELEMENTWISE["abs"](x.expr), x.shape), axes, keep)
             total = self.reduce("sum", SymTensor(x.expr**2, x.shape), axes, keep)
             return SymTensor(sympy.sqrt(total.expr), total.shape)
         if node.op in ("var", "std"):  # atoms with their own VJP (the expansion uses the definition)
@@ -928,6 +930,11 @@ class Graph:
                 (a, a + (n - 1) * s + 1, s) for a, s, n in zip(kw["start"], kw["step"], x.shape, strict=True)
             )
             return [self.layout("slice", [g], x.shape, items=items)]
+        if atom.op == "unfold":  # windows' gradients summed back where they read
+            return [self.layout("fold", [g], x.shape, output_size=x.shape[-2:], **kw)]
+        if atom.op == "fold":
+            window = {k: kw[k] for k in ("kernel", "stride", "padding", "dilation")}
+            return [self.layout("unfold", [g], x.shape, **window)]
         if atom.op == "pad":
             pairs = pad_pairs(kw["widths"], len(x.shape))
             items = tuple((a, a + d, 1) for d, (a, _) in zip(x.shape, pairs, strict=True))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from symcheck.language.catalogue import window_count
 from symcheck.language.ir import Call, Program, TensorType
 from symcheck.language.parser import bind, parse
 
@@ -27,6 +28,10 @@ DEFINED = frozenset(
         "l1_loss",
         "smooth_l1_loss",
         "kl_div",
+        "conv1d",
+        "conv2d",
+        "avg_pool2d",
+        "max_pool2d",
     }
 )
 
@@ -87,6 +92,16 @@ def _text(op: str, kw: dict, shapes: tuple[tuple[int, ...], ...]) -> str:
         mask = f"tril(broadcast_to(1, shape=({q[-2]}, {k[-2]})))"
         weights = f"exp({scores})*{mask}"
         return f"({weights})/sum({weights}, axis=-1, keepdims=True) @ a2"
+    if op in ("conv1d", "conv2d"):
+        return _convolution(op, kw, shapes)
+    if op in ("avg_pool2d", "max_pool2d"):
+        (n, c, h, w), kernel = x, kw["kernel"]
+        ho, wo = (window_count((h, w)[i], kernel[i], kw["stride"][i], kw["padding"][i], 1) for i in (0, 1))
+        window = f"kernel={_tuple(kernel)}, stride={_tuple(kw['stride'])}, padding={_tuple(kw['padding'])}"
+        cols = f"unfold(a0, {window})"
+        windows = f"reshape({cols}, shape=({n}, {c}, {kernel[0] * kernel[1]}, {ho * wo}))"
+        reduce = "mean" if op == "avg_pool2d" else "max"
+        return f"reshape({reduce}({windows}, axis=2), shape=({n}, {c}, {ho}, {wo}))"
     reduction = kw["reduction"]
     if op == "binary_cross_entropy":
         return _reduced("-(a1*log(a0) + (1 - a1)*log(1 - a0))", reduction)
@@ -104,6 +119,41 @@ def _text(op: str, kw: dict, shapes: tuple[tuple[int, ...], ...]) -> str:
         pointwise = "exp(a1)*(a1 - a0)" if kw["log_target"] else "a1*(log(a1) - a0)"
         return _reduced(pointwise, reduction, batch=x[0] if x else 1)
     raise AssertionError(f"no definition of {op}")
+
+
+def _convolution(op: str, kw: dict, shapes: tuple[tuple[int, ...], ...]) -> str:
+    """A convolution as torch documents it: the weight's filters as rows, times unfold's columns,
+    group by group (the groups a batch axis of @)."""
+    x, w = shapes[0], shapes[1]
+    groups = kw["groups"]
+    if op == "conv1d":  # a 2-D convolution of height 1
+        image, weight = (
+            f"reshape(a0, shape=({x[0]}, {x[1]}, 1, {x[2]}))",
+            f"reshape(a1, shape=({w[0]}, {w[1]}, 1, {w[2]}))",
+        )
+        size, kernel = (1, x[2]), (1, w[2])
+        stride, padding, dilation = (1, kw["stride"]), (0, kw["padding"]), (1, kw["dilation"])
+    else:
+        image, weight = "a0", "a1"
+        size, kernel = x[2:], w[2:]
+        stride, padding, dilation = kw["stride"], kw["padding"], kw["dilation"]
+    ho, wo = (window_count(size[i], kernel[i], stride[i], padding[i], dilation[i]) for i in (0, 1))
+    cols = (
+        f"unfold({image}, kernel={_tuple(kernel)}, stride={_tuple(stride)}, padding={_tuple(padding)}, "
+        f"dilation={_tuple(dilation)})"
+    )
+    if groups == 1:
+        product = f"reshape({weight}, shape=({w[0]}, -1)) @ {cols}"
+    else:
+        product = (
+            f"reshape({weight}, shape=({groups}, {w[0] // groups}, -1)) @ "
+            f"reshape({cols}, shape=({x[0]}, {groups}, -1, {ho * wo}))"
+        )
+    out_shape = (x[0], w[0], wo) if op == "conv1d" else (x[0], w[0], ho, wo)
+    text = f"reshape({product}, shape={_tuple(out_shape)})"
+    if len(shapes) > 2:
+        text += f" + reshape(a2, shape={_tuple((w[0],) + (1,) * (len(out_shape) - 2))})"
+    return text
 
 
 @lru_cache(maxsize=256)

@@ -95,10 +95,10 @@ def _expand(node: object, env: Mapping[str, np.ndarray]) -> np.ndarray:
         x, axes, keep, p = args[0], node.kw("axis"), node.kw("keepdims"), node.kw("p")
         if p == "1":
             return np.asarray(
-                np.sum(np.frompyfunc(sympy.Abs, 1, 1)(x), axis=axes, keepdims=keep), dtype=object
+                np.sum(np.frompyfunc(EXPANDED["abs"], 1, 1)(x), axis=axes, keepdims=keep), dtype=object
             )
         if p == "inf":
-            magnitudes = np.asarray(np.frompyfunc(sympy.Abs, 1, 1)(x), dtype=object)
+            magnitudes = np.asarray(np.frompyfunc(EXPANDED["abs"], 1, 1)(x), dtype=object)
             return np.asarray(arrays.extreme("max", magnitudes, axes, keep), dtype=object)
         total = np.asarray(np.sum(x * x, axis=axes, keepdims=keep), dtype=object)
         return np.asarray(np.frompyfunc(sympy.sqrt, 1, 1)(total), dtype=object)

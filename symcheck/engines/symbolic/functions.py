@@ -232,13 +232,11 @@ class _Extreme(Function):
         return _pick_numeric(args, largest=cls.largest)
 
     def fdiff(self, argindex: int = 1) -> sympy.Expr:
-        # Left unevaluated: SymPy would try to decide each a == max(...) symbolically (seconds for
-        # three clamped arguments); at a point, substitution resolves them exactly.
-        def tied(a: sympy.Expr) -> sympy.Expr:
-            return Piecewise((1, sympy.Eq(a, self, evaluate=False)), (0, True), evaluate=False)
-
-        ties = sympy.Add(*(tied(a) for a in self.args))
-        return tied(self.args[argindex - 1]) / ties
+        # tie tests, left undecided: SymPy would try to decide each a == max(...) symbolically
+        # (seconds for three clamped arguments, a minute for six abs); at a point, substitution
+        # resolves them exactly.
+        ties = sympy.Add(*(tie(a, self) for a in self.args))
+        return tie(self.args[argindex - 1], self) / ties
 
 
 class max_of(_Extreme):

@@ -244,6 +244,12 @@ RULES: dict[str, Rule] = {
     "logdet": Rule(textbook="logdet: d log det(A) = inv(A).T"),
     "solve": Rule(textbook="solve(A, b) = inv(A) @ b"),
     "cholesky": Rule(textbook="cholesky: L^-T Phi(L^T G) L^-1, symmetrised (Murray 2016)"),
+    "unfold": Rule(textbook="unfold: each window's gradient is summed back where it read (fold)"),
+    "fold": Rule(textbook="fold: the gradient is read window by window (unfold)"),
+    "conv1d": Rule(textbook="conv1d: its definition, the filters times unfold's windows"),
+    "conv2d": Rule(textbook="conv2d: its definition, the filters times unfold's windows"),
+    "avg_pool2d": Rule(textbook="avg_pool2d: each window's mean"),
+    "max_pool2d": Rule(textbook="max_pool2d: each window's maximum gets the gradient"),
     "index": Rule(),
     "take": Rule(),
 }
