@@ -675,9 +675,21 @@ def explain(
 
 
 @main.command()
-def ops() -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown: the reference with each op's torch counterpart and the coverage table (docs/ops.md).",
+)
+def ops(fmt: str) -> None:
     """List the ops of the language: arity, keyword arguments, domains and kinks."""
+    if fmt == "markdown":
+        from symcheck.language.reference import markdown
 
+        click.echo(markdown(), nl=False)
+        return
     for op in CATALOGUE:
         signature = f"a {op.infix} b" if op.infix else None
         if op.name == "neg":
