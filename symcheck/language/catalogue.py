@@ -826,8 +826,18 @@ def _onehot(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorTy
 
 
 def _classification(types: Sequence[TensorType], kwargs: dict[str, KwValue]) -> TensorType:
-    """nll_loss / cross_entropy: scores (C,) with a scalar label, or (N, C) with labels (N,)."""
-    scores, target = types
+    """nll_loss / cross_entropy: scores (C,) with a scalar label, or (N, C) with labels (N,); a
+    weight (C,) given by keyword comes third."""
+    scores, target = types[0], types[1]
+    if len(types) > 2:
+        _need_float(types[2], 2, "the weight")
+        if types[2].shape != scores.shape[-1:]:
+            raise ShapeError(
+                f"weight needs one per class, shape ({scores.shape[-1]},), got {_fmt(types[2].shape)}", arg=2
+            )
+    smoothing = kwargs.get("label_smoothing")
+    if smoothing is not None and not 0 <= float(smoothing) <= 1:  # type: ignore[arg-type]
+        raise ShapeError(f"label_smoothing={smoothing:g} must lie in [0, 1]")
     _need_float(scores, 0, "the scores")
     _need_int(target, 1, "the target")
     if scores.ndim not in (1, 2):
@@ -1020,15 +1030,19 @@ def _take_domain(call: Call) -> tuple[Domain, ...]:
 
 
 def _label_domain(call: Call) -> tuple[Domain, ...]:
-    classes = call.args[0].shape[-1]
+    classes, ignored = call.args[0].shape[-1], call.kw("ignore_index")
     text = f"targets must be class indices in [0, {classes})"
-    return (Domain(1, text, lambda a: (a >= 0) & (a < classes)),)
+    if ignored is None:
+        return (Domain(1, text, lambda a: (a >= 0) & (a < classes)),)
+    return (Domain(1, f"{text} or {ignored}", lambda a: ((a >= 0) & (a < classes)) | (a == ignored)),)
 
 
 def _onehot_domain(call: Call) -> tuple[Domain, ...]:
-    classes = call.kw("num_classes")
+    classes, ignored = call.kw("num_classes"), call.kw("ignore_index")
     text = f"labels must be class indices in [0, {classes})"
-    return (Domain(0, text, lambda a: (a >= 0) & (a < classes)),)
+    if ignored is None:
+        return (Domain(0, text, lambda a: (a >= 0) & (a < classes)),)
+    return (Domain(0, f"{text} or {ignored}", lambda a: ((a >= 0) & (a < classes)) | (a == ignored)),)
 
 
 def _pow_domain(call: Call) -> tuple[Domain, ...]:
@@ -1057,6 +1071,13 @@ LOSS_REDUCTION = Param(
     "mean",
     "mean, sum, or none (the elementwise losses)",
     choices=("mean", "sum", "none"),
+)
+WEIGHT = Param("weight", "tensor", False, "a float tensor (C,) of per-class weights (torch's weight=)")
+IGNORE_INDEX = Param(
+    "ignore_index",
+    "optional_int",
+    None,
+    "a label that counts for nothing (torch's default -100 is not assumed)",
 )
 NORMALISED = Param("dims", "count", 1, "how many trailing axes are normalised (torch's normalized_shape)")
 
@@ -1722,8 +1743,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "onehot",
         OpKind.TENSOR,
         1,
-        "onehot(y, C): 1 at each label's index of a new last axis of size C, else 0",
-        params=(Param("num_classes", "count", None, "C, the number of classes"),),
+        "onehot(y, C): 1 at each label's index of a new last axis of size C, else 0; a label equal to "
+        "ignore_index gets a row of zeros",
+        params=(Param("num_classes", "count", None, "C, the number of classes"), IGNORE_INDEX),
         shape_rule=_onehot,
         domain_rule=_onehot_domain,
         differentiable=False,
@@ -1733,8 +1755,9 @@ CATALOGUE: tuple[OpSpec, ...] = (
         "nll_loss",
         OpKind.TENSOR,
         2,
-        "nll_loss(log_probs, target): -log_probs[target], over a batch its mean (or sum)",
-        params=(REDUCTION,),
+        "nll_loss(log_probs, target, weight=w, ignore_index=k): -w[target]*log_probs[target], over a batch "
+        "its sum, or divided by the sum of w[target] (mean); targets equal to ignore_index count for nothing",
+        params=(REDUCTION, WEIGHT, IGNORE_INDEX),
         shape_rule=_classification,
         domain_rule=_label_domain,
     ),
@@ -1743,7 +1766,12 @@ CATALOGUE: tuple[OpSpec, ...] = (
         OpKind.TENSOR,
         2,
         "cross_entropy(scores, target) = nll_loss(log_softmax(scores), target)",
-        params=(REDUCTION,),
+        params=(
+            REDUCTION,
+            WEIGHT,
+            IGNORE_INDEX,
+            Param("label_smoothing", "number", 0.0, "eps: the target is (1 - eps) onehot + eps/C everywhere"),
+        ),
         shape_rule=_classification,
         domain_rule=_label_domain,
     ),
@@ -1956,6 +1984,10 @@ def canonical_kwargs(
             value = bool(value)
         elif param.kind == "int":
             value = int(value)
+        elif param.kind == "optional_int":
+            value = None if value is None else int(value)
+        elif param.kind == "tensor":
+            value = bool(value)  # the tensor itself is an argument after the positional ones
         elif param.kind in ("pair", "positive_pair"):
             if value is None and param.name == "stride" and "kernel" in dict(out):
                 value = dict(out)["kernel"]  # pooling: windows side by side

@@ -108,8 +108,14 @@ def _refs(node: Node) -> Iterable[Ref]:
     elif isinstance(node, Call):
         for a in node.args:
             yield from _refs(a)
-        # Keyword values are never inputs: every keyword takes a literal (an axis, a bool, a bare
-        # word such as reduction=sum), and binding says where one is not (keepdims=maximum).
+        # Keyword values are literals (an axis, a bool, a bare word such as reduction=sum), and
+        # binding says where one is not (keepdims=maximum); but for the keywords that take a
+        # tensor (weight=w of the classification losses), whose names are inputs.
+        spec = OPS.get(node.op)
+        for key, value in node.kwargs:
+            param = spec.param(key) if spec is not None else None
+            if param is not None and param.kind == "tensor" and isinstance(value, Node):
+                yield from _refs(value)
 
 
 # ---------------------------------------------------------------- parsing
@@ -704,7 +710,13 @@ class _Binder:
         self, node: Call, op: OpSpec, args: tuple[Node, ...], keywords: list[tuple[str, Node]]
     ) -> Node:
         given: dict[str, KwValue] = {}
+        tensors: list[tuple[str, Node]] = []  # keywords whose value is a tensor (weight=w): arguments too
         for key, value in keywords:
+            param = op.param(key)
+            if param is not None and param.kind == "tensor" and key not in given:
+                tensors.append((key, self.node(value)))
+                given[key] = True
+                continue
             if key in given:
                 raise self.err(f"{op.name} got {key} twice", value.span)
             param = op.param(key)
@@ -717,6 +729,8 @@ class _Binder:
                 )
                 raise self.err(f"{op.name} has no keyword argument '{key}'", value.span, hint)
             given[key] = self.kwvalue(param.kind, key, value, param.choices)
+        order = [p.name for p in op.params]
+        args = args + tuple(t for _, t in sorted(tensors, key=lambda kt: order.index(kt[0])))
         types = [a.type for a in args]
         assert all(t is not None for t in types)
         try:
@@ -798,6 +812,10 @@ class _Binder:
             if isinstance(node, Ref) and node.name in ("True", "true", "False", "false"):
                 return node.name in ("True", "true")
             raise self.err(f"{key} must be True or False", node.span)
+        if kind == "optional_int":
+            if isinstance(node, Ref) and node.name in ("None", "none"):
+                return None
+            return self.integer(key, node)
         if kind == "number":
             if isinstance(node, Ref) and node.name in ("None", "none"):
                 return None
@@ -872,13 +890,20 @@ def _print(node: Node, parent: int) -> str:
         return f"({text})" if parent >= 3 else text
     if node.op == "transpose" and node.kw("axes") == tuple(reversed(range(len(node.args[0].shape)))):
         return f"{_print(node.args[0], 5)}.T"
-    args = [_print(a, 0) for a in node.args]
+    op = OPS[node.op]
+    keyed = [p.name for p in op.params if p.kind == "tensor" and node.kw(p.name)]
+    positional = node.args[: len(node.args) - len(keyed)]
+    args = [_print(a, 0) for a in positional]
+    tensors = dict(zip(keyed, node.args[len(positional) :], strict=True))
     if node.op == "einsum":
         return f'einsum("{node.kw("subscripts")}", {", ".join(args)})'
-    op = OPS[node.op]
     for key, value in node.kwargs:
         param = op.param(key)
-        if key in op.positional:
+        if key in tensors:
+            args.append(f"{key}={_print(tensors[key], 0)}")
+        elif param is not None and param.kind == "tensor":
+            continue
+        elif key in op.positional:
             args.append(keyword_text(value))
         elif param is not None and param.kind == "dim":
             if param.default is None or value != param.default % len(node.args[0].shape):  # axis=-1 unsaid

@@ -179,7 +179,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "mse_loss": ("native", "mse_loss"),
     "nll_loss, cross_entropy": (
         "native",
-        "nll_loss cross_entropy (weight, ignore_index, label_smoothing: not yet)",
+        "nll_loss cross_entropy (weight=, ignore_index=, label_smoothing=)",
     ),
     "binary_cross_entropy (with logits)": ("native", "binary_cross_entropy binary_cross_entropy_with_logits"),
     "l1_loss, smooth_l1_loss (huber)": ("native", "l1_loss smooth_l1_loss"),

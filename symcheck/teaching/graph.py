@@ -24,6 +24,7 @@ import numpy as np
 
 from symcheck.check.points import make_point
 from symcheck.engines import autograd as T
+from symcheck.engines.autograd.engine import keywords_of
 from symcheck.engines.autograd.rules import TABLE
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref, Step
@@ -208,7 +209,7 @@ class _Lowered:
             return self.env[node.target]
         assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
         args = [self.node(a) for a in node.args]
-        result = self._lowering[node.op](*args, **node.kwdict)
+        result = self._lowering[node.op](*args, **keywords_of(node))
         self.tensors[id(node)] = result
         return result
 

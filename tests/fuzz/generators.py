@@ -172,6 +172,9 @@ KEYWORDS = (
     "padding",
     "dilation",
     "output_size",
+    "weight",
+    "ignore_index",
+    "label_smoothing",
 )
 RESERVED = frozenset({
     'False', 'None', 'T', 'True', 'and', 'as', 'assert', 'async', 'await', 'break', 'class', 'continue',
@@ -532,6 +535,9 @@ BINARY = (
 # shape -> layout ops that make it: a template over operands of the given shapes
 LAYOUTS: dict[Shape, list[tuple[str, tuple[Shape, ...]]]] = {
     (): [
+        ("cross_entropy({0}, y, weight=softplus({1}) + 0.5, label_smoothing=0.1)", ((2, 2), (2,))),
+        ("nll_loss(log_softmax({0}), y, ignore_index=1, reduction=sum)", ((2, 2),)),
+        ("sum(onehot(y, 2, ignore_index=0) * {0})", ((2, 2),)),
         (
             "sum(conv2d(reshape({0}, shape=(1, 1, 2, 2)), reshape({1}, shape=(1, 1, 2, 1)), padding=(0, 1)))",
             ((2, 2), (2,)),

@@ -30,6 +30,7 @@ from symcheck.engines.base import (
     tensor_derivatives,
     wants_full_hessian,
 )
+from symcheck.language.catalogue import OPS
 from symcheck.language.ir import Call, Const, DType, Node, Program, Ref
 
 
@@ -73,7 +74,14 @@ def lower_node(node: Node, env: Mapping[str, Tensor]) -> Tensor | float:
         return env[node.target]
     assert isinstance(node, Call), f"unexpected IR node {type(node).__name__}"
     args = [lower_node(a, env) for a in node.args]
-    return _rule(node.op)(*args, **node.kwdict)
+    return _rule(node.op)(*args, **keywords_of(node))
+
+
+def keywords_of(node: Call) -> dict[str, object]:
+    """The call's keyword arguments for the rule table: a keyword that takes a tensor (weight=w) is
+    an argument already, its entry only says that it is there."""
+    spec = OPS[node.op]
+    return {k: v for k, v in node.kwargs if getattr(spec.param(k), "kind", None) != "tensor"}
 
 
 def _rule(op: str) -> Callable[..., Tensor]:

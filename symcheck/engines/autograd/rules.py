@@ -1172,36 +1172,75 @@ def kl_div(logq: ArrayLike, p: ArrayLike, *, reduction: str = "mean", log_target
 
 
 @composite
-def onehot(y: ArrayLike, *, num_classes: int) -> Tensor:
-    """A float matrix with a new last axis of size num_classes: 1 at each label's index, else 0.
+def onehot(y: ArrayLike, *, num_classes: int, ignore_index: int | None = None) -> Tensor:
+    """A float matrix with a new last axis of size num_classes: 1 at each label's index, else 0;
+    a row of zeros for a label equal to ignore_index.
 
     A constant: labels are not differentiable, so nothing is recorded. A label that is not a
     class index (out of range, or not a whole number) gets a row of nan, so that an engine
     comparison reports it instead of silently dropping the example.
     """
     labels = y.data if isinstance(y, Tensor) else np.asarray(y)
-    hot = labels[..., np.newaxis] == np.arange(num_classes)
-    return Tensor(np.where(hot.any(axis=-1, keepdims=True), hot.astype(np.float64), np.nan))
+    kept = np.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
+    hot = (labels[..., np.newaxis] == np.arange(num_classes)) & kept[..., np.newaxis]
+    valid = hot.any(axis=-1, keepdims=True) | ~kept[..., np.newaxis]
+    return Tensor(np.where(valid, hot.astype(np.float64), np.nan))
 
 
 @composite
-def nll_loss(logp: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> Tensor:
+def nll_loss(
+    logp: ArrayLike,
+    target: ArrayLike,
+    *weight: ArrayLike,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+) -> Tensor:
     """-logp[target] for log-probabilities (C,) and a scalar label; for a batch (N, C) with
     labels (N,), the mean (or sum) over i of -logp[i, target[i]].
 
-    The onehot matrix picks logp[i, target[i]] out of each row, so d/dlogp = -onehot / N.
+    The onehot matrix picks logp[i, target[i]] out of each row, so d/dlogp = -onehot / N. With a
+    weight w (C,), each example counts w[target[i]] times, and the mean divides by their sum; an
+    ignored label's row of the onehot matrix is zeros: it counts for nothing.
     """
-    (logp,) = as_tensors((logp,))
-    if logp.ndim not in (1, 2):
-        raise ValueError(f"nll_loss takes log-probabilities (C,) or (N, C), got shape {logp.shape}")
-    total = -sum(onehot(target, num_classes=logp.shape[-1]) * logp)
-    return _reduce(total, reduction, count=1 if logp.ndim == 1 else logp.shape[0])
+    return _classified(logp, target, weight, reduction, ignore_index, 0.0)
 
 
 @composite
-def cross_entropy(z: ArrayLike, target: ArrayLike, *, reduction: str = "mean") -> Tensor:
-    """nll_loss(log_softmax(z)): scores (C,) with a scalar label, or (N, C) with labels (N,)."""
-    return nll_loss(log_softmax(z, axis=-1), target, reduction=reduction)
+def cross_entropy(
+    z: ArrayLike,
+    target: ArrayLike,
+    *weight: ArrayLike,
+    reduction: str = "mean",
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """nll_loss(log_softmax(z)): scores (C,) with a scalar label, or (N, C) with labels (N,). With
+    label smoothing eps the target is (1 - eps) onehot + eps/C on every class."""
+    return _classified(log_softmax(z, axis=-1), target, weight, reduction, ignore_index, label_smoothing)
+
+
+def _classified(
+    logp: ArrayLike,
+    target: ArrayLike,
+    weight: Sequence[ArrayLike],
+    reduction: str,
+    ignore_index: int | None,
+    smoothing: float,
+) -> Tensor:
+    (logp,) = as_tensors((logp,))
+    if logp.ndim not in (1, 2):
+        raise ValueError(f"nll_loss takes log-probabilities (C,) or (N, C), got shape {logp.shape}")
+    classes = logp.shape[-1]
+    hot = onehot(target, num_classes=classes, ignore_index=ignore_index)
+    if not weight and ignore_index is None and not smoothing:
+        total = -sum(hot * logp)
+        return _reduce(total, reduction, count=1 if logp.ndim == 1 else logp.shape[0])
+    w = as_tensors(weight)[0] if weight else Tensor(np.ones(classes))
+    kept = sum(hot, axis=(hot.ndim - 1,), keepdims=True) if ignore_index is not None else Tensor(1.0)
+    picked = -sum(hot * w * logp)
+    smooth = -sum(kept * w * logp) / classes
+    total = (1 - smoothing) * picked + smoothing * smooth
+    return total if reduction == "sum" else total / sum(hot * w)
 
 
 def _reduce(total: Tensor, reduction: str, count: int) -> Tensor:

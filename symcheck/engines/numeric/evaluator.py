@@ -272,7 +272,8 @@ def _batched(program: Program, names: tuple[str, ...]) -> Batched | None:
         if uses(node) and not (
             OPS[node.op].kind is OpKind.ELEMENTWISE
             or node.op in _SHIFTED_AXES | _SHIFTED_AXIS
-            or node.op in ("clamp", "matmul", "transpose", "broadcast_to", "nll_loss", "cross_entropy")
+            or node.op in ("clamp", "matmul", "transpose", "broadcast_to")
+            or (node.op in ("nll_loss", "cross_entropy") and _plain(node))
             or node.op in LAYOUT
             or node.op == "einsum"
             or node.op in INDEXING
@@ -332,7 +333,8 @@ def _batched_node(
         if ra == 1:
             out = out[..., 0, :] if rb != 1 else out[..., 0]
         return out, True
-    if node.op in ("nll_loss", "cross_entropy") and not flags[1]:  # batched scores, the labels as given
+    plain = not (kw.get("weight") or kw.get("ignore_index") is not None or kw.get("label_smoothing"))
+    if node.op in ("nll_loss", "cross_entropy") and not flags[1] and plain:  # batched scores, labels as given
         scores, target = args
         logp = FORWARD["log_softmax"]([scores], {"axis": -1}) if node.op == "cross_entropy" else scores
         return _batched_nll(logp, target, kw["reduction"], len(shapes[0])), True
@@ -369,6 +371,12 @@ def _batched_node(
     else:  # elementwise: each batched operand aligned to the result's rank past the batch axis
         args = _aligned(args, flags, shapes, len(node.shape))
     return in_dtype(FORWARD[node.op](args, kw), dt), True
+
+
+def _plain(node: Call) -> bool:
+    """A classification loss without weight, ignored label or smoothing (those run point by point)."""
+    kw = node.kwdict
+    return not (kw.get("weight") or kw.get("ignore_index") is not None or kw.get("label_smoothing"))
 
 
 INDEXING = {

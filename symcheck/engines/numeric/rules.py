@@ -209,6 +209,13 @@ def _onehot(labels: np.ndarray, classes: int) -> np.ndarray:
     return np.where(valid[..., None], out, np.nan)
 
 
+def _onehot_ignoring(labels: np.ndarray, classes: int, ignored: int | None) -> np.ndarray:
+    if ignored is None:
+        return _onehot(labels, classes)
+    kept = labels != ignored
+    return _onehot(np.where(kept, labels, 0), classes) * kept[..., None]
+
+
 def _nll_loss(logp: np.ndarray, target: np.ndarray, reduction: str) -> np.ndarray:
     classes = logp.shape[-1]
     valid = (target >= 0) & (target < classes)
@@ -219,6 +226,27 @@ def _nll_loss(logp: np.ndarray, target: np.ndarray, reduction: str) -> np.ndarra
     if logp.ndim == 1:
         return losses
     return np.mean(losses) if reduction == "mean" else np.sum(losses)
+
+
+def _classify(logp: np.ndarray, a: list[np.ndarray], kw: Mapping[str, KwValue]) -> np.ndarray:
+    """nll_loss (and cross_entropy, given log_softmax): the plain form, or with a weight, an
+    ignored label or label smoothing, as torch computes them."""
+    target = a[1]
+    weighted, ignored = kw.get("weight"), kw.get("ignore_index")
+    smoothing = float(kw.get("label_smoothing") or 0.0)
+    if not weighted and ignored is None and not smoothing:
+        return _nll_loss(logp, target, kw["reduction"])
+    classes = logp.shape[-1]
+    weight = a[2] if weighted else np.ones(classes)
+    kept = target != ignored if ignored is not None else np.ones(target.shape, dtype=bool)
+    valid = ((target >= 0) & (target < classes)) | ~kept
+    hot = _onehot(np.where(kept & valid, target, 0), classes) * kept[..., None]
+    picked = -np.sum(hot * weight * logp, axis=-1)  # -w[y] logp[y] per example
+    smooth = -np.sum(kept[..., None] * weight * logp, axis=-1) / classes
+    losses = np.where(valid, (1 - smoothing) * picked + smoothing * smooth, np.nan)
+    if kw["reduction"] == "sum":
+        return np.sum(losses)
+    return np.sum(losses) / np.sum(hot * weight)
 
 
 def _where(cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -308,9 +336,9 @@ FORWARD: dict[str, Forward] = {
     "trace": lambda a, kw: np.trace(a[0]),
     "eye": lambda a, kw: np.eye(kw["n"]),
     "mse_loss": lambda a, kw: _mse_loss(a[0], a[1], kw["reduction"]),
-    "onehot": lambda a, kw: _onehot(a[0], kw["num_classes"]),
-    "nll_loss": lambda a, kw: _nll_loss(a[0], a[1], kw["reduction"]),
-    "cross_entropy": lambda a, kw: _nll_loss(_log_softmax(a[0], -1), a[1], kw["reduction"]),
+    "onehot": lambda a, kw: _onehot_ignoring(a[0], kw["num_classes"], kw.get("ignore_index")),
+    "nll_loss": lambda a, kw: _classify(a[0], a, kw),
+    "cross_entropy": lambda a, kw: _classify(_log_softmax(a[0], -1), a, kw),
     "lt": lambda a, kw: np.less(a[0], a[1]),
     "le": lambda a, kw: np.less_equal(a[0], a[1]),
     "gt": lambda a, kw: np.greater(a[0], a[1]),

@@ -43,9 +43,19 @@ def log_softmax(a: Any, axis: int) -> Any:
     return a - logsumexp(a, axis, True)
 
 
-def onehot(y: Any, classes: int, *, wrap: bool = False) -> Any:
+def onehot(y: Any, classes: int, *, wrap: bool = False, ignored: int | None = None) -> Any:
     """Labels to indicator vectors; symbolic labels become Piecewise 0/1 that resolve on substitution.
-    `wrap`: an index as x[y] reads it, where -1 names the last row (as in torch and numpy)."""
+    `wrap`: an index as x[y] reads it, where -1 names the last row (as in torch and numpy).
+    `ignored`: a label whose row is zeros."""
+    if ignored is not None:
+        if is_symbolic(y):
+            hot = np.array(onehot(y, classes, wrap=wrap), dtype=object)
+            if 0 <= ignored < classes:  # y == ignored reads that class: zero it (other labels never do)
+                hot[..., ignored] = sympy.Integer(0)
+            return hot
+        labels = np.asarray(y, dtype=np.int64)
+        kept = labels != ignored
+        return onehot(np.where(kept, labels, 0), classes, wrap=wrap) * kept[..., None]
     if is_symbolic(y):
         y = np.asarray(y, dtype=object)
         out = np.empty(y.shape + (classes,), dtype=object)

@@ -122,7 +122,7 @@ def _numpy_op(atom: Atom, args: Sequence[Any], symbolic: bool = False) -> Any:
     if atom.op == "trace":
         return np.trace(args[0])
     if atom.op == "onehot":
-        return arrays.onehot(args[0], atom.kw("num_classes"))
+        return arrays.onehot(args[0], atom.kw("num_classes"), ignored=dict(atom.kwargs).get("ignore_index"))
     if atom.op == "eye":
         return arrays.eye(atom.kw("n"), symbolic=symbolic)
     if atom.op in ("max", "min"):
@@ -333,7 +333,7 @@ class Graph:
                 node.kw("reduction"), SymTensor((a.expr - b.expr) ** 2, diff_shape), None, False
             )
         if node.op == "onehot":
-            return self.onehot(args[0], node.kw("num_classes"))
+            return self.onehot(args[0], node.kw("num_classes"), node.kw("ignore_index"))
         if node.op == "eye":
             return self.atom("eye", (), shape, n=node.kw("n"))
         if node.op == "index":
@@ -344,20 +344,41 @@ class Graph:
         if node.op == "take":
             return self.atom("take", (self.full(args[0]), args[1]), shape)
         if node.op in ("nll_loss", "cross_entropy"):
-            scores, target = args
+            scores, target = args[0], args[1]
             classes = scores.shape[-1]
             if node.op == "cross_entropy":
                 scores = self.atom(
                     "log_softmax", (self.full(scores),), scores.shape, axis=len(scores.shape) - 1
                 )
-            picked = SymTensor(self.onehot(target, classes).expr * scores.expr, scores.shape)
-            total = self.reduce("sum", picked, None, False)
-            n = scores.shape[0] if len(scores.shape) == 2 and node.kw("reduction") == "mean" else 1
-            return SymTensor(-total.expr / n, ())
+            ignored, weighted = node.kw("ignore_index"), node.kw("weight")
+            smoothing = sympy.Rational(str(node.kwdict.get("label_smoothing") or 0))
+            hot = self.onehot(target, classes, ignored)
+            if ignored is None and not weighted and not smoothing:
+                picked = SymTensor(hot.expr * scores.expr, scores.shape)
+                total = self.reduce("sum", picked, None, False)
+                n = scores.shape[0] if len(scores.shape) == 2 and node.kw("reduction") == "mean" else 1
+                return SymTensor(-total.expr / n, ())
+            # torch's: each example weighs w[y]; smoothing spreads eps over the classes; the mean
+            # divides by the weights of the examples kept
+            w = args[2].expr if weighted else sympy.Integer(1)
+            picked = self.reduce("sum", SymTensor(hot.expr * w * scores.expr, scores.shape), None, False)
+            kept = (
+                self.reduce("sum", hot, (len(hot.shape) - 1,), True).expr
+                if ignored is not None
+                else sympy.Integer(1)
+            )
+            spread = self.reduce("sum", SymTensor(kept * w * scores.expr, scores.shape), None, False)
+            total = -((1 - smoothing) * picked.expr + smoothing / classes * spread.expr)
+            if node.kw("reduction") == "sum":
+                return SymTensor(total, ())
+            weights = self.reduce("sum", SymTensor(hot.expr * w, scores.shape), None, False)
+            return SymTensor(total / weights.expr, ())
         raise AssertionError(f"symbolic engine has no rule for {node.op}")
 
-    def onehot(self, y: SymTensor, classes: int) -> SymTensor:
-        return self.atom("onehot", (y,), y.shape + (classes,), num_classes=classes)
+    def onehot(self, y: SymTensor, classes: int, ignored: int | None = None) -> SymTensor:
+        if ignored is None:
+            return self.atom("onehot", (y,), y.shape + (classes,), num_classes=classes)
+        return self.atom("onehot", (y,), y.shape + (classes,), num_classes=classes, ignore_index=ignored)
 
     def outer(self, a: SymTensor, b: SymTensor) -> SymTensor:
         shape = (a.shape[0], b.shape[0])
@@ -432,10 +453,13 @@ class Graph:
         """sum(c * onehot(y, C), axis=-1) is c: each label's indicator vector sums to 1."""
         if axes != (len(t.shape) - 1,):
             return None
-        factors = [
+        factors = [  # (an ignored label's row sums to 0, not 1)
             f
             for f in sympy.Mul.make_args(t.expr)
-            if f in self.atoms and self.atoms[f].op == "onehot" and len(self.atoms[f].shape) == len(t.shape)
+            if f in self.atoms
+            and self.atoms[f].op == "onehot"
+            and len(self.atoms[f].shape) == len(t.shape)
+            and dict(self.atoms[f].kwargs).get("ignore_index") is None
         ]
         if len(factors) != 1:
             return None

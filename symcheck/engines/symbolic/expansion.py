@@ -184,12 +184,22 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         spread = np.broadcast_to(np.reshape(idx, (-1, 1)), (int(np.prod(idx.shape)), weight.shape[1]))
         return np.reshape(arrays.gather(weight, spread, 0), idx.shape + weight.shape[1:])
     if node.op in ("nll_loss", "cross_entropy"):
-        scores, target = args
+        scores, target = args[0], args[1]
         if node.op == "cross_entropy":
             scores = arrays.log_softmax(scores, scores.ndim - 1)
-        total = -np.sum(arrays.onehot(target, scores.shape[-1]) * scores)
-        batch = scores.shape[0] if scores.ndim == 2 and node.kw("reduction") == "mean" else 1
-        return total * sympy.Rational(1, batch)
+        classes, ignored = scores.shape[-1], node.kw("ignore_index")
+        smoothing = sympy.Rational(str(node.kwdict.get("label_smoothing") or 0))
+        hot = np.asarray(arrays.onehot(target, classes, ignored=ignored), dtype=object)
+        if ignored is None and not node.kw("weight") and not smoothing:
+            total = -np.sum(hot * scores)
+            batch = scores.shape[0] if scores.ndim == 2 and node.kw("reduction") == "mean" else 1
+            return total * sympy.Rational(1, batch)
+        w = args[2] if node.kw("weight") else np.ones(classes, dtype=object)
+        kept = np.sum(hot, axis=-1, keepdims=True)  # 0 for an ignored label's row
+        total = -(
+            (1 - smoothing) * np.sum(hot * w * scores) + smoothing / classes * np.sum(kept * w * scores)
+        )
+        return total if node.kw("reduction") == "sum" else total / np.sum(hot * w)
     raise AssertionError(f"expansion has no rule for {node.op}")
 
 

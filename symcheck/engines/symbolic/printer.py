@@ -264,7 +264,9 @@ class LanguagePrinter:
         if atom.op in ("outer", "trace"):
             return f"{atom.op}({', '.join(self._tensor(a, 0) for a in args)})", ATOM
         if atom.op == "onehot":
-            return f"onehot({self._tensor(args[0], 0)}, {atom.kw('num_classes')})", ATOM
+            ignored = dict(atom.kwargs).get("ignore_index")
+            extra = "" if ignored is None else f", ignore_index={ignored}"
+            return f"onehot({self._tensor(args[0], 0)}, {atom.kw('num_classes')}{extra})", ATOM
         if atom.op == "eye":
             return f"eye({atom.kw('n')})", ATOM
         if atom.op == "index":

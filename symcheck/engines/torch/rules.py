@@ -85,6 +85,16 @@ def _poison(value: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor | Non
     return value + scores.sum() * float("nan")
 
 
+def _onehot_ignoring(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+    ignored = kw.get("ignore_index")
+    if ignored is None:
+        return _onehot(args, kw)
+    labels = args[0]
+    kept = labels != ignored
+    hot = _onehot([torch.where(kept, labels, torch.zeros_like(labels))], kw)
+    return hot * kept[..., None]
+
+
 def _onehot(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
     # float64 holds 0, 1 and NaN exactly; `Lowerer.call` casts the result to the engine's dtype.
     classes: int = kw["num_classes"]
@@ -128,6 +138,8 @@ def _take(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tens
 
 def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
     def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        if kw.get("weight") or kw.get("ignore_index") is not None or kw.get("label_smoothing"):
+            return _weighted_classification(fn, args, kw)
         scores, target = args
         labels, valid = _labels(target, scores.shape[-1])
         if scores.ndim == 1:
@@ -138,6 +150,31 @@ def _classification(fn: Callable[..., torch.Tensor]) -> Lowering:
         return _poison(value, scores, valid)
 
     return lower
+
+
+def _weighted_classification(
+    fn: Callable[..., torch.Tensor], args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]
+) -> torch.Tensor:
+    """torch's own with weight=, ignore_index=, label_smoothing=; where the weight needs a
+    gradient (torch has none for it), torch's formula written in torch ops."""
+    scores, target = args[0], args[1]
+    weight = args[2] if kw.get("weight") else None
+    ignored = kw.get("ignore_index")
+    smoothing = float(kw.get("label_smoothing") or 0.0)
+    if scores.ndim == 1:
+        scores, target = scores.unsqueeze(0), target.reshape(1)
+    extra = {"label_smoothing": smoothing} if fn is F.cross_entropy else {}
+    if weight is None or not weight.requires_grad:
+        return fn(scores, target, weight=weight, ignore_index=-100 if ignored is None else ignored,
+                  reduction=kw["reduction"], **extra).reshape(())  # fmt: skip
+    logp = F.log_softmax(scores, dim=-1) if fn is F.cross_entropy else scores
+    kept = (target != ignored) if ignored is not None else torch.ones_like(target, dtype=torch.bool)
+    hot = F.one_hot(torch.where(kept, target, torch.zeros_like(target)), scores.shape[-1]).to(logp.dtype)
+    hot = hot * kept[:, None]
+    picked = -(hot * weight * logp).sum(-1)
+    smooth = -(kept[:, None] * weight * logp).sum(-1) / scores.shape[-1]
+    losses = (1 - smoothing) * picked + smoothing * smooth
+    return losses.sum() if kw["reduction"] == "sum" else losses.sum() / (hot * weight).sum()
 
 
 def _prod(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
@@ -328,7 +365,7 @@ TABLE: dict[str, Lowering] = {
     "trace": lambda a, kw: torch.trace(a[0]),
     "eye": lambda a, kw: torch.eye(kw["n"]),  # dtype and device are set in `Lowerer.call`
     "mse_loss": _mse_loss,
-    "onehot": _onehot,
+    "onehot": _onehot_ignoring,
     "nll_loss": _classification(F.nll_loss),
     "cross_entropy": _classification(F.cross_entropy),
     "lt": lambda a, kw: torch.lt(a[0], a[1]),
