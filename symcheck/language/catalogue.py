@@ -1100,6 +1100,24 @@ def _unary(name: str, doc: str, **extra: object) -> OpSpec:
     return OpSpec(name, OpKind.ELEMENTWISE, 1, doc, **extra)  # type: ignore[arg-type]
 
 
+def _convolution_op(spatial: int, positive: str, size: str, shapes: str) -> OpSpec:
+    return OpSpec(
+        f"conv{spatial}d",
+        OpKind.TENSOR,
+        2,
+        f"conv{spatial}d(x, weight, bias, stride=1, padding=0, dilation=1, groups=1): {shapes} "
+        f"(torch.nn.functional.conv{spatial}d, a cross-correlation)",
+        params=(
+            Param("stride", positive, 1, "the step between windows"),
+            Param("padding", size, 0, "zeros added on each side"),
+            Param("dilation", positive, 1, "the spacing of the kernel's elements"),
+            Param("groups", "count", 1, "channels split into groups, each with its own filters"),
+        ),
+        shape_rule=lambda types, kwargs: _conv(types, kwargs, spatial),
+        variadic=True,
+    )
+
+
 def _spread_op(name: str, doc: str) -> OpSpec:
     return OpSpec(name, OpKind.REDUCTION, 1, doc, params=(AXES, KEEPDIMS, CORRECTION), shape_rule=_spread)
 
@@ -1675,36 +1693,8 @@ CATALOGUE: tuple[OpSpec, ...] = (
         ),
         shape_rule=_fold,
     ),
-    OpSpec(
-        "conv1d",
-        OpKind.TENSOR,
-        2,
-        "conv1d(x, weight, bias, stride=1, padding=0, dilation=1, groups=1): x (N, C, L), weight (C_out, "
-        "C/groups, K) (torch.nn.functional.conv1d, a cross-correlation)",
-        params=(
-            Param("stride", "count", 1, "the step between windows"),
-            Param("padding", "int", 0, "zeros added on each side"),
-            Param("dilation", "count", 1, "the spacing of the kernel's elements"),
-            Param("groups", "count", 1, "channels split into groups, each with its own filters"),
-        ),
-        shape_rule=lambda types, kwargs: _conv(types, kwargs, 1),
-        variadic=True,
-    ),
-    OpSpec(
-        "conv2d",
-        OpKind.TENSOR,
-        2,
-        "conv2d(x, weight, bias, stride=1, padding=0, dilation=1, groups=1): x (N, C, H, W), weight (C_out, "
-        "C/groups, kh, kw) (torch.nn.functional.conv2d, a cross-correlation)",
-        params=(
-            Param("stride", "positive_pair", 1, "the step between windows"),
-            Param("padding", "pair", 0, "zeros added on each side"),
-            Param("dilation", "positive_pair", 1, "the spacing of the kernel's elements"),
-            Param("groups", "count", 1, "channels split into groups, each with its own filters"),
-        ),
-        shape_rule=lambda types, kwargs: _conv(types, kwargs, 2),
-        variadic=True,
-    ),
+    _convolution_op(1, "count", "int", "x (N, C, L), weight (C_out, C/groups, K)"),
+    _convolution_op(2, "positive_pair", "pair", "x (N, C, H, W), weight (C_out, C/groups, kh, kw)"),
     OpSpec(
         "avg_pool2d",
         OpKind.TENSOR,

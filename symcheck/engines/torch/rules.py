@@ -177,6 +177,14 @@ def _weighted_classification(
     return losses.sum() if kw["reduction"] == "sum" else losses.sum() / (hot * weight).sum()
 
 
+def _convolution(fn: Callable[..., torch.Tensor]) -> Lowering:
+    def lower(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
+        window = {key: kw[key] for key in ("stride", "padding", "dilation", "groups")}
+        return fn(args[0], args[1], _optional(args, 2), **window)
+
+    return lower
+
+
 def _prod(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
     axes = kw["axis"]
     if axes is None:
@@ -336,24 +344,8 @@ TABLE: dict[str, Lowering] = {
         padding=kw["padding"],
         stride=kw["stride"],
     ),
-    "conv1d": lambda a, kw: F.conv1d(
-        a[0],
-        a[1],
-        _optional(a, 2),
-        stride=kw["stride"],
-        padding=kw["padding"],
-        dilation=kw["dilation"],
-        groups=kw["groups"],
-    ),
-    "conv2d": lambda a, kw: F.conv2d(
-        a[0],
-        a[1],
-        _optional(a, 2),
-        stride=kw["stride"],
-        padding=kw["padding"],
-        dilation=kw["dilation"],
-        groups=kw["groups"],
-    ),
+    "conv1d": _convolution(F.conv1d),
+    "conv2d": _convolution(F.conv2d),
     "avg_pool2d": lambda a, kw: F.avg_pool2d(a[0], kw["kernel"], stride=kw["stride"], padding=kw["padding"]),
     "max_pool2d": lambda a, kw: F.max_pool2d(a[0], kw["kernel"], stride=kw["stride"]),
     "softmax": lambda a, kw: F.softmax(a[0], dim=kw["axis"]),
