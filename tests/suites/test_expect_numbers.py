@@ -1,0 +1,37 @@
+"""Numbers in expect are checked where they can be: at the given values, and where a case has none
+(every input random) at every point, as constants. They are never silently skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from symcheck.cli import main
+
+
+def _verify(tmp_path: Path, text: str) -> tuple[int, str]:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(text, encoding="utf-8")
+    r = CliRunner().invoke(main, ["verify", str(suite), "--no-cache"])
+    return r.exit_code, r.output
+
+
+def test_wrong_numbers_for_random_inputs_fail_instead_of_passing_unchecked(tmp_path: Path) -> None:
+    code, output = _verify(
+        tmp_path,
+        "cases:\n  - name: wrong\n    expr: sum(x^2)\n    inputs: {x: {shape: [3]}}\n"
+        "    expect: {value: 12345, grad: {x: 999}}\n",
+    )
+    assert code == 1, output
+    assert "expect    value = 12345: WRONG" in output and "expect    dout/dx = 999: WRONG" in output
+
+
+def test_a_constant_gradient_given_as_a_number_is_checked_at_random_points(tmp_path: Path) -> None:
+    code, output = _verify(
+        tmp_path,
+        "cases:\n  - name: constant\n    expr: sum(x * b + c)\n    inputs: {x: {shape: [2, 3]}, b: {shape: [3]}, "
+        "c: {shape: [2, 1]}}\n    expect: {grad: {c: 3}}\n",
+    )
+    assert code == 0, output
+    assert "expect    dout/dc = 3: ok" in output
