@@ -30,8 +30,8 @@ def test_wrong_numbers_for_random_inputs_fail_instead_of_passing_unchecked(tmp_p
 def test_a_constant_gradient_given_as_a_number_is_checked_at_random_points(tmp_path: Path) -> None:
     code, output = _verify(
         tmp_path,
-        "cases:\n  - name: constant\n    expr: sum(x * b + c)\n    inputs: {x: {shape: [2, 3]}, b: {shape: [3]}, "
-        "c: {shape: [2, 1]}}\n    expect: {grad: {c: 3}}\n",
+        "cases:\n  - name: constant\n    expr: sum(x * b + c)\n"
+        "    inputs: {x: {shape: [2, 3]}, b: {shape: [3]}, c: {shape: [2, 1]}}\n    expect: {grad: {c: 3}}\n",
     )
     assert code == 0, output
     assert "expect    dout/dc = 3: ok" in output
