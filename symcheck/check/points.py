@@ -224,6 +224,8 @@ class _Watcher:
                 if not ok.all():
                     found.append(self._issue("domain", dom.text, call, dom.arg, ~ok))
             for kink in op.kinks_of(call):
+                if not any(self.deps[id(a)] for a in call.args):
+                    continue  # constants (tril(...) > 0): nothing there moves, no derivative to lose
                 a = np.asarray(args[kink.arg], dtype=np.float64)
                 finite = np.abs(a[np.isfinite(a)])
                 margin = self.margin * max(1.0, float(finite.max()) if finite.size else 1.0)
