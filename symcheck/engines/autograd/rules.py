@@ -944,11 +944,23 @@ def _logdet(a: np.ndarray) -> np.ndarray:
     return np.where(sign > 0, magnitude, np.where(sign == 0, -np.inf, np.nan))
 
 
+def _or_nan(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """fn, answering NaN for a singular matrix (outside the domain: the checker reports it)."""
+
+    def guarded(a: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+        try:
+            return fn(a, *rest)
+        except np.linalg.LinAlgError:
+            return np.full(rest[0].shape if rest else a.shape, np.nan)
+
+    return guarded
+
+
 det = primitive("det", np.linalg.det)
 defvjp(det, lambda g, ans, A: g * ans * inv(A).T)
 defjvp(det, lambda t, ans, A: ans * trace(inv(A) @ t))
 
-inv = primitive("inv", np.linalg.inv)
+inv = primitive("inv", _or_nan(np.linalg.inv))
 defvjp(inv, lambda g, ans, A: -(ans.T @ g @ ans.T))
 defjvp(inv, lambda t, ans, A: -(ans @ t @ ans))
 
@@ -962,7 +974,7 @@ def _solve_vjp_a(g: Tensor, ans: Tensor, A: Tensor, b: Tensor) -> Tensor:
     return -(outer(back, ans) if b.ndim == 1 else back @ ans.T)
 
 
-solve = primitive("solve", np.linalg.solve)
+solve = primitive("solve", _or_nan(np.linalg.solve))
 defvjp(solve, _solve_vjp_a, lambda g, ans, A, b: solve(A.T, g))
 defjvp(solve, lambda t, ans, A, b: -solve(A, t @ ans), lambda t, ans, A, b: solve(A, t))
 

@@ -131,6 +131,14 @@ def _logdet(a: np.ndarray) -> np.ndarray:
     return np.where(sign > 0, magnitude, np.where(sign == 0, -np.inf, np.nan))
 
 
+def _nonsingular(fn: Callable[..., np.ndarray], a: np.ndarray, *rest: np.ndarray) -> np.ndarray:
+    """inv's, solve's: NaN for a singular matrix (outside the domain), not a LinAlgError."""
+    try:
+        return fn(a, *rest)
+    except np.linalg.LinAlgError:
+        return np.full(rest[0].shape if rest else a.shape, np.nan)
+
+
 def _cholesky(a: np.ndarray) -> np.ndarray:
     """L of the symmetric part; NaN where that is not positive definite."""
     try:
@@ -372,9 +380,9 @@ FORWARD: dict[str, Forward] = {
     "avg_pool2d": lambda a, kw: _pool(a[0], kw, np.mean),
     "max_pool2d": lambda a, kw: _pool(a[0], kw, np.max),
     "det": lambda a, kw: np.linalg.det(a[0]),
-    "inv": lambda a, kw: np.linalg.inv(a[0]),
+    "inv": lambda a, kw: _nonsingular(np.linalg.inv, a[0]),
     "logdet": lambda a, kw: _logdet(a[0]),
-    "solve": lambda a, kw: np.linalg.solve(a[0], a[1]),
+    "solve": lambda a, kw: _nonsingular(np.linalg.solve, a[0], a[1]),
     "cholesky": lambda a, kw: _cholesky(a[0]),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": lambda a, kw: _take(a[0], a[1]),

@@ -155,7 +155,7 @@ def _expand_model_op(node: Call, args: list[np.ndarray]) -> Any:
         total = np.sum(difference * difference)
         return total * sympy.Rational(1, difference.size) if node.kw("reduction") == "mean" else total
     if node.op == "onehot":
-        return arrays.onehot(args[0], node.kw("num_classes"))
+        return arrays.onehot(args[0], node.kw("num_classes"), ignored=node.kw("ignore_index"))
     if node.op == "eye":
         return arrays.eye(node.kw("n"), symbolic=True)
     if node.op == "index":

@@ -185,6 +185,12 @@ def _convolution(fn: Callable[..., torch.Tensor]) -> Lowering:
     return lower
 
 
+def _singular_nan(result: torch.Tensor, info: torch.Tensor) -> torch.Tensor:
+    """A linear-algebra result, NaN where torch reports the matrix singular (not positive definite):
+    a domain the checker reports, where torch.linalg.inv would raise."""
+    return torch.where(info.reshape(info.shape + (1,) * (result.ndim - info.ndim)) == 0, result, torch.nan)
+
+
 def _prod(args: Sequence[torch.Tensor], kw: Mapping[str, KwValue]) -> torch.Tensor:
     axes = kw["axis"]
     if axes is None:
@@ -392,10 +398,10 @@ TABLE: dict[str, Lowering] = {
     "smooth_l1_loss": lambda a, kw: F.smooth_l1_loss(a[0], a[1], reduction=kw["reduction"], beta=kw["beta"]),
     "kl_div": _kl_div,
     "det": lambda a, kw: torch.linalg.det(a[0]),
-    "inv": lambda a, kw: torch.linalg.inv(a[0]),
+    "inv": lambda a, kw: _singular_nan(*torch.linalg.inv_ex(a[0])),
     "logdet": lambda a, kw: torch.logdet(a[0]),
-    "solve": lambda a, kw: torch.linalg.solve(a[0], a[1]),
-    "cholesky": lambda a, kw: torch.linalg.cholesky((a[0] + a[0].mT) / 2),
+    "solve": lambda a, kw: _singular_nan(*torch.linalg.solve_ex(a[0], a[1])),
+    "cholesky": lambda a, kw: _singular_nan(*torch.linalg.cholesky_ex((a[0] + a[0].mT) / 2)),
     "index": lambda a, kw: a[0][kw["at"]],
     "take": _take,
 }
