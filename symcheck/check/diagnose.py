@@ -175,8 +175,30 @@ def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
         name, formula = parse_claim(text)
         if name in out:
             raise SymcheckError(f"two claims for '{name}'", hint="give one --claim per input")
-        out[name] = GradExpect(formula, Source(formula, "<claim>"), None, 1)
+        numbers = _claimed_numbers(formula)
+        if numbers is not None:  # "x: 4.5", "x: [4.5, 4.5]": numbers, as in expect:, at the given values
+            out[name] = GradExpect(None, None, numbers, 1)
+        else:
+            out[name] = GradExpect(formula, Source(formula, "<claim>"), None, 1)
     return out
+
+
+def _claimed_numbers(text: str) -> np.ndarray | None:
+    """A claim that is a number or a nested list of numbers (JSON), as an array; else None (a
+    formula: `2*x`, or `3` written with an operator)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return array if array.dtype.kind == "f" and np.all(np.isfinite(array)) else None
 
 
 def diagnose(

@@ -35,3 +35,13 @@ def test_a_constant_gradient_given_as_a_number_is_checked_at_random_points(tmp_p
     )
     assert code == 0, output
     assert "expect    dout/dc = 3: ok" in output
+
+
+def test_a_number_claimed_on_the_command_line_is_the_gradient_at_the_given_values() -> None:
+    """The tutorial's x.grad = 4.5 at x = 1: right there, whatever the gradient is at random points."""
+    right = CliRunner().invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x:2x2=1", "--claim", "x: 4.5"])
+    assert right.exit_code == 0, right.output
+    assert "expect    dout/dx = 4.5: ok" in right.output
+    wrong = CliRunner().invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x:2x2=1", "--claim", "x: 4"])
+    assert wrong.exit_code == 1, wrong.output
+    assert "claimed 4, true 4.5" in wrong.output
