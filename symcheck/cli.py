@@ -283,12 +283,13 @@ def _report(
     color: str = "auto",
     suite_names: dict[str, str] | None = None,
     fail_on_skip: bool = False,
+    quiet: bool = False,
 ) -> int:
     from symcheck.report.formats import render
     from symcheck.report.terminal import use_color
 
     colored = fmt == "text" and use_color(color)
-    text = render(results, fmt, verbose=verbose, color=colored, suite_names=suite_names)
+    text = render(results, fmt, verbose=verbose, color=colored, suite_names=suite_names, quiet=quiet)
     click.echo(
         _printable(text), nl=False, color=colored or None
     )  # click strips ANSI off a terminal unless told
@@ -311,6 +312,7 @@ def _run(
     strict_baseline: bool = False,
     suite_names: dict[str, str] | None = None,
     fail_on_skip: bool = False,
+    quiet: bool = False,
 ) -> int:
     from symcheck.check.runner import run_cases
     from symcheck.report.terminal import Progress
@@ -335,7 +337,7 @@ def _run(
         else:
             assert recorded is not None
             baselines.compare(results, recorded, baseline, strict=strict_baseline)
-    return _report(results, fmt, verbose, color, suite_names, fail_on_skip)
+    return _report(results, fmt, verbose, color, suite_names, fail_on_skip, quiet)
 
 
 def _read_baseline(path: str | None, update: bool) -> dict[str, Any] | None:
@@ -446,6 +448,12 @@ def main() -> None:
     help="Import the Python code that cases name with impl: (it runs). Without it, only where "
     "[tool.symcheck] allow-import = true in the suite's pyproject.toml.",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="The text report shows only the cases that did not pass, and the summary.",
+)
 @_with_common
 @_guarded
 @_with_limits
@@ -459,6 +467,7 @@ def verify(
     update_baseline: bool,
     strict_baseline: bool,
     allow_import: bool,
+    quiet: bool,
     engines: str | None,
     samples: int | None,
     seed: int | None,
@@ -507,6 +516,7 @@ def verify(
         strict_baseline=strict_baseline,
         suite_names={s.path: s.name for s in suites},
         fail_on_skip=fail_on_skip,
+        quiet=quiet,
     )
 
 

@@ -21,15 +21,17 @@ def render(
     verbose: bool = False,
     color: bool = False,
     suite_names: Mapping[str, str] | None = None,
+    quiet: bool = False,
 ) -> str:
-    """The report in `fmt` (one of FORMATS); `color` applies to the text format only."""
+    """The report in `fmt` (one of FORMATS); `color` and `quiet` (the cases that did not pass, and
+    the summary) apply to the text format only."""
     if fmt == "json":
         return render_json(results)
     if fmt == "junit":
         return render_junit(results, suite_names, verbose)
     if fmt == "github":
         return render_github(results, verbose)
-    text = render_text(results, verbose)
+    text = render_text(results, verbose, quiet=quiet)
     return colorize(text) if color else text
 
 

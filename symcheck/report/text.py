@@ -258,10 +258,14 @@ def render_case_text(result: CaseResult, verbose: bool = False) -> str:
     return _case_text(result, verbose)
 
 
-def render_text(results: Sequence[CaseResult], verbose: bool = False) -> str:
+def render_text(results: Sequence[CaseResult], verbose: bool = False, *, quiet: bool = False) -> str:
+    """Every case's block under its file's heading, then the summary; `quiet`: only the cases that
+    did not pass (failed, errors, skipped), then the summary."""
     blocks: list[str] = []
     current_file = None
     for result in results:
+        if quiet and result.status == "pass":
+            continue
         if result.case.file != current_file:
             current_file = result.case.file
             blocks.append(f"== {printable_name(current_file)}")

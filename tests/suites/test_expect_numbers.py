@@ -45,3 +45,17 @@ def test_a_number_claimed_on_the_command_line_is_the_gradient_at_the_given_value
     wrong = CliRunner().invoke(main, ["grad", "mean(3*(x+2)^2)", "-i", "x:2x2=1", "--claim", "x: 4"])
     assert wrong.exit_code == 1, wrong.output
     assert "claimed 4, true 4.5" in wrong.output
+
+
+def test_verify_quiet_shows_the_failures_and_the_summary_only(tmp_path: Path) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "cases:\n  - name: right\n    expr: sum(x^2)\n    inputs: {x: {value: [1, 2]}}\n"
+        "    expect: {grad: {x: [2, 4]}}\n  - name: wrong\n    expr: sum(x^2)\n"
+        "    inputs: {x: {value: [1, 2]}}\n    expect: {grad: {x: [2, 5]}}\n",
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(main, ["verify", "-q", str(suite), "--no-cache"])
+    assert r.exit_code == 1, r.output
+    assert "FAIL  wrong" in r.output and "PASS  right" not in r.output
+    assert r.output.rstrip().endswith("1 passed, 1 failed")
