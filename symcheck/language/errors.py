@@ -106,6 +106,29 @@ class SymcheckError(Exception):
         return self.render()
 
 
+class SymcheckErrors(SymcheckError):
+    """Several user mistakes found in one pass (every schema error of a file), reported together."""
+
+    def __init__(self, errors: Iterable[SymcheckError]) -> None:
+        self.errors = [
+            inner for e in errors for inner in (e.errors if isinstance(e, SymcheckErrors) else [e])
+        ]
+        first = self.errors[0]
+        super().__init__(first.message, source=first.source, span=first.span, hint=first.hint,
+                         filename=first.filename, line=first.line)  # fmt: skip
+
+    def render(self) -> str:
+        return "\n".join(e.render() for e in self.errors) + f"\n{len(self.errors)} error(s) in the input"
+
+
+def raise_all(errors: list[SymcheckError]) -> None:
+    """Raise the one error, or all of them together; nothing where there is none."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise SymcheckErrors(errors)
+
+
 def closest(word: str, candidates: Iterable[str]) -> str | None:
     """The most similar candidate, for "did you mean ...?" hints."""
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)

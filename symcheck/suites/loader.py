@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from symcheck.engines.registry import BUILTIN_ENGINES, DEFAULT_ENGINES, available_engines
-from symcheck.language.errors import SymcheckError, did_you_mean
+from symcheck.language.errors import SymcheckError, SymcheckErrors, did_you_mean, raise_all
 from symcheck.language.inputs import InputSpec, RandomSpec, value_array
 from symcheck.language.ir import DType
 from symcheck.language.parser import check_identifier
@@ -73,17 +73,24 @@ from symcheck.suites.positioned_yaml import YamlDoc, read_yaml
 def load_paths(paths: Sequence[str | Path]) -> list[Suite]:
     """Suites from files, or directories searched recursively for *.yaml / *.yml (sorted)."""
     suites: list[Suite] = []
+    errors: list[SymcheckError] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix in SUITE_SUFFIXES and p.is_file())
             if not files:
                 raise SymcheckError(f"no .yaml or .yml suites under {path}", filename=str(path))
-            suites.extend(load_suite(p) for p in files)
+            found = files
         elif path.exists():
-            suites.append(load_suite(path))
+            found = [path]
         else:
             raise SymcheckError(f"no such file or directory: {path}")
+        for file in found:
+            try:
+                suites.append(load_suite(file))
+            except SymcheckError as e:  # every file's mistakes in one run
+                errors.append(e)
+    raise_all(errors)
     return suites
 
 
@@ -137,16 +144,25 @@ class _Loader:
             raise self.err("the suite has no cases", cases_path)
         out: list[Case] = []
         seen: dict[str, int] = {}
+        errors: list[SymcheckError] = []  # every case's mistakes in one run, not one per run
         for i, raw in enumerate(cases):
-            case = self.case(raw, (*cases_path, i), defaults)
+            try:
+                case = self.case(raw, (*cases_path, i), defaults)
+            except SymcheckError as e:
+                errors.append(e)
+                continue
             if case.name in seen:
-                raise self.err(
-                    f"duplicate case name '{case.name}' (first at line {seen[case.name]})",
-                    (*cases_path, i, "name"),
-                    hint="case names are unique within a file",
+                errors.append(
+                    self.err(
+                        f"duplicate case name '{case.name}' (first at line {seen[case.name]})",
+                        (*cases_path, i, "name"),
+                        hint="case names are unique within a file",
+                    )
                 )
+                continue
             seen[case.name] = case.line
             out.append(case)
+        raise_all(errors)
         return Suite(self.filename, name, out)
 
     def defaults(self, raw: Any) -> dict[str, Any]:
@@ -187,13 +203,18 @@ class _Loader:
         return self.build(model, path)
 
     def translate(self, error: ValidationError, case_path: YamlPath, raw: dict[str, Any]) -> SymcheckError:
+        """Every mistake of the case, by line; an unknown key explains a missing one (`exprr` for
+        `expr`), so a missing key is reported only where no unknown key stands beside it."""
         errors = error.errors()
-        # An unknown key explains a missing one (`exprr` for `expr`): report it first, then by line.
-        rank = {"extra_forbidden": 0, "missing": 2}
-        first = min(
-            errors,
-            key=lambda d: (rank.get(d["type"], 1), self.doc.line(self._path(case_path, d["loc"], raw)) or 0),
-        )
+        unknown_parents = {tuple(d["loc"][:-1]) for d in errors if d["type"] == "extra_forbidden"}
+        shown = [
+            d for d in errors if not (d["type"] == "missing" and tuple(d["loc"][:-1]) in unknown_parents)
+        ]
+        shown.sort(key=lambda d: self.doc.line(self._path(case_path, d["loc"], raw)) or 0)
+        found = [self._one(d, case_path, raw) for d in shown]
+        return found[0] if len(found) == 1 else SymcheckErrors(found)
+
+    def _one(self, first: Any, case_path: YamlPath, raw: dict[str, Any]) -> SymcheckError:
         loc = tuple(first["loc"])
         path = self._path(case_path, loc, raw)
         message, hint = _plain_words(first, loc)

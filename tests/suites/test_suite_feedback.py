@@ -1,5 +1,5 @@
-"""Numbers in expect are checked where they can be: at the given values, and where a case has none
-(every input random) at every point, as constants. They are never silently skipped."""
+"""What verify tells a suite's author: numbers in expect (and in --claim) are checked where they can
+be, never silently skipped; -q shows what did not pass; every schema mistake comes in one run."""
 
 from __future__ import annotations
 
@@ -59,3 +59,29 @@ def test_verify_quiet_shows_the_failures_and_the_summary_only(tmp_path: Path) ->
     assert r.exit_code == 1, r.output
     assert "FAIL  wrong" in r.output and "PASS  right" not in r.output
     assert r.output.rstrip().endswith("1 passed, 1 failed")
+
+
+def test_every_schema_mistake_of_the_files_comes_in_one_run(tmp_path: Path) -> None:
+    """exprr, fil and tolerence in one case, a duplicate name in another file: all four at once."""
+    first = tmp_path / "a.yaml"
+    first.write_text(
+        "cases:\n  - name: a\n    exprr: sum(x)\n    inputs: {x: {fil: 1, shape: [2]}}\n    tolerence: 1\n",
+        encoding="utf-8",
+    )
+    second = tmp_path / "b.yaml"
+    second.write_text(
+        "cases:\n  - name: b\n    expr: sum(x)\n    inputs: {x: {shape: [2]}}\n"
+        "  - name: b\n    expr: sum(x)\n    inputs: {x: {shape: [2]}}\n",
+        encoding="utf-8",
+    )
+    r = CliRunner().invoke(main, ["verify", str(first), str(second)])
+    assert r.exit_code == 2, r.output
+    for words in (
+        "unknown key 'exprr'",
+        "unknown key 'fil'",
+        "unknown key 'tolerence'",
+        "duplicate case name 'b'",
+    ):
+        assert words in r.output, r.output
+    assert "4 error(s) in the input" in r.output
+    assert "missing" not in r.output  # the missing expr is explained by exprr
