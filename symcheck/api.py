@@ -10,6 +10,7 @@ report for that case, so a failing test shows the element that differs, and both
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import unittest
@@ -132,6 +133,14 @@ def assert_gradients(
     return results[0] if len(results) == 1 else results  # type: ignore[return-value]
 
 
+# assert_gradients' own keyword options: a misspelt one (rtoll=) lands among the input values
+_OPTIONS = tuple(
+    name
+    for name, p in inspect.signature(assert_gradients).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
+
+
 def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, InputSpec]:
 
     free = [n for n in parsed.free_names() if (n not in FUNCTIONS and n not in CONSTANTS) or n in given]
@@ -148,9 +157,11 @@ def _input_specs(parsed: ParsedProgram, given: Mapping[str, Any]) -> dict[str, I
             )
     for name in given:
         if name not in free:
+            option = did_you_mean(name, _OPTIONS)
             raise SymcheckError(
                 f"'{name}' is given but the expression does not use it",
-                hint=did_you_mean(name, [n for n in free if n not in given])
+                hint=(option and f"{option} (an option of assert_gradients)")
+                or did_you_mean(name, [n for n in free if n not in given])
                 or f"the expression's inputs are {', '.join(free) or 'none'}",
             )
     return {name: _spec(name, given[name]) for name in free}

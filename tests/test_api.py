@@ -315,3 +315,11 @@ def test_the_failure_carries_the_case_result() -> None:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
     assert isinstance(e.value, AssertionError)
     assert e.value.result.status == "fail"
+
+
+def test_a_misspelt_option_is_suggested_by_name() -> None:
+    """rtoll=1e-3 lands among the inputs' values: the hint names the option it looks like."""
+    with pytest.raises(SymcheckError, match="did you mean 'rtol'"):
+        symcheck.assert_gradients(
+            lambda x: (x**2).sum(), "sum(x^2)", x=torch.ones(2, dtype=torch.float64), rtoll=1e-3
+        )
