@@ -89,6 +89,7 @@ def assert_gradients(
     the problem.
     """
 
+    __tracebackhide__ = True  # pytest: the failure is the report, not symcheck's own frames
     given = {**(inputs or {}), **values}
     parsed = parse(expr, Source(expr, "<expr>"))
     specs = _input_specs(parsed, given)
@@ -126,11 +127,25 @@ def assert_gradients(
     results = [runner.run(p) for p in prepared]  # one per output, with several
     failed = [r for r in results if r.status not in ("pass", "skip")]
     if failed:
-        raise GradientCheckFailed(render_text(results), failed[0])
+        report = render_text(results)
+        raise GradientCheckFailed(f"{_headline(failed[0].case.name, report)}\n{report}", failed[0])
     skipped = [r for r in results if r.status == "skip"]
     if skipped:  # fn did not run here (no CUDA device): a skip, never a pass
         raise unittest.SkipTest(skipped[0].skip_reason or "skipped")
     return results[0] if len(results) == 1 else results  # type: ignore[return-value]
+
+
+def _headline(name: str, report: str) -> str:
+    """The report's first problem in one line, for pytest's short summary: "sum(x^2): fn vs
+    symbolic, dout/dx, at the given values: At (1,): fn = 12, symbolic = 4"."""
+    lines = [line.strip() for line in report.splitlines()]
+    for i, line in enumerate(lines):
+        for word in ("MISMATCH", "FAILED", "CRASHED", "WRONG"):
+            if line.startswith(word):
+                what = line[len(word) :].strip()
+                at = next((x for x in lines[i + 1 : i + 8] if x.startswith("At ")), "")
+                return f"{name}: {what} {at}".strip()
+    return f"{name}: failed"
 
 
 # assert_gradients' own keyword options: a misspelt one (rtoll=) lands among the input values

@@ -73,7 +73,10 @@ def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None
     with pytest.raises(AssertionError) as e:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
     message = str(e.value)
-    assert message.startswith("== ")
+    # the first line says what failed (pytest's short summary shows it), then the report
+    headline, report = message.split("\n", 1)
+    assert headline.startswith("x*sigmoid(x): fn vs symbolic, Jacobian dout/dx, at the given values: At ")
+    assert report.startswith("== ")
     assert f"FAIL  x*sigmoid(x)  ({Path('tests') / 'test_api.py'}:" in message
     assert "fn        mismatch" in message
     assert "autograd  ok" in message
@@ -101,7 +104,7 @@ def test_the_message_is_the_cli_report(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(symcheck.api, "render_text", spy)
     with pytest.raises(AssertionError) as e:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
-    assert [str(e.value)] == rendered
+    assert [str(e.value).split("\n", 1)[1]] == rendered  # after its one-line headline
 
 
 def test_second_derivatives_of_the_function() -> None:
