@@ -115,9 +115,17 @@ defvjp(div, lambda g, ans, x, y: unbroadcast(g / y, x.shape),
             lambda g, ans, x, y: unbroadcast(-g * x / y**2, y.shape))  # fmt: skip
 defjvp(div, lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * x / y**2)
 
+
 # d/dx x^y = y x^(y-1). Where y == 0 the exponent is nudged to 0 so that 0^-1 = inf never meets
 # the factor y = 0 (that would be nan); the term is zero there either way.
-pow = primitive("pow", np.power)
+def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x^y; integers in float (numpy refuses an integer to a negative integer power)."""
+    if x.dtype.kind in "iub" and y.dtype.kind in "iub":
+        return np.power(x.astype(np.float64), y)
+    return np.power(x, y)
+
+
+pow = primitive("pow", _power)
 defvjp(pow, lambda g, ans, x, y: unbroadcast(g * y * x ** (y - 1 + (y.data == 0)), x.shape),
             lambda g, ans, x, y: unbroadcast(g * ans * log(x), y.shape))  # fmt: skip
 defjvp(pow, lambda t, ans, x, y: t * y * x ** (y - 1 + (y.data == 0)),
