@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
+from op_checks import engine_comparison, grad
 
 from symcheck.check.runner import run_cases
-from symcheck.cli import main
 from symcheck.engines.autograd import rules as autograd_rules
 from symcheck.engines.autograd.tensor import VJPS
 from symcheck.engines.numeric.evaluator import batched, forward
@@ -27,17 +26,6 @@ from symcheck.language import layout
 from symcheck.language.ir import DType, Program, TensorType
 from symcheck.language.parser import bind, parse
 from symcheck.suites.programs import load_case
-
-
-def grad(expr: str, *inputs: str, extra: tuple[str, ...] = ()) -> Any:
-    args = ["grad", expr]
-    for spec in inputs:
-        args += ["-i", spec]
-    return CliRunner().invoke(main, [*args, *extra])
-
-
-def engine_comparison(result: Any, engine: str) -> list[Any]:
-    return [c for point in result.points for c in point.comparisons if c.engine == engine]
 
 
 def _bound(

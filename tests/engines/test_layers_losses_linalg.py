@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
+from op_checks import engine_comparison, grad
 
 from symcheck.check.points import sample_points
 from symcheck.check.runner import run_cases
-from symcheck.cli import main
 from symcheck.engines.autograd import rules as autograd_rules
 from symcheck.engines.autograd.tensor import VJPS
 from symcheck.engines.numeric.rules import FORWARD
@@ -30,17 +29,6 @@ from symcheck.engines.torch import rules as torch_rules
 from symcheck.language.ir import Call, DType, Ref, TensorType
 from symcheck.language.parser import bind, parse
 from symcheck.suites.programs import load_case
-
-
-def grad(expr: str, *inputs: str, extra: tuple[str, ...] = ()) -> Any:
-    args = ["grad", expr]
-    for spec in inputs:
-        args += ["-i", spec]
-    return CliRunner().invoke(main, [*args, *extra])
-
-
-def engine_comparison(result: Any, engine: str) -> list[Any]:
-    return [c for point in result.points for c in point.comparisons if c.engine == engine]
 
 
 def _expr_of(param: Any) -> str:
