@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from op_checks import engine_comparison, grad
+from op_checks import assert_printed_form_is_proven, assert_printed_gradient, engine_comparison, grad
 
 from symcheck.check.runner import run_cases
 from symcheck.engines.autograd import rules as autograd_rules
@@ -339,9 +339,7 @@ def test_a_scatter_add_with_repeated_indices_adds_every_source_there() -> None:
 def test_the_closed_form_prints_in_the_language_and_reads_well(
     expr: str, inputs: tuple[str, ...], name: str, gradient: str
 ) -> None:
-    r = grad(expr, *inputs)
-    assert r.exit_code == 0, r.output
-    assert f"gradient  dout/d{name} = {gradient}\n" in r.output
+    assert_printed_gradient(expr, inputs, name, gradient)
 
 
 NORMINF_UNPROVEN = (
@@ -377,14 +375,7 @@ CLAIMED = [
 def test_a_printed_closed_form_parses_back_and_is_proven_when_claimed(
     expr: str, inputs: tuple[str, ...]
 ) -> None:
-    (result,), errors = run_cases([load_case(expr, list(inputs))])
-    assert not errors
-    name = inputs[0].split(":")[0]
-    printed = result.closed_forms[name]
-    assert "no closed form" not in printed
-    r = grad(expr, *inputs, extra=("--claim", f"{name}: {printed}"))
-    assert r.exit_code == 0, r.output
-    assert "proven (equal to the closed form)" in r.output
+    assert_printed_form_is_proven(expr, inputs)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from op_checks import engine_comparison, grad
+from op_checks import assert_printed_form_is_proven, assert_printed_gradient, engine_comparison, grad
 
 from symcheck.check.runner import run_cases
 from symcheck.engines.autograd import rules as autograd_rules
@@ -141,23 +141,14 @@ def test_integer_tensors_move_through_layout_ops_as_indices() -> None:
     ],
 )
 def test_the_closed_form_prints_in_the_language_and_reads_well(expr: str, gradient: str) -> None:
-    r = grad(expr, "x:3x4")
-    assert r.exit_code == 0, r.output
-    assert f"gradient  dout/dx = {gradient}\n" in r.output
+    assert_printed_gradient(expr, ("x:3x4",), "x", gradient)
 
 
 @pytest.mark.parametrize(("expr", "inputs"), AGREEING, ids=AGREEING_IDS)
 def test_a_printed_closed_form_parses_back_and_is_proven_when_claimed(
     expr: str, inputs: tuple[str, ...]
 ) -> None:
-    (result,), errors = run_cases([load_case(expr, list(inputs))])
-    assert not errors
-    name = inputs[0].split(":")[0]
-    printed = result.closed_forms[name]
-    assert "no closed form" not in printed
-    r = grad(expr, *inputs, extra=("--claim", f"{name}: {printed}"))
-    assert r.exit_code == 0, r.output
-    assert "proven (equal to the closed form)" in r.output
+    assert_printed_form_is_proven(expr, inputs)
 
 
 def test_a_wrong_claim_about_a_slice_is_refuted_where_the_slice_did_not_read() -> None:
@@ -177,9 +168,7 @@ def test_a_wrong_claim_about_a_slice_is_refuted_where_the_slice_did_not_read() -
 def test_the_gradient_through_a_reshape_of_an_elementwise_function_has_no_reshapes(
     expr: str, gradient: str
 ) -> None:
-    r = grad(expr, "x:3x4")
-    assert r.exit_code == 0, r.output
-    assert f"gradient  dout/dx = {gradient}\n" in r.output
+    assert_printed_gradient(expr, ("x:3x4",), "x", gradient)
 
 
 # ---------------------------------------------------------------- a wrong rule is caught
