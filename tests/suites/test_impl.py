@@ -12,14 +12,12 @@ import shutil
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-import symcheck.suites.imports
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_OK, main
 from symcheck.engines.base import EngineOptions
 from symcheck.engines.user import ImplEngine
@@ -38,19 +36,7 @@ def cli(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.fixture(autouse=True)
-def isolated_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """What a test imports from the project or tmp_path is forgotten afterwards (a later test may
-    import a different module of the same name), and so are the sys.path entries symcheck added."""
-    monkeypatch.setattr(symcheck.suites.imports, "_LOADED", {})
-    path = list(sys.path)
-    yield
-    sys.path[:] = path
-    roots = (str(PROJECT), str(tmp_path), str(tmp_path.resolve()))
-    for name, module in list(sys.modules.items()):
-        where = getattr(module, "__file__", None)
-        if isinstance(where, str) and where.startswith(roots):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("isolated_imports")  # tests/suites/conftest.py
 
 
 def copy_project(tmp_path: Path, *, config: str | None) -> Path:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -22,10 +20,9 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 
-import symcheck.suites.imports
 from symcheck.cli import EXIT_MISMATCH, EXIT_OK, main
 
-PROJECT = Path(__file__).resolve().parent / "impl_project"
+PROJECT = Path(__file__).resolve().parents[1] / "impl_project"
 OK_SUITE = PROJECT / "layernorm_ok.symcheck.yaml"
 BAD_SUITE = PROJECT / "layernorm_bad.symcheck.yaml"
 NO_PROJECTION_LINE = 5  # `- name: layernorm-no-projection` in layernorm_bad.symcheck.yaml
@@ -37,19 +34,7 @@ def cli(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-@pytest.fixture(autouse=True)
-def isolated_imports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """What a test imports from the project or tmp_path is forgotten afterwards, and so are the
-    sys.path entries symcheck added (as in tests/suites/test_impl.py)."""
-    monkeypatch.setattr(symcheck.suites.imports, "_LOADED", {})
-    path = list(sys.path)
-    yield
-    sys.path[:] = path
-    roots = (str(PROJECT), str(tmp_path), str(tmp_path.resolve()))
-    for name, module in list(sys.modules.items()):
-        where = getattr(module, "__file__", None)
-        if isinstance(where, str) and where.startswith(roots):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("isolated_imports")  # tests/suites/conftest.py
 
 
 def layers() -> ModuleType:
