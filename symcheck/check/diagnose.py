@@ -29,6 +29,7 @@ from symcheck.check.points import sample_points
 from symcheck.engines.symbolic.closed_form import Atom, SymTensor
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.printer import Unprintable
+from symcheck.engines.symbolic.prover import prove
 from symcheck.language.catalogue import CONSTANTS, OPS, reduced_count
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
@@ -69,6 +70,7 @@ class Diagnosis:
     mistake: str | None = None  # a code: see MISTAKES
     likely_mistake: str | None = None  # the step the error most likely comes from, in words
     notes: list[str] = field(default_factory=list)
+    how: str = ""  # how it is proven, or why not (symcheck/engines/symbolic/prover.py)
 
     def where(self) -> str | None:
         """Where claim and truth part, in one line: the point, the element and both values."""
@@ -89,10 +91,15 @@ class Diagnosis:
     def lines(self) -> list[str]:
         what = f"d{self.output}/d{self.wrt}"
         if self.correct:
-            return [f"claim {what} = {self.claim}: right (proven equal to the closed form)"]
+            return [f"claim {what} = {self.claim}: right (proven {self.how or 'equal to the closed form'})"]
         if self.holds:
+            if self.how.startswith("its decimal"):
+                return [f"claim {what} = {self.claim}: holds at every point tried, but {self.how}"]
+            why = self.how if self.how.startswith("undecided") else "not proven symbolically"
+            if self.how.startswith("not proven: "):
+                why = f"not proven: {self.how.removeprefix('not proven: ')}"
             return [
-                f"claim {what} = {self.claim}: holds at every point tried, not proven symbolically",
+                f"claim {what} = {self.claim}: holds at every point tried, {why}",
                 f"  claimed - true simplifies to {self.difference}",
             ]
         out = [f"claim {what} = {self.claim}: WRONG"]
@@ -307,10 +314,13 @@ class _Diagnoser:
         fits = _broadcasts(self.claimed.shape, self.true.shape)
         difference = None
         correct = False
+        how = ""
         if fits:
-            diff = self.closed.difference(self.wrt, self.claimed)
-            correct = diff.expr == 0
-            difference = self._print(diff.expr)
+            proof = prove(self.closed, self.wrt, parse(self.claim), claimed=self.claimed)
+            correct, how = proof.proven, proof.how
+            # a rounded decimal's difference is not simplified (prover.py)
+            unsimplified = SymTensor(self.claimed.expr - self.true.expr, self.true.shape)
+            difference = "0" if correct else self._print((proof.difference or unsimplified).expr)
         d = Diagnosis(
             wrt=self.wrt,
             claim=self.claim,
@@ -321,6 +331,7 @@ class _Diagnoser:
             difference=difference,
             claimed_shape=tuple(self.claimed.shape),
             true_shape=tuple(self.true.shape),
+            how=how,
         )
         if correct:
             return d

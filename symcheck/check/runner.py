@@ -126,6 +126,9 @@ class FormulaProof:
     proven: bool
     difference: str | None  # claimed - true, simplified, when not proven
     line: int | None = None
+    # How it is proven ("equal to the closed form", "element by element at probe shapes ..."), or
+    # why not ("not proven", "undecided: ...", "its decimal ... is a rounded number ...").
+    how: str = ""
     # When not proven (symcheck/check/diagnose.py): the common mistake the claim most likely
     # comes from, and where claim and truth differ ("at x = [[1, 1], [1, 1]] (...): claimed 18, ...").
     likely_mistake: str | None = None
@@ -728,8 +731,10 @@ class Runner:
                     # (in memory and on disk) as closed forms are, since simplify is the slow part.
                     wrt_of_closed = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
                     key = derived.program_key(prep.program, wrt_of_closed, name, parsed.source.text)
-                    proven, shown = derived.reuse("proof", key, partial(_verdict, closed, name, parsed))
-                    proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line)
+                    proven, shown, how = derived.reuse(
+                        "proof", key, partial(_verdict, closed, name, parsed, _remaining(deadline))
+                    )
+                    proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line, how=how)
                     result.proofs.append(proof)
                     if not proven and expect.kind == "grad":
                         self._diagnose(closed, name, expect, result)
@@ -1069,11 +1074,20 @@ def _worker_env() -> Iterator[tuple[str, str | None]]:
             yield key, os.environ.get(key)
 
 
-def _verdict(closed: Any, name: str, parsed: ParsedProgram) -> tuple[bool, str | None]:
-    """Whether a claimed formula is the closed form's gradient, and if not their difference, shown."""
-    difference = closed.difference(name, closed.lower_formula(parsed))
-    proven = bool(difference.expr == 0)
-    return proven, None if proven else _printed_difference(closed.printer, difference.expr)
+def _verdict(
+    closed: Any, name: str, parsed: ParsedProgram, seconds: float | None
+) -> tuple[bool, str | None, str]:
+    """Whether a claimed formula is the closed form's gradient (symcheck/engines/symbolic/prover.py):
+    proven, claimed - true shown when not (or why it is undecided), and how."""
+    from symcheck.engines.symbolic.prover import PROOF_SECONDS
+
+    budget = PROOF_SECONDS if seconds is None else min(seconds, PROOF_SECONDS)
+    proof = closed.prove(name, parsed, seconds=budget)
+    if proof.proven:
+        return True, None, proof.how
+    if proof.undecided or proof.difference is None:
+        return False, proof.how, proof.how
+    return False, _printed_difference(closed.printer, proof.difference.expr), proof.how
 
 
 def _expected_cost(case: Case) -> float:

@@ -22,7 +22,7 @@ JSON_SCHEMA_VERSION = 1
 #  "cases": [{"name", "file", "line", "expr", "status", "wrt", "value", "exact_value",
 #             "closed_forms": {input: formula},
 #             "engines": [{engine, status, max_abs, max_rel, points, detail}],
-#             "proofs": [{wrt, claim, proven, difference}],
+#             "proofs": [{wrt, claim, proven, difference, how}],
 #             "points": [{label, reference, kink_hits, conventions, problems, skipped, crashed,
 #                         "comparisons": [{engine, reference, ok, failures, checks: [check]}],
 #                         "expectations": [{what, claim, ok, detail, line}]}]}]}

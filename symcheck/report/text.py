@@ -116,7 +116,8 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
         held = sum(e.ok for e in checks)
         if proof.proven:
             lines.append(
-                f"{pad}expect    {label} = {proof.claim}: proven (equal to the closed form); "
+                f"{pad}expect    {label} = {proof.claim}: "
+                f"proven ({proof.how or 'equal to the closed form'}); "
                 f"holds at {held}/{len(checks)} points"
             )
         elif held == len(checks) and checks:
@@ -125,6 +126,10 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 if (proof.difference or "").startswith("undecided")
                 else f"claimed - true simplifies to {proof.difference}"
             )
+            if proof.how.startswith("its decimal"):
+                why = proof.how
+            elif proof.how.startswith("not proven: "):  # a reason, then the difference
+                why = f"{proof.how.removeprefix('not proven: ')}; claimed - true = {proof.difference}"
             lines.append(
                 f"{pad}expect    {label} = {proof.claim}: "
                 f"holds at {held}/{len(checks)} points (not proven symbolically: {why})"

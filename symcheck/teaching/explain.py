@@ -548,13 +548,16 @@ def check_claims(
             all_right &= diagnosis[1]
             continue
         parsed = parse(formula.strip(), Source(formula.strip(), "<claim>"))
-        difference = closed.difference(name, closed.lower_formula(parsed))
-        if difference.expr == 0:
-            lines.append(f"claim d{program.output.name}/d{name} = {formula.strip()}: right (proven)")
+        proof = closed.prove(name, parsed)
+        if proof.proven:
+            lines.append(
+                f"claim d{program.output.name}/d{name} = {formula.strip()}: right (proven {proof.how})"
+            )
         else:
             all_right = False
             lines.append(f"claim d{program.output.name}/d{name} = {formula.strip()}: WRONG")
-            lines.append(f"  claimed - true = {closed.printer(difference.expr)}")
+            shown = proof.how if proof.difference is None else closed.printer(proof.difference.expr)
+            lines.append(f"  claimed - true = {shown}")
             lines.append(f"  true gradient  = {closed.printed[name]}")
     return lines, all_right
 

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import sympy
@@ -39,11 +39,11 @@ from symcheck.engines.symbolic.expansion import (
     symengine_substitution,
 )
 from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
+from symcheck.engines.symbolic.probes import NO_PROBE, at_shapes, probe_point, probe_shapes
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.engines.symbolic.second_order import SecondOrder, expansion_hessian
-from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Program, TensorType, cotangent_name
-from symcheck.language.parser import ParsedProgram, bind, parse
+from symcheck.language.parser import ParsedProgram, bind
 
 T = TypeVar("T")
 
@@ -155,6 +155,12 @@ class ClosedForm:
             env[self.cotangent] = self.graph.input(self.cotangent, self.output.shape)
         return self.graph.lower(formula, env)[formula.output.id]
 
+    def prove(self, name: str, parsed: ParsedProgram, seconds: float | None = None) -> Any:
+        """Whether the claimed formula is d out/d name: a prover.Proof (proven, how, difference)."""
+        from symcheck.engines.symbolic import prover
+
+        return prover.prove(self, name, parsed, seconds=prover.PROOF_SECONDS if seconds is None else seconds)
+
     def difference(self, name: str, claimed: SymTensor) -> SymTensor:
         """claimed - true gradient, simplified; zero when the claim is proven."""
         true = self.grads[name]
@@ -176,27 +182,6 @@ def _raised_in_sympy(e: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename
-
-
-def probe_shapes(program: Program) -> dict[str, TensorType]:
-    """Small stand-in shapes: each distinct size > 1 becomes 2, 3, ... (order and equality kept)."""
-    sizes = sorted({d for decl in program.inputs.values() for d in decl.type.shape if d > 1})
-    small = {size: 2 + i for i, size in enumerate(sizes)}
-    return {
-        name: TensorType(tuple(small.get(d, d) for d in decl.type.shape), decl.type.dtype)
-        for name, decl in program.inputs.items()
-    }
-
-
-def probe_point(shapes: Mapping[str, TensorType], seed: int | list[int]) -> dict[str, np.ndarray]:
-    """A point at the probe shapes, away from 0 (and from most domain edges); labels 0."""
-    rng = np.random.default_rng(seed)
-    return {
-        name: rng.uniform(0.3, 1.2, t.shape)
-        if t.dtype.value == "float"
-        else np.zeros(t.shape, dtype=np.int64)
-        for name, t in shapes.items()
-    }
 
 
 def exact_text(value: sympy.Expr) -> str | None:
@@ -366,7 +351,7 @@ class SymbolicEngine(Engine):
     ) -> str | None:
         work = _expansion_work(program, wrt)
         # Where the probe shape is no smaller than the case's (or there is none), the case is its own probe.
-        smaller = None if probe else _at_shapes(program, probe_shapes(program))
+        smaller = None if probe else at_shapes(program, probe_shapes(program))
         if smaller is None or _expansion_work(smaller, wrt) >= work:
             limit = options.expansion_work * 10
         else:
@@ -476,9 +461,9 @@ class SymbolicEngine(Engine):
         self, program: Program, wrt: Sequence[str], options: EngineOptions, result: EngineResult
     ) -> str:
         shapes = probe_shapes(program)
-        probe = _at_shapes(program, shapes)
+        probe = at_shapes(program, shapes)
         if probe is None:
-            return "closed form of H v not checked by expansion: " + _NO_PROBE
+            return "closed form of H v not checked by expansion: " + NO_PROBE
         too_large = self._too_large(probe, wrt, options, probe=True)
         if too_large is not None:
             return f"closed form of H v not checked by expansion: even at the probe shape, {too_large}"
@@ -568,9 +553,9 @@ class SymbolicEngine(Engine):
     ) -> str:
         """Above the budget, the closed-form VJP against the exact expanded Jacobian at a probe shape."""
         shapes = probe_shapes(program)
-        probe = _at_shapes(program, shapes)
+        probe = at_shapes(program, shapes)
         if probe is None:
-            return "closed-form VJP not checked by expansion: " + _NO_PROBE
+            return "closed-form VJP not checked by expansion: " + NO_PROBE
         too_large = self._too_large(probe, wrt, options, probe=True)
         if too_large is not None:
             return f"closed-form VJP not checked by expansion: even at the probe shape, {too_large}"
@@ -616,9 +601,9 @@ class SymbolicEngine(Engine):
 
     def _probe_once(self, program: Program, wrt: Sequence[str], options: EngineOptions) -> str:
         shapes = probe_shapes(program)
-        probe = _at_shapes(program, shapes)
+        probe = at_shapes(program, shapes)
         if probe is None:
-            return "closed form not checked by expansion: " + _NO_PROBE
+            return "closed form not checked by expansion: " + NO_PROBE
         too_large = self._too_large(probe, wrt, options, probe=True)
         if too_large is not None:
             return f"closed form not checked by expansion: even at the probe shape, {too_large}"
@@ -672,22 +657,6 @@ def proven_equal(closed: ClosedForm, expansion: Expansion, labels: Mapping[str, 
 
 class ClosedFormDisagreement(Exception):
     """The closed form and the expansion differ: a bug in the symbolic engine itself."""
-
-
-_NO_PROBE = "the program does not bind at a smaller probe shape (a constant index needs its size)"
-
-
-def _at_shapes(program: Program, shapes: Mapping[str, TensorType]) -> Program | None:
-    """The same program bound at other shapes, ending at the same step: a part of a case with
-    several outputs (--outputs h0) is the program cut at that output's step. None where it does
-    not bind there (x[-4] needs 4 elements)."""
-    try:
-        probe = bind(parse(program.source.text, program.source), shapes)
-    except SymcheckError:
-        return None
-    if len(probe.steps) == len(program.steps):
-        return probe
-    return Program(probe.source, probe.inputs, probe.steps[: len(program.steps)], output_of=program.output_of)
 
 
 def _kept(kind: str, program: Program, wrt: Sequence[str], make: Callable[[Program, list[str]], T]) -> T:

@@ -9,7 +9,6 @@ import sympy
 from symcheck.engines.base import EngineOptions
 from symcheck.engines.symbolic import ClosedForm, SymbolicEngine
 from symcheck.engines.symbolic import closed_form as closed_form_module
-from symcheck.engines.symbolic.engine import probe_shapes
 from symcheck.engines.symbolic.expansion import (
     element_symbols,
     evaluate_exact,
@@ -17,6 +16,7 @@ from symcheck.engines.symbolic.expansion import (
     expand,
     expand_gradient,
 )
+from symcheck.engines.symbolic.probes import probe_shapes
 from symcheck.language.ir import DType, Program, TensorType
 from symcheck.language.parser import bind, parse
 
