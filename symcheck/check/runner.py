@@ -802,6 +802,7 @@ class Runner:
                 proven,
                 None if proven else f"{closed.printer(difference.expr)}   (as (claimed - true) @ {v.expr})",
                 expect.line,
+                how="equal to the closed form of H v" if proven else "not proven",
                 what=f"d2{output}/d{name}2",
             )
         )

@@ -35,6 +35,7 @@ import sympy
 
 from symcheck.engines.symbolic.budget import gave_up_in, spent, time_limit
 from symcheck.engines.symbolic.closed_form import Atom, Graph, SymTensor, simplify
+from symcheck.engines.symbolic.functions import tie
 from symcheck.engines.symbolic.probes import at_shapes, probe_point
 from symcheck.engines.symbolic.rules import DEFINITIONS
 from symcheck.language.catalogue import reduced_count
@@ -86,7 +87,7 @@ class Normal:
         expr = elementary(t.expr) if self.definitions else t.expr
         atoms = [s for s in expr.free_symbols if s in self.graph.atoms]
         replaced = expr.xreplace({s: self.atom(self.graph.atoms[s]) for s in atoms})
-        return SymTensor(replaced, t.shape)
+        return SymTensor(canonical_ties(replaced), t.shape)
 
     def atom(self, a: Atom) -> sympy.Expr:
         if a.op == "input" or a.symbol in self._normal:
@@ -305,6 +306,9 @@ class Normal:
             total = self.reduce("sum", t, axes, keepdims)
             return SymTensor(total.expr / reduced_count(t.shape, axes), total.shape)
         whole = axes is None or tuple(sorted(a % len(t.shape) for a in axes)) == tuple(range(len(t.shape)))
+        if whole and keepdims and t.shape:  # all of it, kept as (1, 1): broadcasts as the plain sum does
+            plain = self.reduce("sum", t, None, False)
+            return SymTensor(plain.expr, tuple(1 for _ in t.shape))
         result = sympy.Integer(0)
         shape = g.reduce("sum", t, axes, keepdims).shape
         for c, term in self.terms(t):
@@ -389,6 +393,29 @@ def _column(normal: Normal, chain: Chain) -> Chain:
 
 def _chain_key(chain: Chain) -> tuple[str, ...]:
     return tuple(sympy.srepr(f.expr) for f in chain)
+
+
+def canonical_ties(expr: sympy.Expr) -> sympy.Expr:
+    """Every equality test in one spelling: the language's `a == b` (1 where Eq(a, b), else 0) and a
+    max's tie test tie(a, b) are both tie(a, b), its two sides in SymPy's sort order."""
+
+    def eq_indicator(e: sympy.Basic) -> bool:
+        return (
+            isinstance(e, sympy.Piecewise)
+            and len(e.args) == 2
+            and e.args[0].expr == 1
+            and isinstance(e.args[0].cond, sympy.Eq)
+            and e.args[1].expr == 0
+            and e.args[1].cond == sympy.true
+        )
+
+    def ordered(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
+        return tie(*sorted((a, b), key=sympy.default_sort_key))
+
+    if not expr.has(sympy.Eq, tie):
+        return expr
+    expr = expr.replace(eq_indicator, lambda e: ordered(*e.args[0].cond.args))
+    return expr.replace(lambda e: isinstance(e, tie), lambda e: ordered(*e.args))
 
 
 _HYPERBOLIC = (sympy.tanh, sympy.sinh, sympy.cosh, sympy.coth)
