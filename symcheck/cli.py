@@ -666,7 +666,8 @@ def explain(
     try:
         with time_limit(timeout):
             explained = teaching.explain(program, point, chosen)
-            checked = teaching.check_claims(program, chosen, claims, point) if claims else None
+            explained.assumed = teaching.assumed_shapes(target, inputs, program)
+            checked = teaching.claim_checks(program, chosen, claims, point) if claims else None
     except Exception as e:  # GaveUp, or a library's wrapping of it
         if not gave_up_in(e):
             raise
@@ -679,9 +680,13 @@ def explain(
         click.echo("\n".join(teaching.sgd_step_lines(case, program, point)))
     if checked is None:
         return EXIT_OK
-    lines, right = checked
-    click.echo("\n" + "\n".join(lines))
-    return EXIT_OK if right else EXIT_MISMATCH
+    if fmt == "markdown":
+        click.echo("\n" + _printable(teaching.render_claims_markdown(checked)))
+    elif fmt == "latex":
+        click.echo("\n" + _printable(teaching.render_claims_latex(checked)))
+    else:
+        click.echo("\n" + "\n".join(line for c in checked for line in c.lines))
+    return EXIT_OK if all(c.right for c in checked) else EXIT_MISMATCH
 
 
 @main.command()

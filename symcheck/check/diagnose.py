@@ -30,7 +30,7 @@ from symcheck.engines.symbolic.closed_form import Atom, SymTensor
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.printer import Unprintable
 from symcheck.engines.symbolic.prover import prove
-from symcheck.language.catalogue import CONSTANTS, OPS, reduced_count
+from symcheck.language.catalogue import CONSTANTS, OPS, OpKind, reduced_count
 from symcheck.language.errors import Source, SymcheckError, did_you_mean
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import Call, DType, Node, Program, Ref, walk
@@ -626,7 +626,39 @@ class _Diagnoser:
                         continue
                     seen.add(local)
                     out.append(_Factor(local, outer, inner, tuple(region.shape)))
+        for factor in self._step_factors():
+            if factor.local not in seen:
+                seen.add(factor.local)
+                out.append(factor)
         self._factor_cache = out
+        return out
+
+    def _step_factors(self) -> list[_Factor]:
+        """d(call)/d(an input or step it reads), for each elementwise call of the program, read on the
+        program itself: SymPy folds where(x > 0, x, 0.1*x)^2 into cases of squares, and the factor
+        d where(x > 0, x, 0.1*x)/dx = where(x > 0, 1, 0.1) is no longer in the expression."""
+        out: list[_Factor] = []
+        env = self.closed.env
+        for node in self.program.nodes():
+            inside = list(walk(node))
+            if not isinstance(node, Call) or any(
+                isinstance(n, Call) and OPS[n.op].kind is not OpKind.ELEMENTWISE for n in inside
+            ):
+                continue
+            for target in dict.fromkeys(n.target for n in inside if isinstance(n, Ref)):
+                base = env.get(target)
+                if base is None:
+                    continue
+                u = sympy.Dummy("u", real=True)
+                try:
+                    lowered = self.graph.lower_node(node, {**env, target: SymTensor(u, base.shape)})
+                    local = sympy.diff(lowered.expr, u).xreplace({u: base.expr})
+                except (TypeError, ValueError, NotImplementedError, KeyError):  # pragma: no cover
+                    continue
+                if local.is_number or local.has(sympy.Derivative, sympy.Subs):
+                    continue
+                outer = lowered.expr.xreplace({u: base.expr})
+                out.append(_Factor(sympy.factor_terms(local), outer, base.expr, tuple(node.shape)))
         return out
 
     def _factor_value(self, factor: _Factor, at: _At) -> np.ndarray | None:

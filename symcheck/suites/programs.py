@@ -3,7 +3,7 @@ the programs of its training runs and grad expectations; and a case from the com
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,8 @@ import numpy as np
 from symcheck.engines.registry import DEFAULT_ENGINES
 from symcheck.language.catalogue import CONSTANTS, FUNCTIONS
 from symcheck.language.errors import Source, Span, SymcheckError, did_you_mean
-from symcheck.language.inputs import parse_cli_input
-from symcheck.language.ir import DType, Program, Ref, cotangent_name, walk
+from symcheck.language.inputs import InputSpec, parse_cli_input
+from symcheck.language.ir import DType, Program, Ref, TensorType, cotangent_name, walk
 from symcheck.language.parser import ParsedProgram, bind, parse
 from symcheck.suites.case import Case, Expect, Tolerance
 
@@ -245,11 +245,54 @@ def _check_broadcast(
         )
 
 
+# Shapes tried for an input given no -i (explain): every dimension of size 3, so that matrix
+# products line up.
+DEFAULT_SHAPES = ((3,), (), (3, 3), (3, 3, 3))
+DEFAULT_SEARCH_LIMIT = 4  # inputs without a spec searched over (4^4 binds at most)
+
+
+def default_input_specs(target: str, specs: Mapping[str, Any], missing: Sequence[str]) -> dict[str, Any]:
+    """A small shape for each input in `missing` at which the program binds: a 3x3 matrix for a
+    capitalised name and a vector of 3 for another if that binds, else the combination closest to
+    that (fewest dimensions first) that does. Raises
+    SymcheckError when none does (a reshape to a fixed size, a label)."""
+    from itertools import product
+
+    parsed = parse(target, Source(target, "<command line>"))
+    given = {n: TensorType(tuple(sp.shape or ()), sp.dtype) for n, sp in specs.items()}
+    # The field's convention first: W, A, X (capitals) are matrices, x, b, t vectors.
+    preferred = [2 if n[:1].isupper() else 0 for n in missing]
+
+    def order(combo: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
+        return (sum(c != p for c, p in zip(combo, preferred, strict=True)), sum(combo), combo)
+
+    combos = sorted(product(range(len(DEFAULT_SHAPES)), repeat=len(missing)), key=order)
+    if len(missing) <= DEFAULT_SEARCH_LIMIT:
+        for combo in combos:
+            shapes = {n: DEFAULT_SHAPES[i] for n, i in zip(missing, combo, strict=True)}
+            try:
+                bind(parsed, {**given, **{n: TensorType(s) for n, s in shapes.items()}})
+            except SymcheckError:
+                continue
+            return {n: InputSpec(shape=s) for n, s in shapes.items()}
+    example = " ".join(f"-i {n}:2x2=1" for n in missing)
+    raise SymcheckError(
+        f"no input spec for {', '.join(missing)}, and no small default shape fits the expression",
+        hint=f"give every input a shape or value, e.g. {example}",
+    )
+
+
 def load_case(
-    target: str, inputs: Sequence[str], case_name: str | None = None, wrt: str | None = None
+    target: str,
+    inputs: Sequence[str],
+    case_name: str | None = None,
+    wrt: str | None = None,
+    *,
+    default_shapes: bool = False,
 ) -> Any:
     """A Case from EXPR and -i specs (as `symcheck grad`), or from a suite file and --case NAME;
-    -i specs given with a suite replace those inputs of the case."""
+    -i specs given with a suite replace those inputs of the case. With `default_shapes`, an input
+    without a spec gets a small shape (default_input_specs) instead of an error."""
 
     specs: dict[str, Any] = {}
     for text in inputs:
@@ -293,7 +336,9 @@ def load_case(
         )
     source = Source(target, "<command line>")
     missing = [n for n in parse(target, source).free_names() if n not in specs and n not in CONSTANTS]
-    if missing:
+    if missing and default_shapes:
+        specs.update(default_input_specs(target, specs, missing))
+    elif missing:
         example = " ".join(f"-i {n}:2x2=1" for n in missing)
         raise SymcheckError(
             f"no input spec for {', '.join(missing)}",

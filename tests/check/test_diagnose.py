@@ -331,3 +331,41 @@ def test_a_comparison_inside_the_program_is_no_chain_rule_factor(tmp_path) -> No
     r = CliRunner().invoke(main, ["verify", str(path), "--samples", "0"])
     assert r.exit_code == 0, r.output
     assert "refuted, as it must be" in r.output
+
+
+# ---------------------------------------------------------------- every elementwise op
+
+
+OUTERS = [
+    "where(x > 0, x, 0.1*x)",
+    "where(x > 0.5, x^2, -x)",
+    "clamp(x, min=-0.5, max=0.5)",
+    "leaky_relu(x, slope=0.2)",
+    "abs(x)",
+    "sigmoid(x)",
+    "tanh(x)",
+    "exp(x)",
+    "log(x + 3)",
+    "sqrt(x + 3)",
+    "softplus(x)",
+    "gelu(x)",
+    "silu(x)",
+    "elu(x)",
+    "hardtanh(x)",
+    "erf(x)",
+    "atan(x)",
+    "sin(x)",
+    "cosh(x)",
+]
+
+
+@pytest.mark.parametrize("inner", OUTERS)
+def test_a_forgotten_inner_derivative_is_diagnosed_for_every_elementwise_op(inner: str) -> None:
+    """sum(f(x)^2) claimed as 2*f(x): the factor f'(x) is missing, whichever op f is (where's was
+    lost: SymPy folds where(c, x, 0.1*x)^2 into cases of squares). Not relu: 2*relu(x) is right."""
+    closed = closed_form(f"sum({inner}^2)", {"x": TensorType((4,))}, ["x"])
+    point = {"x": np.array([-1.3, -0.2, 0.4, 1.1])}
+    d = diagnose(closed, "x", f"2*{inner}", point=point)
+    assert not d.correct and not d.holds
+    assert d.mistake == "chain_factor", (d.mistake, d.likely_mistake)
+    assert "is missing" in (d.likely_mistake or "")

@@ -223,3 +223,95 @@ def test_a_derivation_too_heavy_for_the_time_budget_is_refused_clearly() -> None
     r = CliRunner().invoke(main, ["explain", expr, "-i", "x:3", "--timeout", "0.01"])
     assert r.exit_code == 2, r.output
     assert "explain gave up after 0.01 s" in r.output and "--timeout" in r.output
+
+
+# ---------------------------------------------------------------- --wrt, no -i, claims in Markdown and LaTeX
+
+
+def _explain(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(main, ["explain", *args])
+    return r.exit_code, r.output
+
+
+def test_explain_wrt_walks_back_to_that_input_only() -> None:
+    code, out = _explain("y = W @ x; loss = sum(y^2)", "-i", "W:2x3", "-i", "x:3", "--wrt", "W")
+    assert code == 0, out
+    assert "dloss/dW = 2*outer(W @ x, x)" in out
+    assert "dloss/dx" not in out and "x.grad" not in out
+
+
+def test_explain_without_inputs_picks_small_shapes_and_says_so() -> None:
+    code, out = _explain("mean(3*(x+2)^2)")
+    assert code == 0, out
+    assert "no shape given for x: explained at x: float[3], a default small shape" in out
+    assert "dout/dx = 2*(x + 2)" in out  # the 1/N of mean at N = 3
+    code, out = _explain("sum(W @ x + b)", "--claim", "W: outer(1 + 0*b, x)")
+    assert code == 0, out
+    assert "explained at W: float[3, 3], x: float[3], b: float[3]" in out  # a capital is a matrix
+    assert "right (proven" in out
+    code, out = _explain("sum(reshape(x, (2, 5)))")
+    assert code == 2 and "no small default shape fits the expression" in out
+
+
+def test_a_where_claim_is_diagnosed_through_explain() -> None:
+    code, out = _explain(
+        "sum(where(x > 0, x, 0.1*x)^2)", "-i", "x:3", "--claim", "x: 2*where(x > 0, x, 0.1*x)"
+    )
+    assert code == 1, out
+    assert (
+        "likely mistake: the chain rule's factor d(where(x > 0, x, 0.1*x))/dx = where(x > 0, 1, 0.1)" in out
+    )
+
+
+CLAIMED = (
+    "y = x + 2\nz = 3*y^2\nout = mean(z)",
+    "-i",
+    "x:2x2",
+    "--claim",
+    "x: 3*(x+2)",
+    "--claim",
+    "x: 3/2*y",
+)
+
+
+def test_claims_are_typeset_in_markdown_and_latex() -> None:
+    code, markdown = _explain(*CLAIMED, "--format", "markdown")
+    assert code == 1, markdown
+    assert "- $\\frac{\\partial \\mathrm{out}}{\\partial x} = 3 x + 6$: **WRONG**" in markdown
+    assert (
+        "- $\\frac{\\partial \\mathrm{out}}{\\partial x} = \\frac{3 x}{2} + 3$: **right** (proven" in markdown
+    )
+    assert "`likely mistake: the factor 2 of the chain rule's factor d(y^2)/dy" in markdown
+    code, latex = _explain(*CLAIMED, "--format", "latex")
+    assert "\\overset{?}{=} 3 x + 6 \\quad \\text{WRONG}" in latex
+    assert "d(y\\textasciicircum{}2)/dy" in latex  # text made safe: no bare ^ in \text{}
+    assert latex.rstrip().endswith("\\end{aligned}")  # the verdicts inside the math, not after it
+    for out in (markdown, latex):
+        assert "= =" not in out and "&= &=" not in out
+
+
+def test_the_claims_render_in_katex() -> None:
+    import json
+    import os
+    import re
+    import subprocess
+
+    import pytest
+
+    modules = _katex_modules()
+    if modules is None:
+        pytest.skip("no LaTeX renderer: install KaTeX (npm install --prefix .venv/katex katex) and node")
+    _, markdown = _explain(*CLAIMED, "--format", "markdown")
+    _, latex = _explain(*CLAIMED, "--format", "latex")
+    blocks = re.findall(r"\\begin\{aligned\}.*?\\end\{aligned\}", latex, flags=re.S)
+    assert len(blocks) == 2  # the derivation, then the claims
+    pieces = blocks + re.findall(r"\$([^$]+)\$", markdown)
+    run = subprocess.run(
+        ["node", "-e", KATEX_RENDER],
+        input=json.dumps(pieces),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NODE_PATH": modules},
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
