@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from symcheck.check.runner import CaseResult, run_cases
+from symcheck.checks.runner import CaseResult, run_cases
 from symcheck.language.errors import Source
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import DType

@@ -88,7 +88,7 @@ RECYCLE_AFTER = 300  # inputs per worker before a fresh one replaces it (SymPy's
 def _warm_imports() -> None:
     """Import what the commands load lazily, once in the parent, so each forked worker starts warm.
     Nothing runs here: torch's thread pools start in the workers, after the fork."""
-    import symcheck.check.runner
+    import symcheck.checks.runner
     import symcheck.cli
     import symcheck.engines.autograd.engine
     import symcheck.engines.numeric.engine

@@ -2,7 +2,7 @@
 finite differences.
 
 Importing the package is cheap: torch and sympy load only when an engine runs, and the Python API
-(`symcheck.assert_gradients`, symcheck/api.py) loads on first use.
+(`symcheck.check`, `symcheck.assert_gradients`, ...: symcheck/api/, docs/api.md) loads on first use.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "assert_gradients": "symcheck.api",
+    "assert_module_gradients": "symcheck.api",
     "GradientCheckFailed": "symcheck.api",
+    "check": "symcheck.api",
+    "closed_form": "symcheck.api",
+    "explain": "symcheck.api",
+    "verify": "symcheck.api",
     "FunctionEngine": "symcheck.engines.user",
 }
 

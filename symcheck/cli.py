@@ -200,10 +200,11 @@ common_options = [
     click.option(
         "--format",
         "fmt",
-        type=click.Choice(["text", "json", "junit", "github"]),
+        type=click.Choice(["text", "json", "junit", "github", "markdown"]),
         default="text",
         show_default=True,
-        help="text for people; json (schema in the README); junit XML; github workflow annotations.",
+        help="text for people; json (schema in the README); junit XML; github workflow annotations; "
+        "markdown: a table per suite, for a pull-request comment.",
     ),
     click.option(
         "--color",
@@ -314,7 +315,7 @@ def _run(
     fail_on_skip: bool = False,
     quiet: bool = False,
 ) -> int:
-    from symcheck.check.runner import run_cases
+    from symcheck.checks.runner import run_cases
     from symcheck.report.terminal import Progress
 
     cases = _add_plugin_columns(cases)  # --engine-plugin, and installed plug-ins with --allow-import
@@ -329,7 +330,7 @@ def _run(
             "\n".join(e.render() for e in errors) + f"\n{len(errors)} error(s) in the input", EXIT_BAD_INPUT
         )
     if baseline is not None:
-        from symcheck.check import baseline as baselines
+        from symcheck.checks import baseline as baselines
 
         if update_baseline:  # the only file verify writes besides its cache
             baselines.write(baseline, baselines.record(results, baseline, recorded))
@@ -344,7 +345,7 @@ def _read_baseline(path: str | None, update: bool) -> dict[str, Any] | None:
     """The baseline to compare with, or (updating) the one whose other cases are kept, if any."""
     if path is None or (update and not os.path.exists(path)):
         return None
-    from symcheck.check.baseline import load
+    from symcheck.checks.baseline import load
 
     return load(path)
 
@@ -486,7 +487,7 @@ def verify(
         flag = "--update-baseline" if update_baseline else "--strict-baseline"
         raise click.UsageError(f"{flag} needs --baseline FILE")
     if jobs > 1:
-        from symcheck.check.runner import start_worker_server
+        from symcheck.checks.runner import start_worker_server
 
         start_worker_server()  # its imports (2 s) go on while the suites load here
     suites = load_paths(list(paths))
@@ -589,7 +590,7 @@ def grad(
     """Differentiate EXPR (a program: `y = x + 2; out = mean(3*y^2)`) without a suite file."""
     from dataclasses import replace
 
-    from symcheck.check.diagnose import claim_expectations
+    from symcheck.checks.diagnose import claim_expectations
     from symcheck.suites.case import DEFAULT_SAMPLES, Expect
     from symcheck.suites.programs import load_case
 
@@ -598,7 +599,7 @@ def grad(
     case = replace(
         load_case(expr, inputs, None, wrt),
         samples=DEFAULT_SAMPLES,
-        expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/check/diagnose.py
+        expect=Expect(grads=claim_expectations(claims)),  # --claim: symcheck/checks/diagnose.py
         dtype=dtype or "float64",
         device=device or "cpu",
         impl=impl,

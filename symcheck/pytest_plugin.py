@@ -26,7 +26,7 @@ import pytest
 # session has collected a suite file.
 
 if TYPE_CHECKING:
-    from symcheck.check.runner import CaseResult, Runner
+    from symcheck.checks.runner import CaseResult, Runner
     from symcheck.suites.case import Case
 
 DEFAULT_PATTERNS = ("*.symcheck.yaml",)
@@ -149,7 +149,7 @@ class SymcheckItem(pytest.Item):
         self.add_marker("symcheck")
 
     def runtest(self) -> None:
-        from symcheck.check.runner import Runner, prepare
+        from symcheck.checks.runner import Runner, prepare
         from symcheck.language import limits
 
         with limits.using(getattr(self.parent, "limits", limits.DEFAULTS)):

@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     "symcheck.language": 0,
     "symcheck.engines": 1,
     "symcheck.suites": 2,
-    "symcheck.check": 3,
+    "symcheck.checks": 3,
     "symcheck.report": 4,
     "symcheck.teaching": 4,
     "symcheck.api": 5,
@@ -190,13 +190,13 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path, monkeypatch: p
     """The rule itself is tested: a language module importing the checker is reported."""
     fake = tmp_path / "symcheck"
     (fake / "language").mkdir(parents=True)
-    (fake / "check").mkdir()
+    (fake / "checks").mkdir()
     (fake / "__init__.py").write_text("")
     (fake / "language" / "__init__.py").write_text("")
-    (fake / "check" / "__init__.py").write_text("")
-    (fake / "check" / "runner.py").write_text("from symcheck.language import ir\n")
-    (fake / "language" / "ir.py").write_text("def f():\n    from symcheck.check.runner import Runner\n")
+    (fake / "checks" / "__init__.py").write_text("")
+    (fake / "checks" / "runner.py").write_text("from symcheck.language import ir\n")
+    (fake / "language" / "ir.py").write_text("def f():\n    from symcheck.checks.runner import Runner\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
     violations = layer_violations()
-    assert len(violations) == 1 and "symcheck.language.ir imports symcheck.check.runner" in violations[0]
-    assert cycles(graph()) == [["symcheck.check.runner", "symcheck.language.ir"]]
+    assert len(violations) == 1 and "symcheck.language.ir imports symcheck.checks.runner" in violations[0]
+    assert cycles(graph()) == [["symcheck.checks.runner", "symcheck.language.ir"]]

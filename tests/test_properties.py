@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symcheck.check.compare import compare_results, resolve_tolerance
+from symcheck.checks.compare import compare_results, resolve_tolerance
 from symcheck.engines.base import Engine, EngineOptions
 from symcheck.engines.registry import DEFAULT_ENGINES, load_engine
 from symcheck.language.ir import TensorType

@@ -15,7 +15,7 @@ import pytest
 
 # pytester's in-process runs drop the modules first imported inside them, and numpy cannot be
 # imported twice in one process: import what the items use here, once.
-from symcheck.check import runner
+from symcheck.checks import runner
 from symcheck.engines.registry import load_engine
 from symcheck.report import text
 from symcheck.suites import loader

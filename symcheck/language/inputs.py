@@ -2,7 +2,7 @@
 
 An input is given by exactly one source: a fill number, a value (a number or nested list), a
 random range, or nothing (random, with a default range picked from the ops the input feeds).
-Drawing points from these specs is the checker's job: symcheck/check/points.py.
+Drawing points from these specs is the checker's job: symcheck/checks/points.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from symcheck.check.runner import CaseResult
+from symcheck.checks.runner import CaseResult
 from symcheck.report.terminal import FAILURE_LINE
 from symcheck.report.text import render_case_text
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from symcheck.check.runner import CaseResult
+from symcheck.checks.runner import CaseResult
 from symcheck.report.failures import failed_expectations, headline, other_failures
 from symcheck.report.text import render_case_text, render_text
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from symcheck import __version__
-from symcheck.check.compare import ArrayComparison
-from symcheck.check.runner import CaseResult
+from symcheck.checks.compare import ArrayComparison
+from symcheck.checks.runner import CaseResult
 from symcheck.report.summary import summarize_engines
 from symcheck.report.training import training_json
 

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from symcheck.check.runner import CaseResult
+from symcheck.checks.runner import CaseResult
 from symcheck.report.failures import headline
 from symcheck.report.text import render_case_text
 

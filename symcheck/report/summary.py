@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from symcheck.check.compare import ArrayComparison
-from symcheck.check.runner import CaseResult
+from symcheck.checks.compare import ArrayComparison
+from symcheck.checks.runner import CaseResult
 
 
 @dataclass

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-from symcheck.check.runner import CaseResult
+from symcheck.checks.runner import CaseResult
 from symcheck.report.summary import printable_name
 
 COLOR_CHOICES = ("auto", "always", "never")

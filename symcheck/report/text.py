@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.check.runner import CaseResult, PointResult
+from symcheck.checks.runner import CaseResult, PointResult
 from symcheck.report.summary import mismatch_lines, printable_name, summarize_engines, summary_line
 from symcheck.report.training import training_text
 
@@ -97,7 +97,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                 f"{pad}  {s.engine:{width}} {s.status:10} "
                 f"max abs err {s.max_abs:.2g}, max rel err {s.max_rel:.2g}"
             )
-    if result.baseline is not None:  # --baseline: symcheck/check/baseline.py
+    if result.baseline is not None:  # --baseline: symcheck/checks/baseline.py
         lines.append(f"{pad}baseline  {result.baseline.summary()}")
     notes = _unique(n for p in result.points for r in p.results.values() for n in r.notes)
     notes += [n for n in result.notes if n not in notes]
@@ -143,7 +143,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
                     f"{result.closed_forms[proof.wrt]}"
                 )
             bad = next((e for e in checks if not e.ok), None)
-            if proof.differs_at is not None:  # the diagnosis: symcheck/check/diagnose.py
+            if proof.differs_at is not None:  # the diagnosis: symcheck/checks/diagnose.py
                 lines.append(f"{pad}          differs {proof.differs_at}")
             elif bad is not None:
                 lines.append(f"{pad}          {bad.detail}")
@@ -158,7 +158,7 @@ def _case_text(result: CaseResult, verbose: bool) -> str:
             lines.append(f"{pad}expect    {e.what} = {e.claim}: {mark}{detail}")
     for point in result.points:
         lines.extend(_point_failures(point, pad, output))
-    if result.training is not None:  # the training section: symcheck/check/training.py
+    if result.training is not None:  # the training section: symcheck/checks/training.py
         lines.extend(training_text(result.training, pad))
     return "\n".join(lines)
 

@@ -1,11 +1,11 @@
-"""The training section of a case's report, as text and as JSON (runs: symcheck/check/training.py)."""
+"""The training section of a case's report, as text and as JSON (runs: symcheck/checks/training.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from symcheck.check.compare import ArrayComparison
-from symcheck.check.training import ACCUMULATION_EXPLAINED, ZERO_GRAD_EXPLAINED, TrainingResult, Trajectory
+from symcheck.checks.compare import ArrayComparison
+from symcheck.checks.training import ACCUMULATION_EXPLAINED, ZERO_GRAD_EXPLAINED, TrainingResult, Trajectory
 from symcheck.report.summary import mismatch_lines
 
 

@@ -49,7 +49,7 @@ class Tolerance:
     engines: Mapping[str, Tolerance] = field(default_factory=dict)
 
     def as_overrides(self) -> dict[str, Any] | None:
-        """The shape symcheck.check.compare.resolve_tolerance takes: global rtol/atol, then per engine."""
+        """The shape symcheck.checks.compare.resolve_tolerance takes: global rtol/atol, then per engine."""
         overrides: dict[str, Any] = {}
         if self.rtol is not None:
             overrides["rtol"] = self.rtol
@@ -185,7 +185,7 @@ class Case:
     wrt_line: int | None = None
     order: int = 1  # 2: also second derivatives
     timeout: float = 60.0  # seconds the symbolic engine may spend on the case before it gives up
-    train: TrainSpec | None = None  # a training run (symcheck/check/training.py)
+    train: TrainSpec | None = None  # a training run (symcheck/checks/training.py)
     # The user's own implementation of expr, "package.module:function" (symcheck/suites/imports.py).
     impl: str | None = None
     impl_grad: str | None = None  # a numpy implementation's gradient function

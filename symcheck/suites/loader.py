@@ -18,7 +18,7 @@ did-you-mean); its messages are translated into plain words before they reach th
             x: 3/2*(x+2)
 
 The top level may also be a bare list of cases. A case may also carry a `train:` block (a
-training run checked across engines: `TrainSpec` here, `symcheck/check/training.py` runs it); its data,
+training run checked across engines: `TrainSpec` here, `symcheck/checks/training.py` runs it); its data,
 from a JSON/YAML file beside the suite or inline, is loaded and checked here, with errors at
 the data's own file:line.
 """

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy
 
-from symcheck.check.diagnose import diagnose, render_diagnosis
-from symcheck.check.points import make_point
-from symcheck.check.training import examples
+from symcheck.checks.diagnose import diagnose, render_diagnosis
+from symcheck.checks.points import make_point
+from symcheck.checks.training import examples
 from symcheck.engines.base import EngineOptions, EngineUnavailable
 from symcheck.engines.numeric.evaluator import forward
 from symcheck.engines.registry import load_engine
@@ -568,7 +568,7 @@ class ClaimCheck:
 def claim_checks(
     program: Program, wrt: list[str], claims: Sequence[str], point: Mapping[str, np.ndarray] | None = None
 ) -> list[ClaimCheck]:
-    """`name: formula` claims against the closed form, each diagnosed (symcheck/check/diagnose.py)."""
+    """`name: formula` claims against the closed form, each diagnosed (symcheck/checks/diagnose.py)."""
     closed = ClosedForm.derive(program, wrt)
     checks = []
     for claim in claims:

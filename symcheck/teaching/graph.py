@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from symcheck.check.points import make_point
+from symcheck.checks.points import make_point
 from symcheck.engines import autograd as T
 from symcheck.engines.autograd.engine import keywords_of
 from symcheck.engines.autograd.rules import TABLE

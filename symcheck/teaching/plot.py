@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.check.compare import resolve_tolerance
-from symcheck.check.points import check_point
-from symcheck.check.runner import Runner, prepare
+from symcheck.checks.compare import resolve_tolerance
+from symcheck.checks.points import check_point
+from symcheck.checks.runner import Runner, prepare
 from symcheck.engines.base import EngineOptions, EngineUnavailable
 from symcheck.engines.numeric.evaluator import forward
 from symcheck.language.catalogue import OPS

@@ -25,7 +25,7 @@ def engine_comparison(result: Any, engine: str) -> list[Any]:
 
 def assert_printed_form_is_proven(expr: str, inputs: tuple[str, ...]) -> None:
     """The closed form symcheck prints for the first input, claimed back with --claim, is proven."""
-    from symcheck.check.runner import run_cases
+    from symcheck.checks.runner import run_cases
     from symcheck.suites.programs import load_case
 
     (result,), errors = run_cases([load_case(expr, list(inputs))])

@@ -194,7 +194,7 @@ def test_the_cli_keeps_clears_and_skips_the_cache(tmp_path: Path, monkeypatch: p
 
 
 def test_a_proof_is_decided_once(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from symcheck.check.runner import run_cases
+    from symcheck.checks.runner import run_cases
     from symcheck.suites.loader import load_suite
 
     tutorial = Path(__file__).resolve().parents[2] / "expressions" / "tutorial.yaml"

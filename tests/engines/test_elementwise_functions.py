@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.cli import main
 from symcheck.engines.autograd import rules as autograd_rules
 from symcheck.engines.autograd.tensor import VJPS

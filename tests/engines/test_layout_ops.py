@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from op_checks import assert_printed_form_is_proven, assert_printed_gradient, engine_comparison, grad
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.engines.autograd import rules as autograd_rules
 from symcheck.engines.autograd.tensor import JVPS, VJPS
 from symcheck.engines.numeric.evaluator import batched, forward

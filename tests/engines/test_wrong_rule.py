@@ -1,7 +1,7 @@
 """A deliberately wrong rule in one engine is caught by the others.
 
 Each test breaks one engine through its own table (monkeypatch restores it), runs a suite through
-symcheck.check.runner, and checks that the case fails, that the mismatch is that engine's against the
+symcheck.checks.runner, and checks that the case fails, that the mismatch is that engine's against the
 symbolic reference, and that it names the element where they differ.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from symcheck.check.compare import ArrayComparison
-from symcheck.check.runner import CaseResult, run_cases
+from symcheck.checks.compare import ArrayComparison
+from symcheck.checks.runner import CaseResult, run_cases
 from symcheck.engines import autograd as T
 from symcheck.engines.numeric import rules as numeric_rules
 from symcheck.engines.torch import rules as torch_rules

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from symcheck.check.runner import CaseResult, run_cases
+from symcheck.checks.runner import CaseResult, run_cases
 from symcheck.cli import EXIT_INTERNAL, EXIT_MISMATCH, EXIT_OK, main
 from symcheck.engines.autograd.engine import AutogradEngine
 from symcheck.engines.base import EngineOptions, EngineResult

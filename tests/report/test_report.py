@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from symcheck import __version__
-from symcheck.check.runner import CaseResult, run_cases
+from symcheck.checks.runner import CaseResult, run_cases
 from symcheck.engines.autograd.engine import AutogradEngine
 from symcheck.engines.base import EngineOptions, EngineResult
 from symcheck.language.ir import Program

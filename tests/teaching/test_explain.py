@@ -160,7 +160,7 @@ def test_the_latex_and_the_markdown_math_render_in_katex() -> None:
 
 def test_shipped_mistakes_are_refuted_with_their_diagnosis(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A known mistake that symcheck accepted, or diagnosed otherwise, fails the case."""
-    from symcheck.check.runner import run_cases
+    from symcheck.checks.runner import run_cases
     from symcheck.suites.loader import load_suite
 
     suite = tmp_path / "m.yaml"

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.engines import EngineOptions
 from symcheck.engines.numeric.engine import NumericEngine
 from symcheck.language.ir import TensorType
@@ -89,7 +89,7 @@ def test_the_step_shrinks_where_the_function_is_steep() -> None:
 
 def test_a_real_bug_still_fails_against_the_estimate() -> None:
     """A wrong reference gradient (here: the numeric engine's estimate against a rule 1% off) fails."""
-    from symcheck.check.compare import Tolerance, compare_arrays
+    from symcheck.checks.compare import Tolerance, compare_arrays
 
     program = bind(parse("sum(sin(x))"), {"x": TensorType((3,))})
     x = np.array([0.3, 1.1, -0.7])

@@ -8,7 +8,7 @@ import time
 import pytest
 import sympy
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.engines.symbolic.budget import GaveUp, spent, time_limit
 from symcheck.engines.symbolic.closed_form import EXPANDED_TERMS_LIMIT, expanded_terms
 from symcheck.suites.programs import load_case

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.engines import EngineOptions
 from symcheck.engines.symbolic import SymbolicEngine
 from symcheck.language.ir import TensorType

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.check.compare import compare_results, resolve_tolerance
+from symcheck.checks.compare import compare_results, resolve_tolerance
 from symcheck.engines.base import EngineOptions
 from symcheck.engines.numeric.evaluator import forward
 from symcheck.engines.registry import load_engine

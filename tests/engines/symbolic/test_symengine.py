@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sympy
 
-from symcheck.check.runner import prepare
+from symcheck.checks.runner import prepare
 from symcheck.engines.symbolic import expansion
 from symcheck.engines.symbolic.expansion import expand, symengine_can, term_partials
 from symcheck.suites.programs import load_case

@@ -281,7 +281,7 @@ def test_forward_mode_runs_without_torchs_jit_compiled_decompositions() -> None:
         "calls = []\n"
         "make_dual = fa.make_dual\n"
         "fa.make_dual = lambda *a, **k: calls.append(1) or make_dual(*a, **k)\n"
-        "from symcheck.check.runner import run_cases\n"
+        "from symcheck.checks.runner import run_cases\n"
         "from symcheck.suites.programs import load_case\n"
         "case = load_case('log_softmax(W @ x) * sigmoid(x[0]) + softplus(W @ x)', ['W:4x3', 'x:3'])\n"
         "(r,), errors = run_cases([case])\n"

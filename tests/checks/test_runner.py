@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symcheck.check.runner import CaseResult, prepare, run_cases
+from symcheck.checks.runner import CaseResult, prepare, run_cases
 from symcheck.engines.autograd.engine import AutogradEngine
 from symcheck.report.summary import summarize_engines
 from symcheck.report.text import render_text
@@ -301,7 +301,7 @@ def test_a_case_that_crashes_symcheck_does_not_stop_the_others(
     write_suite: WriteSuite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """symcheck's own bug in one case is that case's error (exit 3 at the end); the rest still run."""
-    from symcheck.check import runner as runner_module
+    from symcheck.checks import runner as runner_module
 
     path = write_suite(
         """\

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.check.compare import (
+from symcheck.checks.compare import (
     ArrayComparison,
     EngineComparison,
     Tolerance,
@@ -25,8 +25,8 @@ from symcheck.check.compare import (
     compare_results,
     resolve_tolerance,
 )
-from symcheck.check.points import check_given_labels, check_point, kink_margin, make_point, sample_points
-from symcheck.check.training import TrainingResult, run_training
+from symcheck.checks.points import check_given_labels, check_point, kink_margin, make_point, sample_points
+from symcheck.checks.training import TrainingResult, run_training
 from symcheck.engines import registry as engine_module
 from symcheck.engines.base import (
     Engine,
@@ -78,7 +78,7 @@ class PointResult:
     # Why nothing was compared here, where that is because engines did not run (gave up, skipped):
     # the point checked nothing, so the case is skipped, not passed, and not failed either.
     uncompared: str | None = None
-    # Each engine against its own recorded numbers (--baseline; symcheck/check/baseline.py).
+    # Each engine against its own recorded numbers (--baseline; symcheck/checks/baseline.py).
     baseline: list[EngineComparison] = field(default_factory=list)
 
     @property
@@ -129,7 +129,7 @@ class FormulaProof:
     # How it is proven ("equal to the closed form", "element by element at probe shapes ..."), or
     # why not ("not proven", "undecided: ...", "its decimal ... is a rounded number ...").
     how: str = ""
-    # When not proven (symcheck/check/diagnose.py): the common mistake the claim most likely
+    # When not proven (symcheck/checks/diagnose.py): the common mistake the claim most likely
     # comes from, and where claim and truth differ ("at x = [[1, 1], [1, 1]] (...): claimed 18, ...").
     likely_mistake: str | None = None
     differs_at: str | None = None
@@ -151,7 +151,7 @@ class CaseResult:
     mistakes: list[MistakeCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     training: TrainingResult | None = None  # for a case with `train:`
-    baseline: Any = None  # symcheck.check.baseline.BaselineOutcome, with --baseline
+    baseline: Any = None  # symcheck.checks.baseline.BaselineOutcome, with --baseline
     seconds: float = 0.0  # wall time of Runner.run
     # symcheck's own bug while running this case (the traceback); the other cases still ran.
     error: str | None = None
@@ -358,7 +358,7 @@ class Runner:
                 if p is result.points[0]:
                     result.exact_value = sym.exact_value
                 break
-        if case.train is not None:  # training runs: symcheck/check/training.py
+        if case.train is not None:  # training runs: symcheck/checks/training.py
             result.training = run_training(prep.case, prep.program, self.engine)
         result.seconds = time.perf_counter() - start
         return result
@@ -625,7 +625,7 @@ class Runner:
         return engine.closed_form(prep.program, wrt)
 
     def _refute_mistakes(self, prep: Prepared, result: CaseResult, deadline: float | None) -> None:
-        from symcheck.check.diagnose import diagnose
+        from symcheck.checks.diagnose import diagnose
         from symcheck.engines import cache as derived
         from symcheck.engines.symbolic.budget import gave_up_in, time_limit
 
@@ -810,7 +810,7 @@ class Runner:
     @staticmethod
     def _diagnose(closed: Any, name: str, expect: GradExpect, result: CaseResult) -> None:
         """Where a wrong formula parts from the truth, at the first point where its check failed."""
-        from symcheck.check.diagnose import diagnose
+        from symcheck.checks.diagnose import diagnose
 
         what = f"d{result.program.output.name}/d{name}"
         failed = next((p for p in result.points for e in p.expectations if e.what == what and not e.ok), None)
@@ -1035,7 +1035,7 @@ __all__ = [
 # What every worker imports: loaded once in the forkserver, so each worker starts with them (about
 # 2.5 s of imports otherwise, per worker). Modules that fail to import are skipped there.
 _PRELOAD = [
-    "symcheck.check.runner",
+    "symcheck.checks.runner",
     "symcheck.engines.symbolic.engine",
     "symcheck.engines.autograd.engine",
     "symcheck.engines.numeric.engine",

@@ -15,7 +15,7 @@ import symcheck
 from symcheck.language.errors import SymcheckError
 from symcheck.report.summary import summarize_engines
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Swish(torch.autograd.Function):
@@ -77,7 +77,7 @@ def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None
     headline, report = message.split("\n", 1)
     assert headline.startswith("x*sigmoid(x): fn vs symbolic, Jacobian dout/dx, at the given values: At ")
     assert report.startswith("== ")
-    assert f"FAIL  x*sigmoid(x)  ({Path('tests') / 'test_api.py'}:" in message
+    assert f"FAIL  x*sigmoid(x)  ({Path('tests') / 'api' / 'test_assertions.py'}:" in message
     assert "fn        mismatch" in message
     assert "autograd  ok" in message
     assert "MISMATCH  fn vs symbolic, Jacobian dout/dx, at the given values:" in message
@@ -92,16 +92,16 @@ def test_a_subtly_wrong_backward_fails_with_the_element_in_the_message() -> None
 
 
 def test_the_message_is_the_cli_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import symcheck.api
+    import symcheck.api.assertions
 
     rendered: list[str] = []
-    original = symcheck.api.render_text
+    original = symcheck.api.assertions.render_text
 
     def spy(results: Any, verbose: bool = False) -> str:
         rendered.append(original(results, verbose))
         return rendered[-1]
 
-    monkeypatch.setattr(symcheck.api, "render_text", spy)
+    monkeypatch.setattr(symcheck.api.assertions, "render_text", spy)
     with pytest.raises(AssertionError) as e:
         symcheck.assert_gradients(SubtlyWrongSwish.apply, "x*sigmoid(x)", x=POINTS)
     assert [str(e.value).split("\n", 1)[1]] == rendered  # after its one-line headline

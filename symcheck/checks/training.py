@@ -18,7 +18,7 @@ writes, over the training examples in file order, epoch after epoch:
 The three optimizers are written independently, like the engines' derivative rules. Every step's
 loss is recorded, and the parameters and the `.grad` each `step()` read every `compare_every`
 steps. They are compared against the reference (symbolic when it trained, else torch) with the
-comparison tolerances of `symcheck.check.compare`, grown with the step number: rounding differences
+comparison tolerances of `symcheck.checks.compare`, grown with the step number: rounding differences
 (one ulp here and there, from a different order of operations) are fed back through every later
 update, so the difference allowed at step k is tolerance x (1 + tolerance_growth x k). A wrong
 update is off by far more than the tolerance at the first step it happens, so the growth does not
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.check.compare import ArrayComparison, Tolerance, compare_arrays, resolve_tolerance
-from symcheck.check.points import make_point
+from symcheck.checks.compare import ArrayComparison, Tolerance, compare_arrays, resolve_tolerance
+from symcheck.checks.points import make_point
 from symcheck.engines.autograd.engine import lower_node
 from symcheck.engines.autograd.optim import SGD
 from symcheck.engines.autograd.tensor import Tensor

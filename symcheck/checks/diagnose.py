@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy
 
-from symcheck.check.points import sample_points
+from symcheck.checks.points import sample_points
 from symcheck.engines.symbolic.closed_form import Atom, SymTensor
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.printer import Unprintable

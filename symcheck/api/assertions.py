@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symcheck.check.runner import Runner, prepare
+from symcheck.checks.runner import Runner, prepare
 from symcheck.engines.registry import DEFAULT_ENGINES, check_engine_names
 from symcheck.engines.user import FN_ENGINE, FunctionEngine
 from symcheck.language.catalogue import CONSTANTS, FUNCTIONS
@@ -31,7 +31,7 @@ from symcheck.report.text import render_text
 from symcheck.suites.case import Case, Expect, Tolerance
 
 if TYPE_CHECKING:
-    from symcheck.check.runner import CaseResult
+    from symcheck.checks.runner import CaseResult
     from symcheck.suites.case import Tolerance
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -260,9 +260,16 @@ def _tolerance(
 
 
 def _caller() -> tuple[str, int]:
-    """The test's file and line, for the report's header (where a case's YAML line would be)."""
+    """The test's file and line, for the report's header (where a case's YAML line would be); in
+    Jupyter the cell ("<cell 3>"), not the kernel's temporary file for it."""
     frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_API_DIR):
+        frame = frame.f_back  # called through another API function (check, assert_module_gradients)
     filename = frame.f_code.co_filename
+    if "ipykernel_" in filename or filename.startswith("<ipython-input"):
+        count = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        number = getattr(count, "execution_count", None)
+        return (f"<cell {number}>" if number else "<cell>"), frame.f_lineno
     try:
         relative = os.path.relpath(filename)
         filename = relative if not relative.startswith("..") else filename
@@ -271,4 +278,68 @@ def _caller() -> tuple[str, int]:
     return filename, frame.f_lineno
 
 
-__all__ = ["FunctionEngine", "assert_gradients"]
+_API_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def assert_module_gradients(
+    module: Any,
+    expr: str,
+    /,
+    *,
+    wrt: str | Sequence[str] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    **options_and_values: Any,
+) -> CaseResult:
+    """assert_gradients for an `nn.Module`: `expr` names the module's parameters (a dot in a name
+    becomes `_`: `0.weight` is `0_weight`... write `layer.weight` as `layer_weight`) and the
+    forward's arguments, which are given as keyword arguments. The module's own parameter values
+    are used; the gradients checked are the parameters' (default: every parameter `expr` names).
+
+        assert_module_gradients(nn.Linear(3, 2), "sigmoid(weight @ x + bias)", x=torch.randn(3))
+
+    A parameter `expr` does not name keeps its value and is not checked (the result notes it);
+    other options are assert_gradients'.
+    """
+    import torch
+
+    __tracebackhide__ = True
+    params = {name.replace(".", "_"): (name, p) for name, p in module.named_parameters()}
+    options = {k: v for k, v in options_and_values.items() if k in _OPTIONS}
+    given = {**(inputs or {}), **{k: v for k, v in options_and_values.items() if k not in _OPTIONS}}
+    clash = [n for n in given if n in params]
+    if clash:
+        raise SymcheckError(
+            f"'{clash[0]}' is a parameter of the module and is given as an input too",
+            hint="the module's parameters take their values from the module: do not pass them",
+        )
+    free = parse(expr, Source(expr, "<expr>")).free_names()
+    used = [n for n in free if n in params]
+    if not used:
+        raise SymcheckError(
+            "the expression names none of the module's parameters",
+            hint=f"its parameters: {', '.join(params) or 'none'}",
+        )
+    forward = inspect.signature(module.forward).parameters
+    for name in given:
+        if name not in forward and name in free:
+            raise SymcheckError(
+                f"'{name}' is not an argument of {type(module).__name__}.forward",
+                hint=did_you_mean(name, list(forward)) or f"its arguments: {', '.join(forward)}",
+            )
+    values = {n: params[n][1].detach().clone() for n in used}
+
+    def call(**kw: Any) -> Any:
+        weights = {params[n][0]: kw[n] for n in used}
+        arguments = {n: v for n, v in kw.items() if n not in params}
+        return torch.func.functional_call(module, weights, args=(), kwargs=arguments)
+
+    chosen = wrt if wrt is not None else used
+    result = assert_gradients(call, expr, wrt=chosen, inputs={**values, **given}, **options)
+    unnamed = [n for n in params if n not in used]
+    for r in result if isinstance(result, list) else [result]:
+        if unnamed:
+            r.notes.append(f"parameters not in the expression, held at their values: {', '.join(unnamed)}")
+    return result
+
+
+__all__ = ["FunctionEngine", "GradientCheckFailed", "assert_gradients", "assert_module_gradients"]

@@ -1,4 +1,4 @@
-"""Training runs (symcheck/check/training.py), autograd's SGD (engines/autograd/optim.py) and the `train:`
+"""Training runs (symcheck/checks/training.py), autograd's SGD (engines/autograd/optim.py) and the `train:`
 schema."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from symcheck.check.runner import CaseResult, run_cases
-from symcheck.check.training import TorchSGD, examples, sgd_update, step_tolerance
+from symcheck.checks.runner import CaseResult, run_cases
+from symcheck.checks.training import TorchSGD, examples, sgd_update, step_tolerance
 from symcheck.cli import main
 from symcheck.engines.autograd.optim import SGD
 from symcheck.engines.autograd.tensor import Tensor
@@ -253,7 +253,7 @@ def test_a_wrong_gradient_shows_first_in_grad(
 
 
 def test_step_tolerance_grows_linearly() -> None:
-    from symcheck.check.compare import Tolerance
+    from symcheck.checks.compare import Tolerance
 
     tol = step_tolerance(Tolerance(1e-7, 1e-8), 0.01, 100)
     assert tol.rtol == pytest.approx(2e-7) and tol.atol == pytest.approx(2e-8)

@@ -1,4 +1,4 @@
-"""Baselines (symcheck/check/baseline.py): recorded numbers per case, point and engine, compared later."""
+"""Baselines (symcheck/checks/baseline.py): recorded numbers per case, point and engine, compared later."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from symcheck.check import baseline as baselines
+from symcheck.checks import baseline as baselines
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, EXIT_OK, main
 
 WriteSuite = Callable[..., Path]
@@ -68,7 +68,7 @@ def test_record_keys_and_exact_numbers(suite: Path) -> None:
     given = quantity(doc, "square", "given values", "symbolic")
     assert given == {"value": 30.0, "dout/dx": [[2.0, 4.0], [6.0, 8.0]]}
     # Random points and finite differences keep every bit: repr round-trips float64.
-    from symcheck.check.runner import run_cases
+    from symcheck.checks.runner import run_cases
     from symcheck.suites.loader import load_suite
 
     results, _ = run_cases(load_suite(suite).cases[:1])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from symcheck.check.runner import run_cases
+from symcheck.checks.runner import run_cases
 from symcheck.report.text import render_text
 from symcheck.suites.loader import load_suite
 

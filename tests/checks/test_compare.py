@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symcheck.check.compare import (
+from symcheck.checks.compare import (
     DTYPE_TOLERANCES,
     ENGINE_TOLERANCES,
     ArrayComparison,
@@ -338,7 +338,7 @@ def test_a_float32_engine_is_not_the_reference_while_a_float64_one_can_be() -> N
 
 
 def test_an_engine_tolerance_loosens_to_a_coarser_dtype() -> None:
-    from symcheck.check.compare import default_tolerance
+    from symcheck.checks.compare import default_tolerance
 
     assert default_tolerance("numeric", "float64").rtol == 1e-6
     assert default_tolerance("numeric", "float32").rtol >= default_tolerance("torch", "float32").rtol

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from symcheck.check.compare import Tolerance, adjoint_failures
-from symcheck.check.runner import run_cases
+from symcheck.checks.compare import Tolerance, adjoint_failures
+from symcheck.checks.runner import run_cases
 from symcheck.cli import EXIT_OK, main
 from symcheck.engines import EngineOptions, EngineResult, jacobian_probes
 from symcheck.engines.autograd import tensor
@@ -78,7 +78,7 @@ def test_a_wrong_jvp_rule_is_caught_by_the_reverse_mode(monkeypatch: pytest.Monk
 
 
 def test_an_engine_without_derivatives_does_not_pass_on_its_value() -> None:
-    from symcheck.check.compare import compare_results
+    from symcheck.checks.compare import compare_results
 
     reference = EngineResult("symbolic", np.ones(2), {}, jacobians={"x": np.eye(2)})
     lazy = EngineResult("plugin", np.ones(2), {})
@@ -97,7 +97,7 @@ def test_grad_checks_several_outputs_each_with_its_own_jacobian() -> None:
 
 
 def test_baselines_record_a_tensor_outputs_derivatives() -> None:
-    from symcheck.check.baseline import quantities
+    from symcheck.checks.baseline import quantities
 
     result = EngineResult("e", np.zeros(2), {}, jacobians={"x": np.eye(2)}, jvps=[np.ones(2)])
     assert set(quantities(result, "out")) == {"value", "Jacobian dout/dx", "JVP dout along t1"}

@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from symcheck import __version__
-from symcheck.check.compare import EngineComparison, compare_arrays, resolve_tolerance
-from symcheck.check.runner import CaseResult
+from symcheck.checks.compare import EngineComparison, compare_arrays, resolve_tolerance
+from symcheck.checks.runner import CaseResult
 from symcheck.engines.base import EngineResult
 from symcheck.language.errors import SymcheckError
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from symcheck.check.diagnose import Diagnosis, check_claims, diagnose, parse_claim, render_diagnosis
-from symcheck.check.runner import run_cases
+from symcheck.checks.diagnose import Diagnosis, check_claims, diagnose, parse_claim, render_diagnosis
+from symcheck.checks.runner import run_cases
 from symcheck.cli import main
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.language.errors import SymcheckError

@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 import symcheck
-from symcheck.check.runner import prepare, run_cases, under_test
+from symcheck.checks.runner import prepare, run_cases, under_test
 from symcheck.cli import EXIT_MISMATCH, EXIT_OK, main
 from symcheck.suites.loader import load_suite
 

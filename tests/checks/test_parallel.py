@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from symcheck.check.runner import CaseResult, run_cases
+from symcheck.checks.runner import CaseResult, run_cases
 from symcheck.cli import EXIT_BAD_INPUT, EXIT_MISMATCH, _Jobs, main, shard_cases
 from symcheck.suites.loader import load_suite
 
@@ -122,7 +122,7 @@ def test_jobs_auto_is_one_per_cpu() -> None:
 def test_workers_see_the_parents_settings_of_now(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Workers fork from a forkserver started earlier, with the environment of its own start: the
     # settings that matter travel with each pool (the cache's, symcheck's own, the user's folders).
-    from symcheck.check.runner import _worker_env
+    from symcheck.checks.runner import _worker_env
 
     monkeypatch.setenv("SYMCHECK_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SYMCHECK_NO_CACHE")

@@ -1,11 +1,11 @@
-"""Points: the domain-aware sampler and the check of pinned points (symcheck/check/points.py)."""
+"""Points: the domain-aware sampler and the check of pinned points (symcheck/checks/points.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from symcheck.check.points import check_point, default_ranges, make_point, sample_points
+from symcheck.checks.points import check_point, default_ranges, make_point, sample_points
 from symcheck.language.errors import SymcheckError
 from symcheck.language.inputs import DEFAULT_RANGE, InputSpec, RandomSpec
 from symcheck.language.ir import DType, Program, TensorType
