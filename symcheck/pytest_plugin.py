@@ -93,7 +93,9 @@ def _render_error(excinfo: pytest.ExceptionInfo[BaseException]) -> str | None:
 
 def _case_report(result: CaseResult, verbose: bool) -> str:
     """`symcheck verify`'s text for one case, less the file header and the count line that pytest
-    shows itself: its first line (`FAIL  name  (file:line)`) is then pytest's one-line summary."""
+    shows itself, after a first line that says what failed, which pytest's one-line summary shows
+    ("swish: expect dout/dx = sigmoid(x): WRONG: claimed 0.88, true 1.09 at index (1,), ...")."""
+    from symcheck.report.failures import headline
     from symcheck.report.summary import summary_line
     from symcheck.report.text import render_text
 
@@ -102,7 +104,7 @@ def _case_report(result: CaseResult, verbose: bool) -> str:
         lines = lines[1:]
     if lines and lines[-1] == summary_line([result]):
         lines = lines[:-1]
-    return "\n".join(lines)
+    return "\n".join([f"{result.case.name}: {headline(result)}", *lines])
 
 
 class SymcheckFile(pytest.File):

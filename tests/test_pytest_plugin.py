@@ -82,12 +82,14 @@ def test_one_item_per_case_pass_and_fail(
     result.stdout.fnmatch_lines(
         [
             "*symcheck case bad*",
+            # first, what failed: the line pytest's short summary shows
+            "bad: expect dout/dx = 0.5: WRONG: claimed 0.5, true 0.5403023059 at index (0,)*",
             f"FAIL  bad  (grads.symcheck.yaml:{BAD_LINE})",
             "*expect    dout/dx = 0.5: WRONG: claimed 0.5, true 0.5403023059*",
             "*MISMATCH  numeric vs autograd, dout/dx, at the given values:",
             "*Mismatched elements: * / 3 *",
             "*Greatest absolute difference: *",
-            "FAILED grads.symcheck.yaml::bad - FAIL  bad  (grads.symcheck.yaml:*",
+            "FAILED grads.symcheck.yaml::bad - bad: expect dout/dx = 0.5: WRONG*",
         ]
     )
     # symcheck's report, not a traceback of the plugin

@@ -19,6 +19,11 @@ def failure_lines(result: CaseResult, verbose: bool = False) -> list[str]:
             if text.endswith(":") and i + 1 < len(lines):  # "MISMATCH ...:" then the element, if shown
                 details = [d.strip() for d in lines[i + 1 : i + 5]]
                 text += " " + next((d for d in details if d.startswith(("At (", "At entry"))), details[0])
+            elif text.endswith(": WRONG"):  # a claim: where it parts from the truth, if shown
+                differs = next((d.strip() for d in lines[i + 1 : i + 5] if "differs at" in d), "")
+                point, sep, values = differs.partition("): claimed ")
+                if sep:  # "differs at x = [1, 2] (the given values): claimed 6, true 4 at index (1,)"
+                    text += f": claimed {values}, at {point.rpartition('(')[2]}"
             found.append(text)
     return found
 

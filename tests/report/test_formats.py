@@ -121,7 +121,9 @@ def test_junit_parses_with_one_suite_per_file_and_counts(write_suite: WriteSuite
     assert cases[0].find("failure") is None
     failure = cases[1].find("failure")
     assert failure is not None
-    assert failure.get("message") == "expect dout/dx = 3*x: WRONG"
+    assert failure.get("message") == (
+        "expect dout/dx = 3*x: WRONG: claimed 6, true 4 at index (1,), at the given values"
+    )
     assert failure.text is not None
     assert failure.text.startswith(f"FAIL  wrong-formula  ({a}:9)")
     assert "claimed - true = x" in failure.text
