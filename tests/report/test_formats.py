@@ -289,3 +289,29 @@ def test_progress_only_on_a_terminal(write_suite: WriteSuite) -> None:
 def test_no_progress_in_a_log(write_suite: WriteSuite) -> None:
     r = cli("verify", write_suite(SUITE), write_suite(OTHER, "b.yaml"))
     assert r.stderr == ""
+
+
+# ---------------------------------------------------------------- Markdown (pull-request comments)
+
+
+def test_markdown_has_a_table_per_suite_file_and_folds_the_failures(write_suite: WriteSuite) -> None:
+    a = write_suite(SUITE, "a.yaml")
+    b = write_suite(OTHER, "b.yaml")
+    r = cli("verify", a, b, "--format", "markdown")
+    assert r.exit_code == EXIT_MISMATCH, r.output
+    out = r.output
+    assert out.startswith("**symcheck verify**: 3 cases: 2 passed, 1 failed\n")
+    assert f"#### `{a}`: 1 passed, 1 failed" in out and f"#### `{b}`: 1 passed, 0 failed" in out
+    assert out.count("| case | status | gradients | engines | claims |") == 2
+    assert "| good | ✅ pass | `dout/dx = 2*x` | symbolic: reference, autograd: ok (0.0e+00) |  |" in out
+    assert "| wrong-formula | ❌ FAIL | `dout/dx = 2*x` |" in out and "dout/dx = 3*x: not proven |" in out
+    # only the failure's report, folded
+    assert out.count("<details>") == 1 and "<summary>wrong-formula: fail</summary>" in out
+    assert "expect    dout/dx = 3*x: WRONG" in out
+
+
+def test_markdown_escapes_a_pipe_in_a_cell(write_suite: WriteSuite) -> None:
+    from symcheck.report.markdown import render_markdown
+
+    (result,) = run(write_suite(SUITE.replace("name: good", "name: a|b"), "p.yaml"))[:1]
+    assert "| a\\|b |" in render_markdown([result])
