@@ -733,6 +733,75 @@ def ops(fmt: str) -> None:
 
 
 @main.command()
+@click.argument("target", metavar="EXPR|SUITE")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC", help="An input, as for `grad`.")
+@click.option("--case", "case_name", metavar="NAME", help="With a suite file: the case to emit.")
+@click.option("--wrt", help="Comma-separated inputs given a gradient (default: every float input).")
+@click.option(
+    "--emit",
+    type=click.Choice(["torch"]),
+    default="torch",
+    show_default=True,
+    help="torch: a torch.autograd.Function whose backward is the derived closed form.",
+)
+@click.option("--name", "class_name", default="Backward", show_default=True, help="The class's name.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the module to this file instead of printing it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, max=86400, min_open=True),
+    default=60.0,
+    show_default=True,
+    callback=_finite,
+    help="Seconds the exact derivation may take before backward gives up.",
+)
+@_guarded
+@_with_limits
+def backward(
+    target: str,
+    inputs: tuple[str, ...],
+    case_name: str | None,
+    wrt: str | None,
+    emit: str,
+    class_name: str,
+    output: str | None,
+    timeout: float,
+) -> int:
+    """Write a custom backward: a torch.autograd.Function computing EXPR, whose backward is the
+    closed-form gradient symcheck derived (check it with an `impl:` case, docs in the README)."""
+    from pathlib import Path
+
+    from symcheck.engines.symbolic import ClosedForm
+    from symcheck.engines.symbolic.budget import gave_up_in, time_limit
+    from symcheck.engines.torch.emit import emit_function
+    from symcheck.suites.programs import case_wrt, load_case, parse_case_program
+
+    case = load_case(target, inputs, case_name, wrt)
+    program = parse_case_program(case)
+    try:
+        with time_limit(timeout):
+            closed = ClosedForm.derive(program, case_wrt(case))
+    except Exception as e:  # GaveUp, or a library's wrapping of it
+        if not gave_up_in(e):
+            raise
+        raise SymcheckError(
+            f"backward gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
+            hint="--timeout gives it longer",
+        ) from None
+    source = emit_function(program, closed, class_name)
+    if output is None:
+        click.echo(source, nl=False)
+    else:
+        Path(output).write_text(source, encoding="utf-8")
+        click.echo(f"wrote {output}: class {class_name}(torch.autograd.Function)", err=True)
+    return EXIT_OK
+
+
+@main.command()
 @click.option(
     "-o",
     "--output",
