@@ -16,6 +16,7 @@ deadline has passed and never on the way out of one (this module, contextlib).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -97,3 +98,11 @@ def gave_up_in(e: BaseException | None) -> bool:
         e = getattr(e, "orig_exc", None) or e.__cause__ or e.__context__
         seen += 1
     return False
+
+
+def raised_in_sympy(e: BaseException) -> bool:
+    """Whether the innermost frame of e's traceback is SymPy's own code."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename

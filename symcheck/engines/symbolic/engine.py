@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from symcheck.engines.base import (
     wants_full_hessian,
     wants_full_jacobian,
 )
-from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, time_limit
+from symcheck.engines.symbolic.budget import GaveUp, gave_up_in, raised_in_sympy, time_limit
 from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.expansion import (
     Expansion,
@@ -176,14 +175,6 @@ def _printed(printer: LanguagePrinter, expr: sympy.Expr) -> str:
         return f"(no closed form in the language: {e})"
 
 
-def _raised_in_sympy(e: BaseException) -> bool:
-    """Whether the innermost frame of e's traceback is SymPy's own code."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and f"{os.sep}sympy{os.sep}" in tb.tb_frame.f_code.co_filename
-
-
 def exact_text(value: sympy.Expr) -> str | None:
     """The exact value when it is a readable rational (27, 9/2), else None."""
     if value.is_Rational and abs(value.q) < 10**6 and abs(value.p) < 10**15:
@@ -277,7 +268,7 @@ class SymbolicEngine(Engine):
         except NotEvaluable as e:  # where no closed-form fallback was at hand (a Hessian, a probe)
             raise EngineUnavailable(f"the expansion cannot be evaluated at this point (SymPy: {e})") from None
         except (ValueError, TypeError) as e:
-            if not _raised_in_sympy(e):
+            if not raised_in_sympy(e):
                 raise
             # SymPy's own failure on a valid expression (its Piecewise solving a condition as a set:
             # "The argument ... is not comparable"): a limit of the engine here, not a crash of ours.
