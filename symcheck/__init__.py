@@ -19,6 +19,11 @@ _LAZY = {
     "closed_form": "symcheck.api",
     "explain": "symcheck.api",
     "verify": "symcheck.api",
+    "Result": "symcheck.api",
+    "Results": "symcheck.api",
+    "ClosedForms": "symcheck.api",
+    "Explained": "symcheck.api",
+    "SymcheckError": "symcheck.language.errors",
     "FunctionEngine": "symcheck.engines.user",
 }
 

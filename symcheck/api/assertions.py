@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from symcheck.api.results import Result
 from symcheck.checks.runner import Runner, prepare
 from symcheck.engines.registry import DEFAULT_ENGINES, check_engine_names
 from symcheck.engines.user import FN_ENGINE, FunctionEngine
@@ -66,7 +67,7 @@ def assert_gradients(
     inputs: Mapping[str, Any] | None = None,
     outputs: Sequence[str] | None = None,
     **values: Any,
-) -> CaseResult:
+) -> Result:
     """Check `fn`'s value and torch-autograd gradient against the symbolic gradient of `expr`.
 
     `fn` takes torch tensors as keyword arguments named like `expr`'s inputs and returns a torch
@@ -84,7 +85,8 @@ def assert_gradients(
     the given values; `rtol`/`atol` override the default tolerances of every engine, `tolerance` per
     engine (`{"fn": {"rtol": 1e-4}}`). Raises AssertionError with symcheck's text report when any
     engine disagrees, crashes or cannot compare; unittest.SkipTest (a skip in pytest) when `fn`
-    cannot run here (a CUDA device on a machine without one); returns the CaseResult when
+    cannot run here (a CUDA device on a machine without one); returns the Result (the CaseResult,
+    with a short repr) when
     everything agrees. A mistake in `expr` or the options raises SymcheckError with a caret under
     the problem.
     """
@@ -132,7 +134,8 @@ def assert_gradients(
     skipped = [r for r in results if r.status == "skip"]
     if skipped:  # fn did not run here (no CUDA device): a skip, never a pass
         raise unittest.SkipTest(skipped[0].skip_reason or "skipped")
-    return results[0] if len(results) == 1 else results  # type: ignore[return-value]
+    wrapped = [Result(r) for r in results]
+    return wrapped[0] if len(wrapped) == 1 else wrapped  # type: ignore[return-value]
 
 
 def _headline(name: str, report: str) -> str:
@@ -268,8 +271,9 @@ def _caller() -> tuple[str, int]:
     filename = frame.f_code.co_filename
     if "ipykernel_" in filename or filename.startswith("<ipython-input"):
         count = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+        # ipykernel counts the running cell already: execution_count is the next cell's number
         number = getattr(count, "execution_count", None)
-        return (f"<cell {number}>" if number else "<cell>"), frame.f_lineno
+        return (f"<cell {number - 1}>" if number and number > 1 else "<cell>"), frame.f_lineno
     try:
         relative = os.path.relpath(filename)
         filename = relative if not relative.startswith("..") else filename
@@ -289,7 +293,7 @@ def assert_module_gradients(
     wrt: str | Sequence[str] | None = None,
     inputs: Mapping[str, Any] | None = None,
     **options_and_values: Any,
-) -> CaseResult:
+) -> Result:
     """assert_gradients for an `nn.Module`: `expr` names the module's parameters (a dot in a name
     becomes `_`: `0.weight` is `0_weight`... write `layer.weight` as `layer_weight`) and the
     forward's arguments, which are given as keyword arguments. The module's own parameter values

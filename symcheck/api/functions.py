@@ -48,7 +48,12 @@ def _shape(name: str, shape: Shape) -> tuple[int, ...]:
 
 
 def _specs(
-    expr: str, values: Mapping[str, Any], shapes: Mapping[str, Shape] | None, *, what: str
+    expr: str,
+    values: Mapping[str, Any],
+    shapes: Mapping[str, Shape] | None,
+    *,
+    what: str,
+    options: Sequence[str] = (),
 ) -> tuple[dict[str, InputSpec], dict[str, tuple[int, ...]]]:
     """Every input's spec (values pinned, shapes random, the rest a default shape), and the
     defaults chosen."""
@@ -57,10 +62,12 @@ def _specs(
     shapes = dict(shapes or {})
     for name in [*values, *shapes]:
         if name not in free:
+            option = did_you_mean(name, options)
             raise SymcheckError(
                 f"'{name}' is given but the expression does not use it",
-                hint=did_you_mean(name, [n for n in free if n not in values])
-                or f"the expression's inputs are {', '.join(free) or 'none'} ({what})",
+                hint=(option and f"{option} (an option of {what})")
+                or did_you_mean(name, [n for n in free if n not in values])
+                or f"the expression's inputs are {', '.join(free) or 'none'}",
             )
     specs = {n: _spec(n, v) for n, v in values.items()}
     specs.update({n: InputSpec(shape=_shape(n, s)) for n, s in shapes.items() if n not in specs})
@@ -115,7 +122,13 @@ def check(
     `inputs={...}`) are checked, plus `samples` random points.
     """
     given = {**(inputs or {}), **values}
-    specs, assumed = _specs(expr, given, shapes, what="check")
+    specs, assumed = _specs(expr, given, shapes, what="check", options=_options(check))
+    if given and all(s.dtype is DType.INT for s in specs.values()):
+        raise SymcheckError(
+            "every input given holds integers, so each is a label (an int input) and nothing is "
+            "differentiated",
+            hint="give floats to differentiate: x=np.array([1.0, 2.0]) or x.astype(float)",
+        )
     if order not in (1, 2):
         raise SymcheckError(f"order must be 1 or 2, got {order!r}")
     names = list(engines) if engines is not None else list(DEFAULT_ENGINES)
@@ -145,6 +158,13 @@ def check(
     return Result(result)
 
 
+def _options(fn: Any) -> list[str]:
+    import inspect
+
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [n for n, p in inspect.signature(fn).parameters.items() if p.kind in kinds]
+
+
 def _program(expr: str, specs: Mapping[str, InputSpec]) -> Program:
     types = {n: TensorType(tuple(s.shape or ()), s.dtype) for n, s in specs.items()}
     return bind(parse(expr, Source(expr, "<expr>")), types)
@@ -162,7 +182,7 @@ def closed_form(expr: str, /, *, wrt: str | Sequence[str] | None = None, **shape
 
     values = {n: v for n, v in shapes.items() if hasattr(v, "shape") or hasattr(v, "detach")}
     sizes = {n: s for n, s in shapes.items() if n not in values}
-    specs, assumed = _specs(expr, values, sizes, what="closed_form")
+    specs, assumed = _specs(expr, values, sizes, what="closed_form", options=["wrt"])
     program = _program(expr, specs)
     chosen = _wrt(wrt) or program.float_inputs()
     unknown = [
@@ -209,7 +229,7 @@ def explain(
     from symcheck.teaching.explain import explain as derive_steps
 
     given = {**(inputs or {}), **values}
-    specs, assumed = _specs(expr, given, shapes, what="explain")
+    specs, assumed = _specs(expr, given, shapes, what="explain", options=_options(explain))
     program = _program(expr, specs)
     if program.output_type.shape != ():
         raise SymcheckError(
@@ -220,8 +240,10 @@ def explain(
     point = make_point(specs, seed, program)
     explanation = derive_steps(program, point, chosen)
     explanation.assumed = assumed
+    explanation.assumed_hint = 'shapes={"x": (2, 3)} picks another'
     claims = _claims(claim)
-    checks = claim_checks(program, chosen, claims, point if given else None) if claims else []
+    label = "the given values" if given else "the point shown above"
+    checks = claim_checks(program, chosen, claims, point, label) if claims else []
     return Explained(explanation, checks)
 
 

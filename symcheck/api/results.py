@@ -46,7 +46,7 @@ class Result:
         return f"<symcheck {self.result.status.upper()} {row['case']}: {row['points']} point(s){forms}>"
 
     def _repr_markdown_(self) -> str:
-        return render_markdown([self.result])
+        return render_markdown([self.result], title="symcheck")
 
     def _repr_html_(self) -> str:
         return render_html([self.result])
@@ -106,6 +106,14 @@ class ClosedForms:
     cotangent: str | None = None  # a tensor output: the gradients are VJPs at this cotangent
     assumed: dict[str, tuple[int, ...]] = field(default_factory=dict)  # shapes not given, chosen
 
+    @property
+    def symbols(self) -> dict[str, sympy.Symbol]:
+        """Each input's SymPy symbol (real): `cf["x"].subs(cf.symbols["x"], 1)`."""
+        found = {
+            s.name: s for g in self.sympy.values() for s in g.free_symbols if isinstance(s, sympy.Symbol)
+        }
+        return {n: found.get(n, sympy.Symbol(n, real=True)) for n in self.shapes}
+
     def __getitem__(self, name: str) -> sympy.Expr:
         return self.sympy[name]
 
@@ -121,7 +129,11 @@ class ClosedForms:
         return "\n".join(f"{self._label(n)} = {t}" for n, t in self.text.items())
 
     def __repr__(self) -> str:
-        return f"<symcheck closed forms of {self.expr.strip()}: " + "; ".join(str(self).splitlines()) + ">"
+        chosen = ", ".join(f"{n}: {s}" for n, s in self.assumed.items())
+        at = f" (at default shapes {chosen})" if chosen else ""
+        return (
+            f"<symcheck closed forms of {self.expr.strip()}{at}: " + "; ".join(str(self).splitlines()) + ">"
+        )
 
     def _repr_markdown_(self) -> str:
         from symcheck.engines.symbolic.latex import name_latex

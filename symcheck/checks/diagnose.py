@@ -182,7 +182,7 @@ def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
         name, formula = parse_claim(text)
         if name in out:
             raise SymcheckError(f"two claims for '{name}'", hint="give one --claim per input")
-        numbers = _claimed_numbers(formula)
+        numbers = claimed_numbers(formula)
         if numbers is not None:  # "x: 4.5", "x: [4.5, 4.5]": numbers, as in expect:, at the given values
             out[name] = GradExpect(None, None, numbers, 1)
         else:
@@ -190,7 +190,7 @@ def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
     return out
 
 
-def _claimed_numbers(text: str) -> np.ndarray | None:
+def claimed_numbers(text: str) -> np.ndarray | None:
     """A claim that is a number or a nested list of numbers (JSON), as an array; else None (a
     formula: `2*x`, or `3` written with an operator)."""
     import json

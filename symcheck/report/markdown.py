@@ -30,7 +30,8 @@ def _short(text: str) -> str:
 def case_row(result: CaseResult) -> dict[str, str]:
     """A case in a few words per column: name, status, gradients, engines, claims."""
     output = result.program.output.name
-    forms = "; ".join(f"d{output}/d{n} = {_short(f)}" for n, f in result.closed_forms.items())
+    what = f"{result.cotangent}^T d{output}" if result.cotangent else f"d{output}"  # a VJP, for a tensor
+    forms = "; ".join(f"{what}/d{n} = {_short(f)}" for n, f in result.closed_forms.items())
     engines = []
     for s in summarize_engines(result):
         if s.status == "reference":
@@ -60,15 +61,21 @@ def _by_file(results: Sequence[CaseResult]) -> dict[str, list[CaseResult]]:
     return files
 
 
+def _cases(n: int) -> str:
+    return f"{n} case" if n == 1 else f"{n} cases"
+
+
 def _counts(results: Sequence[CaseResult]) -> str:
     counts = {s: sum(r.status == s for r in results) for s in ("pass", "fail", "error", "skip")}
     words = {"pass": "passed", "fail": "failed", "error": "errors", "skip": "skipped"}
     return ", ".join(f"{n} {words[s]}" for s, n in counts.items() if n or s in ("pass", "fail"))
 
 
-def render_markdown(results: Sequence[CaseResult], verbose: bool = False) -> str:
+def render_markdown(
+    results: Sequence[CaseResult], verbose: bool = False, title: str = "symcheck verify"
+) -> str:
     """A table per suite file, then the failures' reports folded; a summary line first."""
-    lines = [f"**symcheck verify**: {len(results)} cases: {_counts(results)}", ""]
+    lines = [f"**{title}**: {_cases(len(results))}: {_counts(results)}", ""]
     for file, cases in _by_file(results).items():
         lines += [f"#### `{file}`: {_counts(cases)}", ""]
         lines += ["| case | status | gradients | engines | claims |", "|---|---|---|---|---|"]
@@ -109,7 +116,7 @@ def render_html(results: Sequence[CaseResult]) -> str:
             html.escape(row["claims"]),
         ]
         rows.append("<tr>" + "".join(f"<td style='text-align:left'>{c}</td>" for c in cells) + "</tr>")
-    summary = html.escape(f"{len(results)} cases: {_counts(results)}")
+    summary = html.escape(f"{_cases(len(results))}: {_counts(results)}")
     return f"<table><caption>symcheck: {summary}</caption><tr>{head}</tr>{''.join(rows)}</table>"
 
 

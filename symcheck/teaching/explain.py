@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import sympy
 
-from symcheck.checks.diagnose import diagnose, render_diagnosis
+from symcheck.checks.diagnose import claimed_numbers, diagnose, render_diagnosis
 from symcheck.checks.points import make_point
 from symcheck.checks.training import examples
 from symcheck.engines.base import EngineOptions, EngineUnavailable
@@ -113,6 +113,8 @@ class Explanation:
     # Inputs given no shape (explain EXPR without -i) and the small shapes they were given.
     assumed: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
+    assumed_hint: str = "-i NAME:SHAPE picks another"
+
     def assumed_text(self) -> str:
         if not self.assumed:
             return ""
@@ -120,7 +122,7 @@ class Explanation:
         return (
             f"no shape given for {', '.join(self.assumed)}: explained at {shapes}, a default small shape "
             "(the steps read the same at any size; numbers, and counts such as a mean's 1/N, are this "
-            "shape's; -i NAME:SHAPE picks another)"
+            f"shape's; {self.assumed_hint})"
         )
 
     def _repr_markdown_(self) -> str:
@@ -566,10 +568,16 @@ class ClaimCheck:
 
 
 def claim_checks(
-    program: Program, wrt: list[str], claims: Sequence[str], point: Mapping[str, np.ndarray] | None = None
+    program: Program,
+    wrt: list[str],
+    claims: Sequence[str],
+    point: Mapping[str, np.ndarray] | None = None,
+    label: str | None = "the given values",
 ) -> list[ClaimCheck]:
-    """`name: formula` claims against the closed form, each diagnosed (symcheck/checks/diagnose.py)."""
+    """`name: formula` claims against the closed form, each diagnosed (symcheck/checks/diagnose.py).
+    A claim that is a number (or a list of them) is the gradient at `point`, as numbers in expect:."""
     closed = ClosedForm.derive(program, wrt)
+    label = label if point else None
     checks = []
     for claim in claims:
         name, sep, formula = claim.partition(":")
@@ -578,7 +586,10 @@ def claim_checks(
             raise SymcheckError(
                 f"bad claim {claim!r}", hint=f"write NAME: FORMULA with NAME one of {', '.join(closed.grads)}"
             )
-        label = "the given values" if point else None
+        numbers = claimed_numbers(formula)
+        if numbers is not None:  # "x: 4.5": the gradient at the given values, as in expect:
+            checks.append(_numbers_check(program, closed, name, formula, numbers, point))
+            continue
         result = diagnose(closed, name, formula, point=point, point_label=label)
         first, *details = render_diagnosis(result).splitlines()
         verdict = first.split(f" = {formula}: ", 1)[-1]
@@ -600,6 +611,41 @@ def assumed_shapes(target: str, inputs: Sequence[str], program: Program) -> dict
         return {}
     named = {text.partition(":")[0].partition("=")[0].strip() for text in inputs}
     return {n: d.type.shape for n, d in program.inputs.items() if n not in named}
+
+
+def _numbers_check(
+    program: Program,
+    closed: ClosedForm,
+    name: str,
+    formula: str,
+    numbers: np.ndarray,
+    point: Mapping[str, np.ndarray] | None,
+) -> ClaimCheck:
+    latex = r"\texttt{" + latex_text(formula) + "}"
+    output = program.output.name
+    if point is None:
+        raise SymcheckError(
+            f"claim for '{name}' is a number, the gradient at the given values; no value is given",
+            hint="give the inputs' values (-i x:2x2=1), or claim a formula",
+        )
+    true = closed.evaluate(point)[1][name]
+    try:
+        claimed = np.broadcast_to(numbers, true.shape)
+    except ValueError:
+        return ClaimCheck(
+            output,
+            name,
+            formula,
+            latex,
+            False,
+            "WRONG",
+            [f"  the claim has shape {numbers.shape}, d{output}/d{name} has {name}'s shape {true.shape}"],
+        )
+    if np.allclose(claimed, true, rtol=1e-7, atol=1e-9):
+        return ClaimCheck(output, name, formula, latex, True, "right (at the given values)", [])
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(claimed - true))), true.shape))
+    where = f"  differs at index {index}: claimed {claimed[index]:.10g}, true {true[index]:.10g}"
+    return ClaimCheck(output, name, formula, latex, False, "WRONG (at the given values)", [where])
 
 
 def check_claims(

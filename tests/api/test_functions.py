@@ -123,3 +123,29 @@ def test_a_notebook_cell_is_named_in_the_header_not_the_kernels_file() -> None:
     scope: dict = {}
     exec(code, scope)
     assert scope["r"].case.file.startswith("<cell")
+
+
+def test_the_rough_edges_found_writing_the_docs() -> None:
+    # a number claimed in explain is the gradient at the given values, as in check and expect:
+    e = symcheck.explain(SEED, x=np.ones((2, 2)), claim="x: 4.5")
+    assert e.right is True and e.claims[0].verdict == "right (at the given values)"
+    assert symcheck.explain(SEED, x=np.ones((2, 2)), claim="x: 9").right is False
+    # a tensor output's row is a VJP, and one result's table is not headed as a verify run
+    vjp = symcheck.check("x*sigmoid(x)", x=[0.5, -1.0])
+    assert "v^T dout/dx = " in repr(vjp)
+    assert vjp._repr_markdown_().startswith("**symcheck**: 1 case: 1 passed, 0 failed")
+    # assert_gradients returns a Result: a short repr, not a 20,000-character dataclass
+    r = symcheck.assert_gradients(lambda x: (x * x).sum(), "sum(x^2)", x=torch.ones(2, dtype=torch.float64))
+    assert r.ok and repr(r).startswith("<symcheck PASS sum(x^2)")
+    # the names a user reaches for are exported
+    assert symcheck.SymcheckError is SymcheckError and symcheck.Result is symcheck.api.Result
+    # integers only: nothing to differentiate, said so
+    with pytest.raises(SymcheckError, match="holds integers, so each is a label"):
+        symcheck.check("sum(x^2)", x=np.array([1, 2]))
+    # a misspelt option is suggested
+    with pytest.raises(SymcheckError) as err:
+        symcheck.check("sum(x^2)", x=[1.0], rtoll=1e-3)
+    assert err.value.hint == "did you mean 'rtol'? (an option of check)"
+    # closed forms' symbols are given, since they are real
+    cf = symcheck.closed_form(SEED, x=(2, 2))
+    assert cf["x"].subs(cf.symbols["x"], 1) == sympy.Rational(9, 2)
