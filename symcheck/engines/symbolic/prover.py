@@ -438,7 +438,14 @@ def is_zero(expr: sympy.Expr) -> bool:
     try:
         if sympy.count_ops(expr) <= EXPAND_OPS_LIMIT and sympy.expand(expr) == 0:
             return True
-        return simplify(SymTensor(expr, ()), budget=None).expr == 0
+        if simplify(SymTensor(expr, ()), budget=None).expr == 0:
+            return True
+        # Cases: simplify above keeps comparisons whole (shielded); here their logic decides, with
+        # the cases folded together: (x >= -1)*(x <= 1) is where(x > 1 or x < -1, 0, 1).
+        if not expr.has(sympy.Piecewise):
+            return False
+        folded = sympy.piecewise_fold(expr.rewrite(sympy.Piecewise))
+        return sympy.count_ops(folded) <= EXPAND_OPS_LIMIT and sympy.simplify(folded) == 0
     except Exception as e:  # SymPy's own bug (a KeyError in logcombine, found by fuzzing): not decided
         if gave_up_in(e) or not raised_in_sympy(e):
             raise

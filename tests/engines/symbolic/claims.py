@@ -117,3 +117,53 @@ WRONG: list[Claim] = [
     ("det(X)", {"X": (2, 2)}, "X", "det(X)*inv(X)"),
     ("sum(x*sigmoid(x))", {"x": (3,)}, "x", "sigmoid(x) + x*sigmoid(x)"),
 ]
+
+# PyTorch's derivatives.yaml backward formulas, written in the language as VJPs in the cotangent v
+# (`grad` there): a tensor output's J^T v, claimed the way the table writes it.
+RIGHT_VJP: list[Claim] = [
+    ("x*y", {"x": (3,), "y": (3,)}, "x", "v*y"),
+    ("x/y", {"x": (3,), "y": (3,)}, "y", "-v*x/(y*y)"),
+    ("x/y", {"x": (3,), "y": (3,)}, "y", "-v*(x/y)/y"),
+    ("x^3", {"x": (3,)}, "x", "v*3*x^(3 - 1)"),
+    ("exp(x)", {"x": (3,)}, "x", "v*exp(x)"),
+    ("log(x)", {"x": (3,)}, "x", "v/x"),
+    ("sqrt(x)", {"x": (3,)}, "x", "v/(2*sqrt(x))"),
+    ("sigmoid(x)", {"x": (3,)}, "x", "v*sigmoid(x)*(1 - sigmoid(x))"),
+    ("tanh(x)", {"x": (3,)}, "x", "v*(1 - tanh(x)^2)"),
+    ("softplus(x)", {"x": (3,)}, "x", "v*sigmoid(x)"),
+    ("silu(x)", {"x": (3,)}, "x", "v*sigmoid(x)*(1 + x*(1 - sigmoid(x)))"),
+    ("atan2(y, x)", {"x": (3,), "y": (3,)}, "x", "-v*y/(x^2 + y^2)"),
+    ("A @ B", {"A": (2, 3), "B": (3, 4)}, "A", "v @ B.T"),
+    ("A @ B", {"A": (2, 3), "B": (3, 4)}, "B", "A.T @ v"),
+    ("A @ x", {"A": (2, 3), "x": (3,)}, "A", "outer(v, x)"),
+    ("A @ x", {"A": (2, 3), "x": (3,)}, "x", "A.T @ v"),
+    ("x @ A", {"A": (3, 2), "x": (3,)}, "x", "A @ v"),
+    ("b + A @ B", {"b": (2, 4), "A": (2, 3), "B": (3, 4)}, "B", "A.T @ v"),
+    ("A.T", {"A": (2, 3)}, "A", "v.T"),
+    ("outer(a, b)", {"a": (2,), "b": (3,)}, "a", "v @ b"),
+    ("outer(a, b)", {"a": (2,), "b": (3,)}, "b", "v.T @ a"),
+    ("sum(x, axis=1)", {"x": (2, 3)}, "x", "expand_dims(v, 1) + 0*x"),
+    ("mean(x, axis=0)", {"x": (2, 3)}, "x", "v/2 + 0*x"),
+    ("softmax(x)", {"x": (4,)}, "x", "softmax(x)*(v - sum(v*softmax(x)))"),
+    ("log_softmax(x)", {"x": (4,)}, "x", "v - softmax(x)*sum(v)"),
+    ("log_softmax(x)", {"x": (4,)}, "x", "v - exp(log_softmax(x))*sum(v)"),
+    ("relu(x)", {"x": (3,)}, "x", "v*(x > 0)"),
+    ("abs(x)", {"x": (3,)}, "x", "v*sign(x)"),
+    ("clamp(x, min=-1, max=1)", {"x": (3,)}, "x", "v*(x >= -1)*(x <= 1)"),
+    ("inv(A)", {"A": (2, 2)}, "A", "-inv(A).T @ v @ inv(A).T"),
+    ("cumsum(x, axis=0)", {"x": (4,)}, "x", "flip(cumsum(flip(v, axis=0), axis=0), axis=0)"),
+    ("x^2 + 2*x*y", {"x": (3,), "y": (3,)}, "x", "v*(2*x + 2*y)"),
+]
+
+WRONG_VJP: list[Claim] = [
+    ("x/y", {"x": (3,), "y": (3,)}, "y", "v*x/(y*y)"),
+    ("A @ B", {"A": (2, 3), "B": (3, 3)}, "B", "v.T @ A"),
+    ("A @ B", {"A": (2, 3), "B": (3, 4)}, "A", "v @ B.T + 0.001"),
+    ("A @ x", {"A": (2, 3), "x": (3,)}, "A", "outer(x, v).T*2"),
+    ("softmax(x)", {"x": (4,)}, "x", "softmax(x)*v"),
+    ("log_softmax(x)", {"x": (4,)}, "x", "v - softmax(x)"),
+    ("tanh(x)", {"x": (3,)}, "x", "1 - tanh(x)^2"),
+    ("inv(A)", {"A": (2, 2)}, "A", "-inv(A) @ v @ inv(A)"),
+    ("relu(x)", {"x": (3,)}, "x", "v*(x >= 0) + (x == 0)"),
+    ("cumsum(x, axis=0)", {"x": (4,)}, "x", "cumsum(v, axis=0)"),
+]

@@ -11,7 +11,7 @@ from symcheck.engines.symbolic.prover import Proof
 from symcheck.language.ir import TensorType
 from symcheck.language.parser import bind, parse
 from tests.engines.op_checks import grad
-from tests.engines.symbolic.claims import RIGHT, WRONG, Shapes
+from tests.engines.symbolic.claims import RIGHT, RIGHT_VJP, WRONG, WRONG_VJP, Shapes
 
 
 def prove(expr: str, shapes: Shapes, wrt: str, claim: str, seconds: float | None = None) -> Proof:
@@ -37,6 +37,17 @@ def test_a_textbook_answer_is_proven(claim: tuple) -> None:
 def test_a_wrong_claim_is_never_proven(claim: tuple) -> None:
     proof = prove(*claim)
     assert not proof.proven, proof.how
+
+
+@pytest.mark.parametrize("claim", RIGHT_VJP, ids=[_id(c) for c in RIGHT_VJP])
+def test_a_derivatives_table_backward_formula_is_proven(claim: tuple) -> None:
+    proof = prove(*claim)
+    assert proof.proven, (proof.how, proof.difference)
+
+
+@pytest.mark.parametrize("claim", WRONG_VJP, ids=[_id(c) for c in WRONG_VJP])
+def test_a_wrong_backward_formula_is_never_proven(claim: tuple) -> None:
+    assert not prove(*claim).proven
 
 
 def test_the_normal_form_decides_the_identities_that_were_only_numerical() -> None:
