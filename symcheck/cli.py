@@ -621,6 +621,25 @@ def grad(
     return _run([case], fmt, verbose, color, fail_on_skip=fail_on_skip)
 
 
+def _derivation_timeout(command: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--timeout of a command whose exact derivation may run away (explain, backward)."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, max=86400, min_open=True),
+        default=60.0,
+        show_default=True,
+        callback=_finite,
+        help=f"Seconds {what} may take before {command} gives up.",
+    )
+
+
+def _gave_up(command: str, timeout: float, more: str = "") -> SymcheckError:
+    return SymcheckError(
+        f"{command} gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
+        hint=f"--timeout gives it longer{more}",
+    )
+
+
 @main.command()
 @click.argument("target", metavar="EXPR|SUITE")
 @click.option("-i", "--input", "inputs", multiple=True, metavar="SPEC", help="An input, as for `grad`.")
@@ -635,14 +654,7 @@ def grad(
     show_default=True,
     help="Unicode text, Markdown with LaTeX math, or a LaTeX fragment.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, max=86400, min_open=True),
-    default=60.0,
-    show_default=True,
-    callback=_finite,
-    help="Seconds the exact derivation (and each --claim's check) may take before explain gives up.",
-)
+@_derivation_timeout("explain", "the exact derivation (and each --claim's check)")
 @_guarded
 @_with_limits
 def explain(
@@ -672,9 +684,8 @@ def explain(
     except Exception as e:  # GaveUp, or a library's wrapping of it
         if not gave_up_in(e):
             raise
-        raise SymcheckError(
-            f"explain gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
-            hint="--timeout gives it longer; `symcheck grad` still checks it with the other engines",
+        raise _gave_up(
+            "explain", timeout, "; `symcheck grad` still checks it with the other engines"
         ) from None
     click.echo(_printable(render[fmt](explained)))
     if getattr(case, "train", None) is not None and fmt == "text":
@@ -751,14 +762,7 @@ def ops(fmt: str) -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Write the module to this file instead of printing it.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, max=86400, min_open=True),
-    default=60.0,
-    show_default=True,
-    callback=_finite,
-    help="Seconds the exact derivation may take before backward gives up.",
-)
+@_derivation_timeout("backward", "the exact derivation")
 @_guarded
 @_with_limits
 def backward(
@@ -788,10 +792,7 @@ def backward(
     except Exception as e:  # GaveUp, or a library's wrapping of it
         if not gave_up_in(e):
             raise
-        raise SymcheckError(
-            f"backward gave up after {timeout:g} s: the exact derivation is too heavy for this expression",
-            hint="--timeout gives it longer",
-        ) from None
+        raise _gave_up("backward", timeout) from None
     source = emit_function(program, closed, class_name)
     if output is None:
         click.echo(source, nl=False)

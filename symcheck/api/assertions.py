@@ -95,7 +95,6 @@ def assert_gradients(
     given = {**(inputs or {}), **values}
     parsed = parse(expr, Source(expr, "<expr>"))
     specs = _input_specs(parsed, given)
-    source = Source(expr, "<expr>")
     dtype, device = _dtype_and_device(given, dtype, device)
     if order not in (1, 2):
         raise SymcheckError(f"order must be 1 or 2, got {order!r}")
@@ -103,14 +102,9 @@ def assert_gradients(
     check_engine_names([n for n in names if n != FN_ENGINE])
     if FN_ENGINE not in names:
         names.append(FN_ENGINE)
-    file, line = _caller()
-    case = Case(
-        name=expr.strip() if "\n" not in expr.strip() else "<program>",
-        file=file,
-        line=line,
-        expr=expr,
-        expr_source=source,
-        inputs=specs,
+    case = api_case(
+        expr,
+        specs,
         wrt=[wrt] if isinstance(wrt, str) else (list(wrt) if wrt is not None else None),
         expect=Expect(),
         engines=names,
@@ -136,6 +130,21 @@ def assert_gradients(
         raise unittest.SkipTest(skipped[0].skip_reason or "skipped")
     wrapped = [Result(r) for r in results]
     return wrapped[0] if len(wrapped) == 1 else wrapped  # type: ignore[return-value]
+
+
+def api_case(expr: str, specs: dict[str, InputSpec], **fields: Any) -> Case:
+    """A case built in memory for an API call: named after its expression, placed at the caller's
+    line (the test's, the notebook cell's), with `fields` as the Case's own."""
+    file, line = _caller()
+    return Case(
+        name=expr.strip() if "\n" not in expr.strip() else "<program>",
+        file=file,
+        line=line,
+        expr=expr,
+        expr_source=Source(expr, "<expr>"),
+        inputs=specs,
+        **fields,
+    )
 
 
 def _headline(name: str, report: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from symcheck.api.assertions import _caller, _spec, _tolerance
+from symcheck.api.assertions import _spec, _tolerance, api_case
 from symcheck.api.results import ClosedForms, Explained, Result, Results
 from symcheck.checks.diagnose import claim_expectations
 from symcheck.checks.points import make_point
@@ -26,7 +26,7 @@ from symcheck.language.errors import Source, SymcheckError, did_you_mean, raise_
 from symcheck.language.inputs import InputSpec
 from symcheck.language.ir import DType, Program, TensorType
 from symcheck.language.parser import bind, parse
-from symcheck.suites.case import Case, Expect, Tolerance
+from symcheck.suites.case import Expect, Tolerance
 from symcheck.suites.loader import load_paths
 from symcheck.suites.programs import default_input_specs
 
@@ -133,14 +133,9 @@ def check(
         raise SymcheckError(f"order must be 1 or 2, got {order!r}")
     names = list(engines) if engines is not None else list(DEFAULT_ENGINES)
     check_engine_names(names)
-    file, line = _caller()
-    case = Case(
-        name=expr.strip() if "\n" not in expr.strip() else "<program>",
-        file=file,
-        line=line,
-        expr=expr,
-        expr_source=Source(expr, "<expr>"),
-        inputs=specs,
+    case = api_case(
+        expr,
+        specs,
         wrt=_wrt(wrt),
         expect=Expect(grads=claim_expectations(_claims(claim))),
         engines=names,
