@@ -46,6 +46,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=5.0, help="each proof's budget")
+    parser.add_argument("--show-unproven", action="store_true", help="print each right claim not proven")
     args = parser.parse_args()
     r = random.Random(args.seed)
     counts: collections.Counter[str] = collections.Counter()
@@ -79,6 +80,8 @@ def main() -> int:
                 continue
             verdict = "proven" if proof.proven else "undecided" if proof.undecided else "not proven"
             counts[f"{kind}: {verdict}"] += 1
+            if kind == "right" and not proof.proven and args.show_unproven:
+                print(f"unproven: {spec.text!r} d/d{wrt[0]} = {claim!r}: {proof.how}", flush=True)
             if kind != "right" and proof.proven and not (kind != "plus" and identically_zero(closed, wrt[0])):
                 findings.append(f"FALSE PROOF {kind}: {spec.text!r} d/d{wrt[0]} claim {claim!r}: {proof.how}")
     for key, n in sorted(counts.items()):

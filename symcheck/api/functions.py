@@ -10,6 +10,7 @@ given neither gets a small default shape (a capital a 3x3 matrix, else a vector 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +138,14 @@ def check(
         expr,
         specs,
         wrt=_wrt(wrt),
-        expect=Expect(grads=claim_expectations(_claims(claim))),
+        expect=Expect(),
         engines=names,
         tolerance=_tolerance(rtol, atol, tolerance),
         samples=samples if given else max(samples, 1),
         seed=seed,
         order=order,
     )
+    case = replace(case, expect=Expect(grads=claim_expectations(_claims(claim), case.line)))
     prepared, errors = prepare([case])
     raise_all(errors)
     result = Runner().run(prepared[0])

@@ -174,8 +174,9 @@ def parse_claim(text: str, known: Sequence[str] | None = None) -> tuple[str, str
     return name, formula
 
 
-def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
-    """--claim texts as a case's expected gradients (`expect: grad:`), checked and diagnosed by verify."""
+def claim_expectations(claims: Sequence[str], line: int = 1) -> dict[str, GradExpect]:
+    """--claim texts as a case's expected gradients (`expect: grad:`), checked and diagnosed by verify;
+    `line`: where the case is (the API's caller), which messages about a claim point at."""
 
     out: dict[str, GradExpect] = {}
     for text in claims:
@@ -184,9 +185,9 @@ def claim_expectations(claims: Sequence[str]) -> dict[str, GradExpect]:
             raise SymcheckError(f"two claims for '{name}'", hint="give one --claim per input")
         numbers = claimed_numbers(formula)
         if numbers is not None:  # "x: 4.5", "x: [4.5, 4.5]": numbers, as in expect:, at the given values
-            out[name] = GradExpect(None, None, numbers, 1)
+            out[name] = GradExpect(None, None, numbers, line, label="the claim")
         else:
-            out[name] = GradExpect(formula, Source(formula, "<claim>"), None, 1)
+            out[name] = GradExpect(formula, Source(formula, "<claim>"), None, line, label="the claim")
     return out
 
 

@@ -79,6 +79,9 @@ class GradExpect:
     # "grad" (a scalar output's gradient), "vjp" (a tensor output's vector-Jacobian product, a formula
     # in its cotangent `v`), or "hessian" (a second-derivative block d2out/dx2).
     kind: str = "grad"
+    # What messages call it: None for a suite's `expect.grad.x`; a claim given outside a suite
+    # (--claim, the Python API's claim=) is "the claim for 'x'".
+    label: str | None = None
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,12 @@ def parse_case_program(case: Case) -> Program:
                     or f"gradients are taken with respect to {', '.join(wrt) or 'nothing'}"
                 )
                 raise case.error(
-                    f"expected gradient for '{name}', which is not an input", grad.line, hint=hint
+                    f"{grad.label or 'expected gradient'} for '{name}', which is not an input",
+                    grad.line,
+                    hint=hint,
                 )
             raise case.error(
-                f"expected gradient for '{name}', which is not in wrt",
+                f"{grad.label or 'expected gradient'} for '{name}', which is not in wrt",
                 grad.line,
                 hint=f"add it to wrt (now {', '.join(wrt) or 'empty'})"
                 if case.inputs[name].dtype is DType.FLOAT
@@ -87,7 +89,12 @@ def parse_case_program(case: Case) -> Program:
         if grad.numbers is not None:
             shape = case.inputs[name].type().shape
             _check_broadcast(
-                case, grad.numbers.shape, shape, f"expect.grad.{name}", f"input '{name}'", grad.line
+                case,
+                grad.numbers.shape,
+                shape,
+                (grad.label and f"{grad.label} for '{name}'") or f"expect.grad.{name}",
+                f"input '{name}'",
+                grad.line,
             )
     grad_programs(case, program)
     if case.train is not None:

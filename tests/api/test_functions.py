@@ -149,3 +149,14 @@ def test_the_rough_edges_found_writing_the_docs() -> None:
     # closed forms' symbols are given, since they are real
     cf = symcheck.closed_form(SEED, x=(2, 2))
     assert cf["x"].subs(cf.symbols["x"], 1) == sympy.Rational(9, 2)
+
+
+def test_a_claims_mistake_points_at_the_call_and_names_the_claim() -> None:
+    with pytest.raises(SymcheckError) as err:
+        symcheck.check("sum(x^2)", claim={"x": "[2, 4]"})  # x defaults to 3 elements
+    line = err.value.span.line if err.value.span is not None else None
+    text = str(err.value)
+    assert "the claim for 'x' has shape [2] but input 'x' has shape [3]" in text
+    assert "test_functions.py:" in text and ":1:" not in text.split("error")[0], (text, line)
+    with pytest.raises(SymcheckError, match="the claim for 'y', which is not an input"):
+        symcheck.check("sum(x^2)", x=np.array([1.0, 2.0]), claim="y: 2*x")
