@@ -46,7 +46,7 @@ from symcheck.language.parser import ParsedProgram
 # Seconds one claim's proof may take (all attempts together) unless the case allows less.
 PROOF_SECONDS = 10.0
 # Of which the element-by-element proof may take this much (exact elements of inv or cholesky grow fast).
-ELEMENT_SECONDS = 4.0
+ELEMENT_SECONDS = 2.0
 # An expression of more operations than this is not multiplied out to split it into terms.
 EXPAND_OPS_LIMIT = 400
 # Past this many operations an element's difference is not given to sympy.simplify.
