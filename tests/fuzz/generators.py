@@ -1379,6 +1379,8 @@ def gen_yaml(r: random.Random) -> FuzzInput:
 
 def gen_flags(r: random.Random) -> FuzzInput:
     p = build_program(r, tensor_output=0.3)
+    if r.random() < 0.12:  # the other commands that derive: never a crash, whatever they refuse
+        return _other_command(r, p)
     argv = ["grad", p.text, *_spec_args(p.specs)]
     sound = True
 
@@ -1418,7 +1420,7 @@ def gen_flags(r: random.Random) -> FuzzInput:
         device = _choice(r, ["cpu", "cuda", "cuda:99", "tpu", "", "meta"])
         add("--device", device, ok=device == "cpu")
     if r.random() < 0.5:
-        add("--format", _choice(r, ["text", "json", "junit", "github"]))
+        add("--format", _choice(r, ["text", "json", "junit", "github", "markdown"]))
     if r.random() < 0.2:
         add("--color", _choice(r, ["always", "never", "auto"]))
     if r.random() < 0.25:
@@ -1459,6 +1461,27 @@ def gen_flags(r: random.Random) -> FuzzInput:
     else:
         argv += ["--timeout", SYMBOLIC_TIMEOUT]
     return FuzzInput("flags", argv, expect="pass" if sound else "any")
+
+
+def _other_command(r: random.Random, p: ProgramSpec) -> FuzzInput:
+    """`backward --emit torch` (an op it cannot translate is refused) or `explain`, with or without
+    the input specs (explain picks default shapes), in its formats, with a claim or not."""
+    specs = _spec_args(p.specs) if r.random() < 0.8 else []
+    if r.random() < 0.5:
+        argv = ["backward", p.text, *specs, "--emit", "torch"]
+        if r.random() < 0.3:
+            argv += ["--name", _choice(r, ["Fn", "my_fn", "1bad", "class", ""])]
+    else:
+        argv = ["explain", p.text, *specs, "--format", _choice(r, ["text", "markdown", "latex"])]
+        if p.floats and r.random() < 0.5:
+            name = _choice(r, p.floats)
+            argv += [
+                "--claim",
+                _choice(r, [f"{name}: 2*{name}", f"{name}: 1", f"{name}: where({name} > 0, 1, 0)"]),
+            ]
+    if p.floats and r.random() < 0.3:
+        argv += ["--wrt", _choice(r, p.floats)]
+    return FuzzInput("flags", [*argv, "--timeout", SYMBOLIC_TIMEOUT], expect="any")
 
 
 # ---------------------------------------------------------------- the classes
