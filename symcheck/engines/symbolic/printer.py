@@ -76,8 +76,9 @@ class LanguagePrinter:
             return self.mul(e)
         if e.is_Pow:
             return self.pow(e)
-        if isinstance(e, (max_of, min_of)):  # an expanded max/min reduction, as the pairwise op
-            name = "maximum" if isinstance(e, max_of) else "minimum"
+        # an expanded max/min reduction, or SymPy's own Max/Min (the expansion's maximum), pairwise
+        if isinstance(e, (max_of, min_of, sympy.Max, sympy.Min)):
+            name = "maximum" if isinstance(e, (max_of, sympy.Max)) else "minimum"
             text = self.print(e.args[0])[0]
             for a in e.args[1:]:
                 text = f"{name}({text}, {self.print(a)[0]})"

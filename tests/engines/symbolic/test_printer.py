@@ -224,3 +224,12 @@ def test_a_decimal_literal_prints_as_written_and_parses_back_exactly() -> None:
     r = CliRunner().invoke(main, ["grad", "sum(leaky_relu(x) + 0.044715*x^2)", "-i", "x:2"])
     assert r.exit_code == 0, r.output
     assert "where(x > 0, 1, 0.01)" in r.output and "0.08943*x" in r.output
+
+
+def test_sympys_own_max_and_min_print_as_the_pairwise_ops() -> None:
+    """The element-by-element expansion writes maximum as SymPy's Max: explain printed it (fuzz #424
+    of seed 43 crashed, 'cannot print Min(...)')."""
+    x, y, z = sympy.symbols("x y z", real=True)
+    printer = LanguagePrinter(Graph())
+    assert printer(sympy.Min(x**2, y)) in ("minimum(x^2, y)", "minimum(y, x^2)")
+    assert printer(sympy.Max(x, y, z)).count("maximum(") == 2
