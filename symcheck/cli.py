@@ -680,7 +680,9 @@ def explain(
         with time_limit(timeout):
             explained = teaching.explain(program, point, chosen)
             explained.assumed = teaching.assumed_shapes(target, inputs, program)
-            checked = teaching.claim_checks(program, chosen, claims, point) if claims else None
+            pinned = any(s.value is not None or s.fill is not None for s in case.inputs.values())
+            label = "the given values" if pinned else "the point shown above"
+            checked = teaching.claim_checks(program, chosen, claims, point, label) if claims else None
     except Exception as e:  # GaveUp, or a library's wrapping of it
         if not gave_up_in(e):
             raise

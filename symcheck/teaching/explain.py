@@ -27,7 +27,7 @@ from symcheck.engines.symbolic.closed_form import Graph, SymTensor, simplify
 from symcheck.engines.symbolic.engine import ClosedForm
 from symcheck.engines.symbolic.expansion import element_symbols, expand
 from symcheck.engines.symbolic.latex import name_latex, to_latex
-from symcheck.engines.symbolic.printer import LanguagePrinter, printable
+from symcheck.engines.symbolic.printer import LanguagePrinter, Unprintable, printable
 from symcheck.engines.symbolic.rules import TEXTBOOK
 from symcheck.language.catalogue import OPS, OpKind, reduced_count
 from symcheck.language.errors import Source, SymcheckError
@@ -308,7 +308,7 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
         output=output,
         point=dict(point),
         forward=forward_steps,
-        elementwise=_elementwise_view(program, wrt),
+        elementwise=_elementwise_view_or_none(program, wrt, notes),
         backward=backward,
         closed_forms={
             n: Formula(closed.printed[n], to_latex(closed.graph, g.expr)) for n, g in closed.grads.items()
@@ -317,6 +317,18 @@ def explain(program: Program, point: Mapping[str, np.ndarray], wrt: list[str]) -
         engines=engines,
         notes=notes,
     )
+
+
+def _elementwise_view_or_none(
+    program: Program, wrt: list[str], notes: list[str]
+) -> list[tuple[Partial | str, Formula, str]]:
+    """The element-by-element view, left out (with a note) where SymPy writes its expansion with a
+    function the language has no name for (the Heaviside of a minimum's derivative)."""
+    try:
+        return _elementwise_view(program, wrt)
+    except Unprintable as e:
+        notes.append(f"the element-by-element view is left out: {e}")
+        return []
 
 
 def _elementwise_view(program: Program, wrt: list[str]) -> list[tuple[Partial | str, Formula, str]]:
@@ -588,7 +600,7 @@ def claim_checks(
             )
         numbers = claimed_numbers(formula)
         if numbers is not None:  # "x: 4.5": the gradient at the given values, as in expect:
-            checks.append(_numbers_check(program, closed, name, formula, numbers, point))
+            checks.append(_numbers_check(program, closed, name, formula, numbers, point, label))
             continue
         result = diagnose(closed, name, formula, point=point, point_label=label)
         first, *details = render_diagnosis(result).splitlines()
@@ -620,6 +632,7 @@ def _numbers_check(
     formula: str,
     numbers: np.ndarray,
     point: Mapping[str, np.ndarray] | None,
+    label: str | None,
 ) -> ClaimCheck:
     latex = r"\texttt{" + latex_text(formula) + "}"
     output = program.output.name
@@ -642,10 +655,10 @@ def _numbers_check(
             [f"  the claim has shape {numbers.shape}, d{output}/d{name} has {name}'s shape {true.shape}"],
         )
     if np.allclose(claimed, true, rtol=1e-7, atol=1e-9):
-        return ClaimCheck(output, name, formula, latex, True, "right (at the given values)", [])
+        return ClaimCheck(output, name, formula, latex, True, f"right (at {label})", [])
     index = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(claimed - true))), true.shape))
     where = f"  differs at index {index}: claimed {claimed[index]:.10g}, true {true[index]:.10g}"
-    return ClaimCheck(output, name, formula, latex, False, "WRONG (at the given values)", [where])
+    return ClaimCheck(output, name, formula, latex, False, f"WRONG (at {label})", [where])
 
 
 def check_claims(

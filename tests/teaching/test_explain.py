@@ -315,3 +315,19 @@ def test_the_claims_render_in_katex() -> None:
         timeout=60,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_an_expansion_the_language_cannot_print_leaves_out_the_element_view_with_a_note() -> None:
+    """Fuzz (seed 45, #133): SymPy differentiates the expansion's Min into Heaviside, which the
+    language has no name for; explain crashed. The view is left out, the derivation stands."""
+    code, out = _explain(
+        "logsumexp(minimum(expand_dims(b, axis=0), r))", "-i", "b=[-1.0, -0.5]", "-i", "r:1x2"
+    )
+    assert code == 0, out
+    assert "note: the element-by-element view is left out: Heaviside is not in the language" in out
+    assert "backward pass" in out
+
+
+def test_a_number_claimed_at_random_inputs_is_judged_at_the_point_shown() -> None:
+    code, out = _explain("sum(x^2)", "-i", "x:3", "--claim", "x: 1")
+    assert code == 1 and "claim dout/dx = 1: WRONG (at the point shown above)" in out
