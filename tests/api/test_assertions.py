@@ -273,6 +273,8 @@ def test_fn_runs_in_the_dtype_of_the_tensors_given() -> None:
     assert result.points[0].results["fn"].dtype == "float32"  # held to float32's tolerance
     symcheck.assert_gradients(fn, "x*sigmoid(x)", x=POINTS, dtype=torch.float32)
     assert seen[-1] == torch.float32
+    on_cpu = symcheck.assert_gradients(fn, "x*sigmoid(x)", x=POINTS, device=torch.device("cpu"))
+    assert on_cpu.case.device == "cpu"  # a torch.device, as well as its name
     with pytest.raises(SymcheckError, match="different dtypes"):
         symcheck.assert_gradients(
             lambda x, y: x * y, "x*y", x=torch.ones(2), y=torch.ones(2, dtype=torch.float64)
