@@ -396,8 +396,9 @@ def _chain_key(chain: Chain) -> tuple[str, ...]:
 
 
 def canonical_ties(expr: sympy.Expr) -> sympy.Expr:
-    """Every equality test in one spelling: the language's `a == b` (1 where Eq(a, b), else 0) and a
-    max's tie test tie(a, b) are both tie(a, b), its two sides in SymPy's sort order."""
+    """Every comparison in one spelling: the language's `a == b` (1 where Eq(a, b), else 0) and a
+    max's tie test tie(a, b) are both tie(a, b), its two sides in SymPy's sort order; the others in
+    SymPy's canonical form."""
 
     def eq_indicator(e: sympy.Basic) -> bool:
         return (
@@ -412,10 +413,30 @@ def canonical_ties(expr: sympy.Expr) -> sympy.Expr:
     def ordered(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
         return tie(*sorted((a, b), key=sympy.default_sort_key))
 
-    if not expr.has(sympy.Eq, tie):
+    if not expr.has(sympy.core.relational.Relational, tie):
         return expr
     expr = expr.replace(eq_indicator, lambda e: ordered(*e.args[0].cond.args))
-    return expr.replace(lambda e: isinstance(e, tie), lambda e: ordered(*e.args))
+    expr = expr.replace(lambda e: isinstance(e, tie), lambda e: ordered(*e.args))
+    # every other comparison in SymPy's canonical spelling (b > a is a < b, the sides of == sorted)
+    expr = expr.replace(
+        lambda e: isinstance(e, sympy.core.relational.Relational), lambda e: _canonical_relation(e)
+    )
+    # cases within a last case are the outer's cases: where(c1, a, where(c2, b, d)) is one list
+    return expr.replace(lambda e: isinstance(e, sympy.Piecewise), _flat_cases)
+
+
+def _flat_cases(e: sympy.Piecewise) -> sympy.Expr:
+    *first, last = e.args
+    if last.cond == sympy.true and isinstance(last.expr, sympy.Piecewise):
+        return sympy.Piecewise(*first, *last.expr.args)
+    return e
+
+
+def _canonical_relation(e: sympy.Basic) -> sympy.Basic:
+    if isinstance(e, (sympy.Eq, sympy.Ne)):
+        a, b = sorted(e.args, key=sympy.default_sort_key)
+        return type(e)(a, b, evaluate=False)
+    return e.canonical
 
 
 _HYPERBOLIC = (sympy.tanh, sympy.sinh, sympy.cosh, sympy.coth)
