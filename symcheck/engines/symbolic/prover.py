@@ -38,7 +38,7 @@ from symcheck.engines.symbolic.closed_form import Atom, Graph, SymTensor, simpli
 from symcheck.engines.symbolic.functions import tie
 from symcheck.engines.symbolic.probes import at_shapes, probe_point
 from symcheck.engines.symbolic.rules import DEFINITIONS
-from symcheck.language.catalogue import reduced_count
+from symcheck.language.catalogue import matmul_shape, reduced_count
 from symcheck.language.errors import SymcheckError
 from symcheck.language.ir import Call, Const, Node, Program, TensorType
 from symcheck.language.parser import ParsedProgram
@@ -168,7 +168,7 @@ class Normal:
     # ------------------------------------------------------------ products
 
     def matmul(self, a: SymTensor, b: SymTensor) -> SymTensor:
-        shape = _matmul_shape(a.shape, b.shape)
+        shape = matmul_shape(a.shape, b.shape)
         total = sympy.Integer(0)
         for ca, ta in self.terms(a):
             for cb, tb in self.terms(b):
@@ -364,12 +364,6 @@ class Normal:
                 u, w = (SymTensor(f, term.shape) for f in vectors)
                 return self.build(self.join(self.chain(u), self.chain(w)))
         return g.reduce("sum", term, axes, keepdims)
-
-
-def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    from symcheck.language.catalogue import matmul_shape
-
-    return matmul_shape(a, b)
 
 
 def _reversed(normal: Normal, chain: Chain) -> Chain:
