@@ -731,9 +731,12 @@ class Runner:
                     # (in memory and on disk) as closed forms are, since simplify is the slow part.
                     wrt_of_closed = list(prep.case.wrt) if prep.case.wrt else prep.program.float_inputs()
                     key = derived.program_key(prep.program, wrt_of_closed, name, parsed.source.text)
-                    proven, shown, how = derived.reuse(
-                        "proof", key, partial(_verdict, closed, name, parsed, _remaining(deadline))
-                    )
+                    try:
+                        proven, shown, how = derived.reuse(
+                            "proof", key, partial(_verdict, closed, name, parsed, _remaining(deadline))
+                        )
+                    except _Undecided as undecided:  # not kept: a later run, given longer, tries again
+                        proven, shown, how = undecided.verdict
                     proof = FormulaProof(name, expect.formula or "", proven, shown, expect.line, how=how)
                     result.proofs.append(proof)
                     if not proven and expect.kind == "grad":
@@ -1075,6 +1078,14 @@ def _worker_env() -> Iterator[tuple[str, str | None]]:
             yield key, os.environ.get(key)
 
 
+class _Undecided(Exception):
+    """A proof that ran out of its budget: its verdict, raised so that the cache does not keep it."""
+
+    def __init__(self, verdict: tuple[bool, str | None, str]) -> None:
+        super().__init__(verdict[2])
+        self.verdict = verdict
+
+
 def _verdict(
     closed: Any, name: str, parsed: ParsedProgram, seconds: float | None
 ) -> tuple[bool, str | None, str]:
@@ -1086,7 +1097,9 @@ def _verdict(
     proof = closed.prove(name, parsed, seconds=budget)
     if proof.proven:
         return True, None, proof.how
-    if proof.undecided or proof.difference is None:
+    if proof.undecided:
+        raise _Undecided((False, proof.how, proof.how))
+    if proof.difference is None:
         return False, proof.how, proof.how
     return False, _printed_difference(closed.printer, proof.difference.expr), proof.how
 

@@ -273,3 +273,26 @@ def test_a_stored_expansion_brings_its_symengine_forms(
     ] == []
     np.testing.assert_array_equal(again.grads["x"], first.grads["x"])
     assert again.value == first.value
+
+
+def test_an_undecided_proof_is_not_kept(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proof past its budget is tried again by a later run (given longer, it may decide)."""
+    from symcheck.checks.runner import run_cases
+    from symcheck.engines.symbolic.prover import Proof
+    from symcheck.suites.loader import load_suite
+
+    tutorial = Path(__file__).resolve().parents[2] / "expressions" / "tutorial.yaml"
+    cases = [c for c in load_suite(tutorial).cases if c.name == "seed-one-expression"]
+    calls: list[str] = []
+
+    def undecided(self: ClosedForm, name: str, *args: object, **kwargs: object) -> Proof:
+        calls.append(name)
+        return Proof(False, "undecided: the proof ran past its budget of 1 s", undecided=True)
+
+    monkeypatch.setattr(ClosedForm, "prove", undecided)
+    for _ in range(2):
+        (result,), errors = run_cases(cases)
+        assert not errors and [p.how for p in result.proofs] == [
+            "undecided: the proof ran past its budget of 1 s"
+        ]
+    assert calls == ["x", "x"]
