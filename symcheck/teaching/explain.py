@@ -605,12 +605,7 @@ def claim_checks(
         result = diagnose(closed, name, formula, point=point, point_label=label)
         first, *details = render_diagnosis(result).splitlines()
         verdict = first.split(f" = {formula}: ", 1)[-1]
-        try:
-            latex = to_latex(
-                closed.graph, closed.lower_formula(parse(formula, Source(formula, "<claim>"))).expr
-            )
-        except Exception:  # pragma: no cover - the diagnosis parsed it already; a printer corner case
-            latex = r"\texttt{" + latex_text(formula) + "}"
+        latex = _claim_latex(program, closed, formula)
         checks.append(
             ClaimCheck(program.output.name, name, formula, latex, bool(result.correct), verdict, details)
         )
@@ -623,6 +618,23 @@ def assumed_shapes(target: str, inputs: Sequence[str], program: Program) -> dict
         return {}
     named = {text.partition(":")[0].partition("=")[0].strip() for text in inputs}
     return {n: d.type.shape for n, d in program.inputs.items() if n not in named}
+
+
+def _claim_latex(program: Program, closed: ClosedForm, formula: str) -> str:
+    """The claim typeset as written: lowered unevaluated (3*(x + 2), not SymPy's 3*x + 6), on a graph
+    of its own; evaluated where that fails (a tensor op's simplification needs its terms)."""
+    parsed = parse(formula, Source(formula, "<claim>"))
+    try:
+        shown = ClosedForm.lowered(program)
+        with sympy.evaluate(False):
+            lowered = shown.lower_formula(parsed)
+        return to_latex(shown.graph, lowered.expr)
+    except Exception:  # SymPy unevaluated is fragile: the evaluated form, still the same claim
+        pass
+    try:
+        return to_latex(closed.graph, closed.lower_formula(parsed).expr)
+    except Exception:  # pragma: no cover - the diagnosis parsed it already; a printer corner case
+        return r"\texttt{" + latex_text(formula) + "}"
 
 
 def _numbers_check(

@@ -277,13 +277,13 @@ CLAIMED = (
 def test_claims_are_typeset_in_markdown_and_latex() -> None:
     code, markdown = _explain(*CLAIMED, "--format", "markdown")
     assert code == 1, markdown
-    assert "- $\\frac{\\partial \\mathrm{out}}{\\partial x} = 3 x + 6$: **WRONG**" in markdown
-    assert (
-        "- $\\frac{\\partial \\mathrm{out}}{\\partial x} = \\frac{3 x}{2} + 3$: **right** (proven" in markdown
-    )
+    # typeset as written: 3*(x+2), not SymPy's 3*x + 6
+    assert "- $\\frac{\\partial \\mathrm{out}}{\\partial x} = 3 \\left(x + 2\\right)$: **WRONG**" in markdown
+    right = "\\frac{\\partial \\mathrm{out}}{\\partial x} = \\frac{3}{2} \\left(x + 2\\right)"
+    assert f"- ${right}$: **right** (proven" in markdown
     assert "`likely mistake: the factor 2 of the chain rule's factor d(y^2)/dy" in markdown
     code, latex = _explain(*CLAIMED, "--format", "latex")
-    assert "\\overset{?}{=} 3 x + 6 \\quad \\text{WRONG}" in latex
+    assert "\\overset{?}{=} 3 \\left(x + 2\\right) \\quad \\text{WRONG}" in latex
     assert "d(y\\textasciicircum{}2)/dy" in latex  # text made safe: no bare ^ in \text{}
     assert latex.rstrip().endswith("\\end{aligned}")  # the verdicts inside the math, not after it
     for out in (markdown, latex):
