@@ -673,14 +673,6 @@ def _numbers_check(
     return ClaimCheck(output, name, formula, latex, False, f"WRONG (at {label})", [where])
 
 
-def check_claims(
-    program: Program, wrt: list[str], claims: Sequence[str], point: Mapping[str, np.ndarray] | None = None
-) -> tuple[list[str], bool]:
-    """`name: formula` claims against the closed form: report lines, and whether all are right."""
-    checks = claim_checks(program, wrt, claims, point)
-    return [line for c in checks for line in c.lines], all(c.right for c in checks)
-
-
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
     "{": r"\{",

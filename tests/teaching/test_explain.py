@@ -9,7 +9,7 @@ from symcheck.cli import main
 from symcheck.language.ir import DType, TensorType
 from symcheck.language.parser import bind, parse
 from symcheck.teaching.explain import (
-    check_claims,
+    claim_checks,
     explain,
     render_latex,
     render_markdown,
@@ -78,11 +78,11 @@ def test_logistic_regression_backward_reaches_softmax_minus_onehot() -> None:
 
 def test_claims_are_checked() -> None:
     program = seed_program()
-    lines, right = check_claims(program, ["x"], ["x: 3/2*(x + 2)"])
-    assert right
-    lines, right = check_claims(program, ["x"], ["x: 3*(x+2)"])
-    assert not right
-    assert any("3/2*(x + 2)" in line for line in lines)
+    (check,) = claim_checks(program, ["x"], ["x: 3/2*(x + 2)"])
+    assert check.right
+    (check,) = claim_checks(program, ["x"], ["x: 3*(x+2)"])
+    assert not check.right
+    assert any("3/2*(x + 2)" in line for line in check.lines)
 
 
 def test_the_command() -> None:
