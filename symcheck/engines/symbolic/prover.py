@@ -490,11 +490,10 @@ def _prove(closed: Any, name: str, parsed: ParsedProgram, claimed: SymTensor | N
     claimed = closed.lower_formula(parsed) if claimed is None else claimed
     proof = _prove_identity(closed, name, parsed, claimed)
     if proof.proven:
-        singular = _singular_where_true_is_not(closed, claimed, closed.grads[name])
+        true = closed.grads[name]
+        singular = _singular_where_true_is_not(closed, claimed, true)
         if singular is not None:
-            return Proof(
-                False, f"not proven: {singular}", SymTensor(claimed.expr - closed.grads[name].expr, ())
-            )
+            return Proof(False, f"not proven: {singular}", SymTensor(claimed.expr - true.expr, true.shape))
     return proof
 
 
